@@ -1,0 +1,183 @@
+"""The channel interface: everything a flow may ask of a live call.
+
+Flows (callflow/flows/) talk only to this Protocol. Adapters make it real:
+ARI (callflow/telephony/ari/), FastAGI (callflow/telephony/agi/) and an
+in-memory fake for unit tests (callflow/telephony/fake.py). Nothing here knows
+about sockets, HTTP or SQL.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+class AudioState(str, enum.Enum):
+    """What a trained hotliner hears on the line (seed 000, phase 2)."""
+
+    DEAD_LINE = "dead_line"  # no media at all from the caller: line cut or muted device
+    SILENCE = "silence"  # media arrives, nobody makes a sound
+    BACKGROUND_NOISE = "background_noise"  # street, transport, TV… (cas A)
+    BREATHING = "breathing"  # somebody is there but does not speak (cas B)
+    SPEECH = "speech"  # the caller talks
+    TAPS = "taps"  # the caller taps the handset to communicate
+
+
+#: States that prove somebody is on the line. The system never hangs up while
+#: any of these was heard recently (caller-safety invariant).
+SIGNS_OF_LIFE = frozenset({AudioState.BREATHING, AudioState.SPEECH, AudioState.TAPS})
+
+
+@dataclass(frozen=True)
+class AudioReading:
+    """One classifier output, emitted at least every 500 ms while listening."""
+
+    state: AudioState
+    confidence: float  # 0..1
+    at: float  # seconds since the call was answered
+    level_dbfs: float = -99.0
+    raised_voice: bool = False  # loud, strained speech (angry-caller procedure)
+    distress: bool = False  # sobs / irregular breathing with voice energy (cas D/F)
+
+
+@dataclass(frozen=True)
+class DigitInput:
+    """A DTMF key from the caller (RFC 2833 or SIP INFO, whatever Asterisk saw)."""
+
+    digit: str
+    at: float
+
+
+@dataclass(frozen=True)
+class TapInput:
+    """A group of distinct taps on the handset, closed after a short pause.
+
+    The seed asks « tapez une fois sur votre téléphone »: 1 tap = oui, 2 = non.
+    """
+
+    count: int
+    at: float
+
+
+CallerInput = DigitInput | TapInput
+
+
+@dataclass(frozen=True)
+class PlayResult:
+    """How a prompt ended: played to the end, or cut short (barge-in / hang-up)."""
+
+    completed: bool
+    interrupted_by: CallerInput | None = None
+
+
+@dataclass
+class Caller:
+    """Who is calling, as Asterisk told us."""
+
+    number: str | None  # raw caller ID; None when anonymous / withheld
+    name: str | None = None
+    dialed: str | None = None  # the hotline number they called (DNID / exten)
+    language: str = "fr"
+
+    @property
+    def masked(self) -> str:
+        """Caller number safe for logs: never print a full caller number."""
+        return mask_number(self.number)
+
+
+def mask_number(number: str | None) -> str:
+    if not number:
+        return "anonymous"
+    digits = "".join(ch for ch in number if ch.isdigit())
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    return digits[:2] + "*" * (len(digits) - 4) + digits[-2:]
+
+
+class CallerHungUp(Exception):
+    """Raised by any channel call once the caller's leg is gone."""
+
+
+@dataclass(frozen=True)
+class OriginateResult:
+    """Outcome of a call we place (agent, supervisor, emergency line, callback)."""
+
+    answered: bool
+    cause: str  # "answered", "busy", "no_answer", "congestion", "failed"
+    channel: "Channel | None" = None
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """One leg of a call, as the flows see it."""
+
+    id: str
+    caller: Caller
+
+    @property
+    def is_up(self) -> bool: ...
+
+    async def answer(self) -> None: ...
+
+    async def play(self, prompt: str, *, language: str | None = None, barge_in: bool = True) -> PlayResult:
+        """Play a prompt id (see callflow/core/prompts.py) and wait for its end.
+
+        With barge_in, a key or a tap group stops the prompt at once; the input
+        stays queued so the next `next_input` returns it.
+        """
+        ...
+
+    async def stop_playback(self) -> None: ...
+
+    async def next_input(self, timeout: float, *, accept_taps: bool = True) -> CallerInput | None:
+        """Wait for the next key (or tap group), None on timeout."""
+        ...
+
+    def flush_input(self) -> None:
+        """Forget queued keys/taps (e.g. a burst of duplicated digits)."""
+        ...
+
+    async def start_listening(self) -> None:
+        """Fork the caller's audio to the classifier. Cheap and idempotent."""
+        ...
+
+    async def stop_listening(self) -> None:
+        """Tear the audio fork down. Cheap and idempotent."""
+        ...
+
+    async def next_reading(self, timeout: float) -> AudioReading | None:
+        """Next classifier reading while listening, None on timeout."""
+        ...
+
+    async def start_moh(self, moh_class: str = "default") -> None: ...
+
+    async def stop_moh(self) -> None: ...
+
+    async def hang_up(self, reason: str) -> None:
+        """End this leg. Flows must go through the safety guard, never call this directly on the caller."""
+        ...
+
+    async def originate(
+        self, endpoint: str, *, caller_id: str | None = None, timeout: float = 30.0, announce: str | None = None
+    ) -> OriginateResult:
+        """Place a second call (agent, supervisor, emergency line) linked to this one."""
+        ...
+
+    async def bridge_with(self, *others: "Channel", bridge_id: str | None = None) -> str:
+        """Put this leg and the others in one mixing bridge; returns the bridge id."""
+        ...
+
+    async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
+        """Hand the call back to the dialplan (e.g. the agents' queue). The flow ends there."""
+        ...
+
+
+@dataclass
+class CallContext:
+    """Everything a flow gets for one call; built by the controller."""
+
+    channel: Channel
+    caller: Caller
+    call_id: str
+    args: list[str] = field(default_factory=list)  # Stasis args after the app name
