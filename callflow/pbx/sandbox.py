@@ -1,0 +1,310 @@
+"""The sandbox PBX: a real Asterisk 22 from Debian sid, in a chroot on this machine.
+
+Debian 12 has no asterisk package and sid's cannot be installed on the host
+(it would pull a new libc), so we debootstrap a throw-away sid root once and run
+Asterisk inside it with `chroot`. It shares the host's network namespace, so
+SIP and ARI are reachable on 127.0.0.1. See ../shared/notes/platform.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGES = ["asterisk", "asterisk-core-sounds-en", "asterisk-core-sounds-fr", "asterisk-moh-opsound-wav"]
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+SIP_PORT = 5060
+ARI_PORT = 8088
+REPO = Path(__file__).resolve().parents[2]
+
+
+class SandboxError(RuntimeError):
+    """Something the operator must fix; the message says what."""
+
+
+@dataclass
+class Sandbox:
+    state_dir: Path = Path(os.environ.get("CALLFLOW_STATE_DIR", "/var/lib/callflow"))
+    repo: Path = REPO
+
+    @property
+    def root(self) -> Path:
+        return Path(os.environ.get("CALLFLOW_SANDBOX_ROOT", str(self.state_dir / "sid-root")))
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "asterisk.pid"
+
+    @property
+    def log_file(self) -> Path:
+        """Asterisk's own file log (logger.conf), readable by tests."""
+        return self.root / "var/log/asterisk/callflow.log"
+
+    @property
+    def console_log(self) -> Path:
+        return self.state_dir / "asterisk-console.log"
+
+    # -- build ---------------------------------------------------------------
+
+    def ensure_built(self) -> None:
+        if (self.root / "usr/sbin/asterisk").exists():
+            return
+        if shutil.which("debootstrap") is None:
+            raise SandboxError("debootstrap is not installed: run `apt-get install -y debootstrap` (as root)")
+        tmp = self.root.with_name(self.root.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        cmd = ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), "sid", str(tmp), debian_mirror()]
+        print(f"building the sandbox root (once): {' '.join(cmd)}", flush=True)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+            raise SandboxError(f"debootstrap failed (exit {done.returncode}):\n{tail}")
+        tmp.rename(self.root)  # only a complete root is ever reused
+
+    # -- credentials ------------------------------------------------------------
+
+    def credentials(self) -> dict[str, str]:
+        """ARI and SIP passwords: from the environment, else generated once and kept (mode 600)."""
+        stored: dict[str, str] = {}
+        if self.secrets_file.exists():
+            stored = json.loads(self.secrets_file.read_text())
+        wanted = {
+            "ari_user": os.environ.get("CALLFLOW_ARI_USER") or stored.get("ari_user") or "callflow",
+            "ari_password": os.environ.get("CALLFLOW_ARI_PASSWORD") or stored.get("ari_password") or secrets.token_urlsafe(18),
+            "sip_password": os.environ.get("CALLFLOW_SIP_PASSWORD") or stored.get("sip_password") or secrets.token_urlsafe(12),
+        }
+        if wanted != stored:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(wanted, fh)
+        return wanted
+
+    # -- install ------------------------------------------------------------------
+
+    def install_config(self) -> None:
+        """Copy asterisk/etc, dialplans and rendered sounds into the root (every `up`)."""
+        etc = self.root / "etc/asterisk"
+        dist = self.root / "etc/asterisk.dist"
+        if etc.exists() and not dist.exists():
+            etc.rename(dist)  # keep Debian's samples aside; we load only our own files
+        shutil.rmtree(etc, ignore_errors=True)
+        etc.mkdir(parents=True)
+        creds = self.credentials()
+        subst = {"@ARI_USER@": creds["ari_user"], "@ARI_PASSWORD@": creds["ari_password"], "@SIP_PASSWORD@": creds["sip_password"]}
+        for src in sorted((self.repo / "asterisk/etc").glob("*.conf")):
+            text = src.read_text()
+            for key, value in subst.items():
+                text = text.replace(key, value)
+            (etc / src.name).write_text(text)
+        (etc / "dialplans").mkdir()
+        for src in sorted((self.repo / "dialplans").glob("*.conf")):
+            shutil.copy2(src, etc / "dialplans" / src.name)
+        sounds = self.root / "usr/share/asterisk/sounds/callflow"
+        shutil.rmtree(sounds, ignore_errors=True)
+        for lang_dir in sorted(p for p in (self.repo / "sounds").iterdir() if p.is_dir()):
+            dest = sounds / lang_dir.name
+            dest.mkdir(parents=True)
+            for f in lang_dir.iterdir():
+                if f.suffix in (".wav", ".ulaw", ".alaw", ".sln", ".gsm"):
+                    shutil.copy2(f, dest / f.name)
+        for sub in ("etc/asterisk", "var/lib/asterisk", "var/log/asterisk", "var/spool/asterisk", "run/asterisk", "var/cache/asterisk"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            self._chroot(["chown", "-R", "asterisk:asterisk", "/" + sub])
+        os.chmod(etc, 0o750)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def up(self, timeout: float = 60.0) -> dict[str, str]:
+        require_root()
+        if self.running():
+            self.install_config()
+            self.cli("core reload")
+            self.wait_ari(timeout)
+            return self.endpoints()
+        self.ensure_built()
+        for port, proto in ((SIP_PORT, socket.SOCK_DGRAM), (ARI_PORT, socket.SOCK_STREAM)):
+            if port_taken(port, proto):
+                kind = "UDP" if proto == socket.SOCK_DGRAM else "TCP"
+                raise SandboxError(f"port {port}/{kind} on 127.0.0.1 is already taken: stop what listens there (ss -lnp | grep {port})")
+        self.install_config()
+        self._mount()
+        self.log_file.unlink(missing_ok=True)
+        console = open(self.console_log, "wb")
+        proc = subprocess.Popen(
+            ["chroot", str(self.root), "asterisk", "-f", "-U", "asterisk", "-G", "asterisk", "-n"],
+            stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.pid_file.write_text(str(proc.pid))
+        try:
+            self.wait_ari(timeout, proc)
+        except SandboxError:
+            self.down()
+            raise
+        return self.endpoints()
+
+    def wait_ari(self, timeout: float, proc: subprocess.Popen | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise SandboxError(f"Asterisk exited at start (code {proc.returncode}). Last log lines:\n{self.last_log_lines()}")
+            if self.ari_ok():
+                return
+            time.sleep(0.3)
+        raise SandboxError(f"Asterisk's ARI did not answer within {timeout:.0f} s. Last log lines:\n{self.last_log_lines()}")
+
+    def ari_ok(self) -> bool:
+        creds = self.credentials()
+        req = urllib.request.Request(f"http://127.0.0.1:{ARI_PORT}/ari/asterisk/info")
+        token = b64encode(f"{creds['ari_user']}:{creds['ari_password']}".encode()).decode()
+        req.add_header("Authorization", "Basic " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def down(self) -> None:
+        require_root()
+        if self.running():
+            self.cli("core stop now", check=False)
+        pid = self._pid()
+        deadline = time.monotonic() + 10
+        while pid and pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for p in self._processes_in_root():  # strays: a hung asterisk, a remote console…
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.pid_file.unlink(missing_ok=True)
+        self._unmount()
+
+    def running(self) -> bool:
+        pid = self._pid()
+        return bool(pid and pid_alive(pid))
+
+    def status(self) -> dict[str, object]:
+        info: dict[str, object] = {"root": str(self.root), "built": (self.root / "usr/sbin/asterisk").exists(), "running": self.running()}
+        if info["running"]:
+            info.update(self.endpoints())
+            info["version"] = self.cli("core show version", check=False).strip()
+            info["ari"] = "answering" if self.ari_ok() else "not answering"
+        return info
+
+    def endpoints(self) -> dict[str, str]:
+        return {"sip": f"udp 127.0.0.1:{SIP_PORT}", "ari": f"http://127.0.0.1:{ARI_PORT}/ari (user {self.credentials()['ari_user']})", "log": str(self.log_file)}
+
+    def cli(self, command: str, check: bool = True) -> str:
+        done = self._chroot(["asterisk", "-rx", command], check=False)
+        if check and done.returncode != 0:
+            raise SandboxError(f"asterisk -rx {command!r} failed: {done.stderr.strip() or done.stdout.strip()}")
+        return done.stdout
+
+    def last_log_lines(self, n: int = 20) -> str:
+        for path in (self.log_file, self.console_log):
+            if path.exists() and path.stat().st_size:
+                return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+        return "(no log written)"
+
+    # -- internals ------------------------------------------------------------------
+
+    def _pid(self) -> int | None:
+        try:
+            return int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _chroot(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(["chroot", str(self.root), *args], capture_output=True, text=True, check=check)
+
+    def _mounts(self) -> list[Path]:
+        return [self.root / "proc", self.root / "dev"]
+
+    def _mount(self) -> None:
+        proc, dev = self._mounts()
+        if not os.path.ismount(proc):
+            subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True)
+        if not os.path.ismount(dev):
+            subprocess.run(["mount", "--bind", "/dev", str(dev)], check=True)
+
+    def _unmount(self) -> None:
+        for path in reversed(self._mounts()):
+            if os.path.ismount(path):
+                subprocess.run(["umount", "-l", str(path)], check=False)
+
+    def _processes_in_root(self) -> list[int]:
+        root = os.path.realpath(self.root)
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.readlink(f"/proc/{entry}/root") == root:
+                        found.append(int(entry))
+                except OSError:
+                    continue
+        return found
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise SandboxError("the sandbox PBX needs root (debootstrap, chroot, mount): run it with sudo or as root")
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def port_taken(port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        # like Asterisk itself: a TIME_WAIT left by our own ARI probes is no owner
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def debian_mirror() -> str:
+    """The mirror the host's apt already uses (the only registry we may reach)."""
+    if os.environ.get("CALLFLOW_DEBIAN_MIRROR"):
+        return os.environ["CALLFLOW_DEBIAN_MIRROR"]
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split()
+            for word in words:
+                if word.startswith("http") and word.rstrip("/").endswith("/debian"):
+                    if line.startswith("URIs:") or line.startswith("deb "):
+                        return word.rstrip("/")
+    return DEFAULT_MIRROR
