@@ -1,0 +1,460 @@
+"""Per-call audio classification: PCM / G.711 in, AudioReading and TapInput out.
+
+`CallAudio` is the one object per listening call. It is cheap: it buffers the
+raw payload bytes it is given and does nothing per packet beyond that. The
+work happens in `analyse_calls(calls, now)`, which decodes and featurises the
+pending frames of *all* calls in one numpy batch, then lets each call update
+its history, taps and state. The RTP receiver calls it every ~100 ms; offline
+tools and tests call `CallAudio.process()` which is the same for one call.
+
+Decision rules (why, in short):
+- the adapter's hint that the caller's RTP no longer reaches Asterisk is the
+  only way to call an absent stream a dead line: Asterisk sends no packets to
+  externalMedia during silence, so "no packets" alone is silence;
+- digital silence (constant samples) for long is a dead line too (muted or
+  broken device), but never before `digital_silence_dead_after`;
+- webrtcvad fires on taps and noise, so speech needs voicing (harmonicity,
+  low spectral flatness) as well, and taps are found on 2.5 ms block energies;
+- breathing is a slow (0.2–0.6 Hz) periodic envelope of unvoiced noise, seen on
+  an 8 s history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from callflow.audio import features as F
+from callflow.audio.g711 import ALAW_DECODE, ULAW_DECODE
+from callflow.audio.taps import TapDetector
+from callflow.core.channel import SIGNS_OF_LIFE, AudioReading, AudioState, TapInput
+
+FRAME = F.FRAME_SAMPLES
+FRAME_S = F.FRAME_SECONDS
+
+TimelineEntry = tuple[float, float, AudioState, float]  # (start, end, state, confidence)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    reading_interval: float = 0.25  # seconds between readings (the contract is ≤ 0.5)
+    silence_dbfs: float = -55.0  # below this a line carries nobody's sound
+    no_packets_after: float = 0.3  # seconds without packets that count as "no media now"
+    digital_silence_dead_after: float = 3.0  # constant samples this long → dead line
+    raised_voice_dbfs: float = -14.0  # loud voiced frames (p90) for the raised-voice flag
+    vad_mode: int = 2
+    vad_min_dbfs: float = -50.0  # webrtcvad is only asked about frames louder than this
+    history_seconds: float = 8.0  # enough for two breaths at 0.25 Hz
+    tap_state_hold: float = 1.5  # a tap keeps the state at TAPS this long
+    voiced_harmonicity: float = 0.28
+    voiced_flatness: float = 0.2
+
+
+DEFAULT_CONFIG = ClassifierConfig()
+
+ReadingCallback = Callable[[AudioReading], None]
+TapCallback = Callable[[TapInput], None]
+
+
+class CallAudio:
+    """Audio state of one call while it is being listened to.
+
+    Feed it with `push_payload` (raw G.711 from RTP), `push_pcm` (int16),
+    `push_comfort_noise`, and the adapter's `caller_rtp_active` hint. Readings
+    and tap groups go to the optional callbacks and to `readings` / `taps`
+    (asyncio queues, bounded: the oldest item is dropped if nobody reads).
+    """
+
+    __slots__ = (
+        "config", "clock", "answered_at", "codec", "on_reading", "on_taps", "readings", "taps",
+        "_raw", "_pcm", "_hist", "_pos", "_filled", "_vad", "_tapper", "_floor", "_digital_run",
+        "_last_packet", "_first_packet", "_last_cn", "_caller_rtp", "_next_reading_at",
+        "_timeline", "_last_reading", "closed",
+    )
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        answered_at: float | None = None,
+        codec: str = "ulaw",
+        config: ClassifierConfig = DEFAULT_CONFIG,
+        on_reading: ReadingCallback | None = None,
+        on_taps: TapCallback | None = None,
+        queue_size: int = 64,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.answered_at = clock() if answered_at is None else answered_at
+        self.codec = codec
+        self.on_reading = on_reading
+        self.on_taps = on_taps
+        self.readings: asyncio.Queue[AudioReading] | None = asyncio.Queue(queue_size) if queue_size else None
+        self.taps: asyncio.Queue[TapInput] | None = asyncio.Queue(queue_size) if queue_size else None
+        self._raw = bytearray()
+        self._pcm: list[np.ndarray] = []
+        history = int(round(config.history_seconds / FRAME_S))
+        # Twice the history so the window is always one contiguous slice.
+        self._hist = np.zeros((2 * history, F.N_COLUMNS), dtype=np.float32)
+        self._pos = history
+        self._filled = 0
+        self._vad = webrtcvad.Vad(config.vad_mode)
+        self._tapper = TapDetector()
+        self._floor = F.FLOOR_DBFS
+        self._digital_run = 0  # consecutive constant frames
+        self._last_packet: float | None = None
+        self._first_packet: float | None = None
+        self._last_cn: float | None = None
+        self._caller_rtp: bool | None = None
+        self._next_reading_at = 0.0
+        self._timeline: list[list] = []
+        self._last_reading: AudioReading | None = None
+        self.closed = False
+
+    # ---- input -------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.clock() - self.answered_at
+
+    def _mark_packet(self) -> None:
+        now = self._now()
+        self._last_packet = now
+        if self._first_packet is None:
+            self._first_packet = now
+
+    def push_payload(self, payload: bytes | bytearray | memoryview, codec: str | None = None) -> None:
+        """Raw G.711 bytes (any length; whole 20 ms frames are analysed)."""
+        if codec is not None and codec != self.codec:
+            self._flush_raw_to_pcm()
+            self.codec = codec
+        self._raw += payload
+        self._mark_packet()
+
+    def push_pcm(self, pcm: np.ndarray) -> None:
+        """int16 samples at 8 kHz (decoded elsewhere, or from a file)."""
+        self._flush_raw_to_pcm()
+        self._pcm.append(np.asarray(pcm, dtype=np.int16).ravel())
+        self._mark_packet()
+
+    def push_comfort_noise(self) -> None:
+        """An RFC 3389 CN packet: the far end says "silence", not "gone"."""
+        self._mark_packet()
+        self._last_cn = self._last_packet
+
+    def caller_rtp_active(self, active: bool | None) -> None:
+        """Adapter hint: is the caller's RTP still reaching Asterisk? None = unknown."""
+        self._caller_rtp = active
+
+    def _flush_raw_to_pcm(self) -> None:
+        if self._raw:
+            table = ULAW_DECODE if self.codec == "ulaw" else ALAW_DECODE
+            self._pcm.append(table[np.frombuffer(bytes(self._raw), dtype=np.uint8)])
+            self._raw.clear()
+
+    def _take_frames(self) -> tuple[str, bytes] | np.ndarray | None:
+        """Whole pending frames: ("ulaw"/"alaw", bytes) on the fast path, else int16 array."""
+        if self._pcm:
+            self._flush_raw_to_pcm()
+            pcm = np.concatenate(self._pcm) if len(self._pcm) > 1 else self._pcm[0]
+            k = len(pcm) // FRAME
+            rest = pcm[k * FRAME :]
+            self._pcm = [rest] if len(rest) else []
+            return pcm[: k * FRAME].reshape(k, FRAME) if k else None
+        k = len(self._raw) // FRAME
+        if not k:
+            return None
+        data = bytes(self._raw[: k * FRAME])
+        del self._raw[: k * FRAME]
+        return (self.codec, data)
+
+    # ---- analysis ----------------------------------------------------------------------
+    def process(self, now: float | None = None) -> list[AudioReading]:
+        """Analyse what is pending and emit readings that are due (one-call batch)."""
+        return analyse_calls((self,), now).get(self, [])
+
+    def _consume(self, rows: np.ndarray, frames: np.ndarray, now: float) -> None:
+        cfg = self.config
+        k = len(rows)
+        loud = np.flatnonzero((rows[:, F.LEVEL] > cfg.vad_min_dbfs) & (rows[:, F.DIGITAL_SILENCE] == 0))
+        for i in loud:
+            try:
+                rows[i, F.VAD] = self._vad.is_speech(frames[i].tobytes(), F.SAMPLE_RATE)
+            except Exception:  # webrtcvad raises on odd input; treat as "no"
+                rows[i, F.VAD] = 0.0
+        self._append_history(rows)
+        window = self._window(50)
+        self._floor = float(np.percentile(window[:, F.LEVEL], 20))
+        digital = rows[:, F.DIGITAL_SILENCE] > 0
+        if digital.all():
+            self._digital_run += k
+        else:
+            self._digital_run = k - 1 - int(np.flatnonzero(~digital)[-1])
+        voiced = self._voiced(rows)
+        self._tapper.push(rows[:, F.BLOCKS:].ravel(), self._floor, np.repeat(voiced, F.BLOCKS_PER_FRAME), now)
+
+    def _append_history(self, rows: np.ndarray) -> None:
+        hist = self._hist
+        history = len(hist) // 2
+        rows = rows[-history:]
+        k = len(rows)
+        if self._pos + k > len(hist):
+            hist[: history - k] = hist[self._pos - history + k : self._pos]
+            self._pos = history - k
+        hist[self._pos : self._pos + k] = rows
+        self._pos += k
+        self._filled = min(self._filled + k, history)
+
+    def _window(self, frames: int) -> np.ndarray:
+        n = min(frames, self._filled)
+        return self._hist[self._pos - n : self._pos]
+
+    def _voiced(self, rows: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        return (
+            (rows[:, F.HARMONICITY] > cfg.voiced_harmonicity)
+            & (rows[:, F.FLATNESS] < cfg.voiced_flatness)
+            & (rows[:, F.LEVEL] > max(self._floor + 6.0, cfg.vad_min_dbfs))
+        )
+
+    # ---- decisions ---------------------------------------------------------------------
+    def speech_score(self, window: np.ndarray | None = None) -> float:
+        """0..1: how much the last second sounds like a voice close to the phone."""
+        w = self._window(50) if window is None else window
+        if len(w) < 10:
+            return 0.0
+        voiced = self._voiced(w)
+        voiced_frac = float(voiced.mean())
+        vad_frac = float(w[:, F.VAD].mean())
+        active = w[:, F.LEVEL] > max(self._floor + 6.0, self.config.vad_min_dbfs)
+        modulation = float(np.std(w[active, F.LEVEL])) if active.sum() > 3 else 0.0
+        score = (
+            0.55 * min(voiced_frac / 0.3, 1.0)
+            + 0.25 * min(vad_frac / 0.5, 1.0) * min(voiced_frac / 0.1, 1.0)
+            + 0.20 * min(modulation / 6.0, 1.0) * min(voiced_frac / 0.1, 1.0)
+        )
+        return float(min(max(score, 0.0), 1.0))
+
+    def breathing_score(self) -> float:
+        """0..1: slow periodic unvoiced envelope over the last 4–8 s."""
+        w = self._window(len(self._hist) // 2)
+        if len(w) < 200:
+            return 0.0
+        level = w[:, F.LEVEL]
+        env = np.convolve(level, np.ones(5, dtype=np.float32) / 5, mode="valid")
+        p10, p90 = np.percentile(env, [10, 90])
+        depth = p90 - p10
+        if p90 < -62.0 or depth < 5.0:
+            return 0.0
+        active = level > p10 + 6.0
+        voiced_frac = float(self._voiced(w).sum() / max(active.sum(), 1))
+        e = env - env.mean()
+        n = len(e)
+        spec = np.fft.rfft(e, n=2 * n)
+        ac = np.fft.irfft(spec * np.conj(spec))[:n]
+        if ac[0] <= 0:
+            return 0.0
+        lags = np.arange(75, min(250, n - 50))
+        if len(lags) == 0:
+            return 0.0
+        ac_norm = ac[lags] / ac[0] * (n / (n - lags))
+        periodicity = float(ac_norm.max())
+        score = (
+            min(max((depth - 5.0) / 6.0, 0.0), 1.0)
+            * min(max((periodicity - 0.1) / 0.3, 0.0), 1.0)
+            * (1.0 - min(voiced_frac / 0.25, 1.0))
+        )
+        return float(score)
+
+    def _level_dbfs(self, window: np.ndarray) -> float:
+        if not len(window):
+            return F.FLOOR_DBFS
+        power = np.mean(10.0 ** (window[:, F.LEVEL] / 10.0))
+        return float(max(10.0 * math.log10(power + 1e-12), F.FLOOR_DBFS))
+
+    def classify(self, now: float) -> AudioReading:
+        """The state of the line right now (call-relative seconds)."""
+        cfg = self.config
+        if self._caller_rtp is False:
+            return AudioReading(AudioState.DEAD_LINE, 0.95, now)
+        if self._last_packet is None or now - self._last_packet > cfg.no_packets_after:
+            # No media is a fact, not a verdict: Asterisk sends nothing in silence.
+            confidence = 0.8 if self._caller_rtp else 0.5
+            return AudioReading(AudioState.SILENCE, confidence, now)
+        window = self._window(50)
+        level = self._level_dbfs(window[-25:])
+        digital_s = self._digital_run * FRAME_S
+        if digital_s >= cfg.digital_silence_dead_after:
+            return AudioReading(AudioState.DEAD_LINE, 0.8, now, level)
+        if digital_s >= 0.5 or len(window) == 0:
+            return AudioReading(AudioState.SILENCE, 0.7, now, level)
+        if self._last_cn is not None and now - self._last_cn <= cfg.no_packets_after and digital_s > 0:
+            return AudioReading(AudioState.SILENCE, 0.8, now, level)
+        speech = self.speech_score(window)
+        recent_tap = (t := self._tapper.last_tap_at()) is not None and now - t <= cfg.tap_state_hold
+        if recent_tap and speech < 0.5:
+            return AudioReading(AudioState.TAPS, 0.8, now, level)
+        if speech >= 0.5:
+            voiced = self._voiced(window)
+            raised = bool(voiced.sum() >= 5 and np.percentile(window[voiced, F.LEVEL], 90) > cfg.raised_voice_dbfs)
+            return AudioReading(AudioState.SPEECH, speech, now, level, raised_voice=raised)
+        breathing = self.breathing_score()
+        if breathing >= 0.5:
+            return AudioReading(AudioState.BREATHING, breathing, now, level, distress=self._distress())
+        p50, p90 = np.percentile(window[:, F.LEVEL], [50, 90])
+        if p50 > cfg.silence_dbfs or p90 > cfg.silence_dbfs + 8.0:
+            confidence = min(0.5 + (p50 - cfg.silence_dbfs) / 20.0, 0.95)
+            return AudioReading(AudioState.BACKGROUND_NOISE, max(confidence, 0.5) * (1 - speech), now, level)
+        return AudioReading(AudioState.SILENCE, min(0.6 + (cfg.silence_dbfs - p90) / 20.0, 0.95), now, level)
+
+    def _distress(self) -> bool:
+        """Breathing with voice in it, irregular: sobs, moans (cas D/F). A hint only."""
+        w = self._window(len(self._hist) // 2)
+        voiced = self._voiced(w)
+        return bool(0.05 <= voiced.mean() <= 0.3 and np.ptp(w[:, F.LEVEL]) > 25.0)
+
+    def _emit_due(self, now: float) -> list[AudioReading]:
+        out: list[AudioReading] = []
+        if now >= self._next_reading_at:
+            reading = self.classify(now)
+            self._next_reading_at = now + self.config.reading_interval
+            self._record(reading)
+            out.append(reading)
+            _deliver(self.readings, self.on_reading, reading)
+        count = self._tapper.close_group(now)
+        if count and self._caller_rtp is not False:
+            _deliver(self.taps, self.on_taps, TapInput(count=count, at=now))
+        return out
+
+    def _record(self, reading: AudioReading) -> None:
+        start = self._last_reading.at if self._last_reading is not None else 0.0
+        last = self._timeline[-1] if self._timeline else None
+        if last is not None and last[2] == reading.state:
+            last[1] = reading.at
+            last[4] += 1
+            last[3] += (reading.confidence - last[3]) / last[4]
+        else:
+            self._timeline.append([start, reading.at, reading.state, reading.confidence, 1])
+        self._last_reading = reading
+
+    # ---- results -----------------------------------------------------------------------
+    @property
+    def timeline(self) -> list[TimelineEntry]:
+        """(start, end, state, mean confidence) runs, call-relative seconds."""
+        return [(s, e, state, round(c, 3)) for s, e, state, c, _n in self._timeline]
+
+    @property
+    def last_reading(self) -> AudioReading | None:
+        return self._last_reading
+
+    def reset_taps(self) -> None:
+        """Forget taps so far (e.g. at the start of an answer window)."""
+        self._tapper.reset()
+
+    def close(self) -> None:
+        self.closed = True
+        self._raw.clear()
+        self._pcm.clear()
+
+    async def next_reading(self, timeout: float) -> AudioReading | None:
+        return await _next(self.readings, timeout)
+
+    async def next_taps(self, timeout: float) -> TapInput | None:
+        return await _next(self.taps, timeout)
+
+
+async def _next(queue: asyncio.Queue | None, timeout: float):
+    if queue is None:
+        raise RuntimeError("created with queue_size=0: use the callbacks")
+    try:
+        return await asyncio.wait_for(queue.get(), timeout)
+    except asyncio.TimeoutError:
+        return None
+
+
+def _deliver(queue: asyncio.Queue | None, callback: Callable | None, item) -> None:
+    if queue is not None:
+        if queue.full():
+            queue.get_nowait()  # a slow reader gets the newest state, not a backlog
+        queue.put_nowait(item)
+    if callback is not None:
+        callback(item)
+
+
+def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[CallAudio, list[AudioReading]]:
+    """Analyse pending audio of many calls in one numpy batch; emit due readings.
+
+    `now` is the injected clock's value (absolute, like `clock()`); by default
+    each call's own clock is read.
+    """
+    batches: dict[str, list[bytes]] = {"ulaw": [], "alaw": []}
+    segments: dict[str, list[tuple[CallAudio, int]]] = {"ulaw": [], "alaw": [], "pcm": []}
+    pcm_frames: list[np.ndarray] = []
+    calls = [c for c in calls if not c.closed]
+    for call in calls:
+        taken = call._take_frames()
+        if taken is None:
+            continue
+        if isinstance(taken, tuple):
+            codec, data = taken
+            batches[codec].append(data)
+            segments[codec].append((call, len(data) // FRAME))
+        else:
+            pcm_frames.append(taken)
+            segments["pcm"].append((call, len(taken)))
+    parts = []
+    order: list[tuple[CallAudio, int]] = []
+    for codec, table in (("ulaw", ULAW_DECODE), ("alaw", ALAW_DECODE)):
+        if batches[codec]:
+            codes = np.frombuffer(b"".join(batches[codec]), dtype=np.uint8).reshape(-1, FRAME)
+            parts.append(table[codes])
+            order += segments[codec]
+    if pcm_frames:
+        parts.append(np.concatenate(pcm_frames))
+        order += segments["pcm"]
+    results: dict[CallAudio, list[AudioReading]] = {}
+    if parts:
+        frames = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        feats = F.compute_features(frames)
+        row = 0
+        for call, k in order:
+            t = (now - call.answered_at) if now is not None else call._now()
+            call._consume(feats[row : row + k], frames[row : row + k], t)
+            row += k
+    for call in calls:
+        t = (now - call.answered_at) if now is not None else call._now()
+        results[call] = call._emit_due(t)
+    return results
+
+
+def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioState:
+    """One state for a listening window (what a flow's `listen(seconds)` would decide).
+
+    Signs of life win over absence: enough speech → speech; any tap group → taps;
+    a quarter of breathing → breathing; then noise, silence, dead line by majority.
+    A dead line is only the verdict when most readings said so.
+    """
+    if not readings:
+        return AudioState.SILENCE
+    counts = {state: 0 for state in AudioState}
+    for r in readings:
+        counts[r.state] += 1
+    n = len(readings)
+    if counts[AudioState.SPEECH] >= max(3, 0.15 * n):
+        return AudioState.SPEECH
+    if tap_counts or counts[AudioState.TAPS] >= 2:
+        return AudioState.TAPS
+    if counts[AudioState.BREATHING] >= 0.25 * n:
+        return AudioState.BREATHING
+    if counts[AudioState.DEAD_LINE] > n / 2:
+        return AudioState.DEAD_LINE
+    if counts[AudioState.BACKGROUND_NOISE] >= counts[AudioState.SILENCE]:
+        return AudioState.BACKGROUND_NOISE if counts[AudioState.BACKGROUND_NOISE] else AudioState.SILENCE
+    return AudioState.SILENCE
+
+
+assert SIGNS_OF_LIFE  # imported for callers' convenience: signs of life come from this module

@@ -1,0 +1,89 @@
+"""Per-frame audio features, computed for many 20 ms frames at once.
+
+Everything here works on a 2-D int16 array of shape (n_frames, 160): frames of
+one call or of a thousand calls stacked together, so the numpy call overhead
+is paid once per analysis tick rather than once per packet. The result is a
+float32 matrix with one row per frame and the columns named below; per-call
+code keeps rows of it in a small history buffer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_RATE = 8000
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
+BLOCKS_PER_FRAME = 8  # 2.5 ms blocks: fine enough to see a tap's attack
+BLOCK_SAMPLES = FRAME_SAMPLES // BLOCKS_PER_FRAME
+
+#: Quieter frames skip the spectral features (they cost most of the time).
+ACTIVE_FLOOR_DBFS = -62.0
+FLOOR_DBFS = -99.0
+
+# Column indices of the feature matrix.
+LEVEL = 0  # frame RMS in dBFS (full-scale square wave = 0 dBFS)
+PEAK = 1  # peak |sample| in dBFS
+ZCR = 2  # zero crossings per sample
+CENTROID = 3  # spectral centroid in Hz
+FLATNESS = 4  # spectral flatness 300–3400 Hz: ~0 tonal, ~1 white
+HARMONICITY = 5  # normalised autocorrelation peak at a pitch lag (voicing)
+LOW_RATIO = 6  # share of energy below 300 Hz (thumps, rumble)
+VAD = 7  # webrtcvad decision, filled in by the caller (features stay pure numpy)
+DIGITAL_SILENCE = 8  # 1.0 when the frame is constant (all-zero PCM / μ-law 0xFF)
+BLOCKS = 9  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies in dBFS
+N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
+
+_NFFT = 512
+_FREQS = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE)
+_BAND = (_FREQS >= 300) & (_FREQS <= 3400)
+_LOW = _FREQS < 300
+_HANN = np.hanning(FRAME_SAMPLES).astype(np.float32)
+# Pitch lags 2.5–12.5 ms (80–400 Hz); unbiased normalisation for a rectangular frame.
+_LAG_MIN, _LAG_MAX = 20, 100
+_LAG_NORM = (FRAME_SAMPLES / (FRAME_SAMPLES - np.arange(_LAG_MIN, _LAG_MAX))).astype(np.float32)
+_EPS = 1e-12
+
+
+def _db(power: np.ndarray) -> np.ndarray:
+    return np.maximum(10.0 * np.log10(power + _EPS), FLOOR_DBFS)
+
+
+def compute_features(frames: np.ndarray) -> np.ndarray:
+    """int16 frames (n, 160) → float32 feature matrix (n, N_COLUMNS). VAD column left 0."""
+    frames = np.asarray(frames)
+    n = frames.shape[0]
+    out = np.zeros((n, N_COLUMNS), dtype=np.float32)
+    if n == 0:
+        return out
+    x = frames.astype(np.float32) * (1.0 / 32768.0)
+    power = np.einsum("ij,ij->i", x, x) / FRAME_SAMPLES
+    out[:, LEVEL] = _db(power)
+    out[:, PEAK] = _db(np.max(np.abs(x), axis=1) ** 2)
+    out[:, DIGITAL_SILENCE] = frames.max(axis=1) == frames.min(axis=1)
+    blocks = x.reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
+    out[:, BLOCKS:] = _db(np.einsum("ijk,ijk->ij", blocks, blocks) / BLOCK_SAMPLES)
+
+    active = np.flatnonzero((out[:, LEVEL] > ACTIVE_FLOOR_DBFS) & (out[:, DIGITAL_SILENCE] == 0))
+    if active.size == 0:
+        return out
+    xa = x[active]
+    signs = np.signbit(xa)
+    out[active, ZCR] = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / (FRAME_SAMPLES - 1)
+
+    spec = np.abs(np.fft.rfft(xa * _HANN, n=_NFFT, axis=1)) ** 2
+    total = spec.sum(axis=1) + _EPS
+    out[active, CENTROID] = (spec @ _FREQS) / total
+    out[active, LOW_RATIO] = spec[:, _LOW].sum(axis=1) / total
+    band = spec[:, _BAND] + _EPS
+    out[active, FLATNESS] = np.exp(np.mean(np.log(band), axis=1)) / np.mean(band, axis=1)
+
+    # Voicing: autocorrelation of the band-limited, magnitude-compressed spectrum
+    # (compression keeps brown/rumble noise from looking periodic).
+    raw = np.fft.rfft(xa, n=_NFFT, axis=1)
+    mag = np.abs(raw)
+    mag[:, ~_BAND] = 0.0
+    ac = np.fft.irfft(mag, n=_NFFT, axis=1)
+    lagged = ac[:, _LAG_MIN:_LAG_MAX] * _LAG_NORM
+    out[active, HARMONICITY] = np.clip(lagged.max(axis=1) / (ac[:, 0] + _EPS), 0.0, 1.0)
+    return out

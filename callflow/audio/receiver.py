@@ -1,0 +1,242 @@
+"""One shared asyncio UDP socket receiving externalMedia RTP for many calls.
+
+Each call registers a stream; the adapter tells us the address Asterisk sends
+from (UNICASTRTP_LOCAL_ADDRESS / UNICASTRTP_LOCAL_PORT of the externalMedia
+channel). Packets from any other address are dropped and counted: we never
+"learn" a source from its first packet, since anyone on the network could
+then feed audio into a call. A stream may be registered before its source is
+known; it simply receives nothing until `set_source` is called.
+
+Per packet we only parse the header, check order and append the payload to
+the call's buffer. A periodic task (every `tick` seconds) analyses all calls
+in one batch (see classifier.analyse_calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from callflow.audio.classifier import CallAudio, analyse_calls
+from callflow.audio.rtp import PT_CN, PT_PCMA, PT_PCMU, PT_TELEPHONE_EVENT, RtpError, SequenceTracker, Verdict, parse_header
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+_CODECS = {PT_PCMU: "ulaw", PT_PCMA: "alaw"}
+
+#: Counter names, all present from the start (zero) so exporters see every series.
+COUNTERS = (
+    "packets",  # datagrams received, any source
+    "accepted",  # audio or CN payloads handed to a call
+    "unknown_source",
+    "truncated",
+    "oversize",
+    "bad_version",
+    "bad_padding",
+    "bad_payload_type",
+    "telephone_event",
+    "comfort_noise",
+    "duplicate",
+    "late",
+    "ssrc_change",
+    "lost",  # gaps in sequence numbers
+)
+
+
+@dataclass(eq=False)
+class RtpStream:
+    """One call's side of the receiver."""
+
+    call_id: str
+    audio: CallAudio
+    source: Address | None = None
+    telephone_event_pt: int = PT_TELEPHONE_EVENT
+    tracker: SequenceTracker = field(default_factory=SequenceTracker)
+    counters: collections.Counter = field(default_factory=collections.Counter)
+    on_telephone_event: Callable[[bytes], None] | None = None
+
+
+def _normalise(host: str, port: int) -> Address:
+    if host.startswith("::ffff:"):
+        host = host[7:]
+    return host, int(port)
+
+
+class RtpReceiver(asyncio.DatagramProtocol):
+    """Shared RTP socket. Create, `await start()`, then `register()` calls."""
+
+    def __init__(
+        self,
+        *,
+        tick: float = 0.1,
+        telephone_event_pt: int = PT_TELEPHONE_EVENT,
+        clock: Callable[[], float] = time.monotonic,
+        lag_samples: int = 2048,
+    ) -> None:
+        self.tick = tick
+        self.telephone_event_pt = telephone_event_pt
+        self.clock = clock
+        self.counters: collections.Counter = collections.Counter({name: 0 for name in COUNTERS})
+        self.streams: dict[str, RtpStream] = {}
+        self._by_source: dict[Address, RtpStream] = {}
+        self._transport: asyncio.DatagramTransport | None = None
+        self._task: asyncio.Task | None = None
+        self._oldest_pending: float | None = None
+        #: Recent packet-arrival → analysed delays (seconds), for benchmarks and metrics.
+        self.lags: collections.deque[float] = collections.deque(maxlen=lag_samples)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Address:
+        loop = asyncio.get_running_loop()
+        self._transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        self._task = asyncio.create_task(self._analysis_loop(), name="rtp-analysis")
+        return self.local_address
+
+    @property
+    def local_address(self) -> Address:
+        if self._transport is None:
+            raise RuntimeError("receiver not started")
+        return self._transport.get_extra_info("sockname")[:2]
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    # ---- calls -------------------------------------------------------------------------
+    def register(
+        self,
+        call_id: str,
+        audio: CallAudio | None = None,
+        *,
+        source: Address | None = None,
+        telephone_event_pt: int | None = None,
+        **audio_options,
+    ) -> RtpStream:
+        """Start receiving for a call; `source` may come later via `set_source`."""
+        if call_id in self.streams:
+            self.unregister(call_id)
+        stream = RtpStream(
+            call_id=call_id,
+            audio=audio if audio is not None else CallAudio(**audio_options),
+            telephone_event_pt=self.telephone_event_pt if telephone_event_pt is None else telephone_event_pt,
+        )
+        self.streams[call_id] = stream
+        if source is not None:
+            self.set_source(call_id, *source)
+        return stream
+
+    def set_source(self, call_id: str, host: str, port: int) -> None:
+        """The address Asterisk sends this call's RTP from. Replaces any earlier one."""
+        stream = self.streams[call_id]
+        if stream.source is not None:
+            self._by_source.pop(stream.source, None)
+        address = _normalise(host, port)
+        previous = self._by_source.get(address)
+        if previous is not None and previous is not stream:
+            log.warning("rtp source %s moved from call %s to %s", address, previous.call_id, call_id)
+            previous.source = None
+        stream.source = address
+        stream.tracker = SequenceTracker()
+        self._by_source[address] = stream
+
+    def unregister(self, call_id: str) -> RtpStream | None:
+        stream = self.streams.pop(call_id, None)
+        if stream is not None:
+            if stream.source is not None and self._by_source.get(stream.source) is stream:
+                del self._by_source[stream.source]
+            stream.audio.close()
+        return stream
+
+    def caller_rtp_active(self, call_id: str, active: bool | None) -> None:
+        """Adapter hint (e.g. CHANNEL(rtcp,rxcount) polling) forwarded to the call."""
+        stream = self.streams.get(call_id)
+        if stream is not None:
+            stream.audio.caller_rtp_active(active)
+
+    # ---- hot path ----------------------------------------------------------------------
+    def datagram_received(self, data: bytes, addr) -> None:  # noqa: C901 - one flat hot path
+        counters = self.counters
+        counters["packets"] += 1
+        stream = self._by_source.get(addr if len(addr) == 2 else _normalise(addr[0], addr[1]))
+        if stream is None:
+            counters["unknown_source"] += 1
+            return
+        try:
+            payload_type, sequence, _ts, ssrc, _marker, start, end = parse_header(data)
+        except RtpError as exc:
+            counters[exc.reason] += 1
+            stream.counters[exc.reason] += 1
+            return
+        codec = _CODECS.get(payload_type)
+        if codec is None and payload_type != PT_CN and payload_type != stream.telephone_event_pt:
+            counters["bad_payload_type"] += 1
+            stream.counters["bad_payload_type"] += 1
+            return
+        tracker = stream.tracker
+        lost_before = tracker.lost
+        verdict = tracker.check(ssrc, sequence)
+        if verdict is Verdict.DUPLICATE or verdict is Verdict.LATE:
+            name = "duplicate" if verdict is Verdict.DUPLICATE else "late"
+            counters[name] += 1
+            stream.counters[name] += 1
+            return
+        if verdict is Verdict.NEW_SOURCE and stream.counters["accepted"]:
+            counters["ssrc_change"] += 1
+            stream.counters["ssrc_change"] += 1
+        if tracker.lost != lost_before:
+            counters["lost"] += tracker.lost - lost_before
+        if codec is not None:
+            stream.audio.push_payload(data[start:end], codec)
+        elif payload_type == PT_CN:
+            counters["comfort_noise"] += 1
+            stream.audio.push_comfort_noise()
+        else:
+            counters["telephone_event"] += 1
+            stream.counters["telephone_event"] += 1
+            if stream.on_telephone_event is not None:
+                stream.on_telephone_event(data[start:end])
+            return
+        counters["accepted"] += 1
+        stream.counters["accepted"] += 1
+        if self._oldest_pending is None:
+            self._oldest_pending = self.clock()
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("rtp socket error: %s", exc)
+        self.counters["socket_error"] += 1
+
+    # ---- analysis ----------------------------------------------------------------------
+    def analyse(self) -> None:
+        """One analysis tick over every registered call (also the idle ones:
+        "no packets for N ms" and tap groups closing need time to pass)."""
+        oldest, self._oldest_pending = self._oldest_pending, None
+        if self.streams:
+            analyse_calls([s.audio for s in self.streams.values()])
+        if oldest is not None:
+            self.lags.append(self.clock() - oldest)
+
+    async def _analysis_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += self.tick
+            await asyncio.sleep(max(next_at - loop.time(), 0.0))
+            try:
+                self.analyse()
+            except Exception:  # one bad call must not stop everyone's audio
+                log.exception("audio analysis tick failed")
+            if loop.time() - next_at > 5 * self.tick:
+                next_at = loop.time()  # overloaded: do not try to catch up in a burst
