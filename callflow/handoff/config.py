@@ -43,6 +43,8 @@ class SmsConfig:
     kannel_dlr_url: str = ""  # our /sms/kannel/dlr, reachable from smsbox; empty = no DLR
     kannel_dlr_mask: int = 27  # 1 delivered + 2 failed + 8 smsc ack + 16 smsc reject
     kannel_smsc: str = ""  # optional smsc id to route through
+    # Kannel cannot sign its MO requests: when set, /sms/kannel and /sms/kannel/dlr need ?token=…
+    kannel_inbound_token: str = ""
     # http (generic provider webhook)
     http_url: str = ""
     http_secret: str = ""  # HMAC-SHA256 key, outbound signature and inbound check
