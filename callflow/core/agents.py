@@ -1,0 +1,49 @@
+"""Handing a call to a human agent, with the diagnosis the flow made.
+
+Seed 000: speech at any point, a caller who answers nothing on the keypad, a
+foreign language (« Escalader vers un collègue multilingue ») all end with a
+person. The real implementation (queues, screen-pop of the diagnosis) comes
+later; until then `DialplanAgents` sends the call back to the dialplan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from callflow.core.channel import CallContext
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What the flow learnt before a person takes over (shown to the agent)."""
+
+    summary: str  # one line, French, e.g. "respiration, pas de réponse au clavier"
+    call_type: str | None = None  # callflow.core.recorder.CallType value
+    cause: str | None = None  # callflow.core.recorder.Cause value
+    answers: dict[str, str] = field(default_factory=dict)  # question id → answer
+    urgent: bool = False  # distress heard: the agent should pick this one first
+
+
+class Agents(Protocol):
+    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+        """Put the caller with an agent of the `language` group ("fr", "en", "es", "it", "multi").
+
+        Returns once the call has left the flow; the flow does nothing after it.
+        """
+        ...
+
+
+class DialplanAgents:
+    """Default until the real agent routing exists: continue in the agents context.
+
+    The diagnosis cannot travel with the call yet (the Channel has no way to set
+    a variable): it is in the call record, keyed by call id.
+    """
+
+    def __init__(self, context: str = "agents", extension: str = "s") -> None:
+        self.context = context
+        self.extension = extension
+
+    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+        await call.channel.continue_in_dialplan(self.context, self.extension)

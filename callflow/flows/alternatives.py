@@ -1,0 +1,91 @@
+"""Seed 000 section 4, « Alternatives de communication »: carry out the caller's choice.
+
+Every request goes through callflow.core.handoff.Handoffs (a durable outbox) and
+is recorded. A refused request (anonymous number, landline…) is never the end:
+the caller is offered email, a callback or a person.
+"""
+
+from __future__ import annotations
+
+from callflow.core.handoff import HandoffResult, Handoffs
+from callflow.flows.keypad import CAREGIVER, EMAIL, NO, SMS, ask, choice, yes_no
+from callflow.flows.session import FlowCall
+
+CALLBACK, AGENT = "rappel", "conseiller"
+
+# « Je ne peux pas vous envoyer de message… Tapez 1 email, 2 rappel, 3 conseiller »
+Q_FALLBACK = choice("alternative", "q_fallback", EMAIL, CALLBACK, AGENT)
+# Seed section 10: « Vous avez reçu mon SMS ? Tapez 1 si oui »
+Q_SMS_RECEIVED = yes_no("sms_recu", "q_sms_received")
+
+CLOSING = {
+    EMAIL: "email_sent",
+    CAREGIVER: "caregiver_sent",
+    CALLBACK: "callback_sent",
+}
+
+
+async def request(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: str, reason: str) -> HandoffResult:
+    """Ask the outbox for one handoff and write the outcome to the record."""
+    t = call.timers
+    if kind == SMS:
+        result = await handoffs.send_sms(call.call_id, call.number, agent_name=agent_name, language=call.language)
+    elif kind == EMAIL:
+        result = await handoffs.send_email_or_instructions(call.call_id, call.number, language=call.language)
+    elif kind == CALLBACK:
+        result = await handoffs.schedule_callback(
+            call.call_id, call.number, delay_seconds=t.callback_delay, reason=reason, target="agents"
+        )
+    elif kind == CAREGIVER:
+        # « Que quelqu'un d'autre appelle pour vous (proche, aidant) »: the outbox
+        # sends the caller what their caregiver needs to call us about this call.
+        result = await handoffs.schedule_callback(
+            call.call_id, call.number, delay_seconds=t.callback_delay, reason=reason, target="caregiver"
+        )
+    else:
+        raise ValueError(f"unknown handoff {kind!r}")
+    if result.accepted:
+        await call.note("handoff", f"{kind}" + (f" {result.message_id}" if result.message_id else ""))
+        if result.message_id:
+            await call.recorder.link(call.call_id, "outbox", result.message_id, at=call.now())
+    else:
+        await call.note("handoff_refused", f"{kind}: {result.reason or 'refused'}")
+    return result
+
+
+async def deliver(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: str, reason: str) -> bool:
+    """Do what the caller chose and tell them. False: only a person can help now."""
+    result = await request(call, handoffs, kind, agent_name=agent_name, reason=reason)
+    if result.accepted:
+        return await _tell(call, handoffs, kind, agent_name=agent_name, reason=reason)
+    # « Anonymous caller / SMS refused » → email, callback or a person
+    await call.say("handoff_refused")
+    alternative = await ask(call, Q_FALLBACK)
+    if alternative in (EMAIL, CALLBACK) and alternative != kind:
+        result = await request(call, handoffs, alternative, agent_name=agent_name, reason=reason)
+        if result.accepted:
+            return await _tell(call, handoffs, alternative, agent_name=agent_name, reason=reason)
+    return False
+
+
+async def _tell(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: str, reason: str) -> bool:
+    if kind != SMS:
+        await call.say(CLOSING[kind])
+        return True
+    # « Vous allez recevoir mon SMS dans 10 secondes. Je reste disponible. »
+    await call.say("sms_sent")
+    await call.listen(call.timers.sms_wait, stop_on_input=False)  # « Jean reste en ligne 10 secondes »
+    received = await ask(call, Q_SMS_RECEIVED)
+    if received == NO:
+        await call.note("sms_not_received")
+        await call.say("handoff_refused")
+        alternative = await ask(call, Q_FALLBACK)
+        if alternative in (EMAIL, CALLBACK):
+            result = await request(call, handoffs, alternative, agent_name=agent_name, reason=reason)
+            if result.accepted:
+                await call.say(CLOSING[alternative])
+                return True
+        return False
+    # YES, or no answer: the SMS is on its way anyway (the outbox keeps its promise).
+    await call.say("sms_closing")  # « Vous me répondez par SMS tranquillement. À tout de suite… »
+    return True

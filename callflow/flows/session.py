@@ -1,0 +1,209 @@
+"""One call as a flow sees it: say a prompt, listen, remember everything.
+
+`FlowCall` wraps the Channel so that every prompt, key, tap and audio reading
+goes to the call record and to the safety guard, whatever flow is running.
+Two things can happen « at any point » of the seed's procedure and interrupt the
+current step; they are raised as exceptions and handled by the flow's loop:
+`SpeechHeard` (→ a person) and `DistressHeard` (→ cas F, then cas D).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from callflow.core.channel import (
+    AudioReading,
+    AudioState,
+    CallContext,
+    CallerInput,
+    DigitInput,
+    PlayResult,
+    TapInput,
+)
+from callflow.core.clock import Clock
+from callflow.core.recorder import CallRecorder
+from callflow.flows.safety import SafeHangup
+from callflow.flows.timers import SilentCallTimers
+
+#: Classifier readings arrive about every 500 ms; we look at the line that often.
+SLICE = 0.5
+#: Speech needs this many confident readings within SPEECH_SPAN seconds (1 s of talk).
+SPEECH_READINGS = 2
+SPEECH_SPAN = 3.0
+SPEECH_CONFIDENCE = 0.6
+#: Breathing louder than this is voice energy without words (sobs, moaning).
+VOICED_DBFS = -35.0
+
+
+class SpeechHeard(Exception):
+    """The caller talks: a person must take the call (seed: « Si client commence à parler »)."""
+
+
+class LanguageRequested(Exception):
+    """The caller pressed 9: cas E, « Do you speak English? ¿Habla español? Parli italiano? »."""
+
+
+class DistressHeard(Exception):
+    """Sobs, moaning, laboured breathing: cas F first (« IMMÉDIAT »), then cas D."""
+
+
+def describe(caller_input: CallerInput) -> str:
+    if isinstance(caller_input, DigitInput):
+        return f"key {caller_input.digit}"
+    return f"taps {caller_input.count}"
+
+
+@dataclass
+class Window:
+    """What one listening window heard."""
+
+    start: float
+    states: Counter = field(default_factory=Counter)
+    input: CallerInput | None = None
+    distress: bool = False
+
+    def heard(self, state: AudioState, at_least: int = 1) -> bool:
+        return self.states[state] >= at_least
+
+
+class FlowCall:
+    def __init__(self, ctx: CallContext, recorder: CallRecorder, timers: SilentCallTimers, clock: Clock) -> None:
+        self.ctx = ctx
+        self.channel = ctx.channel
+        self.call_id = ctx.call_id
+        self.number = ctx.caller.number
+        self.language = ctx.caller.language or "fr"
+        self.recorder = recorder
+        self.timers = timers
+        self.clock = clock
+        self._t0 = clock.time()
+        self.guard = SafeHangup(self.channel, recorder, self.call_id, timers, self.now)
+        self.answers: dict[str, str] = {}
+        self.emergency_asked = False
+        self.listen_for_distress = True
+        self._speech_times: deque[float] = deque()
+        self._voiced_seconds = 0.0
+        self._segment: list | None = None  # [start, end, state, distress, level]
+        self._window: Window | None = None
+        self._distress = False
+
+    def now(self) -> float:
+        """Seconds since the flow took the call."""
+        return self.clock.time() - self._t0
+
+    async def note(self, kind: str, detail: str = "") -> None:
+        await self.recorder.note(self.call_id, kind, detail, at=self.now())
+
+    # -- speaking ------------------------------------------------------------
+    async def say(self, prompt: str, *, barge_in: bool = True) -> PlayResult:
+        await self.note("prompt", prompt)
+        result = await self.channel.play(prompt, language=self.language, barge_in=barge_in)
+        if not result.completed and result.interrupted_by is not None:
+            await self.note("barge_in", f"{prompt}: {describe(result.interrupted_by)}")
+        await self._drain_readings()
+        return result
+
+    # -- listening -----------------------------------------------------------
+    async def listen(self, seconds: float, *, stop_on_input: bool = True, stop_on_speech: bool = True) -> Window:
+        """Listen to the line for `seconds`, watching keys and taps as well.
+
+        Stops early on a key/tap (returned in the window) unless told not to.
+        Raises SpeechHeard / DistressHeard as soon as they are certain.
+        """
+        window = Window(start=self.now())
+        self._window = window
+        try:
+            await self._listen(window, seconds, stop_on_input, stop_on_speech)
+        finally:
+            self._window = None
+        return window
+
+    async def _listen(self, window: Window, seconds: float, stop_on_input: bool, stop_on_speech: bool) -> None:
+        deadline = self.now() + seconds
+        while True:
+            remaining = deadline - self.now()
+            if remaining <= 0:
+                break
+            caller_input = await self.channel.next_input(min(SLICE, remaining))
+            await self._drain_readings()
+            if caller_input is not None:
+                self.guard.saw_input(caller_input)
+                await self.note("input", describe(caller_input))
+                if stop_on_input:
+                    window.input = caller_input
+                    break
+            if stop_on_speech and self.speech_confirmed():
+                raise SpeechHeard()
+            if self.listen_for_distress and self.distress_likely():
+                raise DistressHeard()
+
+
+    async def _drain_readings(self) -> None:
+        while (reading := await self.channel.next_reading(0)) is not None:
+            await self._take(reading)
+
+    async def _take(self, reading: AudioReading) -> None:
+        now = self.now()
+        self.guard.saw_reading(reading)
+        if self._window is not None:
+            self._window.states[reading.state] += 1
+            self._window.distress |= reading.distress
+        if reading.state is AudioState.SPEECH and reading.confidence >= SPEECH_CONFIDENCE:
+            self._speech_times.append(now)
+        while self._speech_times and now - self._speech_times[0] > SPEECH_SPAN:
+            self._speech_times.popleft()
+        if reading.distress:
+            self._distress = True
+        if reading.state is AudioState.BREATHING and reading.level_dbfs >= VOICED_DBFS:
+            self._voiced_seconds += SLICE
+        await self._timeline(reading)
+
+
+    def speech_confirmed(self) -> bool:
+        return len(self._speech_times) >= SPEECH_READINGS
+
+    def distress_likely(self) -> bool:
+        """Seed cas D/F: sobs, irregular breathing, or long voice energy without words."""
+        return self._distress or self._voiced_seconds >= self.timers.distress_voiced_seconds
+
+    def clear_distress(self) -> None:
+        self._distress = False
+        self._voiced_seconds = 0.0
+
+    # -- the audio timeline (segments, written when the state changes) --------
+    async def _timeline(self, r: AudioReading) -> None:
+        seg = self._segment
+        if seg is not None and seg[2] == r.state.value and seg[3] == r.distress:
+            seg[1] = r.at
+            seg[4] = max(seg[4], r.level_dbfs)
+            return
+        await self.flush_timeline()
+        self._segment = [r.at, r.at, r.state.value, r.distress, r.level_dbfs]
+
+    async def flush_timeline(self) -> None:
+        if self._segment is not None:
+            start, end, state, distress, level = self._segment
+            self._segment = None
+            await self.recorder.audio(
+                self.call_id, start=start, end=end + SLICE, state=state, distress=distress, level_dbfs=level
+            )
+
+    # -- keys ----------------------------------------------------------------
+    async def swallow_burst(self) -> None:
+        """After an accepted answer: the same press, duplicated by the network, is not a new answer."""
+        deadline = self.now() + self.timers.dtmf_burst_window
+        while (remaining := deadline - self.now()) > 0:
+            extra = await self.channel.next_input(remaining)
+            if extra is None:
+                break
+            self.guard.saw_input(extra)
+            await self.note("ignored", f"{describe(extra)} (burst)")
+        self.channel.flush_input()
+
+
+def tap_or_key(caller_input: CallerInput) -> str:
+    """'1', '2', … for a key or a tap group alike (« 1 coup = OUI »)."""
+    if isinstance(caller_input, TapInput):
+        return str(caller_input.count)
+    return caller_input.digit

@@ -1,0 +1,367 @@
+"""In-memory Channel for unit tests: a scripted caller on a virtual clock.
+
+Nothing sleeps. The channel owns the clock and moves it forward exactly as far
+as each call would have taken on a real line: a prompt takes its duration, a
+wait for a key lasts until the key or the timeout, a reading arrives every
+500 ms while listening. A whole five-minute call runs in milliseconds.
+
+The caller is a script: what the line sounds like from which second, the keys
+and tap groups at given seconds, and when (if ever) they hang up. Everything the
+flow does lands in `channel.log` (prompts with start/end times, hang-ups and by
+whom, dialplan continuations…).
+
+    script = CallerScript(sounds=[Sound(0, AudioState.BREATHING)], inputs=[key(20, "1")])
+    fake = FakeCall(script)
+    await fake.run()            # runs callflow.flows.silent_call.run_silent_call
+    fake.channel.prompts()      # ["greeting", "audio_check", …]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from callflow.core.agents import Diagnosis
+from callflow.core.channel import (
+    AudioReading,
+    AudioState,
+    CallContext,
+    Caller,
+    CallerHungUp,
+    CallerInput,
+    DigitInput,
+    OriginateResult,
+    PlayResult,
+    TapInput,
+)
+from callflow.core.handoff import HandoffResult
+from callflow.core.recorder import MemoryRecorder
+
+EPS = 1e-9
+#: 2025-12-19 14:45 Paris, the seed's documentation card.
+SEED_EPOCH = 1766151900.0
+
+
+# -- the caller's script ----------------------------------------------------
+@dataclass(frozen=True)
+class Sound:
+    """From second `at` on, the line sounds like `state` (until the next Sound)."""
+
+    at: float
+    state: AudioState
+    level_dbfs: float = -45.0
+    distress: bool = False
+    confidence: float = 0.9
+
+
+def key(at: float, digit: str) -> DigitInput:
+    return DigitInput(digit=digit, at=at)
+
+
+def taps(at: float, count: int) -> TapInput:
+    return TapInput(count=count, at=at)
+
+
+def burst(at: float, digit: str, n: int = 8, gap: float = 0.02) -> list[DigitInput]:
+    """The same key reported n times (duplicated RTP events), as seen on real networks."""
+    return [DigitInput(digit=digit, at=at + i * gap) for i in range(n)]
+
+
+@dataclass
+class CallerScript:
+    sounds: list[Sound] = field(default_factory=lambda: [Sound(0.0, AudioState.SILENCE)])
+    inputs: list[CallerInput] = field(default_factory=list)
+    hangs_up_at: float | None = None
+    number: str | None = "+33612345678"
+    language: str = "fr"
+
+
+@dataclass(frozen=True)
+class Event:
+    at: float
+    kind: str  # answer, play, hangup, caller_hangup, continue, listen, moh, originate, bridge
+    detail: str = ""
+    end: float | None = None  # for plays: when it stopped
+    completed: bool = True
+    language: str | None = None
+
+
+class FakeClock:
+    """Seconds since the call was answered, plus an epoch for record dates."""
+
+    def __init__(self, epoch: float = SEED_EPOCH) -> None:
+        self.epoch = epoch
+        self.t = 0.0
+
+    def time(self) -> float:
+        return self.epoch + self.t
+
+
+# -- the channel --------------------------------------------------------------
+class FakeChannel:
+    def __init__(
+        self,
+        script: CallerScript | None = None,
+        *,
+        clock: FakeClock | None = None,
+        prompt_seconds: float | dict[str, float] = 4.0,
+        channel_id: str = "fake-1",
+        reading_interval: float = 0.5,
+    ) -> None:
+        self.script = script or CallerScript()
+        self.clock = clock or FakeClock()
+        self.id = channel_id
+        self.caller = Caller(number=self.script.number, language=self.script.language)
+        self.log: list[Event] = []
+        self._prompt_seconds = prompt_seconds
+        self._interval = reading_interval
+        self._sounds = sorted(self.script.sounds, key=lambda s: s.at)
+        self._inputs = sorted(self.script.inputs, key=lambda i: i.at)
+        self._consumed: set[int] = set()  # indexes into _inputs
+        self._answered = False
+        self._gone: str | None = None  # "caller", "system", "dialplan"
+        self._listening = False
+        self._next_tick = 0.0
+
+    # -- clock and caller hang-up ------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.clock.t
+
+    def _alive(self) -> None:
+        if self._gone == "dialplan":
+            raise AssertionError(f"flow used the channel after it left for the dialplan (t={self.now})")
+        if self._gone is not None:
+            raise CallerHungUp()
+        self._advance(self.now)
+
+    def _advance(self, target: float) -> None:
+        """Move time to `target`, unless the caller hangs up on the way."""
+        h = self.script.hangs_up_at
+        if h is not None and h <= target + EPS and self._gone is None:
+            self.clock.t = max(self.clock.t, h)
+            self._gone = "caller"
+            self.log.append(Event(self.now, "caller_hangup"))
+            raise CallerHungUp()
+        self.clock.t = max(self.clock.t, target)
+
+    def _first_input(self, until: float, accept_taps: bool = True) -> tuple[int, CallerInput] | None:
+        for i, inp in enumerate(self._inputs):
+            if i in self._consumed or (isinstance(inp, TapInput) and not accept_taps):
+                continue
+            if inp.at <= until + EPS:
+                return i, inp
+            return None
+        return None
+
+    def _before_hangup(self, at: float) -> bool:
+        h = self.script.hangs_up_at
+        return h is None or at < h
+
+    # -- Channel Protocol ---------------------------------------------------
+    @property
+    def is_up(self) -> bool:
+        return self._answered and self._gone is None
+
+    async def answer(self) -> None:
+        self._alive()
+        self._answered = True
+        self.log.append(Event(self.now, "answer"))
+
+    async def play(self, prompt: str, *, language: str | None = None, barge_in: bool = True) -> PlayResult:
+        self._alive()
+        start = self.now
+        seconds = self._prompt_seconds
+        duration = seconds.get(prompt, 4.0) if isinstance(seconds, dict) else seconds
+        end = start + duration
+        if barge_in:
+            found = self._first_input(end)
+            if found is not None and self._before_hangup(found[1].at):
+                self._advance(max(start, found[1].at))
+                self.log.append(Event(start, "play", prompt, self.now, False, language))
+                return PlayResult(completed=False, interrupted_by=found[1])  # stays queued
+        try:
+            self._advance(end)
+        finally:
+            self.log.append(Event(start, "play", prompt, self.now, self.now >= end - EPS, language))
+        return PlayResult(completed=True)
+
+    async def stop_playback(self) -> None:
+        self._alive()
+
+    async def next_input(self, timeout: float, *, accept_taps: bool = True) -> CallerInput | None:
+        self._alive()
+        deadline = self.now + max(0.0, timeout)
+        found = self._first_input(deadline, accept_taps)
+        if found is not None and self._before_hangup(found[1].at):
+            i, inp = found
+            self._advance(max(self.now, inp.at))
+            self._consumed.add(i)
+            return inp
+        self._advance(deadline)
+        return None
+
+    def flush_input(self) -> None:
+        for i, inp in enumerate(self._inputs):
+            if inp.at <= self.now + EPS:
+                self._consumed.add(i)
+
+    async def start_listening(self) -> None:
+        self._alive()
+        if not self._listening:
+            self._listening = True
+            self._next_tick = self.now + self._interval
+            self.log.append(Event(self.now, "listen", "start"))
+
+    async def stop_listening(self) -> None:
+        if self._listening:
+            self._listening = False
+            self.log.append(Event(self.now, "listen", "stop"))
+
+    async def next_reading(self, timeout: float) -> AudioReading | None:
+        self._alive()
+        deadline = self.now + max(0.0, timeout)
+        if self._listening and self._next_tick <= deadline + EPS:
+            at = self._next_tick
+            self._advance(at)
+            self._next_tick += self._interval
+            return self.reading_at(at)
+        self._advance(deadline)
+        return None
+
+    def reading_at(self, at: float) -> AudioReading:
+        sound = Sound(0.0, AudioState.SILENCE)
+        for s in self._sounds:
+            if s.at <= at + EPS:
+                sound = s
+        return AudioReading(sound.state, sound.confidence, at, sound.level_dbfs, distress=sound.distress)
+
+    async def start_moh(self, moh_class: str = "default") -> None:
+        self._alive()
+        self.log.append(Event(self.now, "moh", f"start {moh_class}"))
+
+    async def stop_moh(self) -> None:
+        self._alive()
+        self.log.append(Event(self.now, "moh", "stop"))
+
+    async def hang_up(self, reason: str) -> None:
+        self._alive()
+        self._gone = "system"
+        self.log.append(Event(self.now, "hangup", reason))
+
+    async def originate(
+        self, endpoint: str, *, caller_id: str | None = None, timeout: float = 30.0, announce: str | None = None
+    ) -> OriginateResult:
+        self._alive()
+        self.log.append(Event(self.now, "originate", endpoint))
+        return OriginateResult(answered=True, cause="answered")
+
+    async def bridge_with(self, *others, bridge_id: str | None = None) -> str:
+        self._alive()
+        self.log.append(Event(self.now, "bridge", bridge_id or "bridge-1"))
+        return bridge_id or "bridge-1"
+
+    async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
+        self._alive()
+        self._gone = "dialplan"
+        self.log.append(Event(self.now, "continue", f"{context},{extension},{priority}"))
+
+    # -- what tests look at -------------------------------------------------
+    def prompts(self) -> list[str]:
+        return [e.detail for e in self.log if e.kind == "play"]
+
+    def plays(self, prompt: str) -> list[Event]:
+        return [e for e in self.log if e.kind == "play" and e.detail == prompt]
+
+    def system_hangups(self) -> list[Event]:
+        return [e for e in self.log if e.kind == "hangup"]
+
+    @property
+    def hung_up_by(self) -> str | None:
+        return self._gone
+
+
+# -- the other sides, recorded -----------------------------------------------
+class FakeHandoffs:
+    """Handoffs that accept everything except the kinds in `refuse` ("sms", "email", "callback")."""
+
+    def __init__(self, refuse: dict[str, str] | None = None) -> None:
+        self.refuse = refuse or {}
+        self.requests: list[tuple[str, dict]] = []
+
+    def _result(self, kind: str, **kw) -> HandoffResult:
+        self.requests.append((kind, kw))
+        if kind in self.refuse:
+            return HandoffResult(accepted=False, reason=self.refuse[kind])
+        return HandoffResult(accepted=True, message_id=f"msg-{len(self.requests)}")
+
+    async def send_sms(self, call_id, caller_number, *, agent_name, language="fr") -> HandoffResult:
+        return self._result("sms", call_id=call_id, number=caller_number, agent_name=agent_name, language=language)
+
+    async def send_email_or_instructions(self, call_id, caller_number, *, language="fr") -> HandoffResult:
+        return self._result("email", call_id=call_id, number=caller_number, language=language)
+
+    async def schedule_callback(self, call_id, number, *, delay_seconds, reason, target="agents") -> HandoffResult:
+        return self._result(
+            "callback", call_id=call_id, number=number, delay_seconds=delay_seconds, reason=reason, target=target
+        )
+
+    async def followup_email(self, call_id, caller_number, *, called_at) -> HandoffResult:
+        return self._result("followup_email", call_id=call_id, number=caller_number, called_at=called_at)
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.requests]
+
+
+class FakeEmergencyLine:
+    def __init__(self) -> None:
+        self.started: list[dict] = []
+
+    async def start(self, call_id, *, caller_number, situation, answers) -> None:
+        self.started.append(dict(call_id=call_id, caller_number=caller_number, situation=situation, answers=answers))
+
+
+class FakeAgents:
+    """Records the handoff and continues in the agents context, like DialplanAgents."""
+
+    def __init__(self) -> None:
+        self.handed: list[tuple[str, Diagnosis, str]] = []
+
+    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+        self.handed.append((call.call_id, diagnosis, language))
+        await call.channel.continue_in_dialplan("agents", "s")
+
+
+class FakeCall:
+    """One scripted call wired to the silent-call flow with recording fakes."""
+
+    def __init__(self, script: CallerScript | None = None, *, timers=None, refuse=None, prompt_seconds=4.0,
+                 call_id: str = "call-1", agent_name: str = "Jean") -> None:
+        from callflow.flows.silent_call import SilentCallDeps
+        from callflow.flows.timers import SilentCallTimers
+
+        self.channel = FakeChannel(script, prompt_seconds=prompt_seconds)
+        self.clock = self.channel.clock
+        self.recorder = MemoryRecorder()
+        self.handoffs = FakeHandoffs(refuse)
+        self.emergency = FakeEmergencyLine()
+        self.agents = FakeAgents()
+        self.ctx = CallContext(channel=self.channel, caller=self.channel.caller, call_id=call_id)
+        self.deps = SilentCallDeps(
+            recorder=self.recorder,
+            handoffs=self.handoffs,
+            emergency=self.emergency,
+            agents=self.agents,
+            timers=(timers or SilentCallTimers()).validate(),
+            agent_name=agent_name,
+            clock=self.clock,
+        )
+
+    async def run(self) -> "FakeCall":
+        from callflow.flows.silent_call import run_silent_call
+
+        await run_silent_call(self.ctx, self.deps)
+        return self
+
+    @property
+    def record(self):
+        return self.recorder.calls[self.ctx.call_id]
