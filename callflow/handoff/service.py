@@ -75,9 +75,9 @@ class HandoffService:
         """Open the DB and build the parts, without starting workers (CLI, tests)."""
         if self.conn is not None:
             return
-        self.conn = await handoff_db.connect(self.config.outbox.db_path)
         if self.sms_backend is None:
             self.sms_backend = build_backend(self.config.sms, ari_post=self._ari_post)
+        self.conn = await handoff_db.connect(self.config.outbox.db_path)
         self.outbox = Outbox(self.conn, self.config.outbox)
         self.contacts = Contacts(self.conn, region=self.config.sms.region)
         self.links = CallLinks(self.conn, self._records)
