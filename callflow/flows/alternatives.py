@@ -8,6 +8,7 @@ the caller is offered email, a callback or a person.
 from __future__ import annotations
 
 from callflow.core.handoff import HandoffResult, Handoffs
+from callflow.flows.caregiver import caregiver_callback
 from callflow.flows.keypad import CAREGIVER, EMAIL, NO, SMS, ask, choice, yes_no
 from callflow.flows.session import FlowCall
 
@@ -20,7 +21,7 @@ Q_SMS_RECEIVED = yes_no("sms_recu", "q_sms_received")
 
 CLOSING = {
     EMAIL: "email_sent",
-    CAREGIVER: "caregiver_sent",
+    CAREGIVER: "caregiver_sent",  # after the caregiver flow's own « C'est noté »
     CALLBACK: "callback_sent",
 }
 
@@ -37,11 +38,12 @@ async def request(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: 
             call.call_id, call.number, delay_seconds=t.callback_delay, reason=reason, target="agents"
         )
     elif kind == CAREGIVER:
-        # « Que quelqu'un d'autre appelle pour vous (proche, aidant) »: the outbox
-        # sends the caller what their caregiver needs to call us about this call.
-        result = await handoffs.schedule_callback(
-            call.call_id, call.number, delay_seconds=t.callback_delay, reason=reason, target="caregiver"
-        )
+        # « Que quelqu'un d'autre appelle pour vous (proche, aidant) »: the caller keys
+        # in the caregiver's number and we call them (callflow/flows/caregiver.py).
+        outcome = await caregiver_callback(call.channel, call.call_id, handoffs, language=call.language)
+        if outcome.number:
+            call.guard.caller_active()  # they keyed a number: somebody is there
+        result = outcome.result or HandoffResult(accepted=False, reason=outcome.reason)
     else:
         raise ValueError(f"unknown handoff {kind!r}")
     if result.accepted:

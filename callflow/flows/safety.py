@@ -57,6 +57,10 @@ class SafeHangup:
     def saw_input(self, caller_input: CallerInput) -> None:
         self._alive()
 
+    def caller_active(self) -> None:
+        """Somebody acted on the line outside our listening (e.g. keyed a number)."""
+        self._alive()
+
     def _alive(self) -> None:
         # Clock of the flow at processing time: never earlier than the sound itself.
         self.last_sign_of_life = self._now()
