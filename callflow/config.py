@@ -1,0 +1,216 @@
+"""callflow's configuration: one TOML file plus environment variables, validated.
+
+Every key can come from the file (section `[ari]`, key `url`) or from the
+environment (`CALLFLOW_ARI_URL`), the environment winning. A wrong value is
+refused with a message naming the key and the expected form; timers can never
+be set below the seed procedure's minimums (each section's `validate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callflow.core.errors import ConfigError
+
+DEFAULT_STATE_DIR = Path(os.environ.get("CALLFLOW_STATE_DIR", "/var/lib/callflow"))
+
+
+@dataclass
+class AriConfig:
+    url: str = "http://127.0.0.1:8088/ari"
+    user: str = ""
+    password: str = ""
+    app: str = "callflow"
+    ping_interval: float = 2.0  # seconds; a dead socket is noticed within ~1.5× this
+
+    def validate(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError("ari.url", "an http(s) URL such as http://127.0.0.1:8088/ari", self.url)
+        if not self.user or not self.password:
+            raise ConfigError("ari.user/ari.password", "ARI credentials (CALLFLOW_ARI_USER / CALLFLOW_ARI_PASSWORD, "
+                              "or run `callflow pbx up` which generates them)")
+        if not 0.5 <= self.ping_interval <= 30:
+            raise ConfigError("ari.ping_interval", "seconds between 0.5 and 30", self.ping_interval)
+
+
+@dataclass
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8090
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("http.port", "a TCP port between 1 and 65535", self.port)
+
+
+@dataclass
+class LogConfig:
+    format: str = "text"  # "text" or "json" (one JSON object per line)
+    level: str = "INFO"
+
+    def validate(self) -> None:
+        if self.format not in ("text", "json"):
+            raise ConfigError("log.format", '"text" or "json"', self.format)
+        if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("log.level", "DEBUG, INFO, WARNING or ERROR", self.level)
+
+
+@dataclass
+class PromptsConfig:
+    agent_name: str = "Camille"  # the [PRENOM_HOTLINER] of the seed's greeting
+    sounds_prefix: str = "callflow"  # Asterisk sounds/<prefix>/<lang>/<prompt>
+
+    def validate(self) -> None:
+        if not self.agent_name.strip() or len(self.agent_name) > 40:
+            raise ConfigError("prompts.agent_name", "a first name of 1 to 40 characters", self.agent_name)
+
+
+@dataclass
+class RoutingConfig:
+    agents_context: str = "hotline-agents"  # where calls go to reach a person (and the fail-safe)
+    digit_timeout: float = 10.0  # skeleton flow: how long to wait for a key after the greeting
+
+    def validate(self) -> None:
+        if not self.agents_context:
+            raise ConfigError("routing.agents_context", "a dialplan context name")
+        if self.digit_timeout < 2:
+            raise ConfigError("routing.digit_timeout", "seconds ≥ 2", self.digit_timeout)
+
+
+@dataclass
+class StoreConfig:
+    database: str = str(DEFAULT_STATE_DIR / "callflow.db")  # SQLite file (PostgreSQL URL later)
+
+    def validate(self) -> None:
+        if not self.database:
+            raise ConfigError("store.database", "a SQLite file path")
+
+
+SECTIONS: dict[str, type] = {
+    "ari": AriConfig,
+    "http": HttpConfig,
+    "log": LogConfig,
+    "prompts": PromptsConfig,
+    "routing": RoutingConfig,
+    "store": StoreConfig,
+}
+
+
+@dataclass
+class Config:
+    ari: AriConfig = field(default_factory=AriConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    def validate(self) -> None:
+        for name in SECTIONS:
+            getattr(self, name).validate()
+
+
+def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read the file (if any), apply CALLFLOW_* environment variables, validate."""
+    env = dict(os.environ if env is None else env)
+    path = path or env.get("CALLFLOW_CONFIG")
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError("CALLFLOW_CONFIG", f"an existing TOML file (not found: {path})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("CALLFLOW_CONFIG", f"valid TOML ({exc})") from None
+    unknown = set(data) - set(SECTIONS)
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], f"one of the sections {', '.join(sorted(SECTIONS))}")
+    sections = {}
+    for name, cls in SECTIONS.items():
+        sections[name] = _build_section(name, cls, data.get(name, {}), env)
+    config = Config(**sections)
+    _fill_sandbox_credentials(config.ari, env)
+    config.validate()
+    return config
+
+
+def _build_section(name: str, cls: type, values: Any, env: dict[str, str]) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(name, "a table of keys")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"{name}.{key}", f"one of the keys {', '.join(sorted(fields))}")
+    kwargs: dict[str, Any] = {}
+    hints = typing.get_type_hints(cls)
+    for key, f in fields.items():
+        env_key = f"CALLFLOW_{name.upper()}_{key.upper()}"
+        if env_key in env:
+            kwargs[key] = _coerce(f"{name}.{key} ({env_key})", hints[key], env[env_key])
+        elif key in values:
+            kwargs[key] = _coerce(f"{name}.{key}", hints[key], values[key])
+    return cls(**kwargs)
+
+
+def _coerce(key: str, kind: Any, value: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        origin = typing.get_origin(kind)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+        if origin is list:
+            if isinstance(value, str):
+                value = json.loads(value) if value.strip().startswith("[") else [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list):
+                raise ValueError
+            (item,) = typing.get_args(kind) or (str,)
+            return [_coerce(key, item, v) for v in value]
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise ConfigError(key, _expected(kind), value) from None
+    return value
+
+
+def _expected(kind: Any) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(kind, str(kind))
+
+
+def _fill_sandbox_credentials(ari: AriConfig, env: dict[str, str]) -> None:
+    """With no credentials given, use those `callflow pbx up` generated for the sandbox."""
+    if ari.user and ari.password:
+        return
+    secrets_file = Path(env.get("CALLFLOW_STATE_DIR", str(DEFAULT_STATE_DIR))) / "secrets.json"
+    try:
+        stored = json.loads(secrets_file.read_text())
+    except (OSError, ValueError):
+        return
+    ari.user = ari.user or stored.get("ari_user", "")
+    ari.password = ari.password or stored.get("ari_password", "")

@@ -1,0 +1,76 @@
+"""Render the prompt source (sounds/prompts.yaml) into Asterisk sound files, offline.
+
+espeak-ng is the only offline French voice in the registries; its output is
+resampled to 8 kHz μ-law (`sounds/<lang>/<id>.ulaw`, Asterisk's native format for
+our calls: no transcoding per playback). A studio recording saved as
+`sounds/<lang>/<id>.wav` (8 kHz mono) replaces the synthetic voice: render
+skips that id and removes its .ulaw so Asterisk plays the recording.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from callflow.core.errors import ConfigError
+
+SOUNDS = Path(__file__).resolve().parents[1] / "sounds"
+VOICES = {"fr": "fr-fr", "en": "en-gb", "es": "es", "it": "it"}
+SOURCE_FILES = ("prompts.yaml", "prompts.platform.yaml")
+
+
+def load_prompts(sounds_dir: Path = SOUNDS) -> dict[str, dict[str, str]]:
+    prompts: dict[str, dict[str, str]] = {}
+    for name in SOURCE_FILES:
+        path = sounds_dir / name
+        data = yaml.safe_load(path.read_text()) or {}
+        for prompt_id, texts in data.items():
+            if not isinstance(texts, dict) or not all(isinstance(t, str) for t in texts.values()):
+                raise ConfigError(f"{name}:{prompt_id}", "a mapping language → text")
+            if prompt_id in prompts:
+                raise ConfigError(f"{name}:{prompt_id}", "a prompt id defined once")
+            prompts[prompt_id] = texts
+    return prompts
+
+
+def render(agent_name: str, sounds_dir: Path = SOUNDS, force: bool = False) -> list[Path]:
+    """Render every missing or changed prompt; returns the files written."""
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed: apt-get install -y espeak-ng sox")
+    written: list[Path] = []
+    for prompt_id, texts in load_prompts(sounds_dir).items():
+        for lang, text in texts.items():
+            text = text.replace("{agent_name}", agent_name)
+            out_dir = sounds_dir / lang
+            out_dir.mkdir(exist_ok=True)
+            target = out_dir / f"{prompt_id}.ulaw"
+            if (out_dir / f"{prompt_id}.wav").exists():  # a studio recording wins
+                target.unlink(missing_ok=True)
+                continue
+            stamp = out_dir / ".rendered.json"
+            done = json.loads(stamp.read_text()) if stamp.exists() else {}
+            digest = hashlib.sha256(f"{VOICES.get(lang, lang)}|{text}".encode()).hexdigest()[:16]
+            if not force and target.exists() and done.get(prompt_id) == digest:
+                continue
+            _synthesise(text, lang, target)
+            done[prompt_id] = digest
+            stamp.write_text(json.dumps(done, indent=0, sort_keys=True))
+            written.append(target)
+    return written
+
+
+def _synthesise(text: str, lang: str, target: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "tts.wav"
+        # -s 150: a calm, clear pace (« voix calme, claire »)
+        subprocess.run(["espeak-ng", "-v", VOICES.get(lang, lang), "-s", "150", "-w", str(raw), text],
+                       check=True, capture_output=True)
+        subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-t", "ul", str(target), "pad", "0.1", "0.2"],
+                       check=True, capture_output=True)

@@ -1,0 +1,252 @@
+"""The Channel interface (callflow/core/channel.py) made real over ARI."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from callflow.core.channel import (
+    AudioReading,
+    Caller,
+    CallerHungUp,
+    CallerInput,
+    DigitInput,
+    OriginateResult,
+    PlayResult,
+    TapInput,
+)
+from callflow.telephony.ari.client import AriClient, AriError, AriNotFound
+from callflow.telephony.ari.events import AriEvent
+
+if TYPE_CHECKING:
+    from callflow.telephony.media import MediaFork
+
+log = logging.getLogger(__name__)
+
+DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+# Q.850 causes Asterisk reports when an originated leg ends before answering
+_CAUSES = {17: "busy", 18: "no_answer", 19: "no_answer", 21: "rejected", 34: "congestion", 38: "congestion"}
+
+
+class AriChannel:
+    """One leg of a call. Its events arrive in order through the call's event pump."""
+
+    def __init__(self, client: AriClient, channel_id: str, caller: Caller, *, claim: Callable[[str], None],
+                 sounds_prefix: str = "callflow", answered_at: float | None = None):
+        self.client = client
+        self.id = channel_id
+        self.caller = caller
+        self._claim = claim
+        self._sounds_prefix = sounds_prefix
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._t0 = answered_at if answered_at is not None else loop.time()
+        self._inputs: collections.deque[CallerInput] = collections.deque(maxlen=64)  # a flood of digits can't grow memory
+        self._input_ready = asyncio.Event()
+        self._hungup = asyncio.Event()
+        self._playbacks: dict[str, asyncio.Future[bool]] = {}
+        self._current_playback: str | None = None
+        self._legs: dict[str, asyncio.Future[OriginateResult]] = {}
+        self.legs: dict[str, AriChannel] = {}
+        self.media: MediaFork | None = None
+        self.in_stasis = True
+
+    # -- state ------------------------------------------------------------------
+
+    @property
+    def is_up(self) -> bool:
+        return not self._hungup.is_set()
+
+    def now(self) -> float:
+        return self._loop.time() - self._t0
+
+    def _check_up(self) -> None:
+        if self._hungup.is_set():
+            raise CallerHungUp(self.id)
+
+    async def _call(self, method: str, path: str, **params: object) -> object:
+        try:
+            return await self.client.request(method, path, {k: v for k, v in params.items()})
+        except AriNotFound as exc:
+            # the channel vanished under us: the caller hung up
+            self._mark_hungup()
+            raise CallerHungUp(self.id) from exc
+
+    def _mark_hungup(self) -> None:
+        self._hungup.set()
+        self._input_ready.set()
+        for fut in self._playbacks.values():
+            if not fut.done():
+                fut.set_result(False)
+
+    # -- events (called in order by the call's pump) -----------------------------------
+
+    async def handle(self, event: AriEvent) -> None:
+        kind = event.type
+        if kind == "ChannelDtmfReceived" and event.digit:
+            self.push_input(DigitInput(event.digit, self.now()))
+        elif kind in ("PlaybackFinished", "PlaybackFailed") and event.playback_id:
+            fut = self._playbacks.get(event.playback_id)
+            if fut and not fut.done():
+                fut.set_result(kind == "PlaybackFinished" and event.raw.get("playback", {}).get("state") == "done")
+        elif kind in ("ChannelHangupRequest", "ChannelDestroyed"):
+            self._mark_hungup()
+        elif kind == "StasisEnd":
+            self.in_stasis = False
+
+    def push_input(self, item: CallerInput) -> None:
+        """A key (from ARI) or a tap group (from the audio classifier)."""
+        if isinstance(item, DigitInput) and item.digit not in DTMF_KEYS:
+            return
+        self._inputs.append(item)
+        self._input_ready.set()
+        if self._current_playback is not None:
+            # barge-in: any key or tap group stops the prompt at once
+            self._loop.create_task(self._stop_quietly(self._current_playback))
+
+    # -- the Channel interface -------------------------------------------------------------
+
+    async def answer(self) -> None:
+        self._check_up()
+        await self._call("POST", f"channels/{self.id}/answer")
+        self._t0 = self._loop.time()
+
+    def media_uri(self, prompt: str, language: str | None) -> str:
+        return f"sound:{self._sounds_prefix}/{language or self.caller.language}/{prompt}"
+
+    async def play(self, prompt: str, *, language: str | None = None, barge_in: bool = True) -> PlayResult:
+        self._check_up()
+        if barge_in and self._inputs:
+            return PlayResult(completed=False, interrupted_by=self._inputs[0])
+        playback_id = f"pb-{uuid.uuid4().hex[:16]}"
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        self._playbacks[playback_id] = fut
+        self._claim(playback_id)
+        self._current_playback = playback_id if barge_in else None
+        try:
+            await self._call("POST", f"channels/{self.id}/play/{playback_id}", media=self.media_uri(prompt, language))
+            completed = await fut
+        finally:
+            self._playbacks.pop(playback_id, None)
+            if self._current_playback == playback_id:
+                self._current_playback = None
+        self._check_up()
+        interrupted = self._inputs[0] if (barge_in and self._inputs and not completed) else None
+        return PlayResult(completed=completed, interrupted_by=interrupted)
+
+    async def _stop_quietly(self, playback_id: str) -> None:
+        try:
+            await self.client.delete(f"playbacks/{playback_id}")
+        except AriError:
+            pass  # already finished
+
+    async def stop_playback(self) -> None:
+        if self._current_playback:
+            await self._stop_quietly(self._current_playback)
+
+    async def next_input(self, timeout: float, *, accept_taps: bool = True) -> CallerInput | None:
+        deadline = self._loop.time() + timeout
+        while True:
+            while self._inputs:
+                item = self._inputs.popleft()
+                if accept_taps or not isinstance(item, TapInput):
+                    if not self._inputs:
+                        self._input_ready.clear()
+                    return item
+            self._input_ready.clear()
+            self._check_up()
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._input_ready.wait(), remaining)
+            except asyncio.TimeoutError:
+                return None
+
+    def flush_input(self) -> None:
+        self._inputs.clear()
+        self._input_ready.clear()
+
+    async def start_listening(self) -> None:
+        self._check_up()
+        if self.media is None:
+            raise RuntimeError("no media fork configured for this channel")
+        await self.media.start()
+
+    async def stop_listening(self) -> None:
+        if self.media is not None:
+            await self.media.stop()
+
+    async def next_reading(self, timeout: float) -> AudioReading | None:
+        if self.media is None:
+            raise RuntimeError("no media fork configured for this channel")
+        return await self.media.next_reading(timeout)
+
+    async def start_moh(self, moh_class: str = "default") -> None:
+        self._check_up()
+        await self._call("POST", f"channels/{self.id}/moh", mohClass=moh_class)
+
+    async def stop_moh(self) -> None:
+        if self.is_up:
+            await self._call("DELETE", f"channels/{self.id}/moh")
+
+    async def hang_up(self, reason: str) -> None:
+        log.info("system hangs up", extra={"channel": self.id, "reason": reason})
+        try:
+            await self.client.delete(f"channels/{self.id}", reason="normal")
+        except AriNotFound:
+            pass
+        self._mark_hungup()
+
+    async def originate(self, endpoint: str, *, caller_id: str | None = None, timeout: float = 30.0,
+                        announce: str | None = None) -> OriginateResult:
+        self._check_up()
+        leg_id = f"leg-{uuid.uuid4().hex[:16]}"
+        fut: asyncio.Future[OriginateResult] = self._loop.create_future()
+        self._legs[leg_id] = fut
+        self._claim(leg_id)  # claim before Asterisk can send a single event about it
+        try:
+            await self.client.post("channels", endpoint=endpoint, app=self.client.app, appArgs=f"leg,{self.id}",
+                                   channelId=leg_id, callerId=caller_id, timeout=int(timeout))
+        except AriError as exc:
+            self._legs.pop(leg_id, None)
+            return OriginateResult(answered=False, cause=f"failed: {exc}")
+        result = await fut
+        if result.answered and announce and result.channel is not None:
+            await result.channel.play(announce, barge_in=False)
+        return result
+
+    async def handle_leg(self, event: AriEvent) -> None:
+        """Events about a leg we originated (answered → StasisStart; failed → destroyed)."""
+        leg_id = event.channel_id or ""
+        fut = self._legs.get(leg_id)
+        if event.type == "StasisStart" and fut is not None and not fut.done():
+            leg = AriChannel(self.client, leg_id, Caller(number=None, dialed=None, language=self.caller.language),
+                             claim=self._claim, sounds_prefix=self._sounds_prefix)
+            self.legs[leg_id] = leg
+            fut.set_result(OriginateResult(answered=True, cause="answered", channel=leg))
+            return
+        if event.type == "ChannelDestroyed" and fut is not None and not fut.done():
+            fut.set_result(OriginateResult(answered=False, cause=_CAUSES.get(event.cause or 0, f"cause {event.cause}")))
+        leg = self.legs.get(leg_id)
+        if leg is not None:
+            await leg.handle(event)
+
+    async def bridge_with(self, *others: object, bridge_id: str | None = None) -> str:
+        self._check_up()
+        bridge_id = bridge_id or f"callflow-{self.id}"
+        self._claim(bridge_id)
+        await self.client.post("bridges", type="mixing", bridgeId=bridge_id, name=bridge_id)
+        ids = [self.id, *(getattr(o, "id") for o in others)]
+        await self.client.post(f"bridges/{bridge_id}/addChannel", channel=",".join(ids))
+        return bridge_id
+
+    async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
+        self._check_up()
+        await self._call("POST", f"channels/{self.id}/continue", context=context, extension=extension, priority=priority)
+        self.in_stasis = False

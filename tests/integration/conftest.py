@@ -1,0 +1,268 @@
+"""Fixtures for tests against the real sandbox Asterisk, driven by real SIPp peers.
+
+Nothing here is skipped: an integration test that cannot run (not root, no
+Asterisk) fails, and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sipp import SippRun, answering_phone_xml, next_ports, register, registration_xml, start_sipp  # noqa: E402
+
+from callflow import prompts  # noqa: E402
+from callflow.pbx.sandbox import Sandbox  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def pbx() -> Iterator[Sandbox]:
+    if os.geteuid() != 0:
+        pytest.fail("integration tests run the sandbox PBX and need root")
+    sandbox = Sandbox()
+    was_running = sandbox.running()
+    prompts.render("Camille")
+    sandbox.up()
+    yield sandbox
+    if not was_running:
+        sandbox.down()
+
+
+@pytest.fixture(autouse=True)
+def clean_slate(pbx: Sandbox) -> Iterator[None]:
+    """Every test starts and ends with no call on the PBX."""
+    pbx.cli("channel request hangup all", check=False)
+    yield
+    pbx.cli("channel request hangup all", check=False)
+
+
+class AsteriskLog:
+    """Asterisk's file log, read from where it stood when the test began."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.start = path.stat().st_size if path.exists() else 0
+
+    def text(self) -> str:
+        with open(self.path, "rb") as fh:
+            fh.seek(self.start)
+            return fh.read().decode(errors="replace")
+
+    async def wait_for(self, needle: str, timeout: float = 10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.text().splitlines():
+                if needle in line:
+                    return line
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{needle!r} not in Asterisk's log within {timeout} s")
+
+
+@pytest.fixture
+def asterisk_log(pbx: Sandbox) -> AsteriskLog:
+    return AsteriskLog(pbx.log_file)
+
+
+class Ari:
+    """A tiny synchronous ARI reader for assertions (the product's client is not under test here)."""
+
+    def __init__(self, sandbox: Sandbox):
+        creds = sandbox.credentials()
+        self.token = b64encode(f"{creds['ari_user']}:{creds['ari_password']}".encode()).decode()
+
+    def get(self, path: str):
+        req = urllib.request.Request(f"http://127.0.0.1:8088/ari/{path}")
+        req.add_header("Authorization", "Basic " + self.token)
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def app_channels(self, app: str = "callflow") -> list[str]:
+        try:
+            return list(self.get(f"applications/{app}").get("channel_ids", []))
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:  # app not registered (controller down): list Stasis channels instead
+                return [c["id"] for c in self.get("channels") if c.get("dialplan", {}).get("app_name") == "Stasis"]
+            raise
+
+    def channels(self) -> list[dict]:
+        return self.get("channels")
+
+    def bridges(self) -> list[dict]:
+        return self.get("bridges")
+
+
+@pytest.fixture
+def ari(pbx: Sandbox) -> Ari:
+    return Ari(pbx)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ControllerProcess:
+    """`callflow run` as a real process, JSON logs captured."""
+
+    env: dict[str, str]
+    log_path: Path
+    http_port: int
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+    _logs: list[Path] = field(default_factory=list)
+
+    def start(self, wait: bool = True) -> None:
+        self.starts += 1
+        path = self.log_path.with_suffix(f".{self.starts}.log")
+        self._logs.append(path)
+        self.proc = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=self.env,
+                                     stdout=open(path, "wb"), stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_healthy()
+
+    def health(self) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/health", timeout=2) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except (urllib.error.URLError, OSError):
+            return 0, {}
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=2) as resp:
+            return resp.read().decode()
+
+    def metric(self, name: str) -> float:
+        for line in self.metrics().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"metric {name} not exposed")
+
+    def wait_healthy(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"controller exited ({self.proc.returncode}):\n{self.output()[-3000:]}")
+            if self.health()[0] == 200:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"controller not healthy within {timeout} s:\n{self.output()[-3000:]}")
+
+    def output(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self._logs if p.exists())
+
+    def events(self) -> list[dict]:
+        found = []
+        for line in self.output().splitlines():
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+        return found
+
+    async def wait_for_event(self, event: str, timeout: float = 10.0, **fields: object) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for item in self.events():
+                if item.get("event") == event and all(item.get(k) == v for k, v in fields.items()):
+                    return item
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"controller never logged {event} {fields} within {timeout} s:\n{self.output()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def controller_process(pbx: Sandbox, tmp_path: Path) -> Iterator[ControllerProcess]:
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "CALLFLOW_LOG_FORMAT": "json",
+        "CALLFLOW_HTTP_PORT": str(port),
+        "CALLFLOW_STORE_DATABASE": str(tmp_path / "callflow.db"),
+        "CALLFLOW_ARI_PING_INTERVAL": "1.0",
+    })
+    ctl = ControllerProcess(env=env, log_path=tmp_path / "controller", http_port=port)
+    yield ctl
+    ctl.stop()
+
+
+@pytest.fixture
+def controller(controller_process: ControllerProcess) -> ControllerProcess:
+    controller_process.start()
+    return controller_process
+
+
+@dataclass
+class Phone:
+    """A registered SIP desk phone played by SIPp (UAS)."""
+
+    extension: str
+    sip_port: int
+    run: SippRun
+
+
+@pytest.fixture
+async def phones(pbx: Sandbox) -> AsyncIterator:
+    """Start desk phones: `await phones("2001")` registers 2001 and answers its calls."""
+    started: list[Phone] = []
+    password = pbx.credentials()["sip_password"]
+
+    async def start(extension: str, **behaviour: object) -> Phone:
+        sip_port, media_port = next_ports()
+        await register(extension, password, sip_port)
+        run = await start_sipp(answering_phone_xml(**behaviour), name=f"phone-{extension}", sip_port=sip_port,
+                               media_port=media_port, uas=True)
+        phone = Phone(extension, sip_port, run)
+        started.append(phone)
+        return phone
+
+    yield start
+    for phone in started:
+        phone.run.kill()
+        # unregister so the next test's calls do not ring a phone that is gone
+        run = await start_sipp(registration_xml(phone.extension, password, expires=0),
+                               name=f"unregister-{phone.extension}", sip_port=phone.sip_port)
+        await run.wait(15)
+
+
+@pytest.fixture(scope="session")
+def audio_dir() -> Path:
+    """Small caller audio made with sox for the SIPp callers."""
+    out = Path(tempfile.mkdtemp(prefix="callflow-audio-"))
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", str(out / "silence.ulaw"), "trim", "0", "30"], check=True)
+    return out

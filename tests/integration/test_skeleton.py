@@ -1,0 +1,74 @@
+"""The walking skeleton: SIPp → Asterisk → callflow → prompt / digit → outcome, and its fail-safes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sipp import Caller, start_sipp
+
+
+async def test_caller_is_answered_greeted_and_their_key_is_seen(controller, asterisk_log, audio_dir):
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(6).press("5").pause(2)
+    run = await start_sipp(caller.xml(caller_number="0612345678"), name="greeted")
+    assert await run.wait(40) == 0, run.errors()
+
+    await asterisk_log.wait_for("Playing 'callflow/fr/greeting")
+    call = await controller.wait_for_event("call in")
+    assert call["caller"] == "06******78"  # never a full caller number in the logs
+    digit = await controller.wait_for_event("digit received", call=call["call"])
+    assert digit["digit"] == "5"
+    assert "0612345678" not in controller.output()
+
+
+async def test_a_key_stops_the_greeting_at_once(controller, asterisk_log, audio_dir):
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(1.5).press("7").pause(2)
+    run = await start_sipp(caller.xml(), name="barge-in")
+    assert await run.wait(30) == 0, run.errors()
+    await asterisk_log.wait_for("Playback stopped for sound:callflow/fr/greeting")
+    digit = await controller.wait_for_event("digit received")
+    assert digit["digit"] == "7"
+
+
+async def test_controller_down_the_call_reaches_an_agent_within_5_s(pbx, phones, audio_dir, asterisk_log):
+    agent = await phones("2001")
+    # the caller gives up (and the test fails) if nobody answers within 5 s
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(2)
+    run = await start_sipp(caller.xml(answer_within=5.0), name="failsafe")
+    assert await run.wait(30) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()  # the agent's phone rang, answered, got the BYE
+    await asterisk_log.wait_for("callflow controller unavailable (STASISSTATUS=FAILED)")
+
+
+async def test_controller_killed_mid_call_then_restarted_takes_the_call_back(controller, phones, ari, audio_dir):
+    agent = await phones("2001")
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(14)
+    run = await start_sipp(caller.xml(), name="killed")
+    call = await controller.wait_for_event("call in", timeout=10)
+
+    controller.kill()
+    assert call["call"] in ari.app_channels(), "the caller should still be parked in the Stasis app"
+    controller.start()
+
+    sent = await controller.wait_for_event("call sent to the agents", timeout=10, channel=call["call"])
+    assert sent["reason"] == "taken_back_after_restart"
+    assert await run.wait(40) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()
+    assert ari.app_channels() == []
+
+
+async def test_asterisk_restarted_while_the_controller_runs(pbx, controller, audio_dir):
+    pbx.down()
+    deadline = time.monotonic() + 10
+    while controller.health()[0] == 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert controller.health()[0] == 503, "health must fail while ARI is down"
+    pbx.up()
+    controller.wait_healthy(timeout=30)
+    assert controller.metric("callflow_ari_reconnects_total") >= 1
+
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(2).press("3").pause(1.5)
+    run = await start_sipp(caller.xml(), name="after-restart")
+    assert await run.wait(30) == 0, run.errors()
+    digit = await controller.wait_for_event("digit received", timeout=10)
+    assert digit["digit"] == "3"
