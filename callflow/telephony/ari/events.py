@@ -107,7 +107,7 @@ class EventRouter:
         self._handlers[owner] = handler
         queue: asyncio.Queue[AriEvent | None] = asyncio.Queue()
         self._queues[owner] = queue
-        self._pumps[owner] = asyncio.get_running_loop().create_task(self._pump(owner, queue), name=f"events:{owner}")
+        self._pumps[owner] = asyncio.get_running_loop().create_task(self._pump(owner, handler, queue), name=f"events:{owner}")
 
     def claim(self, owner: str, object_id: str) -> None:
         """Events about object_id (a channel, playback or bridge) now go to owner."""
@@ -146,13 +146,10 @@ class EventRouter:
             return
         self._queues[owner].put_nowait(event)
 
-    async def _pump(self, owner: str, queue: asyncio.Queue[AriEvent | None]) -> None:
+    async def _pump(self, owner: str, handler: Handler, queue: asyncio.Queue[AriEvent | None]) -> None:
         while True:
             event = await queue.get()
-            if event is None:
-                return
-            handler = self._handlers.get(owner)
-            if handler is None:
+            if event is None:  # closed: everything queued before the close was handled
                 return
             try:
                 await handler(event)
