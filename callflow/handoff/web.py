@@ -1,7 +1,7 @@
 """HTTP endpoints of the outbound channels, mounted on the controller's loopback server.
 
     GET|POST /sms/kannel       Kannel MO (caller's SMS reply). sms-service get-url:
-                               http://127.0.0.1:PORT/sms/kannel?from=%p&to=%P&text=%a&id=%I[&token=…]
+                               http://127.0.0.1:PORT/sms/kannel?from=%p&to=%P&text=%a&id=%I&coding=%c&charset=%C[&token=…]
                                with `max-messages = 0` so Kannel sends nothing back.
     GET      /sms/kannel/dlr   Kannel delivery reports (dlr-url built by the kannel backend).
     POST     /sms/inbound      Generic provider webhook, JSON {"from", "text", "id"?},
@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -27,6 +28,20 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 DELIVERED_TYPES = {1}  # Kannel DLR type 1: delivered to phone
 FAILED_TYPES = {2, 16}  # 2: non-delivered to phone, 16: non-delivered to SMSC
+
+
+def kannel_params(query: str) -> dict[str, str]:
+    """Kannel's %a is the SMS's raw bytes (UCS-2 for coding=2): keep them as latin-1 until we know the charset."""
+    return dict(parse_qsl(query, keep_blank_values=True, encoding="latin-1"))
+
+
+def kannel_text(params: dict[str, str]) -> str:
+    raw = params.get("text", "").encode("latin-1")
+    charset = params.get("charset") or ("UTF-16BE" if params.get("coding") == "2" else "UTF-8")
+    try:
+        return raw.decode(charset, errors="replace")
+    except LookupError:  # a charset name Python does not know
+        return raw.decode("utf-8", errors="replace")
 
 
 def add_routes(app: web.Application, deps: Any) -> None:
@@ -46,15 +61,16 @@ class _Handlers:
         return not expected or hmac.compare_digest(str(params.get("token", "")), expected)
 
     async def kannel_mo(self, request: web.Request) -> web.Response:
-        params: Any = request.query
+        if len(request.rel_url.raw_query_string) > MAX_BODY:
+            return web.Response(status=414)
+        params = kannel_params(request.rel_url.raw_query_string)
         if request.method == "POST":
             if (request.content_length or 0) > MAX_BODY:
                 return web.Response(status=413)
-            form = await request.post()
-            params = {**request.query, **form}
+            params.update(kannel_params((await request.read()).decode("latin-1")))
         if not self._kannel_token_ok(params):
             return web.Response(status=403, text="forbidden")
-        sender, text = str(params.get("from", "")), str(params.get("text", ""))
+        sender, text = str(params.get("from", "")), kannel_text(params)
         if not sender:
             return web.Response(status=400, text="missing from")
         try:
