@@ -52,7 +52,7 @@ class ClassifierConfig:
     vad_min_dbfs: float = -50.0  # webrtcvad is only asked about frames louder than this
     history_seconds: float = 8.0  # enough for two breaths at 0.25 Hz
     tap_state_hold: float = 1.5  # a tap keeps the state at TAPS this long
-    voiced_harmonicity: float = 0.28
+    voiced_harmonicity: float = 0.35
     voiced_flatness: float = 0.2
 
 
@@ -195,7 +195,10 @@ class CallAudio:
         else:
             self._digital_run = k - 1 - int(np.flatnonzero(~digital)[-1])
         voiced = self._voiced(rows)
-        self._tapper.push(rows[:, F.BLOCKS:].ravel(), self._floor, np.repeat(voiced, F.BLOCKS_PER_FRAME), now)
+        per_block = F.BLOCKS_PER_FRAME
+        self._tapper.push(
+            rows[:, F.BLOCKS:].ravel(), np.repeat(voiced, per_block), np.repeat(rows[:, F.CREST], per_block), now
+        )
 
     def _append_history(self, rows: np.ndarray) -> None:
         hist = self._hist
@@ -230,13 +233,21 @@ class CallAudio:
         voiced = self._voiced(w)
         voiced_frac = float(voiced.mean())
         vad_frac = float(w[:, F.VAD].mean())
-        active = w[:, F.LEVEL] > max(self._floor + 6.0, self.config.vad_min_dbfs)
-        modulation = float(np.std(w[active, F.LEVEL])) if active.sum() > 3 else 0.0
+        if voiced_frac == 0.0:
+            return 0.0
+        # Syllabic modulation: level minus its 100 ms average. Breathing and
+        # steady noise are smooth; a voice comes and goes several times a second.
+        level = w[:, F.LEVEL]
+        smooth = np.convolve(level, np.ones(5, dtype=np.float32) / 5, mode="same")
+        active = level > max(self._floor + 6.0, self.config.vad_min_dbfs)
+        modulation = float(np.std((level - smooth)[active])) if active.sum() > 3 else 0.0
+        # A voice's spectrum moves; a dial tone or a hum does not.
+        movement = float(np.std(w[voiced, F.CENTROID])) if voiced.sum() > 2 else 0.0
         score = (
-            0.55 * min(voiced_frac / 0.3, 1.0)
-            + 0.25 * min(vad_frac / 0.5, 1.0) * min(voiced_frac / 0.1, 1.0)
-            + 0.20 * min(modulation / 6.0, 1.0) * min(voiced_frac / 0.1, 1.0)
-        )
+            0.5 * min(voiced_frac / 0.3, 1.0)
+            + 0.25 * min(vad_frac / 0.5, 1.0)
+            + 0.25 * min(modulation / 4.0, 1.0)
+        ) * min(movement / 60.0, 1.0)
         return float(min(max(score, 0.0), 1.0))
 
     def breathing_score(self) -> float:

@@ -31,7 +31,8 @@ HARMONICITY = 5  # normalised autocorrelation peak at a pitch lag (voicing)
 LOW_RATIO = 6  # share of energy below 300 Hz (thumps, rumble)
 VAD = 7  # webrtcvad decision, filled in by the caller (features stay pure numpy)
 DIGITAL_SILENCE = 8  # 1.0 when the frame is constant (all-zero PCM / μ-law 0xFF)
-BLOCKS = 9  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies in dBFS
+CREST = 9  # peak²/mean² of the frame's loudest block, dB: ~10 for a one-sample line click
+BLOCKS = 10  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a high-passed copy, dB
 N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
 
 _NFFT = 512
@@ -43,6 +44,7 @@ _HANN = np.hanning(FRAME_SAMPLES).astype(np.float32)
 _LAG_MIN, _LAG_MAX = 20, 100
 _LAG_NORM = (FRAME_SAMPLES / (FRAME_SAMPLES - np.arange(_LAG_MIN, _LAG_MAX))).astype(np.float32)
 _EPS = 1e-12
+_MA = 8
 
 
 def _db(power: np.ndarray) -> np.ndarray:
@@ -61,8 +63,21 @@ def compute_features(frames: np.ndarray) -> np.ndarray:
     out[:, LEVEL] = _db(power)
     out[:, PEAK] = _db(np.max(np.abs(x), axis=1) ** 2)
     out[:, DIGITAL_SILENCE] = frames.max(axis=1) == frames.min(axis=1)
-    blocks = x.reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
-    out[:, BLOCKS:] = _db(np.einsum("ijk,ijk->ij", blocks, blocks) / BLOCK_SAMPLES)
+    # Block energies of a high-passed copy (x minus its 8-sample moving average,
+    # ~ -30 dB at 100 Hz, flat above 1 kHz): rumble (brown noise, traffic) would
+    # otherwise make 2.5 ms energies swing with the phase of its slow waves.
+    csum = np.cumsum(x, axis=1)
+    moving = np.empty_like(x)
+    moving[:, _MA:] = (csum[:, _MA:] - csum[:, :-_MA]) / _MA
+    moving[:, :_MA] = csum[:, :_MA] / np.arange(1, _MA + 1, dtype=np.float32)
+    emphasised = x - moving
+    blocks = emphasised.reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
+    block_power = np.einsum("ijk,ijk->ij", blocks, blocks) / BLOCK_SAMPLES
+    out[:, BLOCKS:] = _db(block_power)
+    loudest = np.argmax(block_power, axis=1)
+    rows = np.arange(n)
+    peak_power = np.max(blocks[rows, loudest] ** 2, axis=1)
+    out[:, CREST] = _db(peak_power) - _db(block_power[rows, loudest])
 
     active = np.flatnonzero((out[:, LEVEL] > ACTIVE_FLOOR_DBFS) & (out[:, DIGITAL_SILENCE] == 0))
     if active.size == 0:

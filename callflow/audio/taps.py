@@ -1,11 +1,13 @@
 """Taps on the handset: onset detection on 2.5 ms block energies, then grouping.
 
-A tap is a sharp rise (≥ TAP_RISE_DB above the background floor within 10 ms,
-from a quiet start) whose energy falls back within ~45 ms and that carries no
-voicing. Speech onsets also rise sharply, but stay up for a syllable; electrical
-clicks are a single block. Onsets closer than REFRACTORY are one tap (a thump
-and its ring). A group closes after GROUP_GAP seconds without a new tap and is
-reported as one TapInput(count).
+A tap is a sharp rise (≥ TAP_MARGIN_DB over the local background, the median
+of the 40 ms before it, with the 10 ms before still near that background) that stays up
+at least 5 ms (a line click is one sample: one or two
+very peaky blocks), falls back within ~45 ms
+(longer is a syllable or a noise swell) and is not mostly voiced. The local
+background, not a global floor, makes taps count over traffic swells. Onsets
+closer than REFRACTORY are one tap (a thump and its ring). A group closes
+after GROUP_GAP seconds without a new tap and becomes one TapInput(count).
 """
 
 from __future__ import annotations
@@ -16,74 +18,86 @@ from callflow.audio.features import BLOCK_SAMPLES, SAMPLE_RATE
 
 BLOCK_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 
-TAP_RISE_DB = 15.0  # above the floor, at the attack
-TAP_MIN_DBFS = -48.0  # absolute: quieter events are not a tap on the handset
-QUIET_BEFORE_BLOCKS = 4  # 10 ms before the attack must be clearly lower
-SUSTAIN_DB = 8.0  # "still loud" threshold above the floor
-MAX_SUSTAIN_BLOCKS = 18  # 45 ms: longer is speech or a sustained noise
-MIN_BODY_BLOCKS = 2  # 5 ms: a one-block spike is an electrical click
-LOOKAHEAD_BLOCKS = 32  # 80 ms after the attack needed to decide
-REFRACTORY_BLOCKS = 40  # 100 ms: closer onsets belong to the same tap
+PRESELECT_DB = 10.0  # attack candidates: above the mean of the 40 ms before
+TAP_MARGIN_DB = 12.0  # attack: above the local background
+TAP_MIN_DBFS = -50.0  # quieter events are not a tap on the handset
+SUSTAIN_DB = 6.0  # "still loud": this far above the local background
+BACKGROUND_BLOCKS = 16  # 40 ms before the attack give the local background
+MIN_BODY_BLOCKS = 2  # 5 ms
+CLICK_CREST_DB = 9.5  # a 2-block event this peaky is one sample: a line click, not a tap
+MAX_SUSTAIN_BLOCKS = 18  # 45 ms
+LOOKAHEAD_BLOCKS = 32  # 80 ms after the attack are needed to decide
+REFRACTORY_BLOCKS = 40  # 100 ms
+MAX_VOICED_BLOCKS = 24  # a thump can look voiced for a frame or two; a syllable is longer
 GROUP_GAP = 1.3  # seconds without a tap that close a group
+_CONTEXT = BACKGROUND_BLOCKS + 1
 
 
 class TapDetector:
-    """Finds taps in a stream of block energies; groups them into counts.
+    """Finds taps in a stream of block energies and groups them into counts.
 
-    Feed it with `push(block_db, floor_db, voiced_blocks, end_time)`; it keeps
-    only LOOKAHEAD + QUIET_BEFORE blocks of context between calls.
+    Feed it with `push(block_db, voiced, crest, end_time)`; it keeps only the
+    context it needs (background before, lookahead after) between calls.
     """
 
-    __slots__ = ("_context", "_context_voiced", "_next_allowed", "_group", "_last_tap", "tap_times")
+    __slots__ = ("_blocks", "_voiced", "_crest", "_next_allowed", "_group", "_last_tap")
 
     def __init__(self) -> None:
-        self._context = np.zeros(0, dtype=np.float32)
-        self._context_voiced = np.zeros(0, dtype=bool)
-        self._next_allowed = 0  # index into the current buffer
+        self._blocks = np.full(_CONTEXT, -99.0, dtype=np.float32)
+        self._voiced = np.zeros(_CONTEXT, dtype=bool)
+        self._crest = np.zeros(_CONTEXT, dtype=np.float32)
+        self._next_allowed = _CONTEXT  # index into the current buffer
         self._group = 0
         self._last_tap: float | None = None
-        self.tap_times: list[float] = []  # recent tap times (seconds), trimmed by the caller
 
-    def push(self, block_db: np.ndarray, floor_db: float, voiced: np.ndarray, end_time: float) -> list[float]:
-        """Add blocks ending at `end_time` (s); return the times of taps found."""
-        blocks = np.concatenate((self._context, block_db))
-        voiced_all = np.concatenate((self._context_voiced, voiced))
-        onset_level = max(floor_db + TAP_RISE_DB, TAP_MIN_DBFS)
-        sustain_level = floor_db + SUSTAIN_DB
-        start = max(QUIET_BEFORE_BLOCKS, self._next_allowed)
+    def push(self, block_db: np.ndarray, voiced: np.ndarray, crest: np.ndarray, end_time: float) -> list[float]:
+        """Add blocks ending at `end_time` (s); return the times of the taps found.
+
+        `voiced` and `crest` are per block (the frame's value repeated).
+        """
+        blocks = np.concatenate((self._blocks, block_db))
+        voiced_all = np.concatenate((self._voiced, voiced))
+        crest_all = np.concatenate((self._crest, crest))
+        n = len(blocks)
+        decided_until = n - LOOKAHEAD_BLOCKS  # candidates at or after this wait for more audio
+        start = max(self._next_allowed, _CONTEXT)
         found: list[float] = []
-        keep_from = max(len(blocks) - LOOKAHEAD_BLOCKS - QUIET_BEFORE_BLOCKS, 0)
-        candidates = np.flatnonzero(blocks[start:] > onset_level) + start
-        for i in candidates:
-            if i < start:
-                continue
-            if i + LOOKAHEAD_BLOCKS > len(blocks):
-                keep_from = min(keep_from, i - QUIET_BEFORE_BLOCKS)
-                break
-            if blocks[i - QUIET_BEFORE_BLOCKS : i].max() > onset_level - 6.0:
-                continue  # not from quiet: inside a louder event
-            after = blocks[i : i + LOOKAHEAD_BLOCKS] > sustain_level
-            body = int(after[:MAX_SUSTAIN_BLOCKS].sum())
-            if body < MIN_BODY_BLOCKS or after[MAX_SUSTAIN_BLOCKS:].any():
+        if decided_until > start:
+            # Preselect with a cheap running mean of the 40 ms before each block.
+            cums = np.concatenate(([0.0], np.cumsum(blocks, dtype=np.float64)))
+            idx = np.arange(start, decided_until)
+            before = (cums[idx] - cums[idx - BACKGROUND_BLOCKS]) / BACKGROUND_BLOCKS
+            attack = blocks[start:decided_until]
+            candidates = np.flatnonzero((attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS)) + start
+            for i in candidates:
+                if i < start:
+                    continue
+                background = float(np.median(blocks[i - BACKGROUND_BLOCKS : i]))
+                if blocks[i] < background + TAP_MARGIN_DB or blocks[i - 4 : i - 1].max() > background + SUSTAIN_DB:
+                    continue  # not loud enough yet, or not from quiet (inside a louder event)
+                loud = blocks[i : i + LOOKAHEAD_BLOCKS] > background + SUSTAIN_DB
+                body = int(np.argmin(loud)) if not loud.all() else LOOKAHEAD_BLOCKS
                 start = i + REFRACTORY_BLOCKS
-                continue
-            if voiced_all[i : i + LOOKAHEAD_BLOCKS].any():
-                start = i + REFRACTORY_BLOCKS
-                continue
-            found.append(end_time - (len(blocks) - i) * BLOCK_SECONDS)
-            start = i + REFRACTORY_BLOCKS
-        keep_from = max(keep_from, 0)
-        self._context = blocks[keep_from:].copy()
-        self._context_voiced = voiced_all[keep_from:].copy()
-        self._next_allowed = max(start - keep_from, 0)
+                if body < MIN_BODY_BLOCKS or body > MAX_SUSTAIN_BLOCKS:
+                    continue
+                if body == MIN_BODY_BLOCKS and crest_all[i] >= CLICK_CREST_DB:
+                    continue
+                if loud[MAX_SUSTAIN_BLOCKS:].sum() > 2 or voiced_all[i : i + LOOKAHEAD_BLOCKS].sum() > MAX_VOICED_BLOCKS:
+                    continue
+                found.append(float(end_time - (n - i) * BLOCK_SECONDS))
+            start = max(start, decided_until)
+        keep_from = max(min(start, decided_until) - _CONTEXT, 0)
+        self._blocks = blocks[keep_from:]
+        self._voiced = voiced_all[keep_from:]
+        self._crest = crest_all[keep_from:]
+        self._next_allowed = start - keep_from
         for t in found:
             self._group += 1
             self._last_tap = t
-            self.tap_times.append(t)
         return found
 
     def close_group(self, now: float) -> int:
-        """Return the tap count of a group finished by `now` (else 0) and reset it."""
+        """The tap count of a group finished by `now` (else 0); resets the group."""
         if self._group and self._last_tap is not None and now - self._last_tap >= GROUP_GAP:
             count, self._group = self._group, 0
             return count

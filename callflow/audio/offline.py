@@ -1,0 +1,202 @@
+"""Offline use of the classifier: load a file, run it as if it were a live call,
+and score a labelled folder tree. Used by `callflow audio classify|eval`.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from callflow.audio.classifier import CallAudio, ClassifierConfig, DEFAULT_CONFIG, verdict
+from callflow.audio.features import SAMPLE_RATE
+from callflow.audio.g711 import alaw_decode, ulaw_decode
+from callflow.core.channel import AudioReading, AudioState, TapInput
+
+RAW_ULAW = {".ulaw", ".ul", ".raw", ".pcmu"}
+RAW_ALAW = {".alaw", ".al", ".pcma"}
+AUDIO_SUFFIXES = {".wav"} | RAW_ULAW | RAW_ALAW
+PUSH_SECONDS = 0.1  # how much audio arrives between two analysis ticks, as with the receiver
+
+
+def load_audio(path: str | Path) -> np.ndarray:
+    """8 kHz mono int16 from a .wav (8 kHz, 16-bit or G.711) or raw μ-law/A-law file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in RAW_ULAW:
+        return ulaw_decode(path.read_bytes())
+    if suffix in RAW_ALAW:
+        return alaw_decode(path.read_bytes())
+    with wave.open(str(path), "rb") as w:
+        if w.getframerate() != SAMPLE_RATE:
+            raise ValueError(f"{path}: {w.getframerate()} Hz; convert first: sox IN -r 8000 -c 1 -b 16 OUT.wav")
+        width, channels = w.getsampwidth(), w.getnchannels()
+        data = w.readframes(w.getnframes())
+    if width == 2:
+        pcm = np.frombuffer(data, dtype="<i2")
+    elif width == 1:  # 8-bit WAV is unsigned PCM (G.711 WAVs are rejected by the wave module)
+        pcm = ((np.frombuffer(data, dtype=np.uint8).astype(np.int16) - 128) << 8).astype(np.int16)
+    else:
+        raise ValueError(f"{path}: {8 * width}-bit samples not supported")
+    if channels > 1:
+        pcm = pcm.reshape(-1, channels)[:, 0]
+    return pcm.astype(np.int16)
+
+
+class ManualClock:
+    """The injected clock of an offline run: advanced by the audio pushed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class OfflineResult:
+    readings: list[AudioReading]
+    taps: list[TapInput]
+    timeline: list
+    speech_score: float  # mean speech score over the clip, for ROC curves
+
+    @property
+    def verdict(self) -> AudioState:
+        return verdict(self.readings, [t.count for t in self.taps])
+
+    @property
+    def tap_count(self) -> int:
+        return sum(t.count for t in self.taps)
+
+
+def run_offline(pcm: np.ndarray, config: ClassifierConfig = DEFAULT_CONFIG, tail_seconds: float = 1.6) -> OfflineResult:
+    """Feed `pcm` in 100 ms pushes on a manual clock, then let tap groups close."""
+    clock = ManualClock()
+    taps: list[TapInput] = []
+    call = CallAudio(clock=clock, config=config, on_taps=taps.append, queue_size=0)
+    step = int(PUSH_SECONDS * SAMPLE_RATE)
+    readings: list[AudioReading] = []
+    scores: list[float] = []
+    for start in range(0, len(pcm), step):
+        call.push_pcm(pcm[start : start + step])
+        clock.now += PUSH_SECONDS
+        readings += call.process()
+        scores.append(call.speech_score())
+    # After the clip the line goes quiet (no packets): lets open tap groups close.
+    end = clock.now
+    while clock.now < end + tail_seconds:
+        clock.now += PUSH_SECONDS
+        call.process()
+    return OfflineResult(readings, taps, call.timeline, float(np.mean(scores)) if scores else 0.0)
+
+
+# ---------------------------------------------------------------------------- evaluation
+def label_of(folder: str) -> tuple[AudioState, int | None]:
+    """Folder name → expected state (and tap count for taps_N)."""
+    if folder.startswith("taps"):
+        count = folder.partition("_")[2]
+        return AudioState.TAPS, int(count) if count.isdigit() else None
+    return AudioState(folder), None
+
+
+def collect(root: str | Path) -> list[tuple[Path, str]]:
+    """(file, label folder) for every audio file under ROOT/<label>/ (any depth above)."""
+    root = Path(root)
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() in AUDIO_SUFFIXES and not any(part.startswith("_") for part in path.relative_to(root).parts):
+            try:
+                label_of(path.parent.name)
+            except ValueError:
+                continue
+            out.append((path, path.parent.name))
+    return out
+
+
+def roc_auc(scores: list[float], positives: list[bool]) -> float:
+    """Probability that a random positive scores above a random negative (ties = ½)."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(positives, dtype=bool)
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+@dataclass
+class Evaluation:
+    rows: list[tuple[str, str, AudioState, int, float]] = field(default_factory=list)  # file, label, verdict, taps, score
+
+    def add(self, path: Path, label: str, result: OfflineResult) -> None:
+        self.rows.append((str(path), label, result.verdict, result.tap_count, result.speech_score))
+
+    @property
+    def states(self) -> list[AudioState]:
+        return list(AudioState)
+
+    def confusion(self) -> dict[AudioState, Counter]:
+        table: dict[AudioState, Counter] = {s: Counter() for s in AudioState}
+        for _f, label, got, _t, _s in self.rows:
+            table[label_of(label)[0]][got] += 1
+        return table
+
+    def precision_recall(self) -> dict[AudioState, tuple[float, float, int]]:
+        table = self.confusion()
+        out = {}
+        for s in AudioState:
+            tp = table[s][s]
+            truth = sum(table[s].values())
+            called = sum(table[t][s] for t in AudioState)
+            out[s] = (tp / called if called else float("nan"), tp / truth if truth else float("nan"), truth)
+        return out
+
+    def speech_auc(self) -> float:
+        return roc_auc([r[4] for r in self.rows], [label_of(r[1])[0] is AudioState.SPEECH for r in self.rows])
+
+    def tap_count_accuracy(self) -> tuple[int, int]:
+        tap_rows = [r for r in self.rows if label_of(r[1])[1] is not None]
+        ok = sum(1 for r in tap_rows if r[3] == label_of(r[1])[1])
+        return ok, len(tap_rows)
+
+    def dead_line_as_present(self) -> int:
+        """Dead-line clips whose verdict was a sign of life (must be 0)."""
+        from callflow.core.channel import SIGNS_OF_LIFE
+
+        return sum(1 for r in self.rows if label_of(r[1])[0] is AudioState.DEAD_LINE and r[2] in SIGNS_OF_LIFE)
+
+    def false_breathing_rate(self) -> float:
+        others = [r for r in self.rows if label_of(r[1])[0] is not AudioState.BREATHING]
+        return sum(1 for r in others if r[2] is AudioState.BREATHING) / len(others) if others else float("nan")
+
+    def report(self) -> str:
+        short = {s: s.value[:10] for s in AudioState}
+        lines = [f"{len(self.rows)} clips", "", f"{'class':<17}{'precision':>10}{'recall':>8}{'n':>5}"]
+        for s, (p, r, n) in self.precision_recall().items():
+            lines.append(f"{s.value:<17}{p:>10.2f}{r:>8.2f}{n:>5}")
+        lines += ["", "confusion (rows: truth, columns: verdict)", " " * 17 + "".join(f"{short[s]:>11}" for s in AudioState)]
+        for s, counts in self.confusion().items():
+            lines.append(f"{s.value:<17}" + "".join(f"{counts[t]:>11}" for t in AudioState))
+        ok, n = self.tap_count_accuracy()
+        lines += [
+            "",
+            f"speech vs non-speech ROC-AUC: {self.speech_auc():.3f}",
+            f"tap count exact: {ok}/{n}" + (f" ({ok / n:.1%})" if n else ""),
+            f"breathing called on other clips: {self.false_breathing_rate():.1%}",
+            f"dead line reported as a present caller: {self.dead_line_as_present()}",
+        ]
+        return "\n".join(lines)
+
+
+def evaluate(root: str | Path, config: ClassifierConfig = DEFAULT_CONFIG, verbose: bool = False) -> Evaluation:
+    evaluation = Evaluation()
+    for path, label in collect(root):
+        result = run_offline(load_audio(path), config)
+        evaluation.add(path, label, result)
+        if verbose:
+            print(f"{label:<17} {result.verdict.value:<17} taps={result.tap_count} score={result.speech_score:.2f} {path.name}")
+    return evaluation
