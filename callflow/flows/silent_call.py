@@ -402,9 +402,7 @@ class SilentCall:
     # -- After a handoff: keep the caller company, never hang up on them -------
     async def stay_with_caller(self) -> Step | None:
         await self.call.listen(self.t.after_handoff_wait, stop_on_input=False)
-        if self.call.guard.alive_within(self.t.after_handoff_wait):
-            return self.to_agent(f"{self.summary()}; reste en ligne après l'envoi")
-        return self.cas_c_dead_line
+        return self.no_answer(f"{self.summary()}; reste en ligne après l'envoi")
 
     def no_answer(self, summary: str) -> Step:
         """A question went unanswered: a person if the caller is there, else cas C."""

@@ -6,11 +6,12 @@ wait for a key lasts until the key or the timeout, a reading arrives every
 500 ms while listening. A whole five-minute call runs in milliseconds.
 
 The caller is a script: what the line sounds like from which second, the keys
-and tap groups at given seconds, and when (if ever) they hang up. Everything the
+and tap groups at given seconds or as replies to given prompts, and when (if
+ever) they hang up. Everything the
 flow does lands in `channel.log` (prompts with start/end times, hang-ups and by
 whom, dialplan continuations…).
 
-    script = CallerScript(sounds=[Sound(0, AudioState.BREATHING)], inputs=[key(20, "1")])
+    script = CallerScript(sounds=[Sound(0, AudioState.BREATHING)], replies={"q_hears": [press("1")]})
     fake = FakeCall(script)
     await fake.run()            # runs callflow.flows.silent_call.run_silent_call
     fake.channel.prompts()      # ["greeting", "audio_check", …]
@@ -66,10 +67,39 @@ def burst(at: float, digit: str, n: int = 8, gap: float = 0.02) -> list[DigitInp
     return [DigitInput(digit=digit, at=at + i * gap) for i in range(n)]
 
 
+@dataclass(frozen=True)
+class Reply:
+    """The caller answers a prompt: a key or a tap group `after` seconds after it ends.
+
+    A negative `after` answers while the prompt plays (barge-in). `repeat` > 1
+    sends the same key that many times 20 ms apart (a duplicated-DTMF burst).
+    """
+
+    digit: str | None = None
+    taps: int | None = None
+    after: float = 1.0
+    repeat: int = 1
+
+    def inputs(self, at: float) -> list[CallerInput]:
+        if self.taps is not None:
+            return [TapInput(count=self.taps, at=at)]
+        return [DigitInput(digit=self.digit or "", at=at + i * 0.02) for i in range(self.repeat)]
+
+
+def press(digit: str, after: float = 1.0, repeat: int = 1) -> Reply:
+    return Reply(digit=digit, after=after, repeat=repeat)
+
+
+def tap(count: int, after: float = 1.0) -> Reply:
+    return Reply(taps=count, after=after)
+
+
 @dataclass
 class CallerScript:
     sounds: list[Sound] = field(default_factory=lambda: [Sound(0.0, AudioState.SILENCE)])
     inputs: list[CallerInput] = field(default_factory=list)
+    # prompt id → the caller's replies, one per time that prompt is played
+    replies: dict[str, list[Reply]] = field(default_factory=dict)
     hangs_up_at: float | None = None
     number: str | None = "+33612345678"
     language: str = "fr"
@@ -115,8 +145,8 @@ class FakeChannel:
         self._prompt_seconds = prompt_seconds
         self._interval = reading_interval
         self._sounds = sorted(self.script.sounds, key=lambda s: s.at)
-        self._inputs = sorted(self.script.inputs, key=lambda i: i.at)
-        self._consumed: set[int] = set()  # indexes into _inputs
+        self._queue: list[list] = [[i, False] for i in sorted(self.script.inputs, key=lambda i: i.at)]  # [input, consumed]
+        self._replies = {prompt: list(replies) for prompt, replies in self.script.replies.items()}
         self._answered = False
         self._gone: str | None = None  # "caller", "system", "dialplan"
         self._listening = False
@@ -144,14 +174,17 @@ class FakeChannel:
             raise CallerHungUp()
         self.clock.t = max(self.clock.t, target)
 
-    def _first_input(self, until: float, accept_taps: bool = True) -> tuple[int, CallerInput] | None:
-        for i, inp in enumerate(self._inputs):
-            if i in self._consumed or (isinstance(inp, TapInput) and not accept_taps):
+    def _first_input(self, until: float, accept_taps: bool = True) -> list | None:
+        for entry in self._queue:
+            inp, consumed = entry
+            if consumed or (isinstance(inp, TapInput) and not accept_taps):
                 continue
-            if inp.at <= until + EPS:
-                return i, inp
-            return None
+            return entry if inp.at <= until + EPS else None
         return None
+
+    def _schedule(self, inputs: list[CallerInput]) -> None:
+        self._queue.extend([i, False] for i in inputs)
+        self._queue.sort(key=lambda entry: entry[0].at)
 
     def _before_hangup(self, at: float) -> bool:
         h = self.script.hangs_up_at
@@ -173,12 +206,15 @@ class FakeChannel:
         seconds = self._prompt_seconds
         duration = seconds.get(prompt, 4.0) if isinstance(seconds, dict) else seconds
         end = start + duration
+        if self._replies.get(prompt):
+            reply = self._replies[prompt].pop(0)
+            self._schedule(reply.inputs(max(start, end + reply.after)))
         if barge_in:
             found = self._first_input(end)
-            if found is not None and self._before_hangup(found[1].at):
-                self._advance(max(start, found[1].at))
+            if found is not None and self._before_hangup(found[0].at):
+                self._advance(max(start, found[0].at))
                 self.log.append(Event(start, "play", prompt, self.now, False, language))
-                return PlayResult(completed=False, interrupted_by=found[1])  # stays queued
+                return PlayResult(completed=False, interrupted_by=found[0])  # stays queued
         try:
             self._advance(end)
         finally:
@@ -192,18 +228,18 @@ class FakeChannel:
         self._alive()
         deadline = self.now + max(0.0, timeout)
         found = self._first_input(deadline, accept_taps)
-        if found is not None and self._before_hangup(found[1].at):
-            i, inp = found
+        if found is not None and self._before_hangup(found[0].at):
+            inp = found[0]
             self._advance(max(self.now, inp.at))
-            self._consumed.add(i)
+            found[1] = True
             return inp
         self._advance(deadline)
         return None
 
     def flush_input(self) -> None:
-        for i, inp in enumerate(self._inputs):
-            if inp.at <= self.now + EPS:
-                self._consumed.add(i)
+        for entry in self._queue:
+            if entry[0].at <= self.now + EPS:
+                entry[1] = True
 
     async def start_listening(self) -> None:
         self._alive()
