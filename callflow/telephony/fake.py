@@ -79,15 +79,23 @@ class Reply:
     taps: int | None = None
     after: float = 1.0
     repeat: int = 1
+    typed: str = ""  # several keys, one every `gap` seconds (a phone number)
+    gap: float = 0.3
 
     def inputs(self, at: float) -> list[CallerInput]:
         if self.taps is not None:
             return [TapInput(count=self.taps, at=at)]
+        if self.typed:
+            return [DigitInput(digit=d, at=at + i * self.gap) for i, d in enumerate(self.typed)]
         return [DigitInput(digit=self.digit or "", at=at + i * 0.02) for i in range(self.repeat)]
 
 
 def press(digit: str, after: float = 1.0, repeat: int = 1) -> Reply:
     return Reply(digit=digit, after=after, repeat=repeat)
+
+
+def typed(keys: str, after: float = 1.0, gap: float = 0.3) -> Reply:
+    return Reply(typed=keys, after=after, gap=gap)
 
 
 def tap(count: int, after: float = 1.0) -> Reply:
