@@ -86,6 +86,16 @@ class RoutingConfig:
 
 
 @dataclass
+class MediaConfig:
+    rtp_host: str = "127.0.0.1"  # where Asterisk's externalMedia sends the caller's audio
+    rtp_port: int = 0  # 0: any free port
+
+    def validate(self) -> None:
+        if not 0 <= self.rtp_port <= 65535:
+            raise ConfigError("media.rtp_port", "a UDP port between 0 (any) and 65535", self.rtp_port)
+
+
+@dataclass
 class StoreConfig:
     database: str = str(DEFAULT_STATE_DIR / "callflow.db")  # SQLite file (PostgreSQL URL later)
 
@@ -100,6 +110,7 @@ SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "prompts": PromptsConfig,
     "routing": RoutingConfig,
+    "media": MediaConfig,
     "store": StoreConfig,
 }
 
@@ -111,6 +122,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
 
     def validate(self) -> None:

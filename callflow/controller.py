@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+from callflow.audio.receiver import RtpReceiver
 from callflow.config import Config
 from callflow.core.channel import Caller, CallContext, CallerHungUp, DigitInput
 from callflow.telephony.ari.channel import AriChannel
 from callflow.telephony.ari.client import AriClient, AriError
 from callflow.telephony.ari.events import AriEvent, EventRouter
+from callflow.telephony.media import MediaFork
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class Controller:
         self.client = AriClient(config.ari.url, config.ari.user, config.ari.password, config.ari.app,
                                 ping_interval=config.ari.ping_interval)
         self.router = EventRouter(self._on_unrouted, self._on_handler_error)
+        self.receiver = RtpReceiver()
         self.calls: dict[str, CallSession] = {}
         self.app_registered = False
         self._adopted_bridges: set[str] = set()
@@ -84,6 +87,7 @@ class Controller:
 
     async def run(self) -> None:
         await self.start_http()
+        await self.receiver.start(self.config.media.rtp_host, self.config.media.rtp_port)
         try:
             await self.client.run_events(self.router.dispatch, self._on_connect, self._on_disconnect)
         finally:
@@ -103,6 +107,7 @@ class Controller:
         await asyncio.gather(*(s.task for s in self.calls.values() if s.task), return_exceptions=True)
         if self._runner:
             await self._runner.cleanup()
+        await self.receiver.stop()
         await self.client.close()
 
     async def _on_connect(self) -> None:
@@ -195,8 +200,8 @@ class Controller:
             route = event.args[0] if event.args else ""
             if route == "inbound":
                 await self._new_call(event)
-            elif route == "leg":
-                # a leg whose call is gone (controller restarted while it rang)
+            elif route in ("leg", "media"):
+                # a leg or a media fork whose call is gone (controller restarted meanwhile)
                 await self._hang_up_quietly(event.channel.id)
             else:
                 log.warning("unknown Stasis route; sending to agents", extra={"route": route})
@@ -211,8 +216,16 @@ class Controller:
         assert info is not None
         caller = Caller(number=info.caller_number, name=info.caller_name, dialed=info.dialed, language=info.language or "fr")
         key = info.id
-        channel = AriChannel(self.client, info.id, caller, claim=lambda oid: self.router.claim(key, oid),
-                             sounds_prefix=self.config.prompts.sounds_prefix)
+
+        def claim(object_id: str) -> None:
+            self.router.claim(key, object_id)
+
+        def media_fork(chan: AriChannel) -> MediaFork:
+            return MediaFork(self.client, chan.id, self.receiver, claim=claim, on_taps=chan.push_input,
+                             answered_at=chan.answered_at)
+
+        channel = AriChannel(self.client, info.id, caller, claim=claim, sounds_prefix=self.config.prompts.sounds_prefix,
+                             media_factory=media_fork)
         session = CallSession(key=key, channel=channel, args=list(event.args[1:]))
         self.calls[key] = session
         self.router.open(key, session.handle)

@@ -37,7 +37,8 @@ class AriChannel:
     """One leg of a call. Its events arrive in order through the call's event pump."""
 
     def __init__(self, client: AriClient, channel_id: str, caller: Caller, *, claim: Callable[[str], None],
-                 sounds_prefix: str = "callflow", answered_at: float | None = None):
+                 sounds_prefix: str = "callflow", answered_at: float | None = None,
+                 media_factory: Callable[["AriChannel"], MediaFork] | None = None):
         self.client = client
         self.id = channel_id
         self.caller = caller
@@ -54,6 +55,7 @@ class AriChannel:
         self._legs: dict[str, asyncio.Future[OriginateResult]] = {}
         self.legs: dict[str, AriChannel] = {}
         self.media: MediaFork | None = None
+        self._media_factory = media_factory
         self.in_stasis = True
 
     # -- state ------------------------------------------------------------------
@@ -172,10 +174,16 @@ class AriChannel:
         self._inputs.clear()
         self._input_ready.clear()
 
+    @property
+    def answered_at(self) -> float:
+        return self._t0
+
     async def start_listening(self) -> None:
         self._check_up()
         if self.media is None:
-            raise RuntimeError("no media fork configured for this channel")
+            if self._media_factory is None:
+                raise RuntimeError("no media fork configured for this channel")
+            self.media = self._media_factory(self)
         await self.media.start()
 
     async def stop_listening(self) -> None:
@@ -183,8 +191,9 @@ class AriChannel:
             await self.media.stop()
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
-        if self.media is None:
-            raise RuntimeError("no media fork configured for this channel")
+        self._check_up()
+        if self.media is None or not self.media.active:
+            raise RuntimeError("next_reading while not listening: call start_listening first")
         return await self.media.next_reading(timeout)
 
     async def start_moh(self, moh_class: str = "default") -> None:
