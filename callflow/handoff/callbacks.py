@@ -141,8 +141,11 @@ class CallbackScheduler:
         async with self.conn.execute(
             "UPDATE callbacks SET status = ?, claimed_at = ?, attempts = attempts + 1, updated_at = ?,"
             " last_outcome = ? WHERE id IN (SELECT id FROM callbacks WHERE (status = ? AND due_at <= ?)"
-            " OR (status = ? AND claimed_at < ?) ORDER BY due_at LIMIT ?) RETURNING *",
-            (CALLING, now, now, f"claimed:{token}", SCHEDULED, now, CALLING, stale_before, limit),
+            " OR (status = ? AND claimed_at < ?) ORDER BY due_at LIMIT ?)"
+            # Repeated outside the subquery so PostgreSQL re-checks it on the row it locks.
+            " AND ((status = ? AND due_at <= ?) OR (status = ? AND claimed_at < ?)) RETURNING *",
+            (CALLING, now, now, f"claimed:{token}", SCHEDULED, now, CALLING, stale_before, limit,
+             SCHEDULED, now, CALLING, stale_before),
         ) as cur:
             rows = await cur.fetchall()
         return [Callback.from_row(r) for r in rows]

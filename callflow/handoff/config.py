@@ -30,7 +30,9 @@ def _require_positive(key: str, value: float) -> None:
 class SmsConfig:
     backend: str = "log"
     region: str = "FR"  # default region for national numbers (« 06 12 34 56 78 »)
-    sender: str = "numi.support"  # alphanumeric sender id (11 chars max) or a number
+    # The number the caller replies to (« Répondez à ce SMS »): an alphanumeric sender
+    # (11 characters max) cannot receive replies. Empty: the gateway's own default sender.
+    sender: str = ""
     max_parts: int = 6  # longer messages are refused: the SMS would cost too much
     # Accept FIXED_LINE_OR_MOBILE numbers (countries where the plan cannot tell them apart).
     accept_fixed_or_mobile: bool = True
@@ -62,8 +64,9 @@ class SmsConfig:
             raise ConfigError("sms.backend", " | ".join(SMS_BACKENDS), self.backend)
         if not self.region or len(self.region) != 2 or not self.region.isalpha():
             raise ConfigError("sms.region", "an ISO 3166 two-letter region such as FR", self.region)
-        if not self.sender or len(self.sender) > 16:
-            raise ConfigError("sms.sender", "a sender id of 1 to 16 characters", self.sender)
+        numeric = self.sender.lstrip("+").isdigit()
+        if self.sender and not (numeric and len(self.sender) <= 16) and not (len(self.sender) <= 11 and self.sender.isprintable()):
+            raise ConfigError("sms.sender", "a phone number (replies need one) or an alphanumeric id of 11 characters max", self.sender)
         if not isinstance(self.max_parts, int) or not 1 <= self.max_parts <= 10:
             raise ConfigError("sms.max_parts", "an integer from 1 to 10", self.max_parts)
         _require_positive("sms.timeout_seconds", self.timeout_seconds)

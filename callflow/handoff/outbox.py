@@ -144,8 +144,9 @@ class Outbox:
             "UPDATE outbox SET status = ?, claim_token = ?, claimed_at = ?, attempts = attempts + 1, updated_at = ?"
             " WHERE id IN (SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?)"
             " OR (status = ? AND claimed_at < ?) ORDER BY next_attempt_at LIMIT ?)"
-            " AND (status = ? OR status = ?) RETURNING *",
-            (SENDING, token, now, now, QUEUED, now, SENDING, stale_before, limit, QUEUED, SENDING),
+            # Repeated outside the subquery so PostgreSQL re-checks it on the row it locks.
+            " AND ((status = ? AND next_attempt_at <= ?) OR (status = ? AND claimed_at < ?)) RETURNING *",
+            (SENDING, token, now, now, QUEUED, now, SENDING, stale_before, limit, QUEUED, now, SENDING, stale_before),
         ) as cur:
             rows = await cur.fetchall()
         return [OutboxMessage.from_row(r) for r in rows]

@@ -1,7 +1,6 @@
 """Callback scheduler: due-time origination, bounded retries on busy, restarts."""
 
 import asyncio
-import time
 
 import pytest
 

@@ -15,7 +15,7 @@ from callflow.handoff.sms.kannel import KannelSmsBackend
 from callflow.handoff.sms.log import LogSmsBackend
 from callflow.handoff.sms.sip import SipSmsBackend
 
-MSG = SmsMessage("0123456789abcdef0123456789abcdef", "+33612345678", "Bonjour – numi", "numi.support")
+MSG = SmsMessage("0123456789abcdef0123456789abcdef", "+33612345678", "Bonjour – numi", "38100")
 SECRET = "s3cret-s3cret-s3cret"
 
 
@@ -43,7 +43,8 @@ def test_kannel_request_carries_coding_and_our_id_in_the_dlr_url():
                     kannel_password="p", kannel_dlr_url="http://127.0.0.1:8090/sms/kannel/dlr")
     params = KannelSmsBackend(cfg).params(MSG)
     assert params["coding"] == "2" and params["charset"] == "UTF-8"
-    assert params["to"] == "+33612345678" and params["from"] == "numi.support"
+    assert params["to"] == "+33612345678" and params["from"] == "38100"
+    assert "from" not in KannelSmsBackend(cfg).params(SmsMessage("ab", "+33612345678", "x", ""))  # gateway default
     assert params["dlr-url"] == f"http://127.0.0.1:8090/sms/kannel/dlr?id={MSG.message_id}&type=%d&answer=%A"
     assert params["dlr-mask"] == "27"
     assert KannelSmsBackend(cfg).params(SmsMessage("ab", "+33612345678", "plain", "x"))["coding"] == "0"

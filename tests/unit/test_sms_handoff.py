@@ -61,7 +61,7 @@ async def test_seed_sms_reaches_the_callers_number(service, tmp_path):
 
     await wait_for(sent)
     [line] = sms_lines(tmp_path)
-    assert line["to"] == "+33612345678" and line["from"] == "numi.support"
+    assert line["to"] == "+33612345678" and line["from"] == ""
     assert "C'est Jean de numi." in line["text"] and line["text"].endswith("Jean – numi.support")
     assert line["encoding"] == "ucs2" and len(line["parts"]) == 5
     links = await service.links.list("call-1")
@@ -132,6 +132,7 @@ async def test_too_long_message_is_refused_not_truncated(tmp_path):
         (HandoffConfig(sms=SmsConfig(backend="kannel", kannel_url="http://k/cgi-bin/sendsms")), "sms.kannel_username"),
         (HandoffConfig(sms=SmsConfig(backend="http", http_url="http://p/send", http_secret="short")), "sms.http_secret"),
         (HandoffConfig(sms=SmsConfig(backend="sip", sip_to_template="{number}")), "sms.sip_to_template"),
+        (HandoffConfig(sms=SmsConfig(sender="numi.support")), "sms.sender"),  # 12 > 11 characters
         (HandoffConfig(smtp=SmtpConfig(port=0)), "smtp.port"),
         (HandoffConfig(smtp=SmtpConfig(timezone="Mars/Olympus")), "smtp.timezone"),
         (HandoffConfig(outbox=OutboxConfig(backoff_initial_seconds=10, backoff_max_seconds=1)), "outbox.backoff_max_seconds"),

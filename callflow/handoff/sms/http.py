@@ -55,7 +55,7 @@ class HttpSmsBackend:
         body = json.dumps(
             {
                 "id": message.message_id,
-                "from": message.sender,
+                "from": message.sender or None,  # None: the provider's default sender
                 "to": message.to,
                 "text": message.text,
                 "encoding": encoded.encoding,

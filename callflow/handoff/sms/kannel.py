@@ -35,12 +35,13 @@ class KannelSmsBackend:
         params = {
             "username": cfg.kannel_username,
             "password": cfg.kannel_password,
-            "from": message.sender,
             "to": message.to,
             "text": message.text,
             "charset": "UTF-8",
             "coding": str(message.encoded.kannel_coding),
         }
+        if message.sender:  # else Kannel's default-sender / global-sender
+            params["from"] = message.sender
         if cfg.kannel_smsc:
             params["smsc"] = cfg.kannel_smsc
         if cfg.kannel_dlr_url:
