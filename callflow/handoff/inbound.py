@@ -12,7 +12,7 @@ import aiosqlite
 
 from callflow.handoff.contacts import Contacts
 from callflow.handoff.db import new_id
-from callflow.handoff.phone import MAX_RAW_LENGTH, parse_number
+from callflow.handoff.phone import MAX_RAW_LENGTH, number_variants, parse_number
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,11 @@ class InboundSms:
         since = at - self.window_seconds
         if self.find_recent_call is not None:
             try:
-                found = await self.find_recent_call(e164, since)
-                if found:
-                    return found
+                # The records store keeps the caller ID as Asterisk gave it: try its usual forms.
+                for form in number_variants(e164):
+                    found = await self.find_recent_call(form, since)
+                    if found:
+                        return found
             except Exception:
                 log.exception("find_recent_call failed; using our own call list")
         return await self.contacts.latest_call(e164, since=since)

@@ -86,3 +86,15 @@ def _kind_name(number_type: int) -> str:
         if name.isupper() and getattr(PhoneNumberType, name) == number_type:
             return name.lower()
     return "unknown"
+
+
+def number_variants(e164: str) -> list[str]:
+    """Forms a caller ID of this number may have been stored under: +33612345678, 33612345678, 0612345678."""
+    forms = [e164, e164.lstrip("+")]
+    try:
+        parsed = phonenumbers.parse(e164, None)
+        national = phonenumbers.format_number(parsed, PhoneNumberFormat.NATIONAL)
+        forms.append("".join(ch for ch in national if ch.isdigit()))
+    except NumberParseException:
+        pass
+    return list(dict.fromkeys(forms))

@@ -139,3 +139,32 @@ async def test_kannel_delivery_reports(env):
     assert failed.status == "failed_permanently" and "DLR 16" in failed.last_error
     resp = await client.get(f"/sms/kannel/dlr?id={ok.message_id}&type=1&token=nope")
     assert resp.status == 403
+
+
+async def test_reply_is_linked_through_the_records_store(tmp_path):
+    """With the records store wired in, the call comes from its `calls` table and the link lands in `call_links`."""
+    from callflow.store.records import Records
+
+    db = str(tmp_path / "callflow.db")
+    records = await Records.open(db)
+    await records.start("rec-call", number="0612345678", started_at=time.time() - 120, flow="silent_call", language="fr")
+    service = HandoffService(
+        HandoffConfig(sms=SmsConfig(log_path=str(tmp_path / "sms.log")), outbox=OutboxConfig(db_path=db)),
+        records=records,
+        find_recent_call=records.find_recent_call,
+    )
+    await service.open()
+    app = web.Application()
+    add_routes(app, service)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        resp = await client.get("/sms/kannel?from=%2B33612345678&text=Bonjour&id=k-9")
+        assert resp.status == 200
+        [reply] = await service.inbound.list_for_call("rec-call")
+        async with records.conn.execute("SELECT kind, ref FROM call_links WHERE call_id = ?", ("rec-call",)) as cur:
+            assert [tuple(r) for r in await cur.fetchall()] == [("sms_reply", reply["id"])]
+    finally:
+        await client.close()
+        await service.stop()
+        await records.close()
