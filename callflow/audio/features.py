@@ -32,13 +32,16 @@ LOW_RATIO = 6  # share of energy below 300 Hz (thumps, rumble)
 VAD = 7  # webrtcvad decision, filled in by the caller (features stay pure numpy)
 DIGITAL_SILENCE = 8  # 1.0 when the frame is constant (all-zero PCM / μ-law 0xFF)
 CREST = 9  # peak²/mean² of the frame's loudest block, dB: ~10 for a one-sample line click
-BLOCKS = 10  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a high-passed copy, dB
+BLOCK_MEAN = 10  # mean of the frame's block energies (dB): the tap detector's quick reference
+BLOCKS = 11  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a high-passed copy, dB
 N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
 
-_NFFT = 512
+_NFFT = 256  # spectral shape: 31 Hz bins are plenty
 _FREQS = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE)
 _BAND = (_FREQS >= 300) & (_FREQS <= 3400)
 _LOW = _FREQS < 300
+_NFFT_AC = 288  # autocorrelation: ≥ 160 + the longest lag, so lags < 128 do not wrap
+_BAND_AC = (np.fft.rfftfreq(_NFFT_AC, 1.0 / SAMPLE_RATE) >= 300) & (np.fft.rfftfreq(_NFFT_AC, 1.0 / SAMPLE_RATE) <= 3400)
 _HANN = np.hanning(FRAME_SAMPLES).astype(np.float32)
 # Pitch lags 2.5–12.5 ms (80–400 Hz); unbiased normalisation for a rectangular frame.
 _LAG_MIN, _LAG_MAX = 20, 100
@@ -74,6 +77,7 @@ def compute_features(frames: np.ndarray) -> np.ndarray:
     blocks = emphasised.reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
     block_power = np.einsum("ijk,ijk->ij", blocks, blocks) / BLOCK_SAMPLES
     out[:, BLOCKS:] = _db(block_power)
+    out[:, BLOCK_MEAN] = out[:, BLOCKS:].mean(axis=1)
     loudest = np.argmax(block_power, axis=1)
     rows = np.arange(n)
     peak_power = np.max(blocks[rows, loudest] ** 2, axis=1)
@@ -95,10 +99,9 @@ def compute_features(frames: np.ndarray) -> np.ndarray:
 
     # Voicing: autocorrelation of the band-limited, magnitude-compressed spectrum
     # (compression keeps brown/rumble noise from looking periodic).
-    raw = np.fft.rfft(xa, n=_NFFT, axis=1)
-    mag = np.abs(raw)
-    mag[:, ~_BAND] = 0.0
-    ac = np.fft.irfft(mag, n=_NFFT, axis=1)
+    mag = np.abs(np.fft.rfft(xa, n=_NFFT_AC, axis=1))
+    mag[:, ~_BAND_AC] = 0.0
+    ac = np.fft.irfft(mag, n=_NFFT_AC, axis=1)
     lagged = ac[:, _LAG_MIN:_LAG_MAX] * _LAG_NORM
     out[active, HARMONICITY] = np.clip(lagged.max(axis=1) / (ac[:, 0] + _EPS), 0.0, 1.0)
     return out

@@ -40,21 +40,38 @@ class TapDetector:
     context it needs (background before, lookahead after) between calls.
     """
 
-    __slots__ = ("_blocks", "_voiced", "_crest", "_next_allowed", "_group", "_last_tap")
+    __slots__ = ("_blocks", "_voiced", "_crest", "_next_allowed", "_undecided_peak", "_group", "_last_tap")
 
     def __init__(self) -> None:
         self._blocks = np.full(_CONTEXT, -99.0, dtype=np.float32)
         self._voiced = np.zeros(_CONTEXT, dtype=bool)
         self._crest = np.zeros(_CONTEXT, dtype=np.float32)
         self._next_allowed = _CONTEXT  # index into the current buffer
+        self._undecided_peak = -99.0  # loudest block still waiting for its lookahead
         self._group = 0
         self._last_tap: float | None = None
 
-    def push(self, block_db: np.ndarray, voiced: np.ndarray, crest: np.ndarray, end_time: float) -> list[float]:
+    def push(
+        self, block_db: np.ndarray, voiced: np.ndarray, crest: np.ndarray, end_time: float, quiet_db: float = 99.0
+    ) -> list[float]:
         """Add blocks ending at `end_time` (s); return the times of the taps found.
 
         `voiced` and `crest` are per block (the frame's value repeated).
+        `quiet_db`, a lower bound of the recent block energies, enables a fast
+        path: when nothing new rises PRESELECT_DB above it, only the context is kept.
         """
+        peak = float(block_db.max()) if len(block_db) else -99.0
+        if max(peak, self._undecided_peak) < max(quiet_db + PRESELECT_DB, TAP_MIN_DBFS):
+            if len(block_db) >= _CONTEXT:
+                self._blocks = block_db[-_CONTEXT:]
+                self._voiced = voiced[-_CONTEXT:]
+                self._crest = crest[-_CONTEXT:]
+            else:
+                self._blocks = np.concatenate((self._blocks, block_db))[-_CONTEXT:]
+                self._voiced = np.concatenate((self._voiced, voiced))[-_CONTEXT:]
+                self._crest = np.concatenate((self._crest, crest))[-_CONTEXT:]
+            self._next_allowed = _CONTEXT
+            return []
         blocks = np.concatenate((self._blocks, block_db))
         voiced_all = np.concatenate((self._voiced, voiced))
         crest_all = np.concatenate((self._crest, crest))
@@ -72,7 +89,7 @@ class TapDetector:
             for i in candidates:
                 if i < start:
                     continue
-                background = float(np.median(blocks[i - BACKGROUND_BLOCKS : i]))
+                background = float(np.partition(blocks[i - BACKGROUND_BLOCKS : i], BACKGROUND_BLOCKS // 2)[BACKGROUND_BLOCKS // 2])
                 if blocks[i] < background + TAP_MARGIN_DB or blocks[i - 4 : i - 1].max() > background + SUSTAIN_DB:
                     continue  # not loud enough yet, or not from quiet (inside a louder event)
                 loud = blocks[i : i + LOOKAHEAD_BLOCKS] > background + SUSTAIN_DB
@@ -86,6 +103,7 @@ class TapDetector:
                     continue
                 found.append(float(end_time - (n - i) * BLOCK_SECONDS))
             start = max(start, decided_until)
+        self._undecided_peak = float(blocks[max(decided_until, 0) :].max())
         keep_from = max(min(start, decided_until) - _CONTEXT, 0)
         self._blocks = blocks[keep_from:]
         self._voiced = voiced_all[keep_from:]

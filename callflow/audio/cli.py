@@ -1,0 +1,127 @@
+"""`callflow audio classify|eval` and `callflow bench audio`.
+
+The main CLI (callflow/cli.py) calls `register_cli(sub)` and
+`register_bench(bench_sub)`; handlers return the process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register_cli(subparsers) -> None:
+    audio = subparsers.add_parser("audio", help="offline audio classifier tools")
+    sub = audio.add_subparsers(dest="audio_command", required=True)
+
+    classify = sub.add_parser("classify", help="print the state timeline of a .wav or raw μ-law (.ulaw/.raw) file")
+    classify.add_argument("file", type=Path)
+    classify.add_argument("--plot", type=Path, metavar="OUT.png", help="also draw level and state over time")
+    classify.add_argument("--readings", action="store_true", help="print every reading, not only the timeline")
+    classify.set_defaults(func=_classify)
+
+    evaluate = sub.add_parser("eval", help="score the classifier on folders named by label (speech/, taps_2/, …)")
+    evaluate.add_argument("dir", type=Path)
+    evaluate.add_argument("--backend", choices=["builtin", "silero"], default="builtin",
+                          help="silero: rank speech vs non-speech with Silero VAD too (pip install silero-vad)")
+    evaluate.add_argument("-v", "--verbose", action="store_true", help="one line per clip")
+    evaluate.set_defaults(func=_eval)
+
+
+def register_bench(subparsers) -> None:
+    bench = subparsers.add_parser("audio", help="N concurrent synthetic RTP calls into the receiver on 127.0.0.1")
+    bench.add_argument("--calls", type=int, default=200)
+    bench.add_argument("--seconds", type=float, default=10.0)
+    bench.add_argument("--find-max", action="store_true", help="also search the largest N kept in real time")
+    bench.set_defaults(func=_bench)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from callflow.audio.offline import load_audio, run_offline
+
+    pcm = load_audio(args.file)
+    result = run_offline(pcm)
+    print(f"{args.file}: {len(pcm) / 8000:.1f} s, verdict {result.verdict.value}")
+    for start, end, state, confidence in result.timeline:
+        print(f"  {start:7.2f} – {end:7.2f} s  {state.value:<17} {confidence:.2f}")
+    for tap in result.taps:
+        print(f"  taps: {tap.count} (group closed at {tap.at:.2f} s)")
+    if args.readings:
+        for r in result.readings:
+            flags = " raised" * r.raised_voice + " distress" * r.distress
+            print(f"  {r.at:7.2f} {r.state.value:<17} {r.confidence:.2f} {r.level_dbfs:6.1f} dBFS{flags}")
+    if args.plot:
+        _plot(pcm, result, args.plot, str(args.file))
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def _plot(pcm, result, out: Path, title: str) -> None:
+    import matplotlib  # lazy: only the plot needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from callflow.core.channel import AudioState
+
+    frames = len(pcm) // 160
+    x = pcm[: frames * 160].reshape(frames, 160).astype(np.float64) / 32768
+    level = 10 * np.log10(np.mean(x * x, axis=1) + 1e-10)
+    t = np.arange(frames) * 0.02
+    states = list(AudioState)
+    colours = dict(zip(states, ["black", "lightgrey", "tab:orange", "tab:green", "tab:blue", "tab:red"]))
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(11, 5), height_ratios=[3, 1])
+    top.plot(t, level, lw=0.8, color="tab:blue")
+    top.set_ylabel("level (dBFS)")
+    top.set_ylim(-100, 0)
+    top.set_title(title)
+    for start, end, state, _c in result.timeline:
+        top.axvspan(start, end, color=colours[state], alpha=0.15)
+        bottom.barh(states.index(state), end - start, left=start, color=colours[state])
+    for tap in result.taps:
+        top.axvline(tap.at, color="tab:red", ls="--", lw=0.8)
+        top.annotate(f"{tap.count} tap(s)", (tap.at, -5), color="tab:red", fontsize=8)
+    bottom.set_yticks(range(len(states)), [s.value for s in states], fontsize=7)
+    bottom.set_xlabel("seconds since answer")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from callflow.audio.offline import evaluate
+
+    if not args.dir.is_dir():
+        print(f"callflow audio eval: {args.dir} is not a directory", file=sys.stderr)
+        return 2
+    evaluation = evaluate(args.dir, verbose=args.verbose)
+    if not evaluation.rows:
+        print(f"no labelled clips under {args.dir} (expected folders such as speech/, taps_2/)", file=sys.stderr)
+        return 2
+    print(evaluation.report())
+    if args.backend == "silero":
+        from callflow.audio.silero import silero_speech_auc
+
+        auc = silero_speech_auc(evaluation.rows)
+        print(f"silero-vad speech vs non-speech ROC-AUC: {auc:.3f}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from callflow.audio.bench import run_bench
+
+    result = run_bench(args.calls, args.seconds)
+    print(result.line())
+    if args.find_max:
+        best, n = None, 100
+        while n <= 4000:
+            r = run_bench(n, min(args.seconds, 6.0))
+            print(r.line())
+            if not r.real_time:
+                break
+            best, n = r, int(n * 1.5)
+        if best is not None:
+            print(f"largest N kept in real time on one core: {best.calls}")
+    return 0

@@ -1,0 +1,62 @@
+"""Tap counting: 1, 2, 3 taps, at varied spacing and levels, on quiet lines and in noise."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callflow.audio.offline import run_offline
+from callflow.core.channel import AudioState
+
+_spec = importlib.util.spec_from_file_location("audio_synth", Path(__file__).resolve().parents[1] / "audio" / "synth.py")
+synth = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synth)
+
+
+def counts(x):
+    r = run_offline(synth.to_pcm(x))
+    return [t.count for t in r.taps], r
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_taps_on_a_quiet_line(count, seed):
+    got, r = counts(synth.taps(seed, count) + synth.hiss(seed, 6.0))
+    assert got == [count]
+    assert r.verdict is AudioState.TAPS
+
+
+@pytest.mark.parametrize("count, kind, level", [(1, "pink", -42.0), (2, "white", -45.0), (3, "brown", -35.0), (2, "pink", -38.0)])
+def test_taps_during_background_noise(count, kind, level):
+    got, _ = counts(synth.taps(30 + count, count, peak_dbfs=-12.0) + synth.noise(31, 6.0, kind, level))
+    assert got == [count]
+
+
+def test_fast_and_slow_spacing():
+    assert counts(synth.taps(40, 3, spacing=(0.15, 0.16)) + synth.hiss(40, 6.0))[0] == [3]
+    assert counts(synth.taps(41, 3, spacing=(0.6, 0.61)) + synth.hiss(41, 6.0))[0] == [3]
+
+
+def test_a_pause_splits_groups():
+    x = synth.taps(42, 1, seconds=8.0, start=1.0) + synth.taps(43, 2, seconds=8.0, start=3.5) + synth.hiss(42, 8.0)
+    assert counts(x)[0] == [1, 2]
+
+
+def test_single_sample_line_clicks_are_not_taps():
+    r = np.random.default_rng(44)
+    x = synth.noise(44, 8.0, "pink", -40.0)
+    for at in r.integers(0, len(x), 20):
+        x[at] += r.choice([-1, 1]) * 0.3
+    got, res = counts(x)
+    assert got == [] and res.verdict is AudioState.BACKGROUND_NOISE
+
+
+def test_speech_is_not_counted_as_taps():
+    got, res = counts(synth.talk(45, 6.0, -15.0))
+    assert got == [] and res.verdict is AudioState.SPEECH
+
+
+def test_breathing_is_not_counted_as_taps():
+    got, _ = counts(synth.breathing(46, 10.0, 0.3, -30.0))
+    assert got == []
