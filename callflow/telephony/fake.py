@@ -38,6 +38,15 @@ from callflow.core.handoff import HandoffResult
 from callflow.core.recorder import MemoryRecorder
 
 EPS = 1e-9
+
+
+class FakeMisuse(BaseException):
+    """The flow did something no real call allows (or never ended).
+
+    A BaseException so that the flow's own « never leave the caller in silence »
+    handler (which catches Exception) cannot hide it from the test.
+    """
+
 #: 2025-12-19 14:45 Paris, the seed's documentation card.
 SEED_EPOCH = 1766151900.0
 
@@ -144,8 +153,10 @@ class FakeChannel:
         prompt_seconds: float | dict[str, float] = 4.0,
         channel_id: str = "fake-1",
         reading_interval: float = 0.5,
+        max_seconds: float = 3600.0,
     ) -> None:
         self.script = script or CallerScript()
+        self.max_seconds = max_seconds  # a flow that loops fails the test instead of hanging it
         self.clock = clock or FakeClock()
         self.id = channel_id
         self.caller = Caller(number=self.script.number, language=self.script.language)
@@ -167,13 +178,15 @@ class FakeChannel:
 
     def _alive(self) -> None:
         if self._gone == "dialplan":
-            raise AssertionError(f"flow used the channel after it left for the dialplan (t={self.now})")
+            raise FakeMisuse(f"flow used the channel after it left for the dialplan (t={self.now})")
         if self._gone is not None:
             raise CallerHungUp()
         self._advance(self.now)
 
     def _advance(self, target: float) -> None:
         """Move time to `target`, unless the caller hangs up on the way."""
+        if target > self.max_seconds:
+            raise FakeMisuse(f"call still in the flow after {self.max_seconds:.0f} virtual seconds")
         h = self.script.hangs_up_at
         if h is not None and h <= target + EPS and self._gone is None:
             self.clock.t = max(self.clock.t, h)

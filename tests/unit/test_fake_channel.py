@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callflow.core.channel import AudioState, CallerHungUp, Channel
-from callflow.telephony.fake import CallerScript, FakeChannel, Sound, burst, key, press, taps
+from callflow.telephony.fake import CallerScript, FakeChannel, FakeMisuse, Sound, burst, key, press, taps
 
 
 def test_it_is_a_channel():
@@ -104,5 +104,12 @@ async def test_system_hang_up_is_logged():
 async def test_using_the_channel_after_the_dialplan_took_it_is_a_bug():
     channel = FakeChannel()
     await channel.continue_in_dialplan("agents")
-    with pytest.raises(AssertionError):
+    with pytest.raises(FakeMisuse):
         await channel.play("greeting")
+
+
+async def test_a_call_that_never_ends_fails_instead_of_hanging():
+    channel = FakeChannel(max_seconds=60)
+    with pytest.raises(FakeMisuse):
+        while True:
+            await channel.next_input(8.0)
