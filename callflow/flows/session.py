@@ -156,7 +156,9 @@ class FlowCall:
         if reading.distress:
             self._distress = True
         if reading.state is AudioState.BREATHING and reading.level_dbfs >= VOICED_DBFS:
-            self._voiced_seconds += SLICE
+            self._voiced_seconds += SLICE  # « long » voice energy without words: it must last
+        else:
+            self._voiced_seconds = 0.0
         await self._timeline(reading)
 
 

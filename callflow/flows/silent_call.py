@@ -401,7 +401,9 @@ class SilentCall:
 
     # -- After a handoff: keep the caller company, never hang up on them -------
     async def stay_with_caller(self) -> Step | None:
-        await self.call.listen(self.t.after_handoff_wait, stop_on_input=False)
+        window = await self.call.listen(self.t.after_handoff_wait)
+        if window.input is not None:
+            return self.to_agent(f"{self.summary()}; appuie encore après l'envoi")
         return self.no_answer(f"{self.summary()}; reste en ligne après l'envoi")
 
     def no_answer(self, summary: str) -> Step:

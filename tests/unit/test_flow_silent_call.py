@@ -72,6 +72,7 @@ async def test_dead_line_warns_counts_down_then_hangs_up(total_wait):
     fake = await FakeCall(CallerScript(), timers=timers).run()
 
     assert fake.channel.prompts() == ["greeting", "audio_check", "language_hint", "dead_line_final", "dead_line_goodbye"]
+    assert fake.channel.plays("audio_check")[0].at <= 10.0  # « Phase 1 : Premiers 10 secondes »
     final = fake.channel.plays("dead_line_final")[0]
     assert final.at >= total_wait >= 20.0  # « attend 20–30 secondes au total », then « dernier essai »
     (hangup,) = fake.channel.system_hangups()
@@ -144,6 +145,23 @@ async def test_after_a_handoff_a_line_gone_dead_ends_through_cas_c():
     last_answer = max(at for at, kind, _ in fake.record.actions if kind == "answer")
     assert hangup.at - last_answer >= fake.deps.timers.after_handoff_wait
     assert fake.channel.prompts()[-2:] == ["dead_line_final", "dead_line_goodbye"]
+
+
+async def test_a_key_after_the_handoff_brings_a_person_at_once():
+    replies = dict(seed_replies(lambda n: press(str(n))), sms_closing=[press("0", after=5)])
+    fake = await FakeCall(CallerScript(sounds=BREATHING, replies=replies)).run()
+    closing = fake.channel.plays("sms_closing")[0]
+    assert fake.channel.plays("to_agent")[0].at == pytest.approx(closing.end + 5)
+    assert "appuie encore" in fake.agents.handed[0][1].summary
+
+
+async def test_loud_breathing_in_short_bursts_is_not_distress():
+    sounds = [Sound(0, S.SILENCE)] + [
+        Sound(t, S.BREATHING, level_dbfs=-25 if t % 4 == 0 else -50) for t in range(12, 300, 2)
+    ]
+    fake = await FakeCall(CallerScript(sounds=sounds, hangs_up_at=60)).run()
+    assert "q_emergency" not in fake.channel.prompts()
+    assert "cas_b_reassure" in fake.channel.prompts()
 
 
 async def test_caller_hangs_up_mid_questionnaire_is_recorded_as_caller():
