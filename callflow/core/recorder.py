@@ -8,6 +8,7 @@ seconds since the call was answered; `started_at` is an epoch.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -146,3 +147,31 @@ class MemoryRecorder:
     async def ended(self, call_id: str, *, at: float, hung_up_by: HungUpBy, reason: str) -> None:
         c = self.calls[call_id]
         c.duration, c.hung_up_by, c.hangup_reason = at, hung_up_by, reason
+
+
+class ResilientRecorder:
+    """Wraps a CallRecorder so that a failing store never breaks a live call.
+
+    The caller comes first: a write that fails is logged (the call id, never the
+    number) and counted, and the flow goes on.
+    """
+
+    def __init__(self, inner: CallRecorder) -> None:
+        self.inner = inner
+        self.failures = 0
+
+    def __getattr__(self, name: str):
+        method = getattr(self.inner, name)
+
+        async def guarded(*args, **kwargs):
+            try:
+                return await method(*args, **kwargs)
+            except Exception:
+                self.failures += 1
+                _log.exception("call record: %s failed for call %s", name, args[0] if args else "?")
+                return None
+
+        return guarded
+
+
+_log = logging.getLogger(__name__)

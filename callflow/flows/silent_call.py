@@ -50,6 +50,7 @@ Choices made where the seed or the issue were silent (product behaviour):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Optional
@@ -58,7 +59,7 @@ from callflow.core.agents import Agents, DialplanAgents, Diagnosis
 from callflow.core.channel import AudioState, CallContext, CallerHungUp, DigitInput
 from callflow.core.clock import Clock, SystemClock
 from callflow.core.handoff import EmergencyLine, Handoffs
-from callflow.core.recorder import CallRecorder, CallType, Cause, HungUpBy
+from callflow.core.recorder import CallRecorder, CallType, Cause, HungUpBy, ResilientRecorder
 from callflow.flows import alternatives
 from callflow.flows.keypad import (
     CAREGIVER,
@@ -118,7 +119,8 @@ class SilentCall:
         self.ctx = ctx
         self.deps = deps
         self.t = deps.timers
-        self.call = FlowCall(ctx, deps.recorder, deps.timers, deps.clock)
+        self.recorder = ResilientRecorder(deps.recorder)  # a broken store must not break the call
+        self.call = FlowCall(ctx, self.recorder, deps.timers, deps.clock)
         self.heard = Window(start=0.0)  # phases 1 and 2 together
         self.call_type: CallType | None = None
         self.cause: Cause | None = None
@@ -131,7 +133,7 @@ class SilentCall:
     async def run(self) -> None:
         call = self.call
         log.info("silent call %s from %s", call.call_id, self.ctx.caller.masked)
-        await self.deps.recorder.start(
+        await self.recorder.start(
             call.call_id, number=call.number, started_at=self.deps.clock.time(), flow="silent_call", language=call.language
         )
         step: Step | None = self.phase_1_greeting
@@ -147,6 +149,9 @@ class SilentCall:
                     step = self.cas_e_language
         except CallerHungUp:
             self.outcome = (HungUpBy.CALLER, f"caller hung up ({self._last_step(step)})")
+        except asyncio.CancelledError:  # the controller saw the call end first
+            self.outcome = self.outcome or (HungUpBy.CALLER, f"cancelled ({self._last_step(step)})")
+            raise
         except Exception as exc:  # a bug must not leave the caller in silence
             log.exception("silent call %s: flow error", call.call_id)
             await call.note("error", repr(exc))
@@ -158,7 +163,7 @@ class SilentCall:
         finally:
             await call.flush_timeline()
             by, reason = self.outcome or (HungUpBy.CALLER, "unknown")
-            await self.deps.recorder.ended(call.call_id, at=call.now(), hung_up_by=by, reason=reason)
+            await self.recorder.ended(call.call_id, at=call.now(), hung_up_by=by, reason=reason)
 
     @staticmethod
     def _last_step(step) -> str:
@@ -168,13 +173,13 @@ class SilentCall:
         """« TYPE » and « CAUSE PROBABLE » of the documentation card."""
         if call_type is not self.call_type:
             self.call_type = call_type
-            await self.deps.recorder.set_type(self.call.call_id, call_type)
+            await self.recorder.set_type(self.call.call_id, call_type)
         await self.set_cause(cause)
 
     async def set_cause(self, cause: Cause) -> None:
         if cause is not self.cause:
             self.cause = cause
-            await self.deps.recorder.set_cause(self.call.call_id, cause)
+            await self.recorder.set_cause(self.call.call_id, cause)
 
     # -- Phase 1 : premiers 10 secondes ------------------------------------
     async def phase_1_greeting(self) -> Step | None:
@@ -397,7 +402,7 @@ class SilentCall:
 
     async def classify_speech(self) -> None:
         self.call_type = CallType.PAROLE
-        await self.deps.recorder.set_type(self.call.call_id, CallType.PAROLE)
+        await self.recorder.set_type(self.call.call_id, CallType.PAROLE)
 
     # -- After a handoff: keep the caller company, never hang up on them -------
     async def stay_with_caller(self) -> Step | None:

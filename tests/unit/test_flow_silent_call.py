@@ -422,3 +422,18 @@ async def test_every_path_leaves_a_complete_record():
         assert record.duration is not None and record.hung_up_by is not None
         assert record.actions and record.timeline
         assert record.number == "+33612345678"
+
+
+async def test_a_broken_record_store_does_not_break_the_call():
+    class Broken:
+        def __getattr__(self, name):
+            async def fail(*a, **kw):
+                raise OSError("disk full")
+
+            return fail
+
+    fake = FakeCall(CallerScript(sounds=[Sound(0, S.SILENCE), Sound(5, S.SPEECH)]))
+    fake.deps.recorder = Broken()
+    await fake.run()
+    assert fake.channel.prompts() == ["greeting", "to_agent"]
+    assert fake.channel.hung_up_by == "dialplan"
