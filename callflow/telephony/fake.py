@@ -20,6 +20,10 @@ whom, dialplan continuations…).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
 
 from callflow.core.agents import Diagnosis
 from callflow.core.channel import (
@@ -154,9 +158,11 @@ class FakeChannel:
         channel_id: str = "fake-1",
         reading_interval: float = 0.5,
         max_seconds: float = 3600.0,
+        prompts: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.script = script or CallerScript()
         self.max_seconds = max_seconds  # a flow that loops fails the test instead of hanging it
+        self.known_prompts = prompts  # when given, an unknown id or a missing language fails the test
         self.clock = clock or FakeClock()
         self.id = channel_id
         self.caller = Caller(number=self.script.number, language=self.script.language)
@@ -223,6 +229,10 @@ class FakeChannel:
 
     async def play(self, prompt: str, *, language: str | None = None, barge_in: bool = True) -> PlayResult:
         self._alive()
+        if self.known_prompts is not None:
+            texts = self.known_prompts.get(prompt)
+            if texts is None or (language or "fr") not in texts:
+                raise FakeMisuse(f"prompt {prompt!r} has no {language or 'fr'} text in sounds/prompts.yaml")
         start = self.now
         seconds = self._prompt_seconds
         duration = seconds.get(prompt, 4.0) if isinstance(seconds, dict) else seconds
@@ -388,6 +398,15 @@ class FakeAgents:
         await call.channel.continue_in_dialplan("agents", "s")
 
 
+PROMPTS_YAML = Path(__file__).resolve().parents[2] / "sounds" / "prompts.yaml"
+
+
+@lru_cache(maxsize=4)
+def load_prompts(path: Path = PROMPTS_YAML) -> dict[str, dict[str, str]]:
+    """sounds/prompts.yaml: prompt id → {language: text} (read once per test run; do not mutate)."""
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
 class FakeCall:
     """One scripted call wired to the silent-call flow with recording fakes."""
 
@@ -396,7 +415,7 @@ class FakeCall:
         from callflow.flows.silent_call import SilentCallDeps
         from callflow.flows.timers import SilentCallTimers
 
-        self.channel = FakeChannel(script, prompt_seconds=prompt_seconds)
+        self.channel = FakeChannel(script, prompt_seconds=prompt_seconds, prompts=load_prompts())
         self.clock = self.channel.clock
         self.recorder = MemoryRecorder()
         self.handoffs = FakeHandoffs(refuse)
