@@ -49,7 +49,7 @@ class ClassifierConfig:
     digital_silence_dead_after: float = 3.0  # constant samples this long → dead line
     raised_voice_dbfs: float = -14.0  # loud voiced frames (p90) for the raised-voice flag
     vad_mode: int = 2
-    vad_min_dbfs: float = -50.0  # webrtcvad is only asked about frames louder than this
+    vad_min_dbfs: float = -50.0  # quieter frames are never voiced (nor asked to webrtcvad)
     history_seconds: float = 8.0  # enough for two breaths at 0.25 Hz
     tap_state_hold: float = 1.5  # a tap keeps the state at TAPS this long
     voiced_harmonicity: float = 0.35
@@ -177,15 +177,9 @@ class CallAudio:
         """Analyse what is pending and emit readings that are due (one-call batch)."""
         return analyse_calls((self,), now).get(self, [])
 
-    def _consume(self, rows: np.ndarray, frames: np.ndarray, now: float) -> None:
-        cfg = self.config
+    def _consume(self, rows: np.ndarray, now: float) -> None:
+        """New feature rows (VAD and VOICED already filled in by the batch)."""
         k = len(rows)
-        loud = np.flatnonzero((rows[:, F.LEVEL] > cfg.vad_min_dbfs) & (rows[:, F.DIGITAL_SILENCE] == 0))
-        for i in loud:
-            try:
-                rows[i, F.VAD] = self._vad.is_speech(frames[i].tobytes(), F.SAMPLE_RATE)
-            except Exception:  # webrtcvad raises on odd input; treat as "no"
-                rows[i, F.VAD] = 0.0
         self._append_history(rows)
         window = self._window(50)
         self._floor = _quantile(window[:, F.LEVEL], 0.2)
@@ -194,12 +188,8 @@ class CallAudio:
             self._digital_run += k
         else:
             self._digital_run = k - 1 - int(np.flatnonzero(~digital)[-1])
-        voiced = self._voiced(rows)
-        per_block = F.BLOCKS_PER_FRAME
         quiet = float(window[:, F.BLOCK_MEAN].min()) - 6.0  # conservative: the fast path must not hide a tap
-        self._tapper.push(
-            rows[:, F.BLOCKS:].ravel(), np.repeat(voiced, per_block), np.repeat(rows[:, F.CREST], per_block), now, quiet
-        )
+        self._tapper.push(rows[:, F.BLOCKS:].ravel(), rows[:, F.VOICED] > 0, rows[:, F.CREST], now, quiet)
 
     def _append_history(self, rows: np.ndarray) -> None:
         hist = self._hist
@@ -217,13 +207,9 @@ class CallAudio:
         n = min(frames, self._filled)
         return self._hist[self._pos - n : self._pos]
 
-    def _voiced(self, rows: np.ndarray) -> np.ndarray:
-        cfg = self.config
-        return (
-            (rows[:, F.HARMONICITY] > cfg.voiced_harmonicity)
-            & (rows[:, F.FLATNESS] < cfg.voiced_flatness)
-            & (rows[:, F.LEVEL] > max(self._floor + 6.0, cfg.vad_min_dbfs))
-        )
+    @staticmethod
+    def _voiced(rows: np.ndarray) -> np.ndarray:
+        return rows[:, F.VOICED] > 0
 
     # ---- decisions ---------------------------------------------------------------------
     def speech_score(self, window: np.ndarray | None = None) -> float:
@@ -412,6 +398,33 @@ def _deliver(queue: asyncio.Queue | None, callback: Callable | None, item) -> No
         callback(item)
 
 
+def _mark_voiced(feats: np.ndarray, frames: np.ndarray, order: list[tuple[CallAudio, int]]) -> None:
+    """Fill VOICED (per-call noise floor, vectorised over the batch) and VAD.
+
+    webrtcvad is asked only about frames that already look voiced: it is a
+    second opinion on voicing, and skipping the rest keeps its cost small.
+    """
+    counts = [k for _call, k in order]
+    configs = [call.config for call, _k in order]
+    floor = np.repeat([max(call._floor + 6.0, call.config.vad_min_dbfs) for call, _k in order], counts)
+    if all(c is configs[0] for c in configs):
+        harmonicity, flatness = configs[0].voiced_harmonicity, configs[0].voiced_flatness
+    else:
+        harmonicity = np.repeat([c.voiced_harmonicity for c in configs], counts)
+        flatness = np.repeat([c.voiced_flatness for c in configs], counts)
+    voiced = (feats[:, F.HARMONICITY] > harmonicity) & (feats[:, F.FLATNESS] < flatness) & (feats[:, F.LEVEL] > floor)
+    feats[:, F.VOICED] = voiced
+    rows = np.flatnonzero(voiced)
+    if not len(rows):
+        return
+    owner = np.repeat(np.arange(len(order)), counts)
+    for r in rows.tolist():
+        try:
+            feats[r, F.VAD] = order[owner[r]][0]._vad.is_speech(frames[r].tobytes(), F.SAMPLE_RATE)
+        except Exception:  # webrtcvad raises on odd input; treat as "no"
+            feats[r, F.VAD] = 0.0
+
+
 def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[CallAudio, list[AudioReading]]:
     """Analyse pending audio of many calls in one numpy batch; emit due readings.
 
@@ -447,10 +460,11 @@ def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[
     if parts:
         frames = np.concatenate(parts) if len(parts) > 1 else parts[0]
         feats = F.compute_features(frames)
+        _mark_voiced(feats, frames, order)
         row = 0
         for call, k in order:
             t = (now - call.answered_at) if now is not None else call._now()
-            call._consume(feats[row : row + k], frames[row : row + k], t)
+            call._consume(feats[row : row + k], t)
             row += k
     for call in calls:
         t = (now - call.answered_at) if now is not None else call._now()

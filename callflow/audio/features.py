@@ -33,7 +33,8 @@ VAD = 7  # webrtcvad decision, filled in by the caller (features stay pure numpy
 DIGITAL_SILENCE = 8  # 1.0 when the frame is constant (all-zero PCM / μ-law 0xFF)
 CREST = 9  # peak²/mean² of the frame's loudest block, dB: ~10 for a one-sample line click
 BLOCK_MEAN = 10  # mean of the frame's block energies (dB): the tap detector's quick reference
-BLOCKS = 11  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a high-passed copy, dB
+VOICED = 11  # 1.0 when voiced (set by the classifier: it needs the call's noise floor)
+BLOCKS = 12  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a high-passed copy, dB
 N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
 
 _NFFT = 256  # spectral shape: 31 Hz bins are plenty

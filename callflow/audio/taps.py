@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from callflow.audio.features import BLOCK_SAMPLES, SAMPLE_RATE
+from callflow.audio.features import BLOCK_SAMPLES, BLOCKS_PER_FRAME, SAMPLE_RATE
 
 BLOCK_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 
@@ -56,22 +56,27 @@ class TapDetector:
     ) -> list[float]:
         """Add blocks ending at `end_time` (s); return the times of the taps found.
 
-        `voiced` and `crest` are per block (the frame's value repeated).
+        `voiced` and `crest` are per frame (BLOCKS_PER_FRAME blocks each).
         `quiet_db`, a lower bound of the recent block energies, enables a fast
         path: when nothing new rises PRESELECT_DB above it, only the context is kept.
         """
         peak = float(block_db.max()) if len(block_db) else -99.0
         if max(peak, self._undecided_peak) < max(quiet_db + PRESELECT_DB, TAP_MIN_DBFS):
             if len(block_db) >= _CONTEXT:
+                tail_frames = -(-_CONTEXT // BLOCKS_PER_FRAME)
                 self._blocks = block_db[-_CONTEXT:]
-                self._voiced = voiced[-_CONTEXT:]
-                self._crest = crest[-_CONTEXT:]
+                self._voiced = np.repeat(voiced[-tail_frames:], BLOCKS_PER_FRAME)[-_CONTEXT:]
+                self._crest = np.repeat(crest[-tail_frames:], BLOCKS_PER_FRAME)[-_CONTEXT:]
             else:
+                voiced = np.repeat(voiced, BLOCKS_PER_FRAME)
+                crest = np.repeat(crest, BLOCKS_PER_FRAME)
                 self._blocks = np.concatenate((self._blocks, block_db))[-_CONTEXT:]
                 self._voiced = np.concatenate((self._voiced, voiced))[-_CONTEXT:]
                 self._crest = np.concatenate((self._crest, crest))[-_CONTEXT:]
             self._next_allowed = _CONTEXT
             return []
+        voiced = np.repeat(voiced, BLOCKS_PER_FRAME)
+        crest = np.repeat(crest, BLOCKS_PER_FRAME)
         blocks = np.concatenate((self._blocks, block_db))
         voiced_all = np.concatenate((self._voiced, voiced))
         crest_all = np.concatenate((self._crest, crest))
