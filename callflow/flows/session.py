@@ -19,7 +19,6 @@ from callflow.core.channel import (
     CallerInput,
     DigitInput,
     PlayResult,
-    TapInput,
 )
 from callflow.core.clock import Clock
 from callflow.core.recorder import CallRecorder
@@ -80,8 +79,7 @@ class FlowCall:
         self._t0 = clock.time()
         self.guard = SafeHangup(self.channel, recorder, self.call_id, timers, self.now)
         self.answers: dict[str, str] = {}
-        self.emergency_asked = False
-        self.listen_for_distress = True
+        self.listen_for_distress = True  # off once cas F's question was asked
         self._speech_times: deque[float] = deque()
         self._voiced_seconds = 0.0
         self._segment: list | None = None  # [start, end, state, distress, level]
@@ -105,7 +103,7 @@ class FlowCall:
         return result
 
     # -- listening -----------------------------------------------------------
-    async def listen(self, seconds: float, *, stop_on_input: bool = True, stop_on_speech: bool = True) -> Window:
+    async def listen(self, seconds: float, *, stop_on_input: bool = True) -> Window:
         """Listen to the line for `seconds`, watching keys and taps as well.
 
         Stops early on a key/tap (returned in the window) unless told not to.
@@ -114,12 +112,12 @@ class FlowCall:
         window = Window(start=self.now())
         self._window = window
         try:
-            await self._listen(window, seconds, stop_on_input, stop_on_speech)
+            await self._listen(window, seconds, stop_on_input)
         finally:
             self._window = None
         return window
 
-    async def _listen(self, window: Window, seconds: float, stop_on_input: bool, stop_on_speech: bool) -> None:
+    async def _listen(self, window: Window, seconds: float, stop_on_input: bool) -> None:
         deadline = self.now() + seconds
         while True:
             remaining = deadline - self.now()
@@ -133,7 +131,7 @@ class FlowCall:
                 if stop_on_input:
                     window.input = caller_input
                     break
-            if stop_on_speech and self.speech_confirmed():
+            if self.speech_confirmed():
                 raise SpeechHeard()
             if self.listen_for_distress and self.distress_likely():
                 raise DistressHeard()
@@ -161,17 +159,12 @@ class FlowCall:
             self._voiced_seconds = 0.0
         await self._timeline(reading)
 
-
     def speech_confirmed(self) -> bool:
         return len(self._speech_times) >= SPEECH_READINGS
 
     def distress_likely(self) -> bool:
         """Seed cas D/F: sobs, irregular breathing, or long voice energy without words."""
         return self._distress or self._voiced_seconds >= self.timers.distress_voiced_seconds
-
-    def clear_distress(self) -> None:
-        self._distress = False
-        self._voiced_seconds = 0.0
 
     # -- the audio timeline (segments, written when the state changes) --------
     async def _timeline(self, r: AudioReading) -> None:
@@ -203,9 +196,3 @@ class FlowCall:
             await self.note("ignored", f"{describe(extra)} (burst)")
         self.channel.flush_input()
 
-
-def tap_or_key(caller_input: CallerInput) -> str:
-    """'1', '2', … for a key or a tap group alike (« 1 coup = OUI »)."""
-    if isinstance(caller_input, TapInput):
-        return str(caller_input.count)
-    return caller_input.digit

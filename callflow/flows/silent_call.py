@@ -358,7 +358,6 @@ class SilentCall:
     # -- CAS F – Urgence médicale / danger immédiat -----------------------------
     async def cas_f_emergency(self) -> Step | None:
         call = self.call
-        call.emergency_asked = True
         call.listen_for_distress = False  # asked once; cas D follows if « non »
         self.urgent = True
         await call.note("distress", "détresse probable: question urgence")
