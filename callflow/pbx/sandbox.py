@@ -145,7 +145,6 @@ class Sandbox:
                 raise SandboxError(f"port {port}/{kind} on 127.0.0.1 is already taken: stop what listens there (ss -lnp | grep {port})")
         self.install_config()
         self._mount()
-        self.log_file.unlink(missing_ok=True)
         console = open(self.console_log, "wb")
         proc = subprocess.Popen(
             ["chroot", str(self.root), "asterisk", "-f", "-U", "asterisk", "-G", "asterisk", "-n"],

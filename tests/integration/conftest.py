@@ -7,6 +7,7 @@ Asterisk) fails, and says why.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import signal
@@ -39,12 +40,17 @@ def pbx() -> Iterator[Sandbox]:
     if os.geteuid() != 0:
         pytest.fail("integration tests run the sandbox PBX and need root")
     sandbox = Sandbox()
+    # one integration run at a time on this machine: they share one Asterisk
+    sandbox.state_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(sandbox.state_dir / "integration.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     was_running = sandbox.running()
     prompts.render("Camille")
     sandbox.up()
     yield sandbox
     if not was_running:
         sandbox.down()
+    lock.close()
 
 
 @pytest.fixture(autouse=True)
@@ -266,3 +272,32 @@ def audio_dir() -> Path:
     out = Path(tempfile.mkdtemp(prefix="callflow-audio-"))
     subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", str(out / "silence.ulaw"), "trim", "0", "30"], check=True)
     return out
+
+
+@pytest.fixture
+async def in_process_controller(pbx: Sandbox, tmp_path: Path) -> AsyncIterator:
+    """`await in_process_controller(flow)`: a Controller in this process running `flow` for each call."""
+    from callflow import config
+    from callflow.controller import Controller
+
+    running: list[tuple[Controller, asyncio.Task]] = []
+
+    async def start(flow) -> Controller:
+        env = dict(os.environ)
+        env.update({"CALLFLOW_HTTP_PORT": str(free_port()), "CALLFLOW_STORE_DATABASE": str(tmp_path / "callflow.db"),
+                    "CALLFLOW_ARI_PING_INTERVAL": "1.0"})
+        ctl = Controller(config.load(env=env), flow)
+        task = asyncio.get_running_loop().create_task(ctl.run())
+        running.append((ctl, task))
+        deadline = time.monotonic() + 15
+        while not (ctl.client.connected.is_set() and ctl.app_registered):
+            if task.done():
+                task.result()
+            assert time.monotonic() < deadline, "in-process controller did not connect to ARI"
+            await asyncio.sleep(0.05)
+        return ctl
+
+    yield start
+    for _ctl, task in running:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -40,7 +40,7 @@ async def test_controller_down_the_call_reaches_an_agent_within_5_s(pbx, phones,
     await asterisk_log.wait_for("callflow controller unavailable (STASISSTATUS=FAILED)")
 
 
-async def test_controller_killed_mid_call_then_restarted_takes_the_call_back(controller, phones, ari, audio_dir):
+async def test_controller_killed_mid_call_then_restarted_takes_the_call_back(controller, phones, ari, audio_dir, asterisk_log):
     agent = await phones("2001")
     caller = Caller().audio(audio_dir / "silence.ulaw").pause(14)
     run = await start_sipp(caller.xml(), name="killed")
@@ -52,7 +52,7 @@ async def test_controller_killed_mid_call_then_restarted_takes_the_call_back(con
 
     sent = await controller.wait_for_event("call sent to the agents", timeout=10, channel=call["call"])
     assert sent["reason"] == "taken_back_after_restart"
-    assert await run.wait(40) == 0, run.errors()
+    assert await run.wait(40) == 0, run.errors() + asterisk_log.text()[-6000:]
     assert await agent.run.wait(15) == 0, agent.run.errors()
     assert ari.app_channels() == []
 
@@ -72,3 +72,20 @@ async def test_asterisk_restarted_while_the_controller_runs(pbx, controller, aud
     assert await run.wait(30) == 0, run.errors()
     digit = await controller.wait_for_event("digit received", timeout=10)
     assert digit["digit"] == "3"
+
+
+async def test_a_flow_that_crashes_sends_the_caller_to_an_agent(in_process_controller, phones, audio_dir, ari):
+    async def buggy_flow(ctx):
+        await ctx.channel.answer()
+        await ctx.channel.play("greeting")
+        raise RuntimeError("a bug in a flow")
+
+    ctl = await in_process_controller(buggy_flow)
+    agent = await phones("2001")
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(9)
+    run = await start_sipp(caller.xml(), name="crash")
+    assert await run.wait(30) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()
+    assert ctl.metrics.handler_errors._value.get() == 1
+    assert ctl.metrics.sent_to_agents.labels(reason="handler_error")._value.get() == 1
+    assert ari.app_channels() == []
