@@ -58,36 +58,31 @@ async def request(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: 
 async def deliver(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: str, reason: str) -> bool:
     """Do what the caller chose and tell them. False: only a person can help now."""
     result = await request(call, handoffs, kind, agent_name=agent_name, reason=reason)
-    if result.accepted:
-        return await _tell(call, handoffs, kind, agent_name=agent_name, reason=reason)
-    # « Anonymous caller / SMS refused » → email, callback or a person
-    await call.say("handoff_refused")
-    alternative = await ask(call, Q_FALLBACK)
-    if alternative in (EMAIL, CALLBACK) and alternative != kind:
-        result = await request(call, handoffs, alternative, agent_name=agent_name, reason=reason)
-        if result.accepted:
-            return await _tell(call, handoffs, alternative, agent_name=agent_name, reason=reason)
-    return False
-
-
-async def _tell(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: str, reason: str) -> bool:
+    if not result.accepted:
+        # « Anonymous caller / SMS refused » → email, callback or a person
+        await call.say("handoff_refused")
+        return await _fallback(call, handoffs, refused=kind, agent_name=agent_name, reason=reason)
     if kind != SMS:
         await call.say(CLOSING[kind])
         return True
     # « Vous allez recevoir mon SMS dans 10 secondes. Je reste disponible. »
     await call.say("sms_sent")
     await call.listen(call.timers.sms_wait, stop_on_input=False)  # « Jean reste en ligne 10 secondes »
-    received = await ask(call, Q_SMS_RECEIVED)
-    if received == NO:
-        await call.note("sms_not_received")
-        await call.say("handoff_refused")
-        alternative = await ask(call, Q_FALLBACK)
-        if alternative in (EMAIL, CALLBACK):
-            result = await request(call, handoffs, alternative, agent_name=agent_name, reason=reason)
-            if result.accepted:
-                await call.say(CLOSING[alternative])
-                return True
-        return False
-    # YES, or no answer: the SMS is on its way anyway (the outbox keeps its promise).
+    if await ask(call, Q_SMS_RECEIVED) == NO:
+        await call.say("sms_not_received")
+        return await _fallback(call, handoffs, refused=SMS, agent_name=agent_name, reason=reason)
+    # « oui », or no answer: the SMS is on its way anyway (the outbox keeps its promise).
     await call.say("sms_closing")  # « Vous me répondez par SMS tranquillement. À tout de suite… »
+    return True
+
+
+async def _fallback(call: FlowCall, handoffs: Handoffs, *, refused: str, agent_name: str, reason: str) -> bool:
+    """« Tapez 1 email, 2 rappel, 3 conseiller »; False when a person must take over."""
+    alternative = await ask(call, Q_FALLBACK)
+    if alternative not in (EMAIL, CALLBACK) or alternative == refused:
+        return False
+    result = await request(call, handoffs, alternative, agent_name=agent_name, reason=reason)
+    if not result.accepted:
+        return False
+    await call.say(CLOSING[alternative])
     return True

@@ -437,3 +437,11 @@ async def test_a_broken_record_store_does_not_break_the_call():
     await fake.run()
     assert fake.channel.prompts() == ["greeting", "to_agent"]
     assert fake.channel.hung_up_by == "dialplan"
+
+
+async def test_sms_not_received_offers_email_callback_or_agent():
+    replies = dict(seed_replies(lambda n: press(str(n))), q_sms_received=[press("2")], q_fallback=[press("1")])
+    fake = await FakeCall(CallerScript(sounds=BREATHING, replies=replies, hangs_up_at=150)).run()
+    assert fake.handoffs.kinds() == ["sms", "email"]
+    prompts = fake.channel.prompts()
+    assert prompts[prompts.index("q_sms_received") + 1:][:3] == ["sms_not_received", "q_fallback", "email_sent"]
