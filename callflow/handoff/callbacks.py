@@ -134,6 +134,15 @@ class CallbackScheduler:
         )
         return cursor.rowcount == 1
 
+    async def retry(self, callback_id: str) -> bool:
+        """Operator's `outbox retry ID` for a failed callback: due now, with a fresh attempt budget."""
+        now = self.clock()
+        cursor = await self.conn.execute(
+            "UPDATE callbacks SET status = ?, due_at = ?, attempts = 0, updated_at = ? WHERE id = ? AND status = ?",
+            (SCHEDULED, now, now, callback_id, FAILED),
+        )
+        return cursor.rowcount == 1
+
     async def claim_due(self, limit: int = 10) -> list[Callback]:
         now = self.clock()
         stale_before = now - self.config.calling_lease_seconds

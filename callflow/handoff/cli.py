@@ -28,8 +28,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     ls.add_argument("--status", choices=STATUSES)
     ls.add_argument("--limit", type=int, default=50)
     ls.set_defaults(func=_run(_outbox_list))
-    retry = outbox_sub.add_parser("retry", help="send a failed_permanently message again")
-    retry.add_argument("id", help="message id (see `outbox list`)")
+    retry = outbox_sub.add_parser("retry", help="send a failed_permanently message (or place a failed callback) again")
+    retry.add_argument("id", help="message or callback id (see `outbox list --call CALL_ID`)")
     retry.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file (default {DEFAULT_DB})")
     retry.set_defaults(func=_run(_outbox_retry))
 
@@ -82,8 +82,16 @@ async def _outbox_retry(args: argparse.Namespace) -> int:
         outbox = Outbox(conn)
         message = await outbox.get(args.id)
         if message is None:
-            print(f"no message {args.id}", file=sys.stderr)
-            return 2
+            callbacks = CallbackScheduler(conn)
+            callback = await callbacks.get(args.id)
+            if callback is None:
+                print(f"no message or callback {args.id}", file=sys.stderr)
+                return 2
+            if not await callbacks.retry(args.id):
+                print(f"callback {args.id} is {callback.status}: only failed callbacks can be retried", file=sys.stderr)
+                return 1
+            print(f"callback {args.id} due now; the running controller's scheduler will place it")
+            return 0
         if not await outbox.retry(args.id):
             print(f"message {args.id} is {message.status}: only failed_permanently messages can be retried", file=sys.stderr)
             return 1

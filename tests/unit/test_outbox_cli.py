@@ -68,3 +68,30 @@ def test_contacts_import(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("phone,mail\n1,2\n", encoding="utf-8")
     assert cli("contacts", "import", str(bad), "--db", db) == 2
+
+
+def test_retry_a_failed_callback(tmp_path, capsys):
+    from callflow.handoff.callbacks import CallbackScheduler
+    from callflow.handoff.config import CallbackConfig
+
+    db = str(tmp_path / "callflow.db")
+
+    async def failed_callback():
+        conn = await handoff_db.connect(db)
+        try:
+            async def busy(number, call_id, target):
+                return "busy"
+
+            scheduler = CallbackScheduler(conn, CallbackConfig(max_attempts=1), busy)
+            cb, _ = await scheduler.schedule(call_id="call-2", number="+33612345678", due_at=0, reason="r")
+            await scheduler.run_once()
+            return cb.id, (await scheduler.get(cb.id)).status
+        finally:
+            await conn.close()
+
+    callback_id, status = asyncio.run(failed_callback())
+    assert status == "failed"
+    assert cli("outbox", "list", "--db", db, "--call", "call-2") == 0
+    assert callback_id in capsys.readouterr().out
+    assert cli("outbox", "retry", callback_id, "--db", db) == 0
+    assert cli("outbox", "retry", callback_id, "--db", db) == 1
