@@ -47,6 +47,7 @@ async def request(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: 
     else:
         raise ValueError(f"unknown handoff {kind!r}")
     if result.accepted:
+        call.handoffs_done.append(kind)
         await call.note("handoff", f"{kind}" + (f" {result.message_id}" if result.message_id else ""))
         if result.message_id:
             await call.recorder.link(call.call_id, "outbox", result.message_id, at=call.now())
@@ -86,3 +87,14 @@ async def _fallback(call: FlowCall, handoffs: Handoffs, *, refused: str, agent_n
         return False
     await call.say(CLOSING[alternative])
     return True
+
+
+async def followup(call: FlowCall, handoffs: Handoffs, *, called_at: float) -> None:
+    """Seed section 6, after a silent call that found no other channel (recorded, never a conversion)."""
+    result = await handoffs.followup_email(call.call_id, call.number, called_at=called_at)
+    if result.accepted:
+        await call.note("followup_email", result.message_id or "")
+        if result.message_id:
+            await call.recorder.link(call.call_id, "outbox", result.message_id, at=call.now())
+    else:
+        await call.note("followup_email_refused", result.reason or "refused")

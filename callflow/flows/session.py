@@ -79,6 +79,7 @@ class FlowCall:
         self._t0 = clock.time()
         self.guard = SafeHangup(self.channel, recorder, self.call_id, timers, self.now)
         self.answers: dict[str, str] = {}
+        self.handoffs_done: list[str] = []  # accepted by the outbox: sms, email, rappel, aidant
         self.listen_for_distress = True  # off once cas F's question was asked
         self._speech_times: deque[float] = deque()
         self._voiced_seconds = 0.0

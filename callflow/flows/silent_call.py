@@ -128,13 +128,15 @@ class SilentCall:
         self.urgent = False
         self.cases_done: set[str] = set()
         self.outcome: tuple[HungUpBy, str] | None = None
+        self.started_at = 0.0
 
     # -- the loop: one step after another, interrupted by speech / distress / 9 --
     async def run(self) -> None:
         call = self.call
         log.info("silent call %s from %s", call.call_id, self.ctx.caller.masked)
+        self.started_at = self.deps.clock.time()
         await self.recorder.start(
-            call.call_id, number=call.number, started_at=self.deps.clock.time(), flow="silent_call", language=call.language
+            call.call_id, number=call.number, started_at=self.started_at, flow="silent_call", language=call.language
         )
         step: Step | None = self.phase_1_greeting
         try:
@@ -163,7 +165,25 @@ class SilentCall:
         finally:
             await call.flush_timeline()
             by, reason = self.outcome or (HungUpBy.CALLER, "unknown")
+            await self.document_the_call(by)
             await self.recorder.ended(call.call_id, at=call.now(), hung_up_by=by, reason=reason)
+
+    async def document_the_call(self, by: HungUpBy) -> None:
+        """« Hotliner raccroche et documente »: a type and a cause for every call, and the section 6 email."""
+        if self.call_type is None:  # the caller left before any case: what did the line sound like?
+            if self.heard.heard(AudioState.BREATHING, 2):
+                await self.classify(CallType.RESPIRATION, Cause.HANDICAP)
+            elif self.heard.heard(AudioState.BACKGROUND_NOISE, 2):
+                await self.classify(CallType.BRUIT_DE_FOND, Cause.ACCIDENTEL)  # « appel poche »
+            else:
+                await self.classify(CallType.MUET_COMPLET, Cause.ACCIDENTEL)
+        if by is HungUpBy.AGENT or self.call_type is CallType.PAROLE or self.call.handoffs_done:
+            return
+        # Section 6: « Appel numi – Nous n'avons pas pu vous entendre », when an email is on file.
+        try:
+            await alternatives.followup(self.call, self.deps.handoffs, called_at=self.started_at)
+        except Exception:
+            log.exception("silent call %s: follow-up email request failed", self.call.call_id)
 
     @staticmethod
     def _last_step(step) -> str:

@@ -445,3 +445,31 @@ async def test_sms_not_received_offers_email_callback_or_agent():
     assert fake.handoffs.kinds() == ["sms", "email"]
     prompts = fake.channel.prompts()
     assert prompts[prompts.index("q_sms_received") + 1:][:3] == ["sms_not_received", "q_fallback", "email_sent"]
+
+
+# -- « Hotliner raccroche et documente » + section 6 follow-up email ------------------------
+async def test_dead_line_asks_for_the_section_6_followup_email():
+    fake = await FakeCall(CallerScript()).run()
+    assert fake.handoffs.kinds() == ["followup_email"]
+    assert fake.handoffs.requests[0][1]["called_at"] == fake.record.started_at
+    assert fake.record.kinds("followup_email") == ["msg-1"]
+
+
+async def test_caller_leaving_before_any_case_is_still_documented():
+    fake = await FakeCall(CallerScript(hangs_up_at=6)).run()
+    record = fake.record
+    assert (record.call_type, record.cause) == (CallType.MUET_COMPLET, Cause.ACCIDENTEL)
+    assert record.hung_up_by is HungUpBy.CALLER and record.duration == pytest.approx(6.0)
+    assert fake.handoffs.kinds() == ["followup_email"]
+
+
+async def test_no_followup_email_after_a_handoff_or_a_person():
+    sms = CallerScript(sounds=BREATHING, replies=seed_replies(lambda n: press(str(n))), hangs_up_at=120)
+    talk = CallerScript(sounds=[Sound(0, S.SILENCE), Sound(5, S.SPEECH)])
+    assert (await FakeCall(sms).run()).handoffs.kinds() == ["sms"]
+    assert (await FakeCall(talk).run()).handoffs.kinds() == []
+
+
+async def test_followup_refused_for_an_anonymous_caller_is_recorded():
+    fake = await FakeCall(CallerScript(number=None), refuse={"followup_email": "anonymous"}).run()
+    assert fake.record.kinds("followup_email_refused") == ["anonymous"]
