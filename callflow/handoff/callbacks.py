@@ -165,7 +165,10 @@ class CallbackScheduler:
             return 0
         due = await self.claim_due()
         # Each call rings for up to ring_timeout: place them side by side, not one after another.
-        await asyncio.gather(*(self._attempt(callback) for callback in due))
+        results = await asyncio.gather(*(self._attempt(callback) for callback in due), return_exceptions=True)
+        for callback, result in zip(due, results):
+            if isinstance(result, Exception):  # the DB write failed: the lease brings it back later
+                log.error("callback %s: could not record the attempt: %r", callback.id, result)
         return len(due)
 
     async def _attempt(self, callback: Callback) -> None:
