@@ -74,7 +74,7 @@ class CallAudio:
     __slots__ = (
         "config", "clock", "answered_at", "codec", "on_reading", "on_taps", "readings", "taps",
         "_raw", "_pcm", "_hist", "_pos", "_filled", "_vad", "_tapper", "_floor", "_digital_run",
-        "_last_packet", "_first_packet", "_last_cn", "_caller_rtp", "_next_reading_at",
+        "_last_packet", "_first_packet", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
         "_timeline", "_last_reading", "closed",
     )
 
@@ -110,6 +110,7 @@ class CallAudio:
         self._digital_run = 0  # consecutive constant frames
         self._last_packet: float | None = None
         self._first_packet: float | None = None
+        self._fresh = False  # payload arrived by the fast path since the last analysis
         self._last_cn: float | None = None
         self._caller_rtp: bool | None = None
         self._next_reading_at = 0.0
@@ -134,6 +135,11 @@ class CallAudio:
             self.codec = codec
         self._raw += payload
         self._mark_packet()
+
+    def push_payload_fast(self, payload: bytes) -> None:
+        """Receiver hot path: payload in the current codec; its time is taken at analysis."""
+        self._raw += payload
+        self._fresh = True
 
     def push_pcm(self, pcm: np.ndarray) -> None:
         """int16 samples at 8 kHz (decoded elsewhere, or from a file)."""
@@ -177,6 +183,13 @@ class CallAudio:
         """Analyse what is pending and emit readings that are due (one-call batch)."""
         return analyse_calls((self,), now).get(self, [])
 
+    def _note_fresh(self, now: float) -> None:
+        if self._fresh:
+            self._fresh = False
+            self._last_packet = now
+            if self._first_packet is None:
+                self._first_packet = now
+
     def _consume(self, rows: np.ndarray, now: float) -> None:
         """New feature rows (VAD and VOICED already filled in by the batch)."""
         k = len(rows)
@@ -188,7 +201,7 @@ class CallAudio:
             self._digital_run += k
         else:
             self._digital_run = k - 1 - int(np.flatnonzero(~digital)[-1])
-        quiet = float(window[:, F.BLOCK_MEAN].min()) - 6.0  # conservative: the fast path must not hide a tap
+        quiet = float(window[:, F.BLOCK_MEAN].min()) - 3.0  # a lower bound of the 40 ms means the detector uses
         self._tapper.push(rows[:, F.BLOCKS:].ravel(), rows[:, F.VOICED] > 0, rows[:, F.CREST], now, quiet)
 
     def _append_history(self, rows: np.ndarray) -> None:
@@ -468,6 +481,7 @@ def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[
             row += k
     for call in calls:
         t = (now - call.answered_at) if now is not None else call._now()
+        call._note_fresh(t)
         results[call] = call._emit_due(t)
     return results
 

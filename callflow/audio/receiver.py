@@ -26,6 +26,7 @@ import asyncio
 import collections
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from callflow.audio.classifier import CallAudio, analyse_calls
 from callflow.audio.rtp import (
     MAX_DATAGRAM,
+    RTP_HEADER_LEN,
     PT_CN,
     PT_PCMA,
     PT_PCMU,
@@ -46,6 +48,7 @@ from callflow.audio.rtp import (
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+_SEQ_TS_SSRC = struct.Struct("!HII")
 _CODECS = {PT_PCMU: "ulaw", PT_PCMA: "alaw"}
 
 #: Counter names, all present from the start (zero) so exporters see every series.
@@ -76,7 +79,8 @@ class RtpStream:
     source: Address | None = None
     telephone_event_pt: int = PT_TELEPHONE_EVENT
     tracker: SequenceTracker = field(default_factory=SequenceTracker)
-    counters: collections.Counter = field(default_factory=collections.Counter)
+    counters: collections.Counter = field(default_factory=collections.Counter)  # drops by reason
+    accepted: int = 0  # audio and CN packets handed to the call
     on_telephone_event: Callable[[bytes], None] | None = None
 
 
@@ -216,13 +220,33 @@ class RtpReceiver(asyncio.DatagramProtocol):
             stream.audio.caller_rtp_active(active)
 
     # ---- hot path ----------------------------------------------------------------------
-    def datagram_received(self, data: bytes, addr) -> None:  # noqa: C901 - one flat hot path
+    def datagram_received(self, data: bytes, addr) -> None:
         counters = self.counters
         counters["packets"] += 1
         stream = self._by_source.get(addr if len(addr) == 2 else _normalise(addr[0], addr[1]))
         if stream is None:
             counters["unknown_source"] += 1
             return
+        # Fast path, ~all packets: plain v2 header, the call's codec, next sequence number.
+        audio = stream.audio
+        tracker = stream.tracker
+        if RTP_HEADER_LEN < len(data) <= MAX_DATAGRAM and data[0] == 0x80 and _CODECS.get(data[1] & 0x7F) == audio.codec:
+            sequence, _ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+            if ssrc == tracker.ssrc and sequence == (tracker.highest + 1) & 0xFFFF:
+                if sequence == 0:
+                    tracker.cycles += 1
+                tracker.highest = sequence
+                audio.push_payload_fast(data[RTP_HEADER_LEN:])
+                counters["accepted"] += 1
+                stream.accepted += 1
+                if self._oldest_pending is None:
+                    self._oldest_pending = self.clock()
+                return
+        self._general_path(stream, data)
+
+    def _general_path(self, stream: RtpStream, data: bytes) -> None:  # noqa: C901 - flat on purpose
+        """Every other packet: unusual headers, other payload types, loss, reordering, SSRC change."""
+        counters = self.counters
         try:
             payload_type, sequence, _ts, ssrc, _marker, start, end = parse_header(data)
         except RtpError as exc:
@@ -242,7 +266,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
             counters[name] += 1
             stream.counters[name] += 1
             return
-        if verdict is Verdict.NEW_SOURCE and stream.counters["accepted"]:
+        if verdict is Verdict.NEW_SOURCE and stream.accepted:
             counters["ssrc_change"] += 1
             stream.counters["ssrc_change"] += 1
         if tracker.lost != lost_before:
@@ -259,7 +283,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
                 stream.on_telephone_event(data[start:end])
             return
         counters["accepted"] += 1
-        stream.counters["accepted"] += 1
+        stream.accepted += 1
         if self._oldest_pending is None:
             self._oldest_pending = self.clock()
 
