@@ -114,6 +114,15 @@ async def run_silent_call(ctx: CallContext, deps: SilentCallDeps) -> None:
     await SilentCall(ctx, deps).run()
 
 
+def silent_call_flow(deps: SilentCallDeps) -> Callable[[CallContext], Awaitable[None]]:
+    """The flow as the controller's `Flow` (one CallContext argument)."""
+
+    async def flow(ctx: CallContext) -> None:
+        await run_silent_call(ctx, deps)
+
+    return flow
+
+
 class SilentCall:
     def __init__(self, ctx: CallContext, deps: SilentCallDeps) -> None:
         self.ctx = ctx

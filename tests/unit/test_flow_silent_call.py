@@ -31,7 +31,11 @@ def assert_never_hung_up_by_system(fake: FakeCall) -> None:
 
 
 # -- Section 10: the seed's full example -------------------------------------------
-@pytest.mark.parametrize("reply", [lambda n: press(str(n)), lambda n: tap(n)], ids=["keys", "taps"])
+@pytest.mark.parametrize(
+    "reply",
+    [lambda n: press(str(n)), lambda n: tap(n), lambda n: press(str(n), repeat=8)],
+    ids=["keys", "taps", "duplicated-dtmf-bursts"],
+)
 async def test_seed_example_breathing_to_sms(reply):
     script = CallerScript(sounds=BREATHING, replies=seed_replies(reply), hangs_up_at=120)
     fake = await FakeCall(script).run()
@@ -473,3 +477,11 @@ async def test_no_followup_email_after_a_handoff_or_a_person():
 async def test_followup_refused_for_an_anonymous_caller_is_recorded():
     fake = await FakeCall(CallerScript(number=None), refuse={"followup_email": "anonymous"}).run()
     assert fake.record.kinds("followup_email_refused") == ["anonymous"]
+
+
+async def test_silent_call_flow_is_a_controller_flow():
+    from callflow.flows.silent_call import silent_call_flow
+
+    fake = FakeCall(CallerScript(sounds=[Sound(0, S.SILENCE), Sound(5, S.SPEECH)]))
+    await silent_call_flow(fake.deps)(fake.ctx)
+    assert fake.channel.prompts() == ["greeting", "to_agent"]
