@@ -1,6 +1,7 @@
 """Seed 000 « Appel muet – Gestion des silences », phases 1–3 and cas A–F.
 
-Entry point for the controller: ``await run_silent_call(ctx, deps)``.
+Entry point for the controller: ``await run_silent_call(ctx, deps)``, or
+``silent_call_flow(deps)`` where a one-argument ``Flow`` is expected.
 
 The flow reads like the hotliner's script:
 
@@ -31,9 +32,9 @@ Choices made where the seed or the issue were silent (product behaviour):
 * The system never hangs up a caller who shows a sign of life (safety.py). So
   after a handoff (SMS, email, callback, caregiver) the flow does not hang up as
   the seed's hotliner does (« Parfait, je raccroche maintenant »): it says
-  « vous pouvez raccrocher » and waits (timers.after_handoff_wait). A caller
-  still alive after that goes to an agent; a line that went quiet goes through
-  cas C (final warning, countdown, then hang-up).
+  « vous pouvez raccrocher » and waits (timers.after_handoff_wait). A key in
+  that time, or a caller still alive at its end, goes to an agent; a line that
+  went quiet goes through cas C (final warning, countdown, then hang-up).
 * A question left unanswered after every re-prompt (the caller keeps breathing,
   never presses): an agent takes the call with the diagnosis (« respiration,
   pas de réponse au clavier »); if nothing alive was heard for the whole
@@ -45,7 +46,12 @@ Choices made where the seed or the issue were silent (product behaviour):
   attends… » and the email instructions through the outbox; 2 or 3: they hear
   us, so the keypad questionnaire. Cas A and cas B are offered once per call;
   the second time a person takes over (no endless loops between cases).
-* A flow bug never leaves the caller in silence: the call goes to an agent.
+* Every call gets a type and a cause, even when the caller leaves before any
+  case (what the line sounded like; cause « accidentel » for silence). A silent
+  call that ends without another channel or a person gets the section 6
+  follow-up email (Handoffs.followup_email; the outbox knows if an email is on file).
+* A flow bug or a failing record store never leaves the caller in silence: the
+  call goes to an agent (records are written through ResilientRecorder).
 """
 
 from __future__ import annotations
