@@ -59,6 +59,7 @@ class Records:
         conn.row_factory = aiosqlite.Row
         if str(path) != ":memory:":
             await conn.execute("PRAGMA journal_mode=WAL")  # the CLI may read while calls write
+        await conn.execute("PRAGMA busy_timeout=5000")  # the outbox may share the file
         for statement in statements():
             await conn.execute(statement)
         await conn.commit()
