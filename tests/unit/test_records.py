@@ -193,3 +193,19 @@ def test_cli_db_defaults_to_var_callflow_db():
     register_cli(parser.add_subparsers(dest="command"))
     assert parser.parse_args(["kpi"]).db == "var/callflow.db"
     assert parser.parse_args(["records", "list"]).db == "var/callflow.db"
+
+
+async def test_many_calls_at_once_each_get_a_complete_record(records):
+    import asyncio
+
+    fakes = []
+    for i in range(20):
+        fake = FakeCall(CallerScript(hangs_up_at=10 + i), call_id=f"p-{i}")
+        fake.deps.recorder = records
+        fakes.append(fake)
+    await asyncio.gather(*(f.run() for f in fakes))
+    calls = await records.calls_with_details()
+    assert len(calls) == 20
+    for c in calls:
+        assert c["duration"] is not None and c["call_type"] and c["cause"]
+        assert [a["seq"] for a in c["actions"]] == list(range(1, len(c["actions"]) + 1))
