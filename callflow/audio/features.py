@@ -37,13 +37,10 @@ VOICED = 11  # 1.0 when voiced (set by the classifier: it needs the call's noise
 BLOCKS = 12  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a high-passed copy, dB
 N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
 
-_NFFT = 256  # spectral shape: 31 Hz bins are plenty
+_NFFT = 288  # ≥ 160 + the longest pitch lag, so the autocorrelation does not wrap
 _FREQS = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE)
 _BAND = (_FREQS >= 300) & (_FREQS <= 3400)
 _LOW = _FREQS < 300
-_NFFT_AC = 288  # autocorrelation: ≥ 160 + the longest lag, so lags < 128 do not wrap
-_BAND_AC = (np.fft.rfftfreq(_NFFT_AC, 1.0 / SAMPLE_RATE) >= 300) & (np.fft.rfftfreq(_NFFT_AC, 1.0 / SAMPLE_RATE) <= 3400)
-_HANN = np.hanning(FRAME_SAMPLES).astype(np.float32)
 # Pitch lags 2.5–12.5 ms (80–400 Hz); unbiased normalisation for a rectangular frame.
 _LAG_MIN, _LAG_MAX = 20, 100
 _LAG_NORM = (FRAME_SAMPLES / (FRAME_SAMPLES - np.arange(_LAG_MIN, _LAG_MAX))).astype(np.float32)
@@ -91,7 +88,11 @@ def compute_features(frames: np.ndarray) -> np.ndarray:
     signs = np.signbit(xa)
     out[active, ZCR] = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / (FRAME_SAMPLES - 1)
 
-    spec = np.abs(np.fft.rfft(xa * _HANN, n=_NFFT, axis=1)) ** 2
+    # One FFT serves both the spectral shape and the voicing measure (FFTs are
+    # the largest single cost of the analysis). Rectangular window: leakage is
+    # far below the speech/noise differences these features look at.
+    mag = np.abs(np.fft.rfft(xa, n=_NFFT, axis=1))
+    spec = mag * mag
     total = spec.sum(axis=1) + _EPS
     out[active, CENTROID] = (spec @ _FREQS) / total
     out[active, LOW_RATIO] = spec[:, _LOW].sum(axis=1) / total
@@ -100,9 +101,8 @@ def compute_features(frames: np.ndarray) -> np.ndarray:
 
     # Voicing: autocorrelation of the band-limited, magnitude-compressed spectrum
     # (compression keeps brown/rumble noise from looking periodic).
-    mag = np.abs(np.fft.rfft(xa, n=_NFFT_AC, axis=1))
-    mag[:, ~_BAND_AC] = 0.0
-    ac = np.fft.irfft(mag, n=_NFFT_AC, axis=1)
+    mag[:, ~_BAND] = 0.0
+    ac = np.fft.irfft(mag, n=_NFFT, axis=1)
     lagged = ac[:, _LAG_MIN:_LAG_MAX] * _LAG_NORM
     out[active, HARMONICITY] = np.clip(lagged.max(axis=1) / (ac[:, 0] + _EPS), 0.0, 1.0)
     return out
