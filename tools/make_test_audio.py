@@ -3,7 +3,7 @@
 
     python tools/make_test_audio.py [--out tests/audio/generated] [--per-class 25]
 
-Writes OUT/{dev,test}/{label}/*.wav (8 kHz mono int16, already through G.711)
+Writes OUT/{dev,test,holdout}/{label}/*.wav (8 kHz mono int16, already through G.711)
 and a few raw μ-law files (.ulaw), with labels:
 
     dead_line  silence  background_noise  breathing  speech  taps_1  taps_2  taps_3
@@ -15,8 +15,10 @@ pink, brown, traffic-like, babble of mixed speech at low level), synthetic
 breathing (band-passed noise under a slow inhale/exhale envelope), taps
 (short broadband clicks/thumps), line clicks, tones and comfort-noise-like hiss.
 
-The two splits use different seeds AND different speakers/prompts: `dev` is
-what the classifier was tuned on, `test` is held out. Needs sox and espeak-ng.
+The splits use different seeds and espeak voices, and dev never shares an
+Asterisk prompt with test/holdout: `dev` is what the classifier was tuned on;
+`test` was looked at during development (so it is no longer blind); `holdout`
+was generated and scored once, at the end. Needs sox and espeak-ng.
 """
 
 from __future__ import annotations
@@ -62,9 +64,21 @@ SENTENCES = [
     "C'est urgent, j'ai vraiment besoin que quelqu'un m'aide maintenant.",
     "Je vous entends très mal, il y a de la friture sur la ligne.",
 ]
+# Level ranges. "stress" is a harder profile (soft voices, low SNR, faint taps and
+# breaths) reported separately: it shows where the classifier stops working.
+PROFILES = {
+    "normal": {"speech_dbfs": (-32, -10), "snr_db": (10, 25), "tap_peak_dbfs": (-28, -6), "tap_over_noise_db": 22,
+               "breath_dbfs": (-50, -26)},
+    "stress": {"speech_dbfs": (-45, -28), "snr_db": (0, 10), "tap_peak_dbfs": (-38, -20), "tap_over_noise_db": 14,
+               "breath_dbfs": (-60, -45)},
+}
+PROFILE = PROFILES["normal"]
+
 VOICES = {
     "dev": ["fr", "fr-be+m3", "en-us", "fr+f2"],
     "test": ["fr-ch+m1", "en-gb+f3", "fr+m7", "fr-be+f4"],
+    "holdout": ["fr+f5", "en-us+m2", "fr-ch+f1", "fr-be+m6"],
+    "stress": ["fr+m4", "en-gb+m5", "fr-ch+f2", "fr-be+f5"],
 }
 
 
@@ -162,8 +176,9 @@ class SpeechBank:
             d = sounds / speaker
             if d.is_dir():
                 files += sorted(p for p in d.glob("*.gsm") if p.stat().st_size > 6000)
-        # Split prompts between dev and test by a stable hash: no prompt is in both.
-        chosen = [p for p in files if (int(hashlib.md5(p.name.encode()).hexdigest(), 16) % 2) == (self.split == "test")]
+        # Split prompts by a stable hash: dev never shares a prompt with test/holdout.
+        held_out = self.split != "dev"
+        chosen = [p for p in files if (int(hashlib.md5(p.name.encode()).hexdigest(), 16) % 2) == held_out]
         rng.shuffle(chosen)
         return chosen[:120]
 
@@ -290,7 +305,7 @@ def make_breathing(rng, n, bank):
         c = breath_cycle(rng, period, center)
         place(x, c, at)
         at += len(c)
-    x = set_active_level(x, rng.uniform(-50, -26))
+    x = set_active_level(x, rng.uniform(*PROFILE["breath_dbfs"]))
     bed = line_hiss(rng, n, rng.uniform(-75, -62))
     if rng.random() < 0.25:
         bed = make_noise_bed(rng, n, bank, rng.uniform(-58, -52))[0]
@@ -299,11 +314,11 @@ def make_breathing(rng, n, bank):
 
 def make_speech(rng, n, bank):
     x = bank.talk(rng, n / SR)
-    level = rng.uniform(-32, -10)
+    level = rng.uniform(*PROFILE["speech_dbfs"])
     x = set_active_level(x, level)
     what = f"speech {level:.0f} dBFS"
     if rng.random() < 0.5:
-        snr = rng.uniform(10, 25)
+        snr = rng.uniform(*PROFILE["snr_db"])
         bed, kind = make_noise_bed(rng, n, bank, level - snr)
         x = x + bed
         what += f" + {kind} snr {snr:.0f}"
@@ -328,14 +343,14 @@ def make_taps(count):
     def make(rng, n, bank):
         x = np.zeros(n)
         at = rng.uniform(1.0, 3.0)
-        peak = rng.uniform(-28, -6)
+        peak = rng.uniform(*PROFILE["tap_peak_dbfs"])
         for _ in range(count):
             place(x, tap_sound(rng) * db_to_amp(peak + rng.uniform(-3, 3)), int(at * SR))
             at += rng.uniform(0.15, 0.6)
         what = f"{count} taps peak {peak:.0f} dBFS"
         if rng.random() < 0.4:
-            # A tap on the handset is loud at the microphone: keep its peak ≥ 22 dB over the noise.
-            bed, kind = make_noise_bed(rng, n, bank, min(rng.uniform(-52, -40), peak - 22))
+            # A tap on the handset is loud at the microphone: its peak stays well over the noise.
+            bed, kind = make_noise_bed(rng, n, bank, min(rng.uniform(-52, -40), peak - PROFILE["tap_over_noise_db"]))
             if kind in ("babble", "clicks", "tone"):
                 bed, kind = pink(rng, n) * db_to_amp(-45), "pink"
             x = x + bed
@@ -378,7 +393,9 @@ def find_sounds(explicit: str | None) -> Path | None:
 def generate(out: Path, per_class: int, splits: list[str], sounds: Path | None) -> None:
     from callflow.audio.g711 import ulaw_encode
 
+    global PROFILE
     for split in splits:
+        PROFILE = PROFILES["stress" if split == "stress" else "normal"]
         bank = SpeechBank(split, out / "_cache", sounds, rng_for(split, "bank"))
         for label in LABELS:
             folder = out / split / label
@@ -410,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "tests/audio/generated")
     parser.add_argument("--per-class", type=int, default=25)
-    parser.add_argument("--splits", nargs="+", default=["dev", "test"], choices=["dev", "test"])
+    parser.add_argument("--splits", nargs="+", default=["dev", "test", "holdout"], choices=list(VOICES))
     parser.add_argument("--sounds", help="Asterisk sounds directory (with fr_CA_f_June/ and en_US_f_Allison/)")
     args = parser.parse_args(argv)
     for tool in ("sox", "espeak-ng"):
