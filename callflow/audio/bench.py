@@ -38,7 +38,7 @@ class BenchResult:
     lag_p50_ms: float
     lag_p99_ms: float
     max_reading_gap_ms: float
-    rss_per_call_kb: float
+    rss_per_call_kb: float  # RSS growth / calls: rough (the heap is reused between runs)
 
     load_average: float = 0.0  # 1-minute load when the run ended: other work on the machine
 
@@ -62,7 +62,7 @@ class BenchResult:
             f"({self.cpu_per_call_pct:.3f}%/call) loss={100 * self.loss:.2f}% "
             f"(sender {self.sender_rate / self.calls:.1f} pkt/s/call) "
             f"lag p50={self.lag_p50_ms:.0f} ms p99={self.lag_p99_ms:.0f} ms "
-            f"max reading gap={self.max_reading_gap_ms:.0f} ms rss/call={self.rss_per_call_kb:.0f} KB "
+            f"max reading gap={self.max_reading_gap_ms:.0f} ms "
             f"load={self.load_average:.1f} {'real-time' if self.real_time else 'NOT real-time'}"
         )
 
@@ -124,6 +124,30 @@ def _sender(target: tuple[str, int], calls: int, seconds: float, conn) -> None:
     conn.send((sent, time.monotonic() - start))
     for s in socks:
         s.close()
+
+
+def memory_per_call_kb(calls: int = 50, seconds: float = 10.0) -> float:
+    """Python + numpy heap held per CallAudio after `seconds` of audio (tracemalloc)."""
+    import tracemalloc
+
+    from callflow.audio.classifier import CallAudio, analyse_calls
+
+    loops = synthetic_payloads()
+    now = [0.0]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    audios = [CallAudio(clock=lambda: now[0], queue_size=64) for _ in range(calls)]
+    for tick in range(int(seconds * 10)):
+        for i, audio in enumerate(audios):
+            loop = loops[i % len(loops)]
+            for k in range(5):
+                audio.push_payload_fast(loop[(tick * 5 + k) % len(loop)])
+        now[0] += 0.1
+        analyse_calls(audios)
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    del audios
+    return held / calls / 1024
 
 
 def _rss_kb() -> float:

@@ -350,6 +350,11 @@ class CallAudio:
     def _record(self, reading: AudioReading) -> None:
         start = self._last_reading.at if self._last_reading is not None else 0.0
         last = self._timeline[-1] if self._timeline else None
+        gap = reading.at - start
+        if last is not None and gap > 2 * self.config.reading_interval + 0.5:
+            # We were not listening in between: leave a hole rather than stretch a state over it.
+            start = reading.at - self.config.reading_interval
+            last = None
         if last is not None and last[2] == reading.state:
             last[1] = reading.at
             last[4] += 1
@@ -373,9 +378,21 @@ class CallAudio:
         self._tapper.reset()
 
     def close(self) -> None:
+        """Stop analysing (listening stopped). The timeline stays; `resume` restarts."""
         self.closed = True
         self._raw.clear()
         self._pcm.clear()
+
+    def resume(self) -> None:
+        """Listen again after `close`: forget the old audio history, keep the timeline."""
+        self.closed = False
+        self._filled = 0
+        self._digital_run = 0
+        self._floor = F.FLOOR_DBFS
+        self._last_packet = self._first_packet = self._last_cn = None
+        self._fresh = False
+        self._tapper.reset()
+        self._next_reading_at = 0.0
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
         return await _next(self.readings, timeout)

@@ -110,18 +110,28 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from callflow.audio.bench import run_bench
+    import os
 
+    from callflow.audio.bench import memory_per_call_kb, run_bench
+
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other work competes for the cores)")
+    print(f"memory per call (tracemalloc, after 10 s of audio): {memory_per_call_kb():.0f} KB")
     result = run_bench(args.calls, args.seconds)
     print(result.line())
     if args.find_max:
-        best, n = None, 100
-        while n <= 4000:
-            r = run_bench(n, min(args.seconds, 6.0))
+        seconds = min(args.seconds, 6.0)
+        good, bad, n = 0, None, 100
+        while n <= 4000:  # grow by half until it fails, then bisect twice
+            r = run_bench(n, seconds)
             print(r.line())
             if not r.real_time:
+                bad = n
                 break
-            best, n = r, int(n * 1.5)
-        if best is not None:
-            print(f"largest N kept in real time on one core: {best.calls}")
+            good, n = n, int(n * 1.5)
+        for _ in range(2 if bad else 0):
+            n = (good + bad) // 2
+            r = run_bench(n, seconds)
+            print(r.line())
+            good, bad = (n, bad) if r.real_time else (good, n)
+        print(f"largest N kept in real time on one core: {good or 'none tried passed'}")
     return 0

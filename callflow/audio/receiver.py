@@ -181,6 +181,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """Start receiving for a call; `source` may come later via `set_source`."""
         if call_id in self.streams:
             self.unregister(call_id)
+        if audio is not None and audio.closed:
+            audio.resume()  # the same call listening again: one timeline for the whole call
         stream = RtpStream(
             call_id=call_id,
             audio=audio if audio is not None else CallAudio(**audio_options),

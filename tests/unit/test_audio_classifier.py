@@ -169,3 +169,24 @@ def test_verdict_prefers_signs_of_life_and_needs_a_majority_for_dead_line():
     assert verdict(rs(*[D] * 7 + [S] * 5)) is D
     assert verdict(rs(*[N] * 9 + [B] * 3)) is B
     assert verdict(rs(*[S] * 10), tap_counts=[1]) is AudioState.TAPS
+
+
+def test_listening_again_keeps_one_timeline_with_a_hole():
+    clock = ManualClock()
+    call = CallAudio(clock=clock, queue_size=0)
+    speech = synth.to_pcm(synth.talk(17, 3.0, -20.0))
+
+    def feed(x):
+        for i in range(0, len(x), 800):
+            call.push_pcm(x[i : i + 800])
+            clock.now += 0.1
+            call.process()
+
+    feed(speech)
+    call.close()
+    clock.now += 30.0  # not listening: the fork was torn down
+    call.resume()
+    feed(speech)
+    runs = [(a, b, s) for a, b, s, _c in call.timeline if s is AudioState.SPEECH]
+    assert len(runs) == 2
+    assert runs[1][0] > runs[0][1] + 25.0  # the hole is not painted as speech

@@ -174,3 +174,15 @@ def test_calls_can_bring_their_own_callaudio():
     audio = CallAudio()
     r = RtpReceiver()
     assert r.register("x", audio).audio is audio
+
+
+async def test_the_same_callaudio_listens_again_after_unregister(receiver, sender):
+    s = sender()
+    audio = receiver.register("call-1", source=s.getsockname()).audio
+    receiver.unregister("call-1")
+    assert audio.closed
+    stream = receiver.register("call-1", audio, source=s.getsockname())
+    assert not audio.closed
+    s.sendto(build_rtp(FRAME, sequence=1, timestamp=1, ssrc=1), receiver.local_address)
+    await settle(receiver, 1)
+    assert stream.accepted == 1
