@@ -8,6 +8,7 @@ import importlib
 import json
 import logging
 import sys
+from contextlib import AsyncExitStack
 
 from callflow.core.errors import ConfigError
 
@@ -79,8 +80,9 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info("callflow starting", extra={"ari": cfg.ari.url, "app": cfg.ari.app})
 
     async def main_async() -> None:
-        controller = await build_controller(cfg)
-        await controller.run()
+        async with AsyncExitStack() as services:
+            controller = await build_controller(cfg, services)
+            await controller.run()
 
     asyncio.run(main_async())
     return 0

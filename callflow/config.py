@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from callflow.core.errors import ConfigError
-
-DEFAULT_STATE_DIR = Path(os.environ.get("CALLFLOW_STATE_DIR", "/var/lib/callflow"))
+from callflow.flows.timers import SilentCallTimers
+from callflow.handoff.config import CallbackConfig, OutboxConfig, SmsConfig, SmtpConfig
+from callflow.paths import DEFAULT_DB, STATE_DIR as DEFAULT_STATE_DIR
 
 
 @dataclass
@@ -76,13 +77,15 @@ class PromptsConfig:
 @dataclass
 class RoutingConfig:
     agents_context: str = "hotline-agents"  # where calls go to reach a person (and the fail-safe)
-    digit_timeout: float = 10.0  # skeleton flow: how long to wait for a key after the greeting
+    # how a callback reaches a number (E.164); the sandbox's test line is a SIPp phone
+    callback_dial: str = "PJSIP/{number}@callbacks-test"
+    callback_caller_id: str = "numi.support <0100000000>"
 
     def validate(self) -> None:
         if not self.agents_context:
             raise ConfigError("routing.agents_context", "a dialplan context name")
-        if self.digit_timeout < 2:
-            raise ConfigError("routing.digit_timeout", "seconds ≥ 2", self.digit_timeout)
+        if "{number}" not in self.callback_dial:
+            raise ConfigError("routing.callback_dial", 'a dial string with {number}, e.g. "PJSIP/{number}@trunk"', self.callback_dial)
 
 
 @dataclass
@@ -97,7 +100,7 @@ class MediaConfig:
 
 @dataclass
 class StoreConfig:
-    database: str = str(DEFAULT_STATE_DIR / "callflow.db")  # SQLite file (PostgreSQL URL later)
+    database: str = DEFAULT_DB  # the SQLite file of records, outbox and callbacks
 
     def validate(self) -> None:
         if not self.database:
@@ -112,6 +115,11 @@ SECTIONS: dict[str, type] = {
     "routing": RoutingConfig,
     "media": MediaConfig,
     "store": StoreConfig,
+    "silent_call": SilentCallTimers,
+    "sms": SmsConfig,
+    "smtp": SmtpConfig,
+    "outbox": OutboxConfig,
+    "callbacks": CallbackConfig,
 }
 
 
@@ -124,8 +132,14 @@ class Config:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    silent_call: SilentCallTimers = field(default_factory=SilentCallTimers)
+    sms: SmsConfig = field(default_factory=SmsConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    callbacks: CallbackConfig = field(default_factory=CallbackConfig)
 
     def validate(self) -> None:
+        self.outbox.db_path = self.store.database  # one database for every room
         for name in SECTIONS:
             getattr(self, name).validate()
 
@@ -157,7 +171,8 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
 def _build_section(name: str, cls: type, values: Any, env: dict[str, str]) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(name, "a table of keys")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    # fields marked internal are derived by the loader, never set by hand
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     unknown = set(values) - set(fields)
     if unknown:
         key = sorted(unknown)[0]

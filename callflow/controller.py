@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -18,8 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from callflow.audio.receiver import RtpReceiver
 from callflow.config import Config
-from callflow.core.channel import Caller, CallContext, CallerHungUp, DigitInput
-from callflow.telephony.ari.channel import AriChannel
+from callflow.core.channel import Caller, CallContext, CallerHungUp
+from callflow.telephony.ari.channel import _CAUSES, AriChannel
 from callflow.telephony.ari.client import AriClient, AriError
 from callflow.telephony.ari.events import AriEvent, EventRouter
 from callflow.telephony.media import MediaFork
@@ -67,9 +68,9 @@ class CallSession:
 
 
 class Controller:
-    def __init__(self, config: Config, flow: Flow | None = None):
+    def __init__(self, config: Config, flow: Flow):
         self.config = config
-        self.flow: Flow = flow or greet_and_wait_for_digit(config)
+        self.flow = flow
         self.metrics = Metrics()
         self.client = AriClient(config.ari.url, config.ari.user, config.ari.password, config.ari.app,
                                 ping_interval=config.ari.ping_interval)
@@ -200,7 +201,7 @@ class Controller:
             route = event.args[0] if event.args else ""
             if route == "inbound":
                 await self._new_call(event)
-            elif route in ("leg", "media"):
+            elif route in ("leg", "media", "callback"):
                 # a leg or a media fork whose call is gone (controller restarted meanwhile)
                 await self._hang_up_quietly(event.channel.id)
             else:
@@ -225,7 +226,7 @@ class Controller:
                              answered_at=chan.answered_at)
 
         channel = AriChannel(self.client, info.id, caller, claim=claim, sounds_prefix=self.config.prompts.sounds_prefix,
-                             media_factory=media_fork)
+                             media_factory=media_fork, answered=info.state == "Up")
         session = CallSession(key=key, channel=channel, args=list(event.args[1:]))
         self.calls[key] = session
         self.router.open(key, session.handle)
@@ -262,7 +263,7 @@ class Controller:
             await channel.stop_listening()
         except Exception:
             log.exception("media fork teardown failed", extra={"call": session.key})
-        if channel.is_up and channel.in_stasis:
+        if not channel.hung_up and channel.in_stasis:
             await self._continue_to_agents(channel.id, reason)
 
     async def _on_handler_error(self, owner: str, exc: BaseException) -> None:
@@ -279,6 +280,40 @@ class Controller:
             log.info("call sent to the agents", extra={"channel": channel_id, "reason": reason})
         except AriError as exc:
             log.info("could not send to agents (channel gone?)", extra={"channel": channel_id, "error": str(exc)})
+
+    # -- calls we place for the outbox (callbacks, caregivers, J+1 / J+3) ---------------------
+
+    async def place_callback(self, number: str, call_id: str, target: str) -> str:
+        """Ring `number`; once answered, connect it to the agents. Returns the outcome cause.
+
+        The new channel comes into our app (route "callback") so we know when it
+        is answered; then it continues to the agents' context like any caller.
+        """
+        channel_id = f"cb-{uuid.uuid4().hex[:16]}"
+        outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def handle(event: AriEvent) -> None:
+            if event.channel_id != channel_id or outcome.done():
+                return
+            if event.type == "StasisStart":
+                await self._continue_to_agents(channel_id, f"callback:{target}")
+                outcome.set_result("answered")
+            elif event.type == "ChannelDestroyed":
+                outcome.set_result(_CAUSES.get(event.cause or 0, "failed"))
+
+        self.router.open(channel_id, handle)
+        self.router.claim(channel_id, channel_id)
+        try:
+            endpoint = self.config.routing.callback_dial.format(number=number)
+            await self.client.post("channels", endpoint=endpoint, app=self.config.ari.app, appArgs=f"callback,{call_id}",
+                                   channelId=channel_id, callerId=self.config.routing.callback_caller_id,
+                                   timeout=int(self.config.callbacks.ring_timeout_seconds))
+            return await outcome
+        except AriError as exc:
+            log.warning("callback could not be placed", extra={"call": call_id, "error": str(exc)})
+            return "failed"
+        finally:
+            await self.router.close(channel_id)
 
     async def _hang_up_quietly(self, channel_id: str) -> None:
         try:
@@ -297,18 +332,3 @@ class Controller:
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-
-def greet_and_wait_for_digit(config: Config) -> Flow:
-    """The skeleton flow: answer, greet (seed 000 phase 1), wait for a key, log it."""
-
-    async def flow(ctx: CallContext) -> None:
-        channel = ctx.channel
-        await channel.answer()
-        await channel.play("greeting")
-        got = await channel.next_input(config.routing.digit_timeout, accept_taps=False)
-        if isinstance(got, DigitInput):
-            log.info("digit received", extra={"call": ctx.call_id, "digit": got.digit})
-        else:
-            log.info("no digit", extra={"call": ctx.call_id})
-
-    return flow

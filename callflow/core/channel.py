@@ -116,7 +116,9 @@ class Channel(Protocol):
     caller: Caller
 
     @property
-    def is_up(self) -> bool: ...
+    def is_up(self) -> bool:
+        """Answered and not hung up (Asterisk's "Up" state)."""
+        ...
 
     async def answer(self) -> None: ...
 

@@ -16,7 +16,7 @@ from callflow.handoff.callbacks import CallbackScheduler
 from callflow.handoff.contacts import Contacts
 from callflow.handoff.outbox import STATUSES, Outbox
 
-DEFAULT_DB = "var/callflow.db"
+from callflow.paths import DEFAULT_DB
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:

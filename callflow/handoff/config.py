@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 from callflow.core.errors import ConfigError
+from callflow.paths import DEFAULT_DB, DEFAULT_SMS_LOG
 
 SMS_BACKENDS = ("log", "kannel", "http", "sip")
 
@@ -37,7 +38,7 @@ class SmsConfig:
     # Accept FIXED_LINE_OR_MOBILE numbers (countries where the plan cannot tell them apart).
     accept_fixed_or_mobile: bool = True
     # log
-    log_path: str = "var/sms-outbox.log"
+    log_path: str = DEFAULT_SMS_LOG
     # kannel
     kannel_url: str = ""  # e.g. http://127.0.0.1:13013/cgi-bin/sendsms
     kannel_username: str = ""
@@ -125,7 +126,8 @@ class SmtpConfig:
 
 @dataclass
 class OutboxConfig:
-    db_path: str = "var/callflow.db"
+    # the controller sets it from store.database; not a key of its own
+    db_path: str = field(default=DEFAULT_DB, metadata={"internal": True})
     poll_seconds: float = 1.0  # worker wake-up when nothing signals new work
     batch_size: int = 20
     max_attempts: int = 8  # then failed_permanently

@@ -22,10 +22,11 @@ import aiosqlite
 from callflow.core.channel import mask_number
 from callflow.core.recorder import CallType, Cause, HungUpBy
 from callflow.store.schema import statements
+from callflow.paths import DEFAULT_DB
+
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DB = "var/callflow.db"
 
 
 def iso(epoch: float) -> str:

@@ -46,6 +46,7 @@ class MediaFork:
         self._audio: CallAudio | None = None
         self._poller: asyncio.Task[None] | None = None
         self._timeline: list[TimelineEntry] = []  # earlier listening windows of this call
+        self._entering: dict[str, asyncio.Future[bool]] = {}
         self.starts = 0
 
     @property
@@ -56,8 +57,12 @@ class MediaFork:
         return channel_id in self._ids.values()
 
     async def handle(self, event: AriEvent) -> None:
-        if event.type == "ChannelDestroyed" and event.channel_id == self._ids.get("snoop"):
-            log.info("snoop channel ended", extra={"call": self.caller_id})
+        waiter = self._entering.get(event.channel_id or "")
+        if waiter is not None and not waiter.done():
+            if event.type == "StasisStart":
+                waiter.set_result(True)
+            elif event.type == "ChannelDestroyed":
+                waiter.set_result(False)
 
     async def start(self) -> None:
         async with self._lock:
@@ -66,9 +71,11 @@ class MediaFork:
             self.starts += 1
             tag = uuid.uuid4().hex[:12]
             ids = {"snoop": f"snoop-{tag}", "media": f"media-{tag}", "bridge": f"fork-{tag}"}
+            loop = asyncio.get_running_loop()
             for object_id in ids.values():
                 self._claim(object_id)
-            loop = asyncio.get_running_loop()
+            # a new channel can only join a bridge once it is in our app (its StasisStart)
+            self._entering = {ids["snoop"]: loop.create_future(), ids["media"]: loop.create_future()}
             audio = CallAudio(clock=loop.time, answered_at=self._answered_at, on_taps=self._on_taps)
             self.receiver.register(self.caller_id, audio)
             self._ids = ids
@@ -85,8 +92,11 @@ class MediaFork:
                 self.receiver.set_source(self.caller_id, variables["UNICASTRTP_LOCAL_ADDRESS"],
                                          int(variables["UNICASTRTP_LOCAL_PORT"]))
                 await self.client.post("bridges", type="mixing", bridgeId=ids["bridge"], name=ids["bridge"])
+                entered = await asyncio.wait_for(asyncio.gather(*self._entering.values()), 5.0)
+                if not all(entered):
+                    raise AriError(410, "POST", "snoop", "the fork's channels ended before joining")
                 await self.client.post(f"bridges/{ids['bridge']}/addChannel", channel=f"{ids['snoop']},{ids['media']}")
-            except (AriError, KeyError) as exc:
+            except (AriError, KeyError, asyncio.TimeoutError) as exc:
                 await self._teardown()
                 raise RuntimeError(f"could not fork the caller's audio: {exc}") from exc
             self._poller = loop.create_task(self._poll_caller_rtp(), name=f"rtp-poll:{self.caller_id}")
@@ -96,6 +106,7 @@ class MediaFork:
             await self._teardown()
 
     async def _teardown(self) -> None:
+        self._entering = {}
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
@@ -118,6 +129,11 @@ class MediaFork:
         if audio is None:
             await asyncio.sleep(timeout)
             return None
+        if timeout <= 0:  # a poll: what is queued now, never a wait
+            try:
+                return audio.readings.get_nowait() if audio.readings is not None else None
+            except asyncio.QueueEmpty:
+                return None
         return await audio.next_reading(timeout)
 
     @property

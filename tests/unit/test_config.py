@@ -42,7 +42,8 @@ def test_sandbox_credentials_are_used_when_none_given(tmp_path):
     ('[ari]\nping_interval = 120\n', "ari.ping_interval", "between 0.5 and 30"),
     ('[htp]\nport = 1\n', "htp", "one of the sections"),
     ('[http]\nprot = 1\n', "http.prot", "one of the keys"),
-    ('[routing]\ndigit_timeout = 0.5\n', "routing.digit_timeout", "≥ 2"),
+    ('[routing]\ncallback_dial = "PJSIP/x"\n', "routing.callback_dial", "with {number}"),
+    ('[silent_call]\ndead_line_total_wait = 5\n', "silent_call.dead_line_total_wait", "20"),
 ])
 def test_wrong_values_name_the_key_and_the_expected_form(tmp_path, text, key, expected):
     f = tmp_path / "c.toml"

@@ -188,11 +188,14 @@ def test_cli_kpi(db_file, capsys):
     assert '"documented_pct": 100.0' in capsys.readouterr().out
 
 
-def test_cli_db_defaults_to_var_callflow_db():
+def test_cli_db_defaults_to_the_controllers_database():
+    from callflow.config import StoreConfig
+    from callflow.paths import DEFAULT_DB
+
     parser = argparse.ArgumentParser()
     register_cli(parser.add_subparsers(dest="command"))
-    assert parser.parse_args(["kpi"]).db == "var/callflow.db"
-    assert parser.parse_args(["records", "list"]).db == "var/callflow.db"
+    assert parser.parse_args(["kpi"]).db == DEFAULT_DB == StoreConfig().database
+    assert parser.parse_args(["records", "list"]).db == DEFAULT_DB
 
 
 async def test_many_calls_at_once_each_get_a_complete_record(records):

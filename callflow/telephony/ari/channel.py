@@ -38,7 +38,7 @@ class AriChannel:
 
     def __init__(self, client: AriClient, channel_id: str, caller: Caller, *, claim: Callable[[str], None],
                  sounds_prefix: str = "callflow", answered_at: float | None = None,
-                 media_factory: Callable[["AriChannel"], MediaFork] | None = None):
+                 media_factory: Callable[["AriChannel"], MediaFork] | None = None, answered: bool = False):
         self.client = client
         self.id = channel_id
         self.caller = caller
@@ -54,6 +54,7 @@ class AriChannel:
         self._current_playback: str | None = None
         self._legs: dict[str, asyncio.Future[OriginateResult]] = {}
         self.legs: dict[str, AriChannel] = {}
+        self._answered = answered
         self.media: MediaFork | None = None
         self._media_factory = media_factory
         self.in_stasis = True
@@ -62,7 +63,12 @@ class AriChannel:
 
     @property
     def is_up(self) -> bool:
-        return not self._hungup.is_set()
+        """Answered and still there (Asterisk's "Up")."""
+        return self._answered and not self._hungup.is_set()
+
+    @property
+    def hung_up(self) -> bool:
+        return self._hungup.is_set()
 
     def now(self) -> float:
         return self._loop.time() - self._t0
@@ -90,7 +96,10 @@ class AriChannel:
 
     async def handle(self, event: AriEvent) -> None:
         kind = event.type
+        if event.channel_id is not None and event.channel_id != self.id:
+            return  # about another channel of the call (a leg, a media fork): not ours
         if kind == "ChannelDtmfReceived" and event.digit:
+            log.info("digit received", extra={"call": self.id, "digit": event.digit})
             self.push_input(DigitInput(event.digit, self.now()))
         elif kind in ("PlaybackFinished", "PlaybackFailed") and event.playback_id:
             fut = self._playbacks.get(event.playback_id)
@@ -115,7 +124,10 @@ class AriChannel:
 
     async def answer(self) -> None:
         self._check_up()
+        if self._answered:
+            return
         await self._call("POST", f"channels/{self.id}/answer")
+        self._answered = True
         self._t0 = self._loop.time()
 
     def media_uri(self, prompt: str, language: str | None) -> str:
@@ -201,7 +213,7 @@ class AriChannel:
         await self._call("POST", f"channels/{self.id}/moh", mohClass=moh_class)
 
     async def stop_moh(self) -> None:
-        if self.is_up:
+        if not self.hung_up:
             await self._call("DELETE", f"channels/{self.id}/moh")
 
     async def hang_up(self, reason: str) -> None:
@@ -236,7 +248,7 @@ class AriChannel:
         fut = self._legs.get(leg_id)
         if event.type == "StasisStart" and fut is not None and not fut.done():
             leg = AriChannel(self.client, leg_id, Caller(number=None, dialed=None, language=self.caller.language),
-                             claim=self._claim, sounds_prefix=self._sounds_prefix)
+                             claim=self._claim, sounds_prefix=self._sounds_prefix, answered=True)
             self.legs[leg_id] = leg
             fut.set_result(OriginateResult(answered=True, cause="answered", channel=leg))
             return
