@@ -37,12 +37,12 @@ VOICED = 11  # 1.0 when voiced (set by the classifier: it needs the call's noise
 BLOCKS = 12  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a high-passed copy, dB
 N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
 
-_NFFT = 288  # ≥ 160 + the longest pitch lag, so the autocorrelation does not wrap
+_NFFT = 256  # ≥ 160 + the longest pitch lag, so the autocorrelation does not wrap
 _FREQS = np.fft.rfftfreq(_NFFT, 1.0 / SAMPLE_RATE)
 _BAND = (_FREQS >= 300) & (_FREQS <= 3400)
 _LOW = _FREQS < 300
-# Pitch lags 2.5–12.5 ms (80–400 Hz); unbiased normalisation for a rectangular frame.
-_LAG_MIN, _LAG_MAX = 20, 100
+# Pitch lags 2.5–12 ms (83–400 Hz); unbiased normalisation for a rectangular frame.
+_LAG_MIN, _LAG_MAX = 20, 96
 _LAG_NORM = (FRAME_SAMPLES / (FRAME_SAMPLES - np.arange(_LAG_MIN, _LAG_MAX))).astype(np.float32)
 _EPS = 1e-12
 _MA = 8
@@ -52,9 +52,19 @@ def _db(power: np.ndarray) -> np.ndarray:
     return np.maximum(10.0 * np.log10(power + _EPS), FLOOR_DBFS)
 
 
+#: Rows per numpy pass: a few hundred frames stay in cache; 5,000 at once ran 2× slower.
+CHUNK_FRAMES = 512
+
+
 def compute_features(frames: np.ndarray) -> np.ndarray:
-    """int16 frames (n, 160) → float32 feature matrix (n, N_COLUMNS). VAD column left 0."""
+    """int16 frames (n, 160) → float32 feature matrix (n, N_COLUMNS). VAD/VOICED left 0."""
     frames = np.asarray(frames)
+    if frames.shape[0] <= CHUNK_FRAMES:
+        return _compute(frames)
+    return np.concatenate([_compute(frames[i : i + CHUNK_FRAMES]) for i in range(0, frames.shape[0], CHUNK_FRAMES)])
+
+
+def _compute(frames: np.ndarray) -> np.ndarray:
     n = frames.shape[0]
     out = np.zeros((n, N_COLUMNS), dtype=np.float32)
     if n == 0:
