@@ -1,0 +1,429 @@
+"""The agents' desk: hand a caller to a person on a SIP desk phone, and what happens during that call.
+
+`AgentDesk.hand_to_agent` implements callflow.core.agents.Agents:
+
+1. The caller hears the holding words (« Un conseiller va vous répondre… restez
+   en ligne ») then music on hold.
+2. The longest-idle available agent (registered phone, not in wrap-up or pause)
+   is rung from the caller's channel; no answer → the next one; nobody → the
+   caller stays on hold and the agents are tried again every few seconds.
+3. After `hold_max_wait` on hold the caller is offered a callback (1 = oui);
+   with or without it they may keep waiting. We never hang the caller up.
+4. An agent answers: (urgent calls: a short whisper « appel urgent ») the
+   caller and the agent share the call's mixing bridge.
+5. During the call the agent's keys (feature codes) and the local HTTP API
+   drive: escalation (conference / transfer, callflow/flows/escalation.py),
+   emergency (callflow/flows/emergency.py), firm closing
+   (callflow/flows/closing.py), flags (aggressive → pause, churn red →
+   supervisor notified + J+1 follow-up).
+6. The agent hangs up: the call ends (the agent decided), except in an
+   emergency, where the caller is never hung up and goes to the next agent.
+
+Every action of the call runs in the call's own task, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from callflow.agents import latch
+from callflow.agents.bridges import Bridges, bridge_id_for
+from callflow.agents.config import AgentsConfig, EscalationConfig, FeatureCodes
+from callflow.agents.features import KeySequence
+from callflow.agents.legs import CallNotes, PersonGuard, hang_up_quietly, originate_while_up, play_all, wait_down
+from callflow.agents.pool import Agent, AgentPool, AlwaysPresent, Presence
+from callflow.core.agents import Diagnosis
+from callflow.core.channel import CallContext, Channel, CallerHungUp, DigitInput
+from callflow.core.handoff import Handoffs
+from callflow.core.recorder import CallRecorder
+from callflow.flows import closing
+from callflow.flows.escalation import (
+    CONFERENCE,
+    CONNECTED,
+    ENDED,
+    TRANSFER,
+    Briefing,
+    EscalationDeps,
+    SupervisorQueue,
+    escalate,
+)
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("escalate", "transfer", "emergency", "close", "flag_aggressive", "flag_churn_red")
+
+
+@dataclass
+class Command:
+    action: str
+    source: str  # "keypad:2001", "api"
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LiveCall:
+    ctx: CallContext
+    diagnosis: Diagnosis
+    language: str
+    notes: CallNotes
+    started_at: float = field(default_factory=time.time)
+    state: str = "holding"  # holding, with_agent, escalating, conference, with_supervisor, emergency, closing, ended
+    agent: Agent | None = None
+    legs: dict[str, Channel] = field(default_factory=dict)  # "agent", "supervisor"
+    bridge_id: str | None = None
+    escalation: Any = None
+    aggressive: bool = False
+    churn_red: bool = False
+    callback: str | None = None
+    commands: asyncio.Queue = field(default_factory=asyncio.Queue)
+
+    @property
+    def call_id(self) -> str:
+        return self.ctx.call_id
+
+    @property
+    def caller(self) -> Channel:
+        return self.ctx.channel
+
+    def as_dict(self) -> dict:
+        return {
+            "call_id": self.call_id,
+            "state": self.state,
+            "agent": self.agent.extension if self.agent else None,
+            "legs": {role: leg.id for role, leg in self.legs.items() if leg.is_up},
+            "bridge": self.bridge_id,
+            "diagnosis": {"summary": self.diagnosis.summary, "urgent": self.diagnosis.urgent,
+                          "call_type": self.diagnosis.call_type, "answers": dict(self.diagnosis.answers)},
+            "language": self.language,
+            "aggressive": self.aggressive,
+            "churn_red": self.churn_red,
+            "emergency": latch.is_latched(self.call_id),
+            "started_at": self.started_at,
+        }
+
+
+class _EndCall(Exception):
+    """The conversation is over (closing done, caller gone…)."""
+
+
+class AgentDesk:
+    def __init__(self, *, pool: AgentPool, recorder: CallRecorder, handoffs: Handoffs, bridges: Bridges,
+                 config: AgentsConfig | None = None, escalation: EscalationConfig | None = None,
+                 codes: FeatureCodes | None = None, emergency=None, presence: Presence | None = None,
+                 queue: SupervisorQueue | None = None) -> None:
+        self.pool = pool
+        self.config = config or pool.config
+        self.recorder = recorder
+        self.handoffs = handoffs
+        self.bridges = bridges
+        self.codes = codes or FeatureCodes()
+        self.emergency = emergency  # callflow.flows.emergency.EmergencyBridge (set after construction if circular)
+        self.escalation_config = escalation or EscalationConfig()
+        self.queue = queue or SupervisorQueue()
+        self.presence = presence or pool.presence or AlwaysPresent()
+        self.live: dict[str, LiveCall] = {}
+        self.notifications: list[dict] = []
+
+    # -- callflow.core.agents.Agents ---------------------------------------------------------
+    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+        notes = CallNotes(self.recorder, call.call_id, call.channel)
+        live = LiveCall(ctx=call, diagnosis=diagnosis, language=language, notes=notes)
+        self.live[call.call_id] = live
+        await notes("agent_queue", f"{language}{' urgent' if diagnosis.urgent else ''}: {diagnosis.summary}")
+        try:
+            while True:
+                await self._connect_agent(live)
+                ended = await self._conversation(live)
+                if ended == "reroute":
+                    continue
+                return
+        except (CallerHungUp, _EndCall):
+            return
+        finally:
+            await self._cleanup(live)
+
+    # -- 1-3: hold, ring the agents, callback offer ------------------------------------------
+    async def _connect_agent(self, live: LiveCall) -> None:
+        caller, cfg = live.caller, self.config
+        live.state = "holding"
+        if live.bridge_id is not None:
+            await self.bridges.remove(live.bridge_id, caller)
+        # the holding words, then music
+        await caller.play("agents_hold", language=live.language, barge_in=False)
+        await caller.start_moh()
+        await live.notes("hold", "music on hold")
+        hold_started = time.monotonic()
+        while True:
+            for agent in await self.pool.candidates():
+                if not caller.is_up:
+                    raise CallerHungUp(live.call_id)
+                if not self.pool.claim(agent, live.call_id):
+                    continue
+                leg = await self._ring(live, agent)
+                if leg is not None and await self._join(live, agent, leg):
+                    return
+            if time.monotonic() - hold_started >= cfg.hold_max_wait and live.callback is None:
+                await self._offer_callback(live)
+                hold_started = time.monotonic()
+            if await wait_down(caller, timeout=cfg.retry_interval) is caller:
+                raise CallerHungUp(live.call_id)
+
+    async def _ring(self, live: LiveCall, agent: Agent) -> Channel | None:
+        await live.notes("agent_ring", agent.extension)
+        number = live.caller.caller.number
+        try:
+            result = await originate_while_up(live.caller, agent.endpoint, timeout=self.config.ring_timeout,
+                                              caller_id=f'"{_clip(live.diagnosis.summary)}" <{number or "anonymous"}>')
+        except BaseException:
+            self.pool.unanswered(agent)
+            raise
+        await live.notes("agent_result", f"{agent.extension}: {result.cause}")
+        if not result.answered or result.channel is None:
+            self.pool.unanswered(agent)
+            return None
+        self.pool.answered(agent, live.call_id)
+        return result.channel
+
+    async def _join(self, live: LiveCall, agent: Agent, leg: Channel) -> bool:
+        caller = live.caller
+        if live.diagnosis.urgent:
+            await play_all(leg, ["agent_whisper_urgent"], language="fr")
+        if not leg.is_up:
+            self.pool.call_ended(agent)
+            await live.notes("agent_result", f"{agent.extension}: hung up before the bridge")
+            return False
+        await caller.stop_moh()
+        if live.bridge_id is None:
+            live.bridge_id = await self.bridges.create(bridge_id_for(live.call_id), caller, leg)
+        else:
+            await self.bridges.add(live.bridge_id, caller, leg)
+        live.agent, live.legs["agent"], live.state = agent, leg, "with_agent"
+        await live.notes("agent_connected", f"{agent.extension} bridge {live.bridge_id}")
+        return True
+
+    async def _offer_callback(self, live: LiveCall) -> None:
+        caller = live.caller
+        await caller.stop_moh()
+        await live.notes("callback_offer", f"after {self.config.hold_max_wait:.0f}s on hold")
+        caller.flush_input()
+        # « Tous nos conseillers sont encore en ligne. Pour être rappelé, tapez 1. Sinon, restez en ligne. »
+        await caller.play("callback_offer", language=live.language)
+        got = await caller.next_input(self.config.offer_timeout, accept_taps=True)
+        key = got.digit if isinstance(got, DigitInput) else (str(got.count) if got is not None else None)
+        await live.notes("callback_answer", key or "timeout")
+        if key == "1":
+            result = await self.handoffs.schedule_callback(live.call_id, caller.caller.number,
+                                                           delay_seconds=self.config.callback_delay,
+                                                           reason="rappel demandé: aucun conseiller disponible",
+                                                           target="agents")
+            if result.accepted:
+                live.callback = result.message_id or "scheduled"
+                await live.notes("callback", f"scheduled {live.callback}")
+                await caller.play("callback_confirmed", language=live.language, barge_in=False)
+            else:
+                await live.notes("callback", f"refused: {result.reason}")
+                await caller.play("callback_impossible", language=live.language, barge_in=False)
+        caller.flush_input()
+        await caller.start_moh()
+
+    # -- 4-6: the conversation ----------------------------------------------------------------
+    async def _conversation(self, live: LiveCall) -> str:
+        pumps: dict[str, asyncio.Task] = {}
+        try:
+            while True:
+                for role, leg in list(live.legs.items()):
+                    if leg.is_up and role not in pumps:
+                        pumps[role] = asyncio.ensure_future(self._keypad(live, role, leg))
+                if not live.caller.is_up:
+                    raise CallerHungUp(live.call_id)
+                gone = [role for role, leg in live.legs.items() if not leg.is_up]
+                for role in gone:
+                    del live.legs[role]
+                    pump = pumps.pop(role, None)
+                    if pump:
+                        pump.cancel()
+                    outcome = await self._person_left(live, role)
+                    if outcome:
+                        return outcome
+                try:
+                    command = await asyncio.wait_for(live.commands.get(), 0.2)
+                except asyncio.TimeoutError:
+                    continue
+                await self._execute(live, command)
+        finally:
+            for pump in pumps.values():
+                pump.cancel()
+
+    async def _keypad(self, live: LiveCall, role: str, leg: Channel) -> None:
+        keys = KeySequence(self.codes)
+        who = live.agent.extension if role == "agent" and live.agent else role
+        try:
+            while leg.is_up:
+                got = await leg.next_input(30.0, accept_taps=False)
+                if not isinstance(got, DigitInput):
+                    continue
+                action = keys.feed(got.digit, time.monotonic())
+                if action is not None:
+                    leg.flush_input()
+                    live.commands.put_nowait(Command(action, f"keypad:{who}"))
+        except CallerHungUp:
+            return
+
+    async def _person_left(self, live: LiveCall, role: str) -> str | None:
+        await live.notes("leg_ended", role)
+        if role == "supervisor" and live.escalation is not None:
+            await self.queue.release(live.escalation, ENDED, "supervisor left the call")
+        if role == "agent" and live.agent is not None:
+            self._agent_done(live)
+        if live.legs:  # somebody is still with the caller (conference)
+            live.state = "with_supervisor" if "supervisor" in live.legs else "with_agent"
+            return None
+        if latch.is_latched(live.call_id):
+            # « Ne JAMAIS raccrocher »: the next agent takes the caller
+            await live.notes("hangup_refused", f"{role} left an emergency call: next agent")
+            return "reroute"
+        # the person ended the call: so does the caller's leg
+        await live.notes("ended_by_agent", role)
+        await PersonGuard(live.caller, live.call_id, live.notes).hang_up(f"{role} hung up")
+        raise _EndCall()
+
+    async def _execute(self, live: LiveCall, command: Command) -> None:
+        await live.notes("feature", f"{command.action} ({command.source})")
+        action = command.action
+        if action in ("escalate", "transfer"):
+            await self._escalate(live, command)
+        elif action == "emergency":
+            await self._emergency(live, command)
+        elif action == "close":
+            await self._close(live)
+        elif action == "flag_aggressive":
+            await self._flag_aggressive(live, command)
+        elif action == "flag_churn_red":
+            await self._flag_churn_red(live, command)
+        else:
+            await live.notes("feature_unknown", action)
+
+    async def _escalate(self, live: LiveCall, command: Command) -> None:
+        if "supervisor" in live.legs or live.escalation is not None and live.escalation.state == CONNECTED:
+            await live.notes("escalation_ignored", "the supervisor is already in the call")
+            return
+        mode = TRANSFER if command.action == "transfer" else command.payload.get("mode") or CONFERENCE
+        if mode not in (CONFERENCE, TRANSFER):
+            mode = self.escalation_config.default_mode
+        hotliner = live.agent.extension if live.agent else ""
+        briefing = command.payload.get("briefing")
+        if not isinstance(briefing, Briefing):
+            briefing = Briefing.minimal(hotliner=hotliner, summary=live.diagnosis.summary, urgent=live.diagnosis.urgent)
+        deps = EscalationDeps(self.escalation_config, self.queue, self.bridges, self.handoffs, self.presence)
+        live.state = "escalating"
+        result = await escalate(deps, caller=live.caller, call_id=live.call_id, bridge_id=live.bridge_id or "",
+                                agent_leg=live.legs.get("agent"), briefing=briefing, mode=mode,
+                                agent=hotliner or None, notes=live.notes, notify=self.notify)
+        live.escalation = result.escalation
+        if result.supervisor_leg is not None:
+            live.legs["supervisor"] = result.supervisor_leg
+            if result.agent_released:
+                await hang_up_quietly(live.legs.pop("agent", None), "transferred to the supervisor")
+                self._agent_done(live)
+                live.state = "with_supervisor"
+            else:
+                live.state = "conference"
+        else:
+            live.state = "with_agent"
+
+    async def _emergency(self, live: LiveCall, command: Command) -> None:
+        if self.emergency is None:
+            await live.notes("emergency_unavailable", "no emergency bridge configured")
+            return
+        live.state = "emergency"
+        situation = str(command.payload.get("situation") or "urgence signalée par le conseiller")[:300]
+        await self.emergency.run(live.caller, live.call_id, caller_number=live.caller.caller.number,
+                                 situation=situation, answers=dict(live.diagnosis.answers), notes=live.notes,
+                                 bridge_id=live.bridge_id, by_agent=True)
+        live.state = "with_agent" if "agent" in live.legs else ("with_supervisor" if live.legs else "holding")
+
+    async def _close(self, live: LiveCall) -> None:
+        if latch.is_latched(live.call_id):
+            await closing.firm_closing(live.caller, live.call_id, live.notes)  # records the refusal
+            return
+        live.state = "closing"
+        if live.bridge_id:
+            await self.bridges.remove(live.bridge_id, live.caller)
+        await closing.firm_closing(live.caller, live.call_id, live.notes, language=live.language)
+        raise _EndCall()
+
+    async def _flag_aggressive(self, live: LiveCall, command: Command) -> None:
+        if live.aggressive:
+            return
+        live.aggressive = True
+        if live.agent:
+            self.pool.flag_aggressive(live.agent)
+        await live.notes("flag", f"agressif: pause de {self.config.aggressive_pause:.0f}s après l'appel")
+        await self.notify("aggressive_call", live.call_id,
+                          f"agent {live.agent.extension if live.agent else '?'}: pause après appel agressif")
+
+    async def _flag_churn_red(self, live: LiveCall, command: Command) -> None:
+        if live.churn_red:
+            return
+        live.churn_red = True
+        await live.notes("flag", "risque churn rouge: superviseur averti, suivi J+1")
+        await self.notify("churn_red", live.call_id, str(command.payload.get("detail") or live.diagnosis.summary)[:500])
+        result = await self.handoffs.schedule_callback(live.call_id, live.caller.caller.number,
+                                                       delay_seconds=self.config.followup_delay,
+                                                       reason="suivi J+1: risque churn rouge (seed 004 §3.2)",
+                                                       target="supervisor")
+        await live.notes("callback", f"J+1 follow-up " + (f"scheduled {result.message_id}" if result.accepted else f"refused: {result.reason}"))
+
+    async def notify(self, kind: str, call_id: str, detail: str) -> None:
+        """A notification for the supervisor (API GET /api/notifications) and the call's record."""
+        item = {"kind": kind, "call_id": call_id, "detail": detail, "at": time.time(),
+                "to": self.escalation_config.supervisor}
+        self.notifications.append(item)
+        del self.notifications[:-500]
+        live = self.live.get(call_id)
+        if live is not None:
+            await live.notes("notification", f"{kind}: {detail}")
+
+    # -- the API's way in --------------------------------------------------------------------
+    def submit(self, call_id: str, action: str, payload: dict | None = None, source: str = "api") -> bool:
+        live = self.live.get(call_id)
+        if live is None or action not in ACTIONS:
+            return False
+        live.commands.put_nowait(Command(action, source, payload or {}))
+        return True
+
+    def calls(self) -> list[dict]:
+        return [live.as_dict() for live in self.live.values()]
+
+    # -- end of the call ---------------------------------------------------------------------
+    def _agent_done(self, live: LiveCall) -> None:
+        agent = live.agent
+        if agent is None or agent.call_id != live.call_id:
+            return
+        pause = self.pool.call_ended(agent, aggressive=live.aggressive)
+        asyncio.ensure_future(live.notes("agent_wrap_up", f"{agent.extension} {pause:.0f}s"))
+
+    async def _cleanup(self, live: LiveCall) -> None:
+        live.state = "ended"
+        try:
+            await live.caller.stop_moh()
+        except Exception:
+            pass
+        for role, leg in list(live.legs.items()):
+            await hang_up_quietly(leg, "the call ended")
+        if live.agent is not None:
+            self._agent_done(live)
+        if live.escalation is not None and live.escalation.ended_at is None:
+            await self.queue.release(live.escalation, ENDED, "call ended")
+        if live.bridge_id:
+            await self.bridges.destroy(live.bridge_id)
+        await live.notes("agent_call_ended", "caller gone" if not live.caller.is_up else "left the desk")
+        self.live.pop(live.call_id, None)
+
+
+def _clip(text: str, n: int = 30) -> str:
+    return "".join(ch for ch in text if ch not in '"<>\\')[:n] or "Client"

@@ -1,0 +1,302 @@
+"""Seed 001 « Client demande un responsable »: escalation to a supervisor.
+
+Phase 3A, as the hotliner does it:
+
+1. The briefing card is filled (client, problème, demande, raison, avis,
+   sensibilité, options) — through the API, or a minimal one when the agent
+   escalates from the keypad.
+2. « Je vais vous mettre en conférence avec [PRENOM_SUPERVISEUR]… (Petite
+   attente, 30 secondes maximum) »: the caller hears that, then music on hold;
+   the agent stays in the call's bridge.
+3. The supervisor's phone rings (escalations queue up: urgent first, then the
+   oldest). On answer the supervisor first hears the briefing summary (the
+   whisper; the caller does not hear it), then joins the caller and the agent
+   (« METTRE EN CONFÉRENCE ») or takes the caller alone (« TRANSFÉRER »).
+4. Nobody answers within the 30 seconds: the agent takes the caller back with
+   an explanation, and a supervisor callback is scheduled.
+
+Everything lands on the call's record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from callflow.agents.bridges import Bridges
+from callflow.agents.config import EscalationConfig
+from callflow.agents.legs import CallNotes, originate_while_up
+from callflow.agents.pool import Presence
+from callflow.core.channel import Channel, CallerHungUp
+from callflow.core.handoff import Handoffs
+
+CONFERENCE, TRANSFER = "conference", "transfer"
+WAITING, RINGING, CONNECTED, NO_ANSWER, ENDED, CANCELLED = "waiting", "ringing", "connected", "no_answer", "ended", "cancelled"
+
+# caller prompts (sounds/prompts.agents.yaml)
+WAIT_PROMPTS = {CONFERENCE: "escalation_wait", TRANSFER: "escalation_wait_transfer"}
+NO_ANSWER_PROMPT = "escalation_no_answer"
+
+BRIEFING_FIELDS = ("client", "probleme", "demande", "raison", "avis", "sensibilite")
+MAX_FIELD = 2000
+
+
+@dataclass
+class Briefing:
+    """Seed 001's « BRIEFING ESCALADE SUPERVISEUR » card."""
+
+    client: str = ""  # Nom, ID, ancienneté, historique
+    probleme: str = ""  # PROBLÈME PRINCIPAL
+    demande: str = ""  # DEMANDE DU CLIENT
+    raison: str = ""  # RAISON ESCALADE (dépasse autorité / exception / litige…)
+    avis: str = ""  # MON AVIS (hotliner)
+    sensibilite: str = ""  # SENSIBILITÉ CLIENT (frustration, risque churn, ton, agressivité)
+    options: list[str] = field(default_factory=list)  # OPTIONS POUR SUPERVISEUR
+    hotliner: str = ""
+    urgent: bool = False
+
+    @classmethod
+    def minimal(cls, *, hotliner: str, summary: str = "", urgent: bool = False) -> "Briefing":
+        """Escalated from the keypad: no time to type; the card says so."""
+        return cls(probleme=summary or "escalade depuis le poste (briefing à compléter)",
+                   demande="parler à un superviseur", raison="demandée par le conseiller (touche)",
+                   hotliner=hotliner, urgent=urgent)
+
+    @classmethod
+    def from_json(cls, data: Any, *, hotliner: str = "") -> "Briefing":
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError("the briefing is a JSON object")
+        known = set(BRIEFING_FIELDS) | {"options", "urgent", "hotliner", "mode", "priority"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown briefing field(s): {', '.join(sorted(unknown))}")
+        values: dict[str, Any] = {}
+        for name in BRIEFING_FIELDS + ("hotliner",):
+            value = data.get(name, "")
+            if not isinstance(value, str) or len(value) > MAX_FIELD:
+                raise ValueError(f"briefing field {name!r} is a text of at most {MAX_FIELD} characters")
+            values[name] = value.strip()
+        options = data.get("options", [])
+        if not isinstance(options, list) or not all(isinstance(o, str) and len(o) <= MAX_FIELD for o in options) or len(options) > 10:
+            raise ValueError("briefing 'options' is a list of at most 10 texts")
+        urgent = data.get("urgent", data.get("priority") == "urgent")
+        if not isinstance(urgent, bool):
+            raise ValueError("briefing 'urgent' is true or false")
+        values["hotliner"] = values["hotliner"] or hotliner
+        return cls(options=[o.strip() for o in options], urgent=urgent, **values)
+
+    def summary(self) -> str:
+        parts = [f"{label}: {getattr(self, name)}" for name, label in
+                 (("client", "client"), ("probleme", "problème"), ("demande", "demande"), ("raison", "raison"),
+                  ("sensibilite", "sensibilité")) if getattr(self, name)]
+        return "; ".join(parts) or "escalade"
+
+
+def whisper_prompts(briefing: Briefing, mode: str) -> list[str]:
+    """What the supervisor hears before joining: the briefing summary, from rendered prompts."""
+    prompts = ["whisper_escalation", "whisper_urgent" if briefing.urgent else "whisper_normal"]
+    reason = f"{briefing.raison} {briefing.demande}".lower()
+    if "litige" in reason:
+        prompts.append("whisper_reason_dispute")
+    elif any(w in reason for w in ("exception", "compensation", "rembours", "geste", "crédit", "credit")):
+        prompts.append("whisper_reason_exception")
+    elif any(w in reason for w in ("autorit", "technique", "complexe")):
+        prompts.append("whisper_reason_authority")
+    elif any(w in reason for w in ("insiste", "inutile", "persist")):
+        prompts.append("whisper_reason_insists")
+    else:
+        prompts.append("whisper_reason_other")
+    feel = briefing.sensibilite.lower()
+    if "agress" in feel or "hostile" in feel:
+        prompts.append("whisper_aggressive")
+    if "churn" in feel and any(w in feel for w in ("haut", "élevé", "eleve", "critique", "rouge", "red", "🔴")):
+        prompts.append("whisper_churn")
+    prompts.append("whisper_transfer" if mode == TRANSFER else "whisper_conference")
+    prompts.append("whisper_briefing_on_screen")
+    return prompts
+
+
+@dataclass
+class Escalation:
+    id: str
+    call_id: str
+    briefing: Briefing
+    mode: str
+    seq: int
+    created_at: float  # epoch
+    agent: str | None = None
+    state: str = WAITING
+    outcome: str = ""
+    answered_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def urgent(self) -> bool:
+        return self.briefing.urgent
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["priority"] = "urgent" if self.urgent else "normal"
+        return data
+
+
+class SupervisorQueue:
+    """Seed 001 §3.1 « ESCALADES EN ATTENTE »: urgent before normal, then the oldest; one supervisor line."""
+
+    def __init__(self, clock=time.time) -> None:
+        self.clock = clock
+        self._seq = itertools.count(1)
+        self.waiting: list[Escalation] = []
+        self.active: Escalation | None = None  # ringing or talking with the supervisor
+        self.history: list[Escalation] = []
+        self._cond = asyncio.Condition()
+
+    def new(self, call_id: str, briefing: Briefing, mode: str, agent: str | None) -> Escalation:
+        seq = next(self._seq)
+        esc = Escalation(id=f"esc-{seq}", call_id=call_id, briefing=briefing, mode=mode, seq=seq,
+                         created_at=self.clock(), agent=agent)
+        self.waiting.append(esc)
+        return esc
+
+    def ordered(self) -> list[Escalation]:
+        return sorted(self.waiting, key=lambda e: (not e.urgent, e.seq))
+
+    async def wait_turn(self, esc: Escalation, timeout: float) -> bool:
+        """True once `esc` holds the supervisor line; False (and out of the queue) on timeout."""
+        async with self._cond:
+            self._cond.notify_all()  # a newcomer may reorder the queue
+            try:
+                await asyncio.wait_for(
+                    self._cond.wait_for(lambda: self.active is None and self.ordered()[:1] == [esc]), max(0.0, timeout))
+            except asyncio.TimeoutError:
+                self._drop(esc)
+                self._cond.notify_all()
+                return False
+            except BaseException:
+                self._drop(esc)
+                self._cond.notify_all()
+                raise
+            self.waiting.remove(esc)
+            self.active = esc
+            return True
+
+    def _drop(self, esc: Escalation) -> None:
+        if esc in self.waiting:
+            self.waiting.remove(esc)
+
+    async def release(self, esc: Escalation, state: str, outcome: str = "") -> None:
+        async with self._cond:
+            self._drop(esc)
+            if self.active is esc:
+                self.active = None
+            if esc.ended_at is None:
+                esc.state = state
+                esc.outcome = outcome or esc.outcome
+                esc.ended_at = self.clock()
+                self.history.append(esc)
+                del self.history[:-200]
+            self._cond.notify_all()
+
+    def snapshot(self) -> dict:
+        return {
+            "waiting": [e.as_dict() for e in self.ordered()],
+            "active": self.active.as_dict() if self.active else None,
+            "history": [e.as_dict() for e in self.history[-50:]],
+        }
+
+
+@dataclass
+class EscalationDeps:
+    config: EscalationConfig
+    queue: SupervisorQueue
+    bridges: Bridges
+    handoffs: Handoffs
+    presence: Presence
+
+
+@dataclass
+class EscalationResult:
+    escalation: Escalation
+    supervisor_leg: Channel | None  # in the call's bridge when connected
+    agent_released: bool  # transfer: the agent is out of the bridge; the desk ends their leg
+
+
+async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridge_id: str, agent_leg: Channel | None,
+                   briefing: Briefing, mode: str, agent: str | None, notes: CallNotes,
+                   notify=None) -> EscalationResult:
+    """Run phase 3A → phase 4 (or the no-answer path). The caller stays on the line throughout."""
+    cfg = deps.config
+    esc = deps.queue.new(call_id, briefing, mode, agent)
+    priority = "urgent" if briefing.urgent else "normal"
+    await notes("escalation", f"{esc.id} {mode} {priority}: {briefing.summary()}")
+    deadline = time.monotonic() + cfg.supervisor_answer_timeout
+    got_line = False
+    try:
+        # « Je vais vous mettre en conférence avec [PRENOM_SUPERVISEUR]… Petite attente, 30 secondes maximum »
+        await deps.bridges.remove(bridge_id, caller)
+        await caller.play(WAIT_PROMPTS[mode], barge_in=False)
+        await caller.start_moh()
+        got_line = await deps.queue.wait_turn(esc, deadline - time.monotonic())
+        result = None
+        if got_line:
+            if await deps.presence.registered(cfg.endpoint):
+                esc.state = RINGING
+                await notes("escalation_ringing", f"{esc.id} {cfg.endpoint}")
+                remaining = max(1.0, deadline - time.monotonic())
+                result = await originate_while_up(caller, cfg.endpoint, timeout=remaining,
+                                                  caller_id=f'"Escalade {priority}" <{cfg.supervisor}>')
+                await notes("escalation_supervisor", f"{esc.id} {result.cause}")
+            else:
+                await notes("escalation_supervisor", f"{esc.id} supervisor phone not registered")
+        else:
+            await notes("escalation_supervisor", f"{esc.id} supervisor line busy for the whole wait")
+        if result is not None and result.answered and result.channel is not None:
+            supervisor = result.channel
+            esc.answered_at = time.time()
+            # the whisper: the supervisor hears the briefing, the caller does not
+            for prompt in whisper_prompts(briefing, mode):
+                if supervisor.is_up:
+                    await supervisor.play(prompt, language="fr", barge_in=False)
+            if not supervisor.is_up:
+                raise _SupervisorLeft()
+            await caller.stop_moh()
+            await deps.bridges.add(bridge_id, caller, supervisor)
+            released = False
+            if mode == TRANSFER and agent_leg is not None:
+                await deps.bridges.remove(bridge_id, agent_leg)  # the desk ends the agent's leg
+                released = True
+            esc.state = CONNECTED
+            await notes("escalation_connected", f"{esc.id} {mode}")
+            return EscalationResult(esc, supervisor, released)
+        raise _SupervisorLeft()
+    except _SupervisorLeft:
+        # « Le superviseur n'est pas disponible… » — the agent takes the caller back
+        if got_line:
+            await deps.queue.release(esc, NO_ANSWER, "no answer within the wait")
+        else:
+            await deps.queue.release(esc, NO_ANSWER, "line busy within the wait")
+        await caller.stop_moh()
+        await caller.play(NO_ANSWER_PROMPT, barge_in=False)
+        await deps.bridges.add(bridge_id, caller)
+        await notes("escalation_back_to_agent", esc.id)
+        callback = await deps.handoffs.schedule_callback(call_id, caller.caller.number, delay_seconds=cfg.callback_delay,
+                                                         reason=f"escalade superviseur sans réponse: {briefing.summary()}"[:500],
+                                                         target="supervisor")
+        detail = f"{esc.id} supervisor callback " + (f"scheduled {callback.message_id}" if callback.accepted else f"refused: {callback.reason}")
+        await notes("callback", detail)
+        esc.outcome = detail
+        if notify is not None:
+            await notify("escalation_missed", call_id, f"{esc.id}: {briefing.summary()}")
+        return EscalationResult(esc, None, False)
+    except (CallerHungUp, asyncio.CancelledError):
+        await deps.queue.release(esc, CANCELLED, "caller left")
+        raise
+
+
+class _SupervisorLeft(Exception):
+    """Nobody (or nobody still there) took the escalation."""
