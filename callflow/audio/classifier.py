@@ -75,7 +75,7 @@ class CallAudio:
         "config", "clock", "answered_at", "codec", "on_reading", "on_taps", "readings", "taps",
         "_raw", "_pcm", "_hist", "_pos", "_filled", "_vad", "_tapper", "_floor", "_digital_run",
         "_last_packet", "_first_packet", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
-        "_timeline", "_last_reading", "closed",
+        "_timeline", "_last_reading", "_last_now", "closed",
     )
 
     def __init__(
@@ -116,6 +116,7 @@ class CallAudio:
         self._next_reading_at = 0.0
         self._timeline: list[list] = []
         self._last_reading: AudioReading | None = None
+        self._last_now = 0.0  # call-relative time of the last analysis
         self.closed = False
 
     # ---- input -------------------------------------------------------------------------
@@ -230,56 +231,15 @@ class CallAudio:
         w = self._window(50) if window is None else window
         if len(w) < 10:
             return 0.0
-        voiced = self._voiced(w)
-        voiced_frac = float(voiced.mean())
-        vad_frac = float(w[:, F.VAD].mean())
-        if voiced_frac == 0.0:
-            return 0.0
-        # Syllabic modulation: level minus its 100 ms average. Breathing and
-        # steady noise are smooth; a voice comes and goes several times a second.
-        level = w[:, F.LEVEL]
-        smooth = np.convolve(level, np.ones(5, dtype=np.float32) / 5, mode="same")
-        active = level > max(self._floor + 6.0, self.config.vad_min_dbfs)
-        modulation = float(np.std((level - smooth)[active])) if active.sum() > 3 else 0.0
-        # A voice's spectrum moves; a dial tone or a hum does not.
-        movement = float(np.std(w[voiced, F.CENTROID])) if voiced.sum() > 2 else 0.0
-        score = (
-            0.5 * min(voiced_frac / 0.3, 1.0)
-            + 0.25 * min(vad_frac / 0.5, 1.0)
-            + 0.25 * min(modulation / 4.0, 1.0)
-        ) * min(movement / 60.0, 1.0)
-        return float(min(max(score, 0.0), 1.0))
+        floor = max(self._floor + 6.0, self.config.vad_min_dbfs)
+        return float(speech_scores(w[None], np.array([floor], dtype=np.float32))[0])
 
     def breathing_score(self) -> float:
         """0..1: slow periodic unvoiced envelope over the last 4–8 s."""
         w = self._window(len(self._hist) // 2)
         if len(w) < 200:
             return 0.0
-        level = w[:, F.LEVEL]
-        env = np.convolve(level, np.ones(5, dtype=np.float32) / 5, mode="valid")
-        p10, p90 = _quantile(env, 0.1), _quantile(env, 0.9)
-        depth = p90 - p10
-        if p90 < -62.0 or depth < 5.0:
-            return 0.0
-        active = level > p10 + 6.0
-        voiced_frac = float(self._voiced(w).sum() / max(active.sum(), 1))
-        e = env - env.mean()
-        n = len(e)
-        spec = np.fft.rfft(e, n=2 * n)
-        ac = np.fft.irfft(spec * np.conj(spec))[:n]
-        if ac[0] <= 0:
-            return 0.0
-        lags = np.arange(75, min(250, n - 50))
-        if len(lags) == 0:
-            return 0.0
-        ac_norm = ac[lags] / ac[0] * (n / (n - lags))
-        periodicity = float(ac_norm.max())
-        score = (
-            min(max((depth - 5.0) / 6.0, 0.0), 1.0)
-            * min(max((periodicity - 0.1) / 0.3, 0.0), 1.0)
-            * (1.0 - min(voiced_frac / 0.25, 1.0))
-        )
-        return float(score)
+        return float(breathing_scores(w[None])[0])
 
     def _level_dbfs(self, window: np.ndarray) -> float:
         if not len(window):
@@ -287,8 +247,12 @@ class CallAudio:
         power = np.mean(10.0 ** (window[:, F.LEVEL] / 10.0))
         return float(max(10.0 * math.log10(power + 1e-12), F.FLOOR_DBFS))
 
-    def classify(self, now: float) -> AudioReading:
-        """The state of the line right now (call-relative seconds)."""
+    def classify(self, now: float, speech: float | None = None, breathing: float | None = None) -> AudioReading:
+        """The state of the line right now (call-relative seconds).
+
+        `speech` / `breathing` may come precomputed for many calls at once
+        (analyse_calls); otherwise they are computed here when needed.
+        """
         cfg = self.config
         if self._caller_rtp is False:
             return AudioReading(AudioState.DEAD_LINE, 0.95, now)
@@ -305,14 +269,15 @@ class CallAudio:
             return AudioReading(AudioState.SILENCE, 0.7, now, level)
         if self._last_cn is not None and now - self._last_cn <= cfg.no_packets_after and digital_s > 0:
             return AudioReading(AudioState.SILENCE, 0.8, now, level)
-        speech = self.speech_score(window)
-        recent_tap = (t := self._tapper.last_tap_at()) is not None and now - t <= cfg.tap_state_hold
+        if speech is None:
+            speech = self.speech_score(window)
+        recent_tap = self._tap_recent(now)
         if recent_tap and speech < 0.5:
             return AudioReading(AudioState.TAPS, 0.8, now, level)
-        breathing = None
         if 0.5 <= speech < 0.75:
             # A marginal voice score inside a clear breathing rhythm is a noisy breath.
-            breathing = self.breathing_score()
+            if breathing is None:
+                breathing = self.breathing_score()
             if breathing >= 0.6:
                 return AudioReading(AudioState.BREATHING, breathing, now, level, distress=self._distress())
         if speech >= 0.5:
@@ -334,10 +299,26 @@ class CallAudio:
         voiced = self._voiced(w)
         return bool(0.05 <= voiced.mean() <= 0.3 and np.ptp(w[:, F.LEVEL]) > 25.0)
 
-    def _emit_due(self, now: float) -> list[AudioReading]:
+    def _tap_recent(self, now: float) -> bool:
+        t = self._tapper.last_tap_at()
+        return t is not None and now - t <= self.config.tap_state_hold
+
+    def _reading_due(self, now: float) -> bool:
+        return now >= self._next_reading_at
+
+    def _needs_scores(self, now: float) -> bool:
+        """Will classify() look at the audio (not settled by hint, absence or digital silence)?"""
+        return (
+            self._caller_rtp is not False
+            and self._last_packet is not None
+            and now - self._last_packet <= self.config.no_packets_after
+            and self._digital_run * FRAME_S < 0.5
+        )
+
+    def _emit_due(self, now: float, speech: float | None = None, breathing: float | None = None) -> list[AudioReading]:
         out: list[AudioReading] = []
         if now >= self._next_reading_at:
-            reading = self.classify(now)
+            reading = self.classify(now, speech, breathing)
             self._next_reading_at = now + self.config.reading_interval
             self._record(reading)
             out.append(reading)
@@ -496,11 +477,118 @@ def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[
             t = (now - call.answered_at) if now is not None else call._now()
             call._consume(feats[row : row + k], t)
             row += k
+    times = {}
     for call in calls:
         t = (now - call.answered_at) if now is not None else call._now()
         call._note_fresh(t)
-        results[call] = call._emit_due(t)
+        call._last_now = t
+        times[call] = t
+    speech, breathing = _batched_scores([c for c in calls if c._reading_due(times[c]) and c._needs_scores(times[c])])
+    for call in calls:
+        results[call] = call._emit_due(times[call], speech.get(call), breathing.get(call))
     return results
+
+
+def _batched_scores(calls: list[CallAudio]) -> tuple[dict, dict]:
+    """Speech and breathing scores of every call with a full window, in two numpy passes.
+
+    Only the columns a score reads are gathered, and breathing only where
+    classify() can use it (speech not already clear, no tap just heard).
+    """
+    speech: dict[CallAudio, float] = {}
+    breathing: dict[CallAudio, float] = {}
+    full = [c for c in calls if c._filled >= 50]
+    if full:
+        floors = np.array([max(c._floor + 6.0, c.config.vad_min_dbfs) for c in full], dtype=np.float32)
+        windows = np.stack([c._window(50)[:, _SPEECH_COLUMNS] for c in full])
+        speech = dict(zip(full, speech_scores(windows, floors, _SPEECH_INDEX).tolist()))
+    long = [
+        c
+        for c in calls
+        if c._filled >= len(c._hist) // 2 and speech.get(c, 0.0) < 0.75 and not c._tap_recent(c._last_now)
+    ]
+    if long:
+        history = len(long[0]._hist) // 2
+        same = [c for c in long if len(c._hist) // 2 == history]
+        windows = np.stack([c._window(history)[:, _BREATH_COLUMNS] for c in same])
+        breathing = dict(zip(same, breathing_scores(windows, _BREATH_INDEX).tolist()))
+    return speech, breathing
+
+
+# Column subsets gathered for the batched scores, and where each column lands.
+_SPEECH_COLUMNS = [F.LEVEL, F.VAD, F.VOICED, F.CENTROID]
+_SPEECH_INDEX = {c: i for i, c in enumerate(_SPEECH_COLUMNS)}
+_BREATH_COLUMNS = [F.LEVEL, F.VOICED]
+_BREATH_INDEX = {c: i for i, c in enumerate(_BREATH_COLUMNS)}
+_ALL_COLUMNS = {c: c for c in range(F.N_COLUMNS)}
+
+
+def _moving_sum5(x: np.ndarray, same: bool) -> np.ndarray:
+    """Sums over 5 frames along axis 1: "same" (zero-padded, centred) or "valid"."""
+    if same:
+        x = np.pad(x, ((0, 0), (2, 2)))
+    cs = np.concatenate((np.zeros((x.shape[0], 1), dtype=np.float64), np.cumsum(x, axis=1, dtype=np.float64)), axis=1)
+    return cs[:, 5:] - cs[:, :-5]
+
+
+def _masked_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    count = np.maximum(mask.sum(axis=1), 1)
+    mean = (x * mask).sum(axis=1) / count
+    return np.sqrt((((x - mean[:, None]) ** 2) * mask).sum(axis=1) / count)
+
+
+def speech_scores(windows: np.ndarray, active_floor: np.ndarray, col: dict = _ALL_COLUMNS) -> np.ndarray:
+    """Speech score of many 1 s windows (n, frames, columns) at once, 0..1 each.
+
+    Voiced share (harmonicity + flat-free spectrum), webrtcvad's agreement,
+    syllabic modulation (level minus its 100 ms average: breathing and steady
+    noise are smooth) and spectral movement (a dial tone or hum does not move).
+    """
+    voiced = windows[:, :, col[F.VOICED]] > 0
+    voiced_frac = voiced.mean(axis=1)
+    vad_frac = windows[:, :, col[F.VAD]].mean(axis=1)
+    level = windows[:, :, col[F.LEVEL]].astype(np.float64)
+    smooth = _moving_sum5(level, same=True) / 5.0
+    active = level > active_floor[:, None]
+    modulation = np.where(active.sum(axis=1) > 3, _masked_std(level - smooth, active), 0.0)
+    movement = np.where(voiced.sum(axis=1) > 2, _masked_std(windows[:, :, col[F.CENTROID]].astype(np.float64), voiced), 0.0)
+    score = (
+        0.5 * np.minimum(voiced_frac / 0.3, 1.0)
+        + 0.25 * np.minimum(vad_frac / 0.5, 1.0)
+        + 0.25 * np.minimum(modulation / 4.0, 1.0)
+    ) * np.minimum(movement / 60.0, 1.0)
+    return np.where(voiced_frac > 0, np.clip(score, 0.0, 1.0), 0.0)
+
+
+def breathing_scores(windows: np.ndarray, col: dict = _ALL_COLUMNS) -> np.ndarray:
+    """Breathing score of many 4–8 s windows (n, frames, columns) at once, 0..1 each.
+
+    A deep (≥ 5 dB) envelope, periodic at 1.5–5 s, mostly unvoiced.
+    """
+    level = windows[:, :, col[F.LEVEL]].astype(np.float64)
+    env = _moving_sum5(level, same=False) / 5.0
+    m = env.shape[1]
+    k10, k90 = int(0.1 * (m - 1) + 0.5), int(0.9 * (m - 1) + 0.5)
+    parts = np.partition(env, (k10, k90), axis=1)
+    p10, p90 = parts[:, k10], parts[:, k90]
+    depth = p90 - p10
+    active = level > (p10 + 6.0)[:, None]
+    voiced_frac = (windows[:, :, col[F.VOICED]] > 0).sum(axis=1) / np.maximum(active.sum(axis=1), 1)
+    e = env - env.mean(axis=1, keepdims=True)
+    spec = np.fft.rfft(e, n=2 * m, axis=1)
+    ac = np.fft.irfft(spec * np.conj(spec), axis=1)[:, :m]
+    lags = np.arange(75, min(250, m - 50))
+    if len(lags) == 0:
+        return np.zeros(len(windows))
+    ac0 = ac[:, 0]
+    safe0 = np.where(ac0 > 0, ac0, 1.0)
+    periodicity = (ac[:, lags] / safe0[:, None] * (m / (m - lags))).max(axis=1)
+    score = (
+        np.clip((depth - 5.0) / 6.0, 0.0, 1.0)
+        * np.clip((periodicity - 0.1) / 0.3, 0.0, 1.0)
+        * (1.0 - np.minimum(voiced_frac / 0.25, 1.0))
+    )
+    return np.where((p90 < -62.0) | (depth < 5.0) | (ac0 <= 0), 0.0, score)
 
 
 def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioState:

@@ -31,6 +31,8 @@ REFRACTORY_BLOCKS = 40  # 100 ms
 MAX_VOICED_BLOCKS = 24  # a thump can look voiced for a frame or two; a syllable is longer
 GROUP_GAP = 1.3  # seconds without a tap that close a group
 _CONTEXT = BACKGROUND_BLOCKS + 1
+_MEDIAN = BACKGROUND_BLOCKS // 2
+_windows = np.lib.stride_tricks.sliding_window_view
 
 
 class TapDetector:
@@ -40,7 +42,7 @@ class TapDetector:
     context it needs (background before, lookahead after) between calls.
     """
 
-    __slots__ = ("_blocks", "_voiced", "_crest", "_next_allowed", "_undecided_peak", "_group", "_last_tap")
+    __slots__ = ("_blocks", "_voiced", "_crest", "_next_allowed", "_undecided_peak", "_group", "_last_tap", "_start_after")
 
     def __init__(self) -> None:
         self._blocks = np.full(_CONTEXT, -99.0, dtype=np.float32)
@@ -91,22 +93,9 @@ class TapDetector:
             before = (cums[idx] - cums[idx - BACKGROUND_BLOCKS]) / BACKGROUND_BLOCKS
             attack = blocks[start:decided_until]
             candidates = np.flatnonzero((attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS)) + start
-            for i in candidates:
-                if i < start:
-                    continue
-                background = float(np.partition(blocks[i - BACKGROUND_BLOCKS : i], BACKGROUND_BLOCKS // 2)[BACKGROUND_BLOCKS // 2])
-                if blocks[i] < background + TAP_MARGIN_DB or blocks[i - 4 : i - 1].max() > background + SUSTAIN_DB:
-                    continue  # not loud enough yet, or not from quiet (inside a louder event)
-                loud = blocks[i : i + LOOKAHEAD_BLOCKS] > background + SUSTAIN_DB
-                body = int(np.argmin(loud)) if not loud.all() else LOOKAHEAD_BLOCKS
-                start = i + REFRACTORY_BLOCKS
-                if body < MIN_BODY_BLOCKS or body > MAX_SUSTAIN_BLOCKS:
-                    continue
-                if body == MIN_BODY_BLOCKS and crest_all[i] >= CLICK_CREST_DB:
-                    continue
-                if loud[MAX_SUSTAIN_BLOCKS:].sum() > 2 or voiced_all[i : i + LOOKAHEAD_BLOCKS].sum() > MAX_VOICED_BLOCKS:
-                    continue
-                found.append(float(end_time - (n - i) * BLOCK_SECONDS))
+            if candidates.size:
+                found += self._confirm(blocks, voiced_all, crest_all, candidates, start, end_time)
+                start = self._start_after
             start = max(start, decided_until)
         self._undecided_peak = float(blocks[max(decided_until, 0) :].max())
         keep_from = max(min(start, decided_until) - _CONTEXT, 0)
@@ -117,6 +106,34 @@ class TapDetector:
         for t in found:
             self._group += 1
             self._last_tap = t
+        return found
+
+    def _confirm(self, blocks, voiced, crest, candidates, start: int, end_time: float) -> list[float]:
+        """Check candidate attacks (vectorised), then apply the refractory period in order."""
+        n = len(blocks)
+        backgrounds = np.partition(_windows(blocks, BACKGROUND_BLOCKS)[candidates - BACKGROUND_BLOCKS], _MEDIAN, axis=1)
+        background = backgrounds[:, _MEDIAN]
+        before = np.maximum(np.maximum(blocks[candidates - 4], blocks[candidates - 3]), blocks[candidates - 2])
+        # Loud enough over the local background, and rising from quiet (not inside a louder event).
+        qualified = (blocks[candidates] >= background + TAP_MARGIN_DB) & (before <= background + SUSTAIN_DB)
+        candidates, background = candidates[qualified], background[qualified]
+        self._start_after = start
+        if not candidates.size:
+            return []
+        loud = _windows(blocks, LOOKAHEAD_BLOCKS)[candidates] > (background + SUSTAIN_DB)[:, None]
+        body = np.where(loud.all(axis=1), LOOKAHEAD_BLOCKS, np.argmin(loud, axis=1))
+        click = (body == MIN_BODY_BLOCKS) & (crest[candidates] >= CLICK_CREST_DB)
+        mostly_voiced = _windows(voiced, LOOKAHEAD_BLOCKS)[candidates].sum(axis=1) > MAX_VOICED_BLOCKS
+        too_long = loud[:, MAX_SUSTAIN_BLOCKS:].sum(axis=1) > 2
+        is_tap = (body >= MIN_BODY_BLOCKS) & (body <= MAX_SUSTAIN_BLOCKS) & ~click & ~too_long & ~mostly_voiced
+        found = []
+        for i, tap in zip(candidates.tolist(), is_tap.tolist()):
+            if i < start:
+                continue  # within REFRACTORY of the previous attack: the same tap ringing
+            start = i + REFRACTORY_BLOCKS
+            if tap:
+                found.append(float(end_time - (n - i) * BLOCK_SECONDS))
+        self._start_after = start
         return found
 
     def close_group(self, now: float) -> int:
