@@ -75,7 +75,7 @@ class CallAudio:
         "config", "clock", "answered_at", "codec", "on_reading", "on_taps", "readings", "taps",
         "_raw", "_pcm", "_hist", "_pos", "_filled", "_vad", "_tapper", "_floor", "_digital_run",
         "_last_packet", "_first_packet", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
-        "_timeline", "_last_reading", "_last_now", "closed",
+        "_timeline", "_last_reading", "_last_now", "_breath_cache", "closed",
     )
 
     def __init__(
@@ -117,6 +117,7 @@ class CallAudio:
         self._timeline: list[list] = []
         self._last_reading: AudioReading | None = None
         self._last_now = 0.0  # call-relative time of the last analysis
+        self._breath_cache = (-1e9, 0.0)  # (when, breathing score) of the last batched computation
         self.closed = False
 
     # ---- input -------------------------------------------------------------------------
@@ -374,6 +375,7 @@ class CallAudio:
         self._fresh = False
         self._tapper.reset()
         self._next_reading_at = 0.0
+        self._breath_cache = (-1e9, 0.0)
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
         return await _next(self.readings, timeout)
@@ -507,12 +509,25 @@ def _batched_scores(calls: list[CallAudio]) -> tuple[dict, dict]:
         for c in calls
         if c._filled >= len(c._hist) // 2 and speech.get(c, 0.0) < 0.75 and not c._tap_recent(c._last_now)
     ]
-    if long:
-        history = len(long[0]._hist) // 2
-        same = [c for c in long if len(c._hist) // 2 == history]
+    # An 8 s rhythm does not change in a few hundred ms: reuse a score younger than BREATH_REUSE.
+    stale = []
+    for c in long:
+        at, score = c._breath_cache
+        if c._last_now - at < BREATH_REUSE:
+            breathing[c] = score
+        else:
+            stale.append(c)
+    if stale:
+        history = len(stale[0]._hist) // 2
+        same = [c for c in stale if len(c._hist) // 2 == history]
         windows = np.stack([c._window(history)[:, _BREATH_COLUMNS] for c in same])
-        breathing = dict(zip(same, breathing_scores(windows, _BREATH_INDEX).tolist()))
+        for c, score in zip(same, breathing_scores(windows, _BREATH_INDEX).tolist()):
+            breathing[c] = score
+            c._breath_cache = (c._last_now, score)
     return speech, breathing
+
+
+BREATH_REUSE = 0.75  # seconds
 
 
 # Column subsets gathered for the batched scores, and where each column lands.
