@@ -197,6 +197,27 @@ class ControllerProcess:
             await asyncio.sleep(0.1)
         raise AssertionError(f"controller never logged {event} {fields} within {timeout} s:\n{self.output()[-3000:]}")
 
+    async def record(self, call_id: str, *, ended: bool = True, timeout: float = 15.0) -> dict:
+        """The call's record in the controller's database (waits until the call is ended)."""
+        from callflow.store.records import Records
+
+        deadline = time.monotonic() + timeout
+        while True:
+            records = await Records.open(self.env["CALLFLOW_STORE_DATABASE"])
+            try:
+                call = await records.get_call(call_id)
+            finally:
+                await records.close()
+            if call is not None and (not ended or call.get("ended_at")):
+                return call
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {'ended ' if ended else ''}record for {call_id}: {call}")
+            await asyncio.sleep(0.3)
+
+    def sms_sent(self) -> list[dict]:
+        path = Path(self.env["CALLFLOW_SMS_LOG_PATH"])
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -220,6 +241,7 @@ def controller_process(pbx: Sandbox, tmp_path: Path) -> Iterator[ControllerProce
         "CALLFLOW_LOG_FORMAT": "json",
         "CALLFLOW_HTTP_PORT": str(port),
         "CALLFLOW_STORE_DATABASE": str(tmp_path / "callflow.db"),
+        "CALLFLOW_SMS_LOG_PATH": str(tmp_path / "sms.log"),
         "CALLFLOW_ARI_PING_INTERVAL": "1.0",
     })
     ctl = ControllerProcess(env=env, log_path=tmp_path / "controller", http_port=port)

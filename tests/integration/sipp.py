@@ -99,7 +99,8 @@ class Caller:
         return self
 
     def xml(self, *, caller_number: str = "0612345678", hang_up: bool = True, answer_within: float = 30.0) -> str:
-        """hang_up: the caller ends the call; otherwise it waits for our BYE.
+        """hang_up: the caller ends the call; otherwise it waits for our BYE right after the
+        last step (a BYE that arrives during a pause fails the scenario as unexpected).
         answer_within: seconds the call may ring before the caller gives up (the scenario fails)."""
         ending = _BYE_FROM_US if hang_up else _BYE_FROM_THEM
         head = _CALLER_HEAD.replace("@CALLER@", caller_number).replace("@ANSWER_MS@", str(int(answer_within * 1000)))
