@@ -118,7 +118,7 @@ def _sender(target: tuple[str, int], calls: int, seconds: float, conn) -> None:
             except BlockingIOError:
                 pass
         tick += 1
-        delay = start + tick * 0.005 - time.monotonic()
+        delay = start + tick / (4 * PACKETS_PER_SECOND) - time.monotonic()  # four bursts per 20 ms
         if delay > 0:
             time.sleep(delay)
     conn.send((sent, time.monotonic() - start))
@@ -126,7 +126,7 @@ def _sender(target: tuple[str, int], calls: int, seconds: float, conn) -> None:
         s.close()
 
 
-def memory_per_call_kb(calls: int = 50, seconds: float = 10.0) -> float:
+def memory_per_call_kb(calls: int = 200, seconds: float = 10.0) -> float:
     """Python + numpy heap held per CallAudio after `seconds` of audio (tracemalloc)."""
     import tracemalloc
 

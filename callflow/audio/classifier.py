@@ -4,7 +4,7 @@
 raw payload bytes it is given and does nothing per packet beyond that. The
 work happens in `analyse_calls(calls, now)`, which decodes and featurises the
 pending frames of *all* calls in one numpy batch, then lets each call update
-its history, taps and state. The RTP receiver calls it every ~100 ms; offline
+its history, taps and state. The RTP receiver calls it every tick (200 ms); offline
 tools and tests call `CallAudio.process()` which is the same for one call.
 
 Decision rules (why, in short):
@@ -33,7 +33,7 @@ import webrtcvad
 from callflow.audio import features as F
 from callflow.audio.g711 import ALAW_DECODE, ULAW_DECODE
 from callflow.audio.taps import TapDetector
-from callflow.core.channel import SIGNS_OF_LIFE, AudioReading, AudioState, TapInput
+from callflow.core.channel import AudioReading, AudioState, TapInput
 
 FRAME = F.FRAME_SAMPLES
 FRAME_S = F.FRAME_SECONDS
@@ -74,7 +74,7 @@ class CallAudio:
     __slots__ = (
         "config", "clock", "answered_at", "codec", "on_reading", "on_taps", "readings", "taps",
         "_raw", "_pcm", "_hist", "_pos", "_filled", "_vad", "_tapper", "_floor", "_digital_run",
-        "_last_packet", "_first_packet", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
+        "_last_packet", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
         "_timeline", "_last_reading", "_last_now", "_breath_cache", "closed",
     )
 
@@ -109,7 +109,6 @@ class CallAudio:
         self._floor = F.FLOOR_DBFS
         self._digital_run = 0  # consecutive constant frames
         self._last_packet: float | None = None
-        self._first_packet: float | None = None
         self._fresh = False  # payload arrived by the fast path since the last analysis
         self._last_cn: float | None = None
         self._caller_rtp: bool | None = None
@@ -125,10 +124,7 @@ class CallAudio:
         return self.clock() - self.answered_at
 
     def _mark_packet(self) -> None:
-        now = self._now()
-        self._last_packet = now
-        if self._first_packet is None:
-            self._first_packet = now
+        self._last_packet = self._now()
 
     def push_payload(self, payload: bytes | bytearray | memoryview, codec: str | None = None) -> None:
         """Raw G.711 bytes (any length; whole 20 ms frames are analysed)."""
@@ -189,8 +185,6 @@ class CallAudio:
         if self._fresh:
             self._fresh = False
             self._last_packet = now
-            if self._first_packet is None:
-                self._first_packet = now
 
     def _consume(self, rows: np.ndarray, now: float) -> None:
         """New feature rows (VAD and VOICED already filled in by the batch)."""
@@ -356,8 +350,10 @@ class CallAudio:
         return self._last_reading
 
     def reset_taps(self) -> None:
-        """Forget taps so far (e.g. at the start of an answer window)."""
+        """Forget taps so far, queued groups included (at the start of an answer window)."""
         self._tapper.reset()
+        while self.taps is not None and not self.taps.empty():
+            self.taps.get_nowait()
 
     def close(self) -> None:
         """Stop analysing (listening stopped). The timeline stays; `resume` restarts."""
@@ -371,7 +367,7 @@ class CallAudio:
         self._filled = 0
         self._digital_run = 0
         self._floor = F.FLOOR_DBFS
-        self._last_packet = self._first_packet = self._last_cn = None
+        self._last_packet = self._last_cn = None
         self._fresh = False
         self._tapper.reset()
         self._next_reading_at = 0.0
@@ -631,5 +627,3 @@ def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioSt
         return AudioState.BACKGROUND_NOISE if counts[AudioState.BACKGROUND_NOISE] else AudioState.SILENCE
     return AudioState.SILENCE
 
-
-assert SIGNS_OF_LIFE  # imported for callers' convenience: signs of life come from this module

@@ -23,8 +23,6 @@ def register_cli(subparsers) -> None:
 
     evaluate = sub.add_parser("eval", help="score the classifier on folders named by label (speech/, taps_2/, …)")
     evaluate.add_argument("dir", type=Path)
-    evaluate.add_argument("--backend", choices=["builtin", "silero"], default="builtin",
-                          help="silero: rank speech vs non-speech with Silero VAD too (pip install silero-vad)")
     evaluate.add_argument("-v", "--verbose", action="store_true", help="one line per clip")
     evaluate.set_defaults(func=_eval)
 
@@ -101,11 +99,6 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"no labelled clips under {args.dir} (expected folders such as speech/, taps_2/)", file=sys.stderr)
         return 2
     print(evaluation.report())
-    if args.backend == "silero":
-        from callflow.audio.silero import silero_speech_auc
-
-        auc = silero_speech_auc(evaluation.rows)
-        print(f"silero-vad speech vs non-speech ROC-AUC: {auc:.3f}")
     return 0
 
 

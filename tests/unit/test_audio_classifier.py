@@ -158,6 +158,20 @@ async def test_queues_deliver_readings_and_taps():
     assert (await call.next_reading(0.1)) is not None
 
 
+async def test_reset_taps_forgets_queued_groups():
+    clock = ManualClock()
+    call = CallAudio(clock=clock)
+    x = synth.to_pcm(synth.taps(18, 1, 4.0) + synth.hiss(18, 4.0))
+    for i in range(0, len(x), 800):
+        call.push_pcm(x[i : i + 800])
+        clock.now += 0.1
+        call.process()
+    clock.now += 2.0
+    call.process()
+    call.reset_taps()  # a new question: taps heard before it do not answer it
+    assert await call.next_taps(0.05) is None
+
+
 def test_verdict_prefers_signs_of_life_and_needs_a_majority_for_dead_line():
     from callflow.core.channel import AudioReading
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from callflow.audio import cli
 from callflow.audio.g711 import ulaw_encode
-from callflow.audio.offline import Evaluation, collect, evaluate, label_of, load_audio, roc_auc
+from callflow.audio.offline import Evaluation, collect, label_of, load_audio, roc_auc
 from callflow.core.channel import AudioState
 
 _spec = importlib.util.spec_from_file_location("audio_synth", Path(__file__).resolve().parents[1] / "audio" / "synth.py")
