@@ -74,7 +74,7 @@ class CallAudio:
     __slots__ = (
         "config", "clock", "answered_at", "codec", "on_reading", "on_taps", "readings", "taps",
         "_raw", "_pcm", "_hist", "_pos", "_filled", "_vad", "_tapper", "_floor", "_digital_run",
-        "_last_packet", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
+        "_last_packet", "_last_audio", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
         "_timeline", "_last_reading", "_last_now", "_breath_cache", "closed",
     )
 
@@ -111,6 +111,7 @@ class CallAudio:
         self._last_packet: float | None = None
         self._fresh = False  # payload arrived by the fast path since the last analysis
         self._last_cn: float | None = None
+        self._last_audio: float | None = None  # last audio payload (CN packets are not audio)
         self._caller_rtp: bool | None = None
         self._next_reading_at = 0.0
         self._timeline: list[list] = []
@@ -123,8 +124,10 @@ class CallAudio:
     def _now(self) -> float:
         return self.clock() - self.answered_at
 
-    def _mark_packet(self) -> None:
+    def _mark_packet(self, audio: bool = True) -> None:
         self._last_packet = self._now()
+        if audio:
+            self._last_audio = self._last_packet
 
     def push_payload(self, payload: bytes | bytearray | memoryview, codec: str | None = None) -> None:
         """Raw G.711 bytes (any length; whole 20 ms frames are analysed)."""
@@ -147,7 +150,7 @@ class CallAudio:
 
     def push_comfort_noise(self) -> None:
         """An RFC 3389 CN packet: the far end says "silence", not "gone"."""
-        self._mark_packet()
+        self._mark_packet(audio=False)
         self._last_cn = self._last_packet
 
     def caller_rtp_active(self, active: bool | None) -> None:
@@ -184,7 +187,7 @@ class CallAudio:
     def _note_fresh(self, now: float) -> None:
         if self._fresh:
             self._fresh = False
-            self._last_packet = now
+            self._last_packet = self._last_audio = now
 
     def _consume(self, rows: np.ndarray, now: float) -> None:
         """New feature rows (VAD and VOICED already filled in by the batch)."""
@@ -262,7 +265,8 @@ class CallAudio:
             return AudioReading(AudioState.DEAD_LINE, 0.8, now, level)
         if digital_s >= 0.5 or len(window) == 0:
             return AudioReading(AudioState.SILENCE, 0.7, now, level)
-        if self._last_cn is not None and now - self._last_cn <= cfg.no_packets_after and digital_s > 0:
+        if self._last_cn is not None and (self._last_audio is None or self._last_cn >= self._last_audio):
+            # The far end switched to comfort noise: silence, not a present caller, not a cut line.
             return AudioReading(AudioState.SILENCE, 0.8, now, level)
         if speech is None:
             speech = self.speech_score(window)
@@ -367,7 +371,7 @@ class CallAudio:
         self._filled = 0
         self._digital_run = 0
         self._floor = F.FLOOR_DBFS
-        self._last_packet = self._last_cn = None
+        self._last_packet = self._last_cn = self._last_audio = None
         self._fresh = False
         self._tapper.reset()
         self._next_reading_at = 0.0

@@ -106,6 +106,21 @@ def test_comfort_noise_packets_are_silence():
     assert {r.state for r in readings} == {AudioState.SILENCE}
 
 
+def test_comfort_noise_after_speech_is_silence():
+    clock = ManualClock()
+    call = CallAudio(clock=clock, queue_size=0)
+    x = synth.to_pcm(synth.talk(19, 2.0, -20.0))
+    for i in range(0, len(x), 800):
+        call.push_pcm(x[i : i + 800])
+        clock.now += 0.1
+        call.process()
+    for _ in range(5):
+        call.push_comfort_noise()
+        clock.now += 0.1
+        readings = call.process()
+    assert readings[-1].state is AudioState.SILENCE
+
+
 def test_dead_line_is_never_a_sign_of_life():
     for x in (np.zeros(10 * 8000), np.concatenate([synth.hiss(12, 1.0, -50.0), np.zeros(9 * 8000)])):
         r = classify(x)
