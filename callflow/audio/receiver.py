@@ -221,6 +221,16 @@ class RtpReceiver(asyncio.DatagramProtocol):
         if stream is not None:
             stream.audio.caller_rtp_active(active)
 
+    def stats(self) -> dict[str, float]:
+        """Flat numbers for a metrics exporter: counters, streams, recent lag."""
+        out: dict[str, float] = {f"rtp_{name}_total": float(value) for name, value in self.counters.items()}
+        out["rtp_streams"] = float(len(self.streams))
+        out["rtp_streams_without_source"] = float(sum(1 for s in self.streams.values() if s.source is None))
+        if self.lags:
+            lags = sorted(self.lags)
+            out["audio_analysis_lag_p99_seconds"] = lags[min(int(0.99 * len(lags)), len(lags) - 1)]
+        return out
+
     # ---- hot path ----------------------------------------------------------------------
     def datagram_received(self, data: bytes, addr) -> None:
         counters = self.counters

@@ -186,3 +186,17 @@ async def test_the_same_callaudio_listens_again_after_unregister(receiver, sende
     s.sendto(build_rtp(FRAME, sequence=1, timestamp=1, ssrc=1), receiver.local_address)
     await settle(receiver, 1)
     assert stream.accepted == 1
+
+
+async def test_stats_for_metrics(receiver, sender):
+    s = sender()
+    receiver.register("call-1", source=s.getsockname())
+    receiver.register("call-2")
+    s.sendto(build_rtp(FRAME, sequence=1, timestamp=1, ssrc=1), receiver.local_address)
+    s.sendto(b"junk", receiver.local_address)
+    await settle(receiver, 2)
+    receiver.analyse()
+    stats = receiver.stats()
+    assert stats["rtp_packets_total"] == 2 and stats["rtp_accepted_total"] == 1 and stats["rtp_truncated_total"] == 1
+    assert stats["rtp_streams"] == 2 and stats["rtp_streams_without_source"] == 1
+    assert stats["audio_analysis_lag_p99_seconds"] >= 0
