@@ -13,7 +13,7 @@ What the ARI adapter uses (see docs/benchmarks.md for costs):
     audio.reset_taps()                              # at the start of an answer window
     receiver.unregister(call_id)                    # fork torn down; register(call_id, audio) resumes
     audio.timeline                                  # [(start, end, state, confidence)] for the record
-    receiver.counters, stream.counters              # drops by reason, for Prometheus
+    receiver.stats()                                # flat counters + lag, for Prometheus
 
 Modules: g711 (codecs), rtp (parser, sequence tracking), receiver (shared
 socket), features (batched per-frame features), taps (tap detector),

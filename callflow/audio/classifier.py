@@ -39,6 +39,7 @@ FRAME = F.FRAME_SAMPLES
 FRAME_S = F.FRAME_SECONDS
 
 TimelineEntry = tuple[float, float, AudioState, float]  # (start, end, state, confidence)
+MAX_PENDING_BYTES = 8000 * 4  # 4 s of G.711 waiting for analysis, at most
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,16 @@ class CallAudio:
             self._flush_raw_to_pcm()
             self.codec = codec
         self._raw += payload
+        if len(self._raw) > MAX_PENDING_BYTES:
+            del self._raw[: len(self._raw) - MAX_PENDING_BYTES]
         self._mark_packet()
 
     def push_payload_fast(self, payload: bytes) -> None:
         """Receiver hot path: payload in the current codec; its time is taken at analysis."""
         self._raw += payload
         self._fresh = True
+        if len(self._raw) > MAX_PENDING_BYTES:  # analysis stalled: keep the newest audio only
+            del self._raw[: len(self._raw) - MAX_PENDING_BYTES]
 
     def push_pcm(self, pcm: np.ndarray) -> None:
         """int16 samples at 8 kHz (decoded elsewhere, or from a file)."""

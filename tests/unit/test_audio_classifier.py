@@ -219,3 +219,12 @@ def test_listening_again_keeps_one_timeline_with_a_hole():
     runs = [(a, b, s) for a, b, s, _c in call.timeline if s is AudioState.SPEECH]
     assert len(runs) == 2
     assert runs[1][0] > runs[0][1] + 25.0  # the hole is not painted as speech
+
+
+def test_pending_audio_is_bounded_when_analysis_stalls():
+    from callflow.audio.classifier import MAX_PENDING_BYTES
+
+    call = CallAudio(clock=ManualClock(), queue_size=0)
+    for _ in range(1000):  # 20 s of packets, never analysed
+        call.push_payload_fast(b"\xff" * 160)
+    assert len(call._raw) <= MAX_PENDING_BYTES
