@@ -321,6 +321,9 @@ class CallAudio:
 
     def _emit_due(self, now: float, speech: float | None = None, breathing: float | None = None) -> list[AudioReading]:
         out: list[AudioReading] = []
+        if self._last_packet is not None and now - self._last_packet > self.config.no_packets_after:
+            # Media stopped right after a tap: the detector would wait for audio that never comes.
+            self._tapper.flush(self._last_packet + 0.08)
         if now >= self._next_reading_at:
             reading = self.classify(now, speech, breathing)
             self._next_reading_at = now + self.config.reading_interval

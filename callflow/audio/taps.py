@@ -136,6 +136,16 @@ class TapDetector:
         self._start_after = start
         return found
 
+    def flush(self, end_time: float) -> list[float]:
+        """The stream stopped (no packets): decide pending attacks as if silence followed."""
+        if self._undecided_peak <= -99.0:
+            return []
+        frames = -(-LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME)
+        quiet = np.full(frames * BLOCKS_PER_FRAME, -99.0, dtype=np.float32)
+        found = self.push(quiet, np.zeros(frames, dtype=bool), np.zeros(frames, dtype=np.float32), end_time, quiet_db=-999.0)
+        self._undecided_peak = -99.0
+        return found
+
     def close_group(self, now: float) -> int:
         """The tap count of a group finished by `now` (else 0); resets the group."""
         if self._group and self._last_tap is not None and now - self._last_tap >= GROUP_GAP:

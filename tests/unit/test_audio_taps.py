@@ -60,3 +60,23 @@ def test_speech_is_not_counted_as_taps():
 def test_breathing_is_not_counted_as_taps():
     got, _ = counts(synth.breathing(46, 10.0, 0.3, -30.0))
     assert got == []
+
+
+def test_a_tap_just_before_the_stream_stops_still_counts():
+    from callflow.audio.classifier import CallAudio
+    from callflow.audio.offline import ManualClock
+
+    clock = ManualClock()
+    call = CallAudio(clock=clock, queue_size=0)
+    got = []
+    call.on_taps = got.append
+    x = synth.to_pcm(synth.taps(50, 2, seconds=2.0, start=1.0, spacing=(0.3, 0.31)) + synth.hiss(50, 2.0))
+    x = x[: int(1.33 * 8000)]  # the second tap's packet is the last one Asterisk sends
+    for i in range(0, len(x), 800):
+        call.push_pcm(x[i : i + 800])
+        clock.now += 0.1
+        call.process()
+    for _ in range(30):  # no packets any more
+        clock.now += 0.1
+        call.process()
+    assert [t.count for t in got] == [2]
