@@ -1,7 +1,9 @@
 """One mixing bridge per call, grown and shrunk as people join (agent, supervisor, emergency line).
 
-The Channel Protocol's `bridge_with` creates a bridge; adding a third party to an
-existing bridge and taking someone out (hold, transfer) needs the bridge itself.
+The Channel Protocol's `bridge_with` makes a plain mixing bridge, which Asterisk
+turns into a native RTP bridge between two SIP legs: the agent's keys would no
+longer reach ARI. Adding a third party to an existing bridge and taking someone
+out (hold, transfer) also needs the bridge itself.
 `AriBridges` does that over ARI; `MemoryBridges` (tests) keeps members in a dict.
 """
 
@@ -33,9 +35,14 @@ class AriBridges:
         self.client = client
 
     async def create(self, bridge_id: str, *channels: Channel) -> str:
-        first, *others = channels
-        # through the Channel Protocol: the adapter claims the bridge's events for the call
-        return await first.bridge_with(*others, bridge_id=bridge_id)
+        # "dtmf_events": no native RTP bridging, so the agent's keys (feature codes) still reach us as
+        # ChannelDtmfReceived (a native_rtp bridge forwards RFC 4733 packets without telling ARI).
+        claim = getattr(channels[0], "_claim", None)
+        if callable(claim):
+            claim(bridge_id)  # the bridge's events go to the call that owns the first channel
+        await self.client.post("bridges", type="mixing,dtmf_events", bridgeId=bridge_id, name=bridge_id)
+        await self.add(bridge_id, *channels)
+        return bridge_id
 
     async def add(self, bridge_id: str, *channels: Channel) -> None:
         ids = [c.id for c in channels if c.is_up]
