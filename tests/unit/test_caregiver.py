@@ -121,12 +121,10 @@ async def test_refused_callback_is_said_and_reported():
     assert channel.played[-1] == "caregiver_failed"
 
 
-async def test_prompts_exist_in_the_handoff_prompt_file():
-    import pathlib
+async def test_prompts_exist_in_the_prompt_source():
+    from callflow.prompts import load_prompts
 
-    import yaml
-
-    prompts = yaml.safe_load((pathlib.Path(__file__).parents[2] / "sounds" / "prompts.handoff.yaml").read_text())
+    prompts = load_prompts()
     channel = ScriptedChannel(*keyed("0123456789#"), "2", *keyed("0698765432#"), "1")
     await caregiver_callback(channel, "call-1", FakeHandoffs(HandoffResult(False, "x")), contact_on_file="0611223344")
     for prompt in set(channel.played) | {f"digit_{d}" for d in "0123456789"}:

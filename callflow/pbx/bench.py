@@ -1,0 +1,190 @@
+"""`callflow bench pbx`: what callflow costs the PBX, against a plain dialplan.
+
+The same SIPp load (concurrent callers streaming real audio) goes through
+(a) the reference flow of dialplans/bench.conf (Answer, TALK_DETECT, Playback,
+WaitForSilence, Read — native cost) and (b) callflow's silent-call flow. We
+read Asterisk's and the controller's CPU time from /proc before and after and
+report CPU per call and the capacity ratio (reference CPU per call / ours).
+
+Mixes: "realistic" (95 % of callers speak within 3 s, 5 % stay silent) and
+"silent" (every caller stays silent: the media fork and classifier run the
+longest). Loopback only; the run is bounded by its call count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from callflow.pbx.sandbox import Sandbox
+from callflow.pbx.sipp import Caller, start_sipp
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ArmResult:
+    arm: str
+    mix: str
+    calls: int
+    failed_calls: int
+    wall_seconds: float
+    asterisk_cpu_s: float
+    controller_cpu_s: float
+
+    @property
+    def pbx_cpu_per_call(self) -> float:
+        return self.asterisk_cpu_s / max(self.calls, 1)
+
+    @property
+    def total_cpu_per_call(self) -> float:
+        return (self.asterisk_cpu_s + self.controller_cpu_s) / max(self.calls, 1)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def make_audio(sandbox: Sandbox, workdir: Path, length: float) -> dict[str, Path]:
+    """Speech from Asterisk's own French recordings (after 0.5–3 s), and near-silence."""
+    sounds = sandbox.root / "usr/share/asterisk/sounds/fr_CA_f_June"
+    speech_src = [sounds / f"{name}.gsm" for name in ("conf-adminmenu", "vm-intro", "conf-getpin", "agent-pass")]
+    speech_src = [str(p) for p in speech_src if p.exists()]
+    out = {}
+    out["speaker"] = workdir / "speaker.ulaw"
+    subprocess.run(["sox", *speech_src, "-r", "8000", "-c", "1", "-t", "ul", str(out["speaker"]),
+                    "pad", "1.5", "0", "repeat", "6", "trim", "0", str(length)], check=True, capture_output=True)
+    out["silent"] = workdir / "silent.ulaw"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", str(out["silent"]), "synth", str(length),
+                    "pinknoise", "vol", "0.002"], check=True, capture_output=True)
+    return out
+
+
+async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: float, sandbox: Sandbox,
+                  audio: dict[str, Path]) -> ArmResult:
+    asterisk_pid = int(sandbox.pid_file.read_text())
+    controller = None
+    if arm == "callflow":
+        env = dict(os.environ, CALLFLOW_LOG_LEVEL="WARNING", CALLFLOW_ROUTING_AGENTS_CONTEXT="bench-hold",
+                   CALLFLOW_STORE_DATABASE=str(Path(tempfile.mkdtemp()) / "bench.db"), CALLFLOW_HTTP_PORT="18090")
+        controller = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await _wait_healthy(18090)
+    user = "bench-reference" if arm == "reference" else "0612345678"
+    share = {"realistic": 0.95, "silent": 0.0}[mix]
+    groups = [("speaker", round(concurrent * share), round(total * share)),
+              ("silent", concurrent - round(concurrent * share), total - round(total * share))]
+    a0 = cpu_seconds(asterisk_pid)
+    c0 = cpu_seconds(controller.pid) if controller else 0.0
+    t0 = time.monotonic()
+    runs = []
+    for kind, conc, count in groups:
+        if count == 0:
+            continue
+        xml = Caller().audio(audio[kind]).pause(length).xml(caller_number=user)
+        runs.append(await start_sipp(xml, name=f"bench-{arm}-{kind}", calls=count, concurrent=conc,
+                                     rate=max(conc / length, 1.0), timeout_s=int(length * total / max(conc, 1) + 120)))
+    codes = [await run.wait(length * total / concurrent + 300) for run in runs]
+    wall = time.monotonic() - t0
+    a1 = cpu_seconds(asterisk_pid)
+    c1 = cpu_seconds(controller.pid) if controller else 0.0
+    if controller:
+        controller.terminate()
+        controller.wait(10)
+    failed = sum(_failed_calls(run.workdir) for run in runs)
+    if any(codes) and not failed:
+        failed = -1  # SIPp failed without per-call counts: say so rather than report a clean run
+    return ArmResult(arm, mix, total, failed, round(wall, 1), round(a1 - a0, 2), round(c1 - c0, 2))
+
+
+def _failed_calls(workdir: Path) -> int:
+    text = (workdir / "sipp.out").read_text(errors="replace")
+    for line in text.splitlines():
+        if line.strip().startswith("Failed call"):
+            return int(line.rsplit("|", 2)[-2].strip() or 0)
+    return 0
+
+
+async def _wait_healthy(port: int, timeout: float = 20.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the controller did not become healthy")
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def run(concurrent: int, total: int, length: float, mixes: list[str]) -> list[ArmResult]:
+    sandbox = Sandbox()
+    sandbox.up()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = make_audio(sandbox, Path(tmp), length + 5)
+        for mix in mixes:
+            for arm in ("reference", "callflow"):
+                results.append(asyncio.run(run_arm(arm, mix, concurrent=concurrent, total=total, length=length,
+                                                   sandbox=sandbox, audio=audio)))
+                sandbox.cli("channel request hangup all", check=False)
+                time.sleep(2)
+    return results
+
+
+def report(results: list[ArmResult]) -> str:
+    lines = [f"machine: {machine()}", "",
+             "| mix | arm | calls | failed | Asterisk CPU s | controller CPU s | PBX CPU ms/call | total CPU ms/call |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r.mix} | {r.arm} | {r.calls} | {r.failed_calls} | {r.asterisk_cpu_s} | {r.controller_cpu_s} "
+                     f"| {r.pbx_cpu_per_call * 1000:.0f} | {r.total_cpu_per_call * 1000:.0f} |")
+    lines.append("")
+    by_mix: dict[str, dict[str, ArmResult]] = {}
+    for r in results:
+        by_mix.setdefault(r.mix, {})[r.arm] = r
+    for mix, arms in by_mix.items():
+        if {"reference", "callflow"} <= arms.keys():
+            ref, ours = arms["reference"], arms["callflow"]
+            pbx = ref.pbx_cpu_per_call / max(ours.pbx_cpu_per_call, 1e-9)
+            total = ref.total_cpu_per_call / max(ours.total_cpu_per_call, 1e-9)
+            lines.append(f"- {mix}: capacity vs reference, PBX CPU only {pbx:.0%}; PBX + controller {total:.0%}")
+    return "\n".join(lines)
+
+
+def register_bench(bench_sub) -> None:
+    p = bench_sub.add_parser("pbx", help="PBX cost: plain-dialplan reference vs callflow, under SIPp load")
+    p.add_argument("--concurrent", type=int, default=100)
+    p.add_argument("--calls", type=int, default=200, help="calls per arm")
+    p.add_argument("--length", type=float, default=20.0, help="seconds each caller stays")
+    p.add_argument("--mix", choices=["realistic", "silent", "both"], default="both")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cli)
+
+
+def _cli(args) -> int:
+    mixes = ["realistic", "silent"] if args.mix == "both" else [args.mix]
+    results = run(args.concurrent, args.calls, args.length, mixes)
+    if args.json:
+        print(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        print(report(results))
+    return 0

@@ -1,0 +1,379 @@
+"""SIPp as real SIP peers: callers, desk phones and test lines (tests, ops checks, benchmarks).
+
+Scenarios are generated as XML per test (steps: stream audio, pause, press a
+key, hang up or wait for our BYE) so each test says exactly what its caller
+does. RFC 2833 key presses are written as pcap files with fresh sequence
+numbers and timestamps for every press (replaying one capture twice makes
+Asterisk see a burst of duplicates; see ../shared/notes/platform.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SIPP = shutil.which("sipp") or "/usr/bin/sipp"
+ASTERISK = "127.0.0.1:5060"
+_ports = itertools.count(0)
+_presses = itertools.count(1)
+
+DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+
+
+def next_ports() -> tuple[int, int]:
+    """A SIP port and an RTP port no other SIPp of this test run uses."""
+    n = next(_ports)
+    return 25060 + n * 2, 26000 + n * 4
+
+
+# -- RFC 2833 key presses as pcap ----------------------------------------------------------
+
+def dtmf_pcap(digit: str, path: Path, *, duration_ms: int = 160, payload_type: int = 101) -> Path:
+    """Write one key press (telephone-event packets) as a pcap SIPp can play."""
+    press = next(_presses)
+    ssrc = 0x5EED0000 + press
+    seq = (press * 97) % 60000
+    timestamp = press * 160_000
+    event = DTMF_EVENTS[digit]
+    packets = []
+    steps = max(1, duration_ms // 20)
+    for i in range(steps):
+        packets.append((i * 0.02, _rtp(payload_type, seq + i, timestamp, ssrc, marker=i == 0,
+                                         payload=struct.pack("!BBH", event, 10, (i + 1) * 160))))
+    for j in range(3):  # the end packet, sent three times as RFC 4733 asks
+        packets.append(((steps + j) * 0.02, _rtp(payload_type, seq + steps + j, timestamp, ssrc, marker=False,
+                                                 payload=struct.pack("!BBH", event, 0x80 | 10, steps * 160))))
+    _write_pcap(path, packets)
+    return path
+
+
+def _rtp(pt: int, seq: int, ts: int, ssrc: int, *, marker: bool, payload: bytes) -> bytes:
+    return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
+
+
+def _write_pcap(path: Path, packets: list[tuple[float, bytes]]) -> None:
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # Ethernet link type
+    for t, rtp in packets:
+        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        secs = int(1_700_000_000 + t)
+        usecs = int(round((t % 1) * 1_000_000))
+        out += struct.pack("<IIII", secs, usecs, len(frame), len(frame)) + frame
+    path.write_bytes(bytes(out))
+
+
+# -- scenario building ---------------------------------------------------------------------------
+
+@dataclass
+class Caller:
+    """What the SIPp caller does after the call is answered, in order."""
+
+    steps: list[str] = field(default_factory=list)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="sipp-")))
+
+    def audio(self, ulaw_file: Path | str, loops: int = 1) -> "Caller":
+        """Stream a raw 8 kHz μ-law file as RTP (in the background: add a pause to let it play)."""
+        self.steps.append(f'<nop><action><exec rtp_stream="{ulaw_file},{loops},0"/></action></nop>')
+        return self
+
+    def stop_audio(self) -> "Caller":
+        self.steps.append('<nop><action><exec rtp_stream="pause"/></action></nop>')
+        return self
+
+    def pause(self, seconds: float) -> "Caller":
+        self.steps.append(f'<pause milliseconds="{int(seconds * 1000)}"/>')
+        return self
+
+    def press(self, digits: str, gap: float = 0.6) -> "Caller":
+        for digit in digits:
+            pcap = dtmf_pcap(digit, self.workdir / f"dtmf-{next(_presses)}.pcap")
+            self.steps.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+            self.steps.append(f'<pause milliseconds="{int(gap * 1000)}"/>')
+        return self
+
+    def xml(self, *, caller_number: str = "0612345678", hang_up: bool = True, answer_within: float = 30.0) -> str:
+        """hang_up: the caller ends the call; otherwise it waits for our BYE right after the
+        last step (a BYE that arrives during a pause fails the scenario as unexpected).
+        answer_within: seconds the call may ring before the caller gives up (the scenario fails)."""
+        ending = _BYE_FROM_US if hang_up else _BYE_FROM_THEM
+        head = _CALLER_HEAD.replace("@CALLER@", caller_number).replace("@ANSWER_MS@", str(int(answer_within * 1000)))
+        return head + "\n".join(self.steps) + ending
+
+
+_CALLER_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="callflow caller">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Caller" <sip:@CALLER@@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:@CALLER@@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=ptime:20
+      a=sendrecv
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true" timeout="@ANSWER_MS@"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Caller" <sip:@CALLER@@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:@CALLER@@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+_BYE_FROM_US = """
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Caller" <sip:caller@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+# the system ends the call: wait (up to the call's timeout) for Asterisk's BYE
+_BYE_FROM_THEM = """
+  <recv request="BYE" timeout="600000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:caller@[local_ip]:[local_port]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+def registration_xml(user: str, password: str, expires: int = 300) -> str:
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register {user}">
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{user}@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:{user}@[local_ip]:[local_port]>
+      Expires: {expires}
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:{user}@[remote_ip]>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:{user}@[local_ip]:[local_port]>
+      [authentication username={user} password={password}]
+      Expires: {expires}
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+def answering_phone_xml(*, ring_seconds: float = 0.5, reject_with: int | None = None, talk_audio: str | None = None) -> str:
+    """A desk phone / test line (UAS): rings, answers (or rejects), waits for BYE."""
+    ring = f'<pause milliseconds="{int(ring_seconds * 1000)}"/>'
+    if reject_with is not None:
+        answer = f"""
+  <send>
+    <![CDATA[
+      SIP/2.0 {reject_with} Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+        return _UAS_HEAD + ring + answer
+    media = f'<nop><action><exec rtp_stream="{talk_audio},-1,0"/></action></nop>' if talk_audio else ""
+    return _UAS_HEAD + ring + _UAS_ANSWER + media + """
+  <recv request="BYE" timeout="600000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+_UAS_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="answering phone">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
+
+_UAS_ANSWER = """
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=phone 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=ptime:20
+
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true"/>
+"""
+
+
+# -- running SIPp -------------------------------------------------------------------------------------
+
+@dataclass
+class SippRun:
+    proc: asyncio.subprocess.Process
+    workdir: Path
+    name: str
+
+    async def wait(self, timeout: float) -> int:
+        try:
+            return await asyncio.wait_for(self.proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            self.kill()
+            await self.proc.wait()
+            raise AssertionError(f"SIPp {self.name} did not finish within {timeout} s\n{self.errors()}")
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+    def errors(self) -> str:
+        texts = []
+        for f in sorted(self.workdir.glob("*errors.log")) + sorted(self.workdir.glob("*.out")):
+            texts.append(f.read_text(errors="replace")[-3000:])
+        return "\n".join(texts)
+
+
+async def start_sipp(xml: str, *, name: str, service: str = "3000", sip_port: int | None = None,
+                     media_port: int | None = None, timeout_s: int = 120, extra: list[str] | None = None,
+                     remote: str = ASTERISK, uas: bool = False, calls: int = 1, concurrent: int = 1,
+                     rate: float | None = None) -> SippRun:
+    sp, mp = next_ports()
+    sip_port = sip_port or sp
+    media_port = media_port or mp
+    workdir = Path(tempfile.mkdtemp(prefix=f"sipp-{name}-"))
+    scenario = workdir / "scenario.xml"
+    scenario.write_text(xml)
+    args = [SIPP, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(media_port),
+            "-m", str(calls), "-l", str(concurrent), "-s", service, "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
+            "-nostdin", *(extra or [])]
+    if rate is not None:
+        args += ["-r", str(rate)]
+    if not uas:
+        args.insert(1, remote)
+    out = open(workdir / "sipp.out", "wb")
+    proc = await asyncio.create_subprocess_exec(*args, cwd=workdir, stdout=out, stderr=asyncio.subprocess.STDOUT,
+                                                stdin=asyncio.subprocess.DEVNULL)
+    return SippRun(proc, workdir, name)
+
+
+async def register(user: str, password: str, sip_port: int, *, expires: int = 300) -> None:
+    run = await start_sipp(registration_xml(user, password, expires), name=f"register-{user}", sip_port=sip_port)
+    code = await run.wait(15)
+    assert code == 0, f"SIPp could not register {user} (exit {code})\n{run.errors()}"
