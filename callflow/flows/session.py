@@ -129,13 +129,16 @@ class FlowCall:
             if caller_input is not None:
                 self.guard.saw_input(caller_input)
                 await self.note("input", describe(caller_input))
-                if stop_on_input:
-                    window.input = caller_input
-                    break
+            # Speech and distress come first, even when a key came with them: « CAS F …
+            # IMMÉDIAT » — the emergency question is asked before anything else, and it
+            # wants a fresh answer, not a key pressed for another question.
             if self.speech_confirmed():
                 raise SpeechHeard()
             if self.listen_for_distress and self.distress_likely():
                 raise DistressHeard()
+            if caller_input is not None and stop_on_input:
+                window.input = caller_input
+                break
 
 
     async def _drain_readings(self) -> None:

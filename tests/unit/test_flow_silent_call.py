@@ -485,3 +485,16 @@ async def test_silent_call_flow_is_a_controller_flow():
     fake = FakeCall(CallerScript(sounds=[Sound(0, S.SILENCE), Sound(5, S.SPEECH)]))
     await silent_call_flow(fake.deps)(fake.ctx)
     assert fake.channel.prompts() == ["greeting", "to_agent"]
+
+
+async def test_distress_heard_before_a_key_still_asks_the_emergency_question_first():
+    # Sobs since 10 s; during the language hint the caller presses 1 (« je vous entends »).
+    # The key must not send a caller in distress down the questionnaire: cas F first.
+    sounds = [Sound(0, S.SILENCE), Sound(10, S.BREATHING, level_dbfs=-30, distress=True)]
+    script = CallerScript(sounds=sounds, inputs=[key(13.0, "1")], replies={"q_emergency": [tap(1)]})
+    fake = await FakeCall(script).run()
+    prompts = fake.channel.prompts()
+    assert "q_emergency" in prompts
+    assert "q_hears" not in prompts[: prompts.index("q_emergency")]
+    assert len(fake.emergency.started) == 1
+    assert_never_hung_up_by_system(fake)

@@ -1,0 +1,90 @@
+"""The caller's audio, forked from a real call into the classifier (issue 3)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import caller_audio as audio
+import numpy as np
+from sipp import Caller, start_sipp
+
+from callflow.core.channel import AudioState, CallerHungUp, TapInput
+
+
+def listening_flow(seen: list, taps: list, seconds: float):
+    """Answer, listen for `seconds`, keep what the classifier said."""
+
+    async def flow(ctx):
+        channel = ctx.channel
+        await channel.answer()
+        await channel.start_listening()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        try:
+            while loop.time() < end:
+                reading = await channel.next_reading(0.5)
+                if reading is not None:
+                    seen.append(reading)
+                got = await channel.next_input(0)
+                if isinstance(got, TapInput):
+                    taps.append(got.count)
+        except CallerHungUp:
+            pass
+        finally:
+            await channel.stop_listening()
+
+    return flow
+
+
+def runs(readings) -> list[AudioState]:
+    """The states in order, each run of a state kept once (short flickers dropped)."""
+    out: list[AudioState] = []
+    states = [r.state for r in readings]
+    for i, state in enumerate(states):
+        if states[i: i + 3] == [state] * 3 and (not out or out[-1] != state):
+            out.append(state)
+    return out
+
+
+async def test_speech_then_silence_then_taps_is_heard_in_that_order(in_process_controller, tmp_path):
+    track = np.concatenate([audio.speech(21, 6.0), np.zeros(audio.seconds(5.0)) + 0.0,
+                            audio.with_taps(np.zeros(audio.seconds(6.0)), 22, [(1.0, 2)])])
+    hiss = audio.synth.hiss(23, len(track) / 8000)  # a real line is never digitally silent
+    f = audio.write_ulaw(tmp_path / "speech-silence-taps.ulaw", track + hiss)
+    seen, taps = [], []
+    await in_process_controller(listening_flow(seen, taps, 20))
+    run = await start_sipp(Caller().audio(f).pause(19).xml(), name="speech-silence-taps")
+    assert await run.wait(40) == 0, run.errors()
+    order = runs(seen)
+    assert AudioState.SPEECH in order and AudioState.TAPS in order, [r.state.value for r in seen]
+    speech, taps_at = order.index(AudioState.SPEECH), order.index(AudioState.TAPS)
+    assert AudioState.SILENCE in order[speech:taps_at], order
+    assert taps == [2]
+    assert max(b.at - a.at for a, b in zip(seen, seen[1:])) <= 0.6  # a state at least every 500 ms (+ jitter)
+
+
+async def test_a_caller_sending_no_rtp_at_all_is_a_dead_line(in_process_controller):
+    seen, taps = [], []
+    await in_process_controller(listening_flow(seen, taps, 10))
+    run = await start_sipp(Caller().pause(11).xml(), name="no-rtp")
+    assert await run.wait(30) == 0, run.errors()
+    late = [r.state for r in seen if r.at > 5]
+    assert late and all(s is AudioState.DEAD_LINE for s in late), [r.state.value for r in seen]
+    assert not any(r.state in (AudioState.SPEECH, AudioState.BREATHING, AudioState.TAPS) for r in seen)
+
+
+async def test_hanging_up_mid_stream_leaves_no_channel_bridge_or_socket(in_process_controller, ari, tmp_path):
+    f = audio.write_ulaw(tmp_path / "speech.ulaw", audio.speech(24, 20))
+    seen, taps = [], []
+    ctl = await in_process_controller(listening_flow(seen, taps, 60))
+    run = await start_sipp(Caller().audio(f).pause(4).xml(), name="hangup-mid-stream")
+    assert await run.wait(30) == 0, run.errors()
+    for _ in range(50):
+        if not ari.channels() and not ari.bridges() and not ctl.receiver.streams and not ctl.calls:
+            break
+        await asyncio.sleep(0.1)
+    assert ari.channels() == [], [c["name"] for c in ari.channels()]
+    assert ari.bridges() == []
+    assert ctl.receiver.streams == {}
+    assert ctl.calls == {}
+    assert seen, "it was listening"
