@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from callflow.audio.receiver import RtpReceiver
 from callflow.config import Config
@@ -31,6 +32,19 @@ Flow = Callable[[CallContext], Awaitable[None]]
 
 # channels that belong to our media forks, never callers
 _MEDIA_PREFIXES = ("Snoop/", "UnicastRTP/")
+
+
+class _ReceiverCollector:
+    """The RTP receiver's own counters (drops by reason, streams, analysis lag), read at scrape time."""
+
+    def __init__(self, receiver: RtpReceiver):
+        self.receiver = receiver
+
+    def collect(self):
+        for name, value in self.receiver.stats().items():
+            kind = CounterMetricFamily if name.endswith("_total") else GaugeMetricFamily
+            base = name[: -len("_total")] if kind is CounterMetricFamily else name
+            yield kind(f"callflow_{base}", f"RTP receiver: {base.replace('_', ' ')}", value=value)
 
 
 class Metrics:
@@ -76,6 +90,7 @@ class Controller:
                                 ping_interval=config.ari.ping_interval)
         self.router = EventRouter(self._on_unrouted, self._on_handler_error)
         self.receiver = RtpReceiver()
+        self.metrics.registry.register(_ReceiverCollector(self.receiver))
         self.calls: dict[str, CallSession] = {}
         self.app_registered = False
         self._adopted_bridges: set[str] = set()

@@ -19,6 +19,8 @@ async def test_caller_is_answered_greeted_and_their_key_is_seen(controller, aste
     digit = await controller.wait_for_event("digit received", call=call["call"])
     assert digit["digit"] == "5"
     assert "0612345678" not in controller.output()
+    assert controller.metric("callflow_rtp_accepted_total") > 0  # it listened to the caller
+    assert controller.metric("callflow_calls_in_progress") in (0, 1)
 
 
 async def test_a_key_stops_the_greeting_at_once(controller, asterisk_log, audio_dir):
