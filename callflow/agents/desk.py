@@ -79,7 +79,12 @@ class LiveCall:
     aggressive: bool = False
     churn_red: bool = False
     callback: str | None = None
+    emergency_task: asyncio.Task | None = None
     commands: asyncio.Queue = field(default_factory=asyncio.Queue)
+
+    @property
+    def emergency_running(self) -> bool:
+        return self.emergency_task is not None and not self.emergency_task.done()
 
     @property
     def call_id(self) -> str:
@@ -249,6 +254,10 @@ class AgentDesk:
                     outcome = await self._person_left(live, role)
                     if outcome:
                         return outcome
+                if live.emergency_task is not None and live.emergency_task.done():
+                    await self._emergency_done(live)
+                if not live.legs and not live.emergency_running:
+                    return "reroute"  # latched: the emergency line ended and nobody is with the caller
                 try:
                     command = await asyncio.wait_for(live.commands.get(), 0.2)
                 except asyncio.TimeoutError:
@@ -283,9 +292,10 @@ class AgentDesk:
             live.state = "with_supervisor" if "supervisor" in live.legs else "with_agent"
             return None
         if latch.is_latched(live.call_id):
-            # « Ne JAMAIS raccrocher »: the next agent takes the caller
-            await live.notes("hangup_refused", f"{role} left an emergency call: next agent")
-            return "reroute"
+            # « Ne JAMAIS raccrocher »: the caller stays with the emergency line, then the next agent
+            await live.notes("hangup_refused", f"{role} left an emergency call: "
+                             + ("the caller stays with the emergency line" if live.emergency_running else "next agent"))
+            return None if live.emergency_running else "reroute"
         # the person ended the call: so does the caller's leg
         await live.notes("ended_by_agent", role)
         await PersonGuard(live.caller, live.call_id, live.notes).hang_up(f"{role} hung up")
@@ -308,6 +318,9 @@ class AgentDesk:
             await live.notes("feature_unknown", action)
 
     async def _escalate(self, live: LiveCall, command: Command) -> None:
+        if live.emergency_running:
+            await live.notes("escalation_refused", "the emergency line is being called or is in the call")
+            return
         if "supervisor" in live.legs or live.escalation is not None and live.escalation.state == CONNECTED:
             await live.notes("escalation_ignored", "the supervisor is already in the call")
             return
@@ -339,11 +352,22 @@ class AgentDesk:
         if self.emergency is None:
             await live.notes("emergency_unavailable", "no emergency bridge configured")
             return
+        if live.emergency_running:
+            await live.notes("emergency_ignored", "the emergency line is already being called")
+            return
         live.state = "emergency"
         situation = str(command.payload.get("situation") or "urgence signalée par le conseiller")[:300]
-        await self.emergency.run(live.caller, live.call_id, caller_number=live.caller.caller.number,
-                                 situation=situation, answers=dict(live.diagnosis.answers), notes=live.notes,
-                                 bridge_id=live.bridge_id, by_agent=True)
+        # runs beside the conversation: the agent's keys and the API still answer meanwhile
+        live.emergency_task = asyncio.ensure_future(self.emergency.run(
+            live.caller, live.call_id, caller_number=live.caller.caller.number, situation=situation,
+            answers=dict(live.diagnosis.answers), notes=live.notes, bridge_id=live.bridge_id, by_agent=True))
+
+    async def _emergency_done(self, live: LiveCall) -> None:
+        task, live.emergency_task = live.emergency_task, None
+        if task is None:
+            return
+        if not task.cancelled() and task.exception() is not None:
+            await live.notes("emergency_error", repr(task.exception()))
         live.state = "with_agent" if "agent" in live.legs else ("with_supervisor" if live.legs else "holding")
 
     async def _close(self, live: LiveCall) -> None:
@@ -409,6 +433,12 @@ class AgentDesk:
 
     async def _cleanup(self, live: LiveCall) -> None:
         live.state = "ended"
+        if live.emergency_task is not None:
+            # the emergency procedure notices the caller left and tells the operator; give it the time to
+            try:
+                await asyncio.wait_for(asyncio.shield(live.emergency_task), 15)
+            except BaseException:
+                live.emergency_task.cancel()
         try:
             await live.caller.stop_moh()
         except Exception:

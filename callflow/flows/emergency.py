@@ -80,7 +80,7 @@ def announcement(caller_number: str | None, *, address_known: bool, answers: dic
     number = national(caller_number)
     if number:
         spoken = [DIGIT_WORDS[d] for d in number if d in DIGIT_WORDS]
-        prompts += ["emergency_number_is", *spoken, "emergency_number_repeat", *spoken]
+        prompts += ["emergency_number_is", *spoken]  # once: every second counts before the bridge
     else:
         prompts.append("emergency_number_unknown")
     prompts.append("emergency_address_on_file" if address_known else "emergency_address_unknown")

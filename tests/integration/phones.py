@@ -180,6 +180,17 @@ class DeskEnv:
                 return at
         return None
 
+    async def call_with(self, kind: str, contains: str = "", timeout: float = 30.0) -> str:
+        """The first call whose record gets this note (robust to a duplicated INVITE making two calls)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for call_id in list(self.calls):
+                if self.first(call_id, kind, contains) is not None:
+                    return call_id
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no call got {kind!r} ({contains!r}) within {timeout} s: "
+                             f"{ {c: self.notes(c) for c in self.calls} }")
+
     async def wait_note(self, kind: str, contains: str = "", timeout: float = 30.0, call: int = -1) -> float:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -164,7 +164,8 @@ async def test_an_emergency_call_is_never_hung_up_when_the_agent_leaves():
     await until(lambda: ("originate", "caller", "PJSIP/emergency-test") in d.events)
     await until(lambda: operator.id in d.bridges.bridges.get("callflow-call-emergency-agent", []))
     assert latch.is_latched("call-emergency-agent")
-    agent.press("*0")  # refused: never closed while latched
+    agent.press("*0")  # refused at once: never closed while latched
+    await until(lambda: "closing_refused" in d.kinds("call-emergency-agent"), timeout=2)
     agent.leaves()
     await asyncio.sleep(0.5)
     assert caller.up and caller.hangup_reasons == []
