@@ -1,13 +1,19 @@
 """Taps on the handset: onset detection on 2.5 ms block energies, then grouping.
 
 A tap is a sharp rise (≥ TAP_MARGIN_DB over the local background, the median
-of the 40 ms before it, with the 10 ms before still near that background) that stays up
-at least 5 ms (a line click is one sample: one or two
-very peaky blocks), falls back within ~45 ms
-(longer is a syllable or a noise swell) and is not mostly voiced. The local
-background, not a global floor, makes taps count over traffic swells. Onsets
-closer than REFRACTORY are one tap (a thump and its ring). A group closes
-after GROUP_GAP seconds without a new tap and becomes one TapInput(count).
+of the 40 ms before it, with the 10 ms before still near that background or
+TAP_MARGIN_DB under the attack) that stays up at least 5 ms (a line click is
+one sample: one or two very peaky blocks; over a loud bed a short tap may
+stay up one block only, a line click's block is peakier), falls back within
+~45 ms (longer, i.e. most of the blocks 45–80 ms after the attack still
+loud and within TAIL_DROP_DB of it, is a syllable or a noise swell) and is
+not mostly voiced. The local background, not a global floor, makes taps count
+over traffic swells and breathing. Band-limited beds (breathing) make single
+2.5 ms blocks jump ±6 dB around their median, so "still loud" is judged on
+most blocks, not any block, and a breath starting under a tap's decay does
+not make it "too long". Onsets closer than REFRACTORY are one tap (a thump
+and its ring). A group closes after GROUP_GAP seconds without a new tap and
+becomes one TapInput(count).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ MAX_VOICED_BLOCKS = 24  # a thump can look voiced for a frame or two; a syllable
 GROUP_GAP = 1.3  # seconds without a tap that close a group
 _CONTEXT = BACKGROUND_BLOCKS + 1
 _MEDIAN = BACKGROUND_BLOCKS // 2
+TAIL_DROP_DB = 20.0  # after 45 ms a tap has fallen this far below its attack (a syllable has not)
+TAIL_LOUD_BLOCKS = (LOOKAHEAD_BLOCKS - MAX_SUSTAIN_BLOCKS) // 2  # more still loud after 45 ms: too long
 _windows = np.lib.stride_tricks.sliding_window_view
 
 
@@ -113,19 +121,32 @@ class TapDetector:
         n = len(blocks)
         backgrounds = np.partition(_windows(blocks, BACKGROUND_BLOCKS)[candidates - BACKGROUND_BLOCKS], _MEDIAN, axis=1)
         background = backgrounds[:, _MEDIAN]
+        attack = blocks[candidates]
         before = np.maximum(np.maximum(blocks[candidates - 4], blocks[candidates - 3]), blocks[candidates - 2])
-        # Loud enough over the local background, and rising from quiet (not inside a louder event).
-        qualified = (blocks[candidates] >= background + TAP_MARGIN_DB) & (before <= background + SUSTAIN_DB)
-        candidates, background = candidates[qualified], background[qualified]
+        # Loud enough over the local background, and a sharp rise: the blocks just before are
+        # near the background or far below the attack (not inside a louder event). Band-limited
+        # beds (breathing) make single blocks jump ±6 dB around their median.
+        qualified = (attack >= background + TAP_MARGIN_DB) & (
+            before <= np.maximum(background + SUSTAIN_DB, attack - TAP_MARGIN_DB)
+        )
+        candidates, background, attack = candidates[qualified], background[qualified], attack[qualified]
         self._start_after = start
         if not candidates.size:
             return []
-        loud = _windows(blocks, LOOKAHEAD_BLOCKS)[candidates] > (background + SUSTAIN_DB)[:, None]
+        ahead = _windows(blocks, LOOKAHEAD_BLOCKS)[candidates]
+        loud = ahead > (background + SUSTAIN_DB)[:, None]
         body = np.where(loud.all(axis=1), LOOKAHEAD_BLOCKS, np.argmin(loud, axis=1))
-        click = (body == MIN_BODY_BLOCKS) & (crest[candidates] >= CLICK_CREST_DB)
+        crests = crest[candidates]
+        click = (body == MIN_BODY_BLOCKS) & (crests >= CLICK_CREST_DB)
+        # A short tap over a loud bed falls under background + SUSTAIN_DB within one block;
+        # a one-sample line click does too, but its block is much peakier.
+        short = (body == 1) & (crests < CLICK_CREST_DB)
         mostly_voiced = _windows(voiced, LOOKAHEAD_BLOCKS)[candidates].sum(axis=1) > MAX_VOICED_BLOCKS
-        too_long = loud[:, MAX_SUSTAIN_BLOCKS:].sum(axis=1) > 2
-        is_tap = (body >= MIN_BODY_BLOCKS) & (body <= MAX_SUSTAIN_BLOCKS) & ~click & ~too_long & ~mostly_voiced
+        # Still up after 45 ms, near the attack's level (most blocks, not a few blocks of a
+        # noisy bed jumping, nor a breath starting under the tap's decay): a syllable or a swell.
+        still_up = np.maximum(background + SUSTAIN_DB, attack - TAIL_DROP_DB)
+        too_long = (ahead[:, MAX_SUSTAIN_BLOCKS:] > still_up[:, None]).sum(axis=1) > TAIL_LOUD_BLOCKS
+        is_tap = (((body >= MIN_BODY_BLOCKS) & (body <= MAX_SUSTAIN_BLOCKS) & ~click) | short) & ~too_long & ~mostly_voiced
         found = []
         for i, tap in zip(candidates.tolist(), is_tap.tolist()):
             if i < start:
