@@ -54,6 +54,7 @@ from callflow.flows.escalation import (
 
 log = logging.getLogger(__name__)
 
+PROMPT_LANGUAGES = ("fr", "en", "es", "it")
 ACTIONS = ("escalate", "transfer", "emergency", "close", "flag_aggressive", "flag_churn_red")
 
 
@@ -69,6 +70,7 @@ class LiveCall:
     ctx: CallContext
     diagnosis: Diagnosis
     language: str
+    group: str
     notes: CallNotes
     started_at: float = field(default_factory=time.time)
     state: str = "holding"  # holding, with_agent, escalating, conference, with_supervisor, emergency, closing, ended
@@ -104,6 +106,7 @@ class LiveCall:
             "diagnosis": {"summary": self.diagnosis.summary, "urgent": self.diagnosis.urgent,
                           "call_type": self.diagnosis.call_type, "answers": dict(self.diagnosis.answers)},
             "language": self.language,
+            "group": self.group,
             "aggressive": self.aggressive,
             "churn_red": self.churn_red,
             "emergency": latch.is_latched(self.call_id),
@@ -136,7 +139,9 @@ class AgentDesk:
     # -- callflow.core.agents.Agents ---------------------------------------------------------
     async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
         notes = CallNotes(self.recorder, call.call_id, call.channel)
-        live = LiveCall(ctx=call, diagnosis=diagnosis, language=language, notes=notes)
+        # the agent group ("multi" when no language was chosen) is shown to the agents; prompts need a real language
+        spoken = language if language in PROMPT_LANGUAGES else (call.caller.language or "fr")
+        live = LiveCall(ctx=call, diagnosis=diagnosis, language=spoken, group=language, notes=notes)
         self.live[call.call_id] = live
         await notes("agent_queue", f"{language}{' urgent' if diagnosis.urgent else ''}: {diagnosis.summary}")
         try:
