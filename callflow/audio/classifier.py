@@ -76,7 +76,7 @@ class CallAudio:
         "config", "clock", "answered_at", "codec", "on_reading", "on_taps", "readings", "taps",
         "_raw", "_pcm", "_hist", "_pos", "_filled", "_vad", "_tapper", "_floor", "_digital_run",
         "_last_packet", "_last_audio", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
-        "_timeline", "_last_reading", "_last_now", "_breath_cache", "closed",
+        "_timeline", "_last_reading", "_last_now", "_breath_cache", "_acf", "_tail", "closed",
     )
 
     def __init__(
@@ -119,7 +119,12 @@ class CallAudio:
         self._last_reading: AudioReading | None = None
         self._last_now = 0.0  # call-relative time of the last analysis
         self._breath_cache = (-1e9, 0.0)  # (when, breathing score) of the last batched computation
+        self._reset_whitening()
         self.closed = False
+
+    def _reset_whitening(self) -> None:
+        self._acf: np.ndarray | None = None  # smoothed normalised autocorrelation: whitens the bed for taps
+        self._tail = np.zeros(F.LPC_ORDER, dtype=np.float32)  # last samples analysed
 
     # ---- input -------------------------------------------------------------------------
     def _now(self) -> float:
@@ -384,6 +389,7 @@ class CallAudio:
         self._tapper.reset()
         self._next_reading_at = 0.0
         self._breath_cache = (-1e9, 0.0)
+        self._reset_whitening()
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
         return await _next(self.readings, timeout)
@@ -446,6 +452,39 @@ def _mark_voiced(feats: np.ndarray, frames: np.ndarray, order: list[tuple[CallAu
             feats[r, F.VAD] = 0.0
 
 
+#: Per-frame weight of new audio in a call's autocorrelation estimate (time constant ~0.6 s).
+WHITEN_RATE = 1.0 / 30.0
+
+
+def _whitening(frames: np.ndarray, order: list[tuple[CallAudio, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Each call's whitening filter (updated with these frames) and each frame's previous samples.
+
+    The filter follows the line's spectrum over ~0.6 s: each frame counts once whatever
+    its level, so a tap (one or two frames) hardly moves it while a breath does.
+    """
+    acf, r0 = F.autocorrelation(frames)
+    counts = np.array([k for _call, k in order])
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    valid = (r0 > 0).astype(np.float64)
+    sums = np.add.reduceat(acf * valid[:, None], starts, axis=0)
+    n_valid = np.add.reduceat(valid, starts)
+    calls = [call for call, _k in order]
+    mean = sums / np.maximum(n_valid, 1)[:, None]
+    current = np.stack([mean[i] if call._acf is None else call._acf for i, call in enumerate(calls)])
+    keep = (1.0 - WHITEN_RATE) ** n_valid
+    updated = np.where((n_valid > 0)[:, None], current * keep[:, None] + mean * (1.0 - keep)[:, None], current)
+    filters = F.levinson(updated)
+    x = frames[:, -F.LPC_ORDER :].astype(np.float32) * (1.0 / 32768.0)
+    previous = np.empty((len(frames), F.LPC_ORDER), dtype=np.float32)
+    previous[1:] = x[:-1]
+    for i, (call, start, k) in enumerate(zip(calls, starts.tolist(), counts.tolist())):
+        previous[start] = call._tail
+        call._tail = x[start + k - 1]
+        if n_valid[i] > 0:
+            call._acf = updated[i]
+    return np.repeat(filters, counts, axis=0), previous
+
+
 def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[CallAudio, list[AudioReading]]:
     """Analyse pending audio of many calls in one numpy batch; emit due readings.
 
@@ -480,7 +519,7 @@ def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[
     results: dict[CallAudio, list[AudioReading]] = {}
     if parts:
         frames = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        feats = F.compute_features(frames)
+        feats = F.compute_features(frames, _whitening(frames, order))
         _mark_voiced(feats, frames, order)
         row = 0
         for call, k in order:

@@ -34,7 +34,7 @@ DIGITAL_SILENCE = 8  # 1.0 when the frame is constant (all-zero PCM / μ-law 0xF
 CREST = 9  # peak²/mean² of the frame's loudest block, dB: ~10 for a one-sample line click
 BLOCK_MEAN = 10  # mean of the frame's block energies (dB): the tap detector's quick reference
 VOICED = 11  # 1.0 when voiced (set by the classifier: it needs the call's noise floor)
-BLOCKS = 12  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a high-passed copy, dB
+BLOCKS = 12  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a whitened (or high-passed) copy, dB
 N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
 
 _NFFT = 256  # ≥ 160 + the longest pitch lag, so the autocorrelation does not wrap
@@ -56,15 +56,68 @@ def _db(power: np.ndarray) -> np.ndarray:
 CHUNK_FRAMES = 512
 
 
-def compute_features(frames: np.ndarray) -> np.ndarray:
-    """int16 frames (n, 160) → float32 feature matrix (n, N_COLUMNS). VAD/VOICED left 0."""
+#: Order of the whitening (linear prediction error) filter used for the tap blocks.
+LPC_ORDER = 8
+#: Added to the normalised lag-0 autocorrelation: caps the whitening gain (~25 dB).
+LPC_FLOOR = 3e-3
+
+
+def autocorrelation(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame autocorrelation, lags 0..LPC_ORDER, normalised to lag 0; and lag 0 itself.
+
+    Rows of constant frames (r0 = 0) come back as [1, 0, …] with r0 = 0.
+    """
+    x = np.asarray(frames, dtype=np.float32) * (1.0 / 32768.0)
+    n = x.shape[0]
+    r = np.empty((n, LPC_ORDER + 1), dtype=np.float64)
+    r[:, 0] = np.einsum("ij,ij->i", x, x)
+    for k in range(1, LPC_ORDER + 1):
+        r[:, k] = np.einsum("ij,ij->i", x[:, k:], x[:, :-k])
+    r0 = r[:, 0].copy()
+    ok = r0 > 0
+    r[ok] /= r0[ok, None]
+    r[~ok] = 0.0
+    r[~ok, 0] = 1.0
+    return r, r0
+
+
+def levinson(acf: np.ndarray) -> np.ndarray:
+    """Prediction-error filters [1, a1, …, ap] for many normalised autocorrelations (m, p+1) at once."""
+    r = np.array(acf, dtype=np.float64)
+    r[:, 0] += LPC_FLOOR
+    m, p1 = r.shape
+    a = np.zeros((m, p1))
+    a[:, 0] = 1.0
+    err = r[:, 0].copy()
+    for i in range(1, p1):
+        acc = r[:, i] + np.einsum("ij,ij->i", a[:, 1:i], r[:, i - 1 : 0 : -1]) if i > 1 else r[:, i].copy()
+        k = -acc / err
+        a[:, 1:i] = a[:, 1:i] + k[:, None] * a[:, i - 1 : 0 : -1]
+        a[:, i] = k
+        err *= 1.0 - k * k
+    return a
+
+
+def compute_features(frames: np.ndarray, whiten: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """int16 frames (n, 160) → float32 feature matrix (n, N_COLUMNS). VAD/VOICED left 0.
+
+    `whiten` = (filters (n, LPC_ORDER+1), previous samples (n, LPC_ORDER)): the tap
+    blocks are then taken on the prediction error of each frame (the call's own bed
+    whitened: a band-limited breath flattens out, a broadband tap stands out).
+    Without it they are taken on a high-passed copy.
+    """
     frames = np.asarray(frames)
     if frames.shape[0] <= CHUNK_FRAMES:
-        return _compute(frames)
-    return np.concatenate([_compute(frames[i : i + CHUNK_FRAMES]) for i in range(0, frames.shape[0], CHUNK_FRAMES)])
+        return _compute(frames, whiten)
+    return np.concatenate(
+        [
+            _compute(frames[i : i + CHUNK_FRAMES], None if whiten is None else (whiten[0][i : i + CHUNK_FRAMES], whiten[1][i : i + CHUNK_FRAMES]))
+            for i in range(0, frames.shape[0], CHUNK_FRAMES)
+        ]
+    )
 
 
-def _compute(frames: np.ndarray) -> np.ndarray:
+def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
     n = frames.shape[0]
     out = np.zeros((n, N_COLUMNS), dtype=np.float32)
     if n == 0:
@@ -77,11 +130,20 @@ def _compute(frames: np.ndarray) -> np.ndarray:
     # Block energies of a high-passed copy (x minus its 8-sample moving average,
     # ~ -30 dB at 100 Hz, flat above 1 kHz): rumble (brown noise, traffic) would
     # otherwise make 2.5 ms energies swing with the phase of its slow waves.
-    csum = np.cumsum(x, axis=1)
-    moving = np.empty_like(x)
-    moving[:, _MA:] = (csum[:, _MA:] - csum[:, :-_MA]) / _MA
-    moving[:, :_MA] = csum[:, :_MA] / np.arange(1, _MA + 1, dtype=np.float32)
-    emphasised = x - moving
+    if whiten is None:
+        csum = np.cumsum(x, axis=1)
+        moving = np.empty_like(x)
+        moving[:, _MA:] = (csum[:, _MA:] - csum[:, :-_MA]) / _MA
+        moving[:, :_MA] = csum[:, :_MA] / np.arange(1, _MA + 1, dtype=np.float32)
+        emphasised = x - moving
+    else:
+        filters, previous = whiten
+        filters = filters.astype(np.float32)
+        ext = np.concatenate((previous.astype(np.float32), x), axis=1)
+        p = previous.shape[1]
+        emphasised = x.copy()
+        for j in range(1, p + 1):
+            emphasised += filters[:, j, None] * ext[:, p - j : p - j + FRAME_SAMPLES]
     blocks = emphasised.reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
     block_power = np.einsum("ijk,ijk->ij", blocks, blocks) / BLOCK_SAMPLES
     out[:, BLOCKS:] = _db(block_power)
