@@ -13,7 +13,8 @@ Allison, read from a Debian root; see --sounds), espeak-ng speech (several fr
 and en voices, rates, pitches), and noises made with numpy from a seed (white,
 pink, brown, traffic-like, babble of mixed speech at low level), synthetic
 breathing (band-passed noise under a slow inhale/exhale envelope), taps
-(short broadband clicks/thumps), line clicks, tones and comfort-noise-like hiss.
+(short broadband clicks/thumps; over line hiss, over noise, or over breathing as
+in the seed procedure), line clicks, tones and comfort-noise-like hiss.
 
 The splits use different seeds and espeak voices, and dev never shares an
 Asterisk prompt with test/holdout: `dev` is what the classifier was tuned on;
@@ -68,9 +69,9 @@ SENTENCES = [
 # breaths) reported separately: it shows where the classifier stops working.
 PROFILES = {
     "normal": {"speech_dbfs": (-32, -10), "snr_db": (10, 25), "tap_peak_dbfs": (-28, -6), "tap_over_noise_db": 22,
-               "breath_dbfs": (-50, -26)},
+               "breath_dbfs": (-50, -26), "tap_breath_dbfs": (-50, -26), "tap_over_breath_db": 18},
     "stress": {"speech_dbfs": (-45, -28), "snr_db": (0, 10), "tap_peak_dbfs": (-38, -20), "tap_over_noise_db": 14,
-               "breath_dbfs": (-60, -45)},
+               "breath_dbfs": (-60, -45), "tap_breath_dbfs": (-45, -26), "tap_over_breath_db": 12},
 }
 PROFILE = PROFILES["normal"]
 
@@ -295,7 +296,8 @@ def breath_cycle(rng, period: float, inhale_center: float) -> np.ndarray:
     return out
 
 
-def make_breathing(rng, n, bank):
+def breath_train(rng, n):
+    """Unscaled breaths at 0.2–0.5 per second (±15 % per breath); returns (x, rate)."""
     rate = rng.uniform(0.2, 0.5)  # breaths per second
     center = rng.uniform(500, 1800)
     x = np.zeros(n)
@@ -305,6 +307,11 @@ def make_breathing(rng, n, bank):
         c = breath_cycle(rng, period, center)
         place(x, c, at)
         at += len(c)
+    return x, rate
+
+
+def make_breathing(rng, n, bank):
+    x, rate = breath_train(rng, n)
     x = set_active_level(x, rng.uniform(*PROFILE["breath_dbfs"]))
     bed = line_hiss(rng, n, rng.uniform(-75, -62))
     if rng.random() < 0.25:
@@ -348,7 +355,15 @@ def make_taps(count):
             place(x, tap_sound(rng) * db_to_amp(peak + rng.uniform(-3, 3)), int(at * SR))
             at += rng.uniform(0.15, 0.6)
         what = f"{count} taps peak {peak:.0f} dBFS"
-        if rng.random() < 0.4:
+        bed_kind = rng.random()
+        if bed_kind < 0.35:
+            # The seed procedure asks a caller who breathes but cannot speak to tap: taps over
+            # breathing, the breath's active RMS at least tap_over_breath_db under the tap peaks.
+            breath, rate = breath_train(rng, n)
+            level = min(rng.uniform(*PROFILE["tap_breath_dbfs"]), peak - PROFILE["tap_over_breath_db"])
+            x = x + set_active_level(breath, level) + line_hiss(rng, n, rng.uniform(-75, -62))
+            what += f" over breathing {level:.0f} dBFS {rate:.2f} Hz"
+        elif bed_kind < 0.65:
             # A tap on the handset is loud at the microphone: its peak stays well over the noise.
             bed, kind = make_noise_bed(rng, n, bank, min(rng.uniform(-52, -40), peak - PROFILE["tap_over_noise_db"]))
             if kind in ("babble", "clicks", "tone"):
