@@ -8,7 +8,7 @@ the caller is offered email, a callback or a person.
 from __future__ import annotations
 
 from callflow.core.handoff import HandoffResult, Handoffs
-from callflow.flows.caregiver import caregiver_callback
+from callflow.flows.caregiver import CaregiverTimers, caregiver_callback
 from callflow.flows.keypad import CAREGIVER, EMAIL, NO, SMS, ask, choice, yes_no
 from callflow.flows.session import FlowCall
 
@@ -40,7 +40,8 @@ async def request(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: 
     elif kind == CAREGIVER:
         # « Que quelqu'un d'autre appelle pour vous (proche, aidant) »: the caller keys
         # in the caregiver's number and we call them (callflow/flows/caregiver.py).
-        outcome = await caregiver_callback(call.channel, call.call_id, handoffs, language=call.language)
+        outcome = await caregiver_callback(call.channel, call.call_id, handoffs, language=call.language,
+                                           timers=CaregiverTimers(callback_delay=t.caregiver_callback_delay))
         if outcome.number:
             call.guard.caller_active()  # they keyed a number: somebody is there
         result = outcome.result or HandoffResult(accepted=False, reason=outcome.reason)

@@ -30,6 +30,8 @@ class SilentCallTimers:
     distress_silence: float = 15.0
     # Cas D / situation 2: « je peux vous rappeler dans 5 minutes »
     callback_delay: float = 300.0
+    # 3 = aidant: « nous allons appeler votre proche dans quelques minutes »
+    caregiver_callback_delay: float = 120.0
     # Cas B: « Vous allez recevoir mon SMS dans 10 secondes » then « Vous avez reçu mon SMS ? »
     sms_wait: float = 10.0
     # After a handoff we never hang up on a live caller: we wait this long for
@@ -57,6 +59,7 @@ class SilentCallTimers:
         _range(self, "distress_silence", 10.0, 20.0, "10–20 s (« attend en silence (10–20 secondes) »)")
         _at_least(self, "callback_delay", 60.0, "≥ 60 s (seed: « rappeler dans 5 minutes »)")
         _at_least(self, "sms_wait", 5.0, "≥ 5 s (« SMS dans 10 secondes »)")
+        _at_least(self, "caregiver_callback_delay", 0.0, "≥ 0 s")
         _at_least(self, "after_handoff_wait", self.dead_line_total_wait, "≥ dead_line_total_wait")
         _range(self, "dtmf_burst_window", 0.0, 2.0, "0–2 s")
         _at_least(self, "distress_voiced_seconds", 2.0, "≥ 2 s")

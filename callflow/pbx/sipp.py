@@ -45,8 +45,8 @@ def dtmf_pcap(digit: str, path: Path, *, duration_ms: int = 160, payload_type: i
     for i in range(steps):
         packets.append((i * 0.02, _rtp(payload_type, seq + i, timestamp, ssrc, marker=i == 0,
                                          payload=struct.pack("!BBH", event, 10, (i + 1) * 160))))
-    for j in range(3):  # the end packet, sent three times as RFC 4733 asks
-        packets.append(((steps + j) * 0.02, _rtp(payload_type, seq + steps + j, timestamp, ssrc, marker=False,
+    for j in range(3):  # the end packet, sent three times as RFC 4733 asks: same packet, same sequence number
+        packets.append(((steps + j) * 0.02, _rtp(payload_type, seq + steps, timestamp, ssrc, marker=False,
                                                  payload=struct.pack("!BBH", event, 0x80 | 10, steps * 160))))
     _write_pcap(path, packets)
     return path

@@ -19,6 +19,27 @@ synth = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(synth)
 
 SR = 8000
+SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
+
+
+# -- when a scripted caller answers: the flow's prompts are real files, so their lengths tell --
+
+def prompt_seconds(prompt: str, lang: str = "fr") -> float:
+    return (SOUNDS / lang / f"{prompt}.ulaw").stat().st_size / 8000
+
+
+def diagnosis_at() -> float:
+    """When phase 3 starts: greeting, 3 s of listening, audio check (+ language hint), 10 s of listening."""
+    return prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint") + 10
+
+
+def keypad_caller(caller, keys: str, *, spacing: float = 13.0, then: float = 25.0):
+    """Answer the questionnaire with keys: the first during « Je vous entends respirer… », then one
+    every `spacing` seconds (a key early for a question cuts its prompt and is kept for it)."""
+    caller.pause(diagnosis_at() + 3)
+    for i, key in enumerate(keys):
+        caller.press(key, gap=0.2).pause(spacing - 0.4 if i < len(keys) - 1 else then)
+    return caller
 
 
 def write_ulaw(path: Path, x: np.ndarray) -> Path:

@@ -15,17 +15,9 @@ import caller_audio as audio
 import pytest
 from sipp import Caller, start_sipp
 
-SOUNDS = Path(__file__).resolve().parents[2] / "sounds"
+from caller_audio import diagnosis_at, keypad_caller, prompt_seconds
+
 NUMBER = "0612345678"
-
-
-def prompt_seconds(prompt: str, lang: str = "fr") -> float:
-    return (SOUNDS / lang / f"{prompt}.ulaw").stat().st_size / 8000
-
-
-def diagnosis_at() -> float:
-    """When phase 3 starts: greeting, 3 s of listening, audio check (+ language hint), 10 s of listening."""
-    return prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint") + 10
 
 
 SEED_EXAMPLE = [("m_entendez_vous", "oui"), ("probleme_technique", "non"), ("difficulte_a_parler", "oui"),
@@ -102,10 +94,7 @@ async def _seed_example(controller, caller: Caller, name: str) -> dict:
 
 
 async def test_the_seeds_full_example_answered_with_keys(controller, files):
-    first = diagnosis_at() + 3
-    caller = Caller().audio(files["breathing"]).pause(first)
-    for i, key in enumerate("12111"):
-        caller.press(key, gap=0.2).pause(13 - 0.2 - 0.2 if i < 4 else 25)
+    caller = keypad_caller(Caller().audio(files["breathing"]), "12111")
     await _seed_example(controller, caller, "seed-keys")
 
 
