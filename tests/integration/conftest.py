@@ -234,13 +234,19 @@ class ControllerProcess:
 
 
 @pytest.fixture
-def controller_process(pbx: Sandbox, tmp_path: Path) -> Iterator[ControllerProcess]:
+def records_db(tmp_path: Path) -> Path:
+    """The controller's database; a module may share one across its tests (override this fixture)."""
+    return tmp_path / "callflow.db"
+
+
+@pytest.fixture
+def controller_process(pbx: Sandbox, tmp_path: Path, records_db: Path) -> Iterator[ControllerProcess]:
     port = free_port()
     env = dict(os.environ)
     env.update({
         "CALLFLOW_LOG_FORMAT": "json",
         "CALLFLOW_HTTP_PORT": str(port),
-        "CALLFLOW_STORE_DATABASE": str(tmp_path / "callflow.db"),
+        "CALLFLOW_STORE_DATABASE": str(records_db),
         "CALLFLOW_SMS_LOG_PATH": str(tmp_path / "sms.log"),
         "CALLFLOW_ARI_PING_INTERVAL": "1.0",
     })
