@@ -14,6 +14,7 @@ longest). Loopback only; the run is bounded by its call count.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import platform
@@ -139,7 +140,10 @@ def run(concurrent: int, total: int, length: float, mixes: list[str]) -> list[Ar
     sandbox = Sandbox()
     sandbox.up()
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    # the sandbox is shared with the integration tests: one user of it at a time
+    lock = open(sandbox.state_dir / "integration.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    with lock, tempfile.TemporaryDirectory() as tmp:
         audio = make_audio(sandbox, Path(tmp), length + 5)
         for mix in mixes:
             for arm in ("reference", "callflow"):
