@@ -33,6 +33,7 @@ class AgentsConfig:
     followup_delay: float = 86400.0  # seed 004 §3.2: J+1 follow-up after a churn-risk-red call
     offer_timeout: float = 8.0  # seconds to answer the callback offer
     check_registration: bool = True  # skip agents whose phone is not registered (ARI endpoint state)
+    runtime_sounds_dir: str = ""  # Asterisk's sounds/<prefix> dir: whisper the card's words, read the address ("" = off)
 
     def validate(self) -> "AgentsConfig":
         if not self.extensions or not all(re.fullmatch(r"[0-9A-Za-z_-]{1,40}", e) for e in self.extensions):

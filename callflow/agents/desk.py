@@ -122,7 +122,7 @@ class AgentDesk:
     def __init__(self, *, pool: AgentPool, recorder: CallRecorder, handoffs: Handoffs, bridges: Bridges,
                  config: AgentsConfig | None = None, escalation: EscalationConfig | None = None,
                  codes: FeatureCodes | None = None, emergency=None, presence: Presence | None = None,
-                 queue: SupervisorQueue | None = None) -> None:
+                 queue: SupervisorQueue | None = None, speech=None) -> None:
         self.pool = pool
         self.config = config or pool.config
         self.recorder = recorder
@@ -133,6 +133,7 @@ class AgentDesk:
         self.escalation_config = escalation or EscalationConfig()
         self.queue = queue or SupervisorQueue()
         self.presence = presence or pool.presence or AlwaysPresent()
+        self.speech = speech  # callflow.agents.speech.RuntimeSpeech, or None: fixed prompts only
         self.live: dict[str, LiveCall] = {}
         self.notifications: list[dict] = []
 
@@ -336,7 +337,8 @@ class AgentDesk:
         briefing = command.payload.get("briefing")
         if not isinstance(briefing, Briefing):
             briefing = Briefing.minimal(hotliner=hotliner, summary=live.diagnosis.summary, urgent=live.diagnosis.urgent)
-        deps = EscalationDeps(self.escalation_config, self.queue, self.bridges, self.handoffs, self.presence)
+        deps = EscalationDeps(self.escalation_config, self.queue, self.bridges, self.handoffs, self.presence,
+                              self.speech)
         live.state = "escalating"
         result = await escalate(deps, caller=live.caller, call_id=live.call_id, bridge_id=live.bridge_id or "",
                                 agent_leg=live.legs.get("agent"), briefing=briefing, mode=mode,

@@ -100,7 +100,7 @@ class EmergencyBridge:
 
     def __init__(self, config: EmergencyConfig, *, recorder: CallRecorder, bridges: Bridges,
                  channels: ChannelLookup, address_for: AddressLookup | None = None,
-                 agents: Agents | None = None, agents_context: str = "hotline-agents") -> None:
+                 agents: Agents | None = None, agents_context: str = "hotline-agents", speech=None) -> None:
         self.config = config
         self.recorder = recorder
         self.bridges = bridges
@@ -108,6 +108,7 @@ class EmergencyBridge:
         self.address_for = address_for
         self.agents = agents  # who takes the caller once the emergency line has hung up (IVR path)
         self.agents_context = agents_context
+        self.speech = speech  # callflow.agents.speech.RuntimeSpeech: reads the address on file aloud
         self.active: dict[str, dict] = {}  # call id → state, for the API
 
     # -- EmergencyLine (the IVR's cas F) --------------------------------------------------
@@ -171,6 +172,10 @@ class EmergencyBridge:
                     state["state"] = "announcing"
                     prompts = announcement(caller_number, address_known=bool(address), answers=answers,
                                            situation=situation, by_agent=by_agent)
+                    if address and self.speech is not None:
+                        spoken = await self.speech.prompt(f"Adresse au dossier : {address}.", "fr")
+                        if spoken:
+                            prompts[prompts.index("emergency_address_on_file")] = spoken
                     await notes("emergency_announce", " ".join(prompts))
                     if await play_all(leg, prompts, language="fr"):
                         break

@@ -217,6 +217,7 @@ class EscalationDeps:
     bridges: Bridges
     handoffs: Handoffs
     presence: Presence
+    speech: object = None  # callflow.agents.speech.RuntimeSpeech: the card's own words in the whisper
 
 
 @dataclass
@@ -259,7 +260,7 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
             supervisor = result.channel
             esc.answered_at = time.time()
             # the whisper: the supervisor hears the briefing, the caller does not
-            for prompt in whisper_prompts(briefing, mode):
+            for prompt in await _whisper(deps, briefing, mode):
                 if supervisor.is_up:
                     await supervisor.play(prompt, language="fr", barge_in=False)
             if not supervisor.is_up:
@@ -296,6 +297,18 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
     except (CallerHungUp, asyncio.CancelledError):
         await deps.queue.release(esc, CANCELLED, "caller left")
         raise
+
+
+async def _whisper(deps: EscalationDeps, briefing: Briefing, mode: str) -> list[str]:
+    prompts = whisper_prompts(briefing, mode)
+    if deps.speech is not None:
+        from callflow.agents.speech import briefing_text
+
+        text = briefing_text(briefing.client, briefing.probleme, briefing.demande, briefing.avis)
+        spoken = await deps.speech.prompt(text, "fr") if text else None
+        if spoken:
+            prompts.insert(len(prompts) - 2, spoken)  # before « vous rejoignez l'appel… »
+    return prompts
 
 
 class _SupervisorLeft(Exception):

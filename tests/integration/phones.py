@@ -35,6 +35,7 @@ from callflow.agents.bridges import AriBridges  # noqa: E402
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes  # noqa: E402
 from callflow.agents.desk import AgentDesk  # noqa: E402
 from callflow.agents.pool import AgentPool, AriPresence  # noqa: E402
+from callflow.agents.speech import RuntimeSpeech  # noqa: E402
 from callflow.controller import Controller  # noqa: E402
 from callflow.core.recorder import MemoryRecorder  # noqa: E402
 from callflow.flows.emergency import EmergencyBridge  # noqa: E402
@@ -230,11 +231,13 @@ async def desk_env(pbx, tmp_path) -> AsyncIterator[DeskEnv]:
         session = controller.calls.get(call_id)
         return session.channel if session else None
 
+    # the card's own words and the address are rendered at call time into the sandbox's sounds
+    speech = RuntimeSpeech(pbx.root / "usr/share/asterisk/sounds" / cfg.prompts.sounds_prefix)
     emergency = EmergencyBridge(EmergencyConfig(retry_spacing=3, retry_spacing_max=6).validate(), recorder=recorder,
-                                bridges=bridges, channels=channel_of)
+                                bridges=bridges, channels=channel_of, speech=speech)
     desk = AgentDesk(pool=pool, recorder=recorder, handoffs=handoffs, bridges=bridges,
                      escalation=EscalationConfig().validate(), codes=FeatureCodes().validate(), emergency=emergency,
-                     presence=presence)
+                     presence=presence, speech=speech)
     emergency.agents = desk
     add_routes(controller.web_app, desk)
     denv = DeskEnv(controller, desk, emergency, recorder, handoffs, port)

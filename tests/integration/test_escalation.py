@@ -37,8 +37,8 @@ async def test_escalation_code_conference_caller_agent_and_supervisor_in_one_bri
     agent = await desk_phones("2001", DeskPhoneScript(talk_audio=talk).pause(3).press("*1"))
     supervisor = await desk_phones("2100", talk_audio=str(tone(audio_dir / "tone2.ulaw", freq=660)))
     # the caller talks the whole time and hangs up itself: a BYE from us would fail its scenario
-    caller = Caller().audio(talk, loops=2).pause(62)
-    run = await start_sipp(caller.xml(answer_within=10), name="escalation", timeout_s=90)
+    caller = Caller().audio(talk, loops=3).pause(70)
+    run = await start_sipp(caller.xml(answer_within=10), name="escalation", timeout_s=110)
 
     await desk_env.wait_note("escalation_ringing", timeout=40)
     call = desk_env.calls[0]
@@ -53,6 +53,8 @@ async def test_escalation_code_conference_caller_agent_and_supervisor_in_one_bri
     # the supervisor heard the whisper before joining; the caller heard « petite attente, 30 secondes maximum »
     whisper = await asterisk_log.wait_for("Playing 'callflow/fr/whisper_escalation")
     assert "<PJSIP/2100-" in whisper
+    card = await asterisk_log.wait_for("Playing 'callflow/fr/dyn/")  # the card's words, rendered at call time
+    assert "<PJSIP/2100-" in card
     wait_line = await asterisk_log.wait_for("Playing 'callflow/fr/escalation_wait")
     assert "<PJSIP/trunk-" in wait_line
     log = asterisk_log.text()
@@ -61,7 +63,7 @@ async def test_escalation_code_conference_caller_agent_and_supervisor_in_one_bri
     status, queue = await desk_env.api("/api/escalations")
     assert queue["active"]["state"] == "connected" and queue["active"]["mode"] == "conference"
 
-    assert await run.wait(80) == 0, run.errors()  # the caller was never dropped
+    assert await run.wait(95) == 0, run.errors()  # the caller was never dropped
     assert await agent.run.wait(15) == 0, agent.run.errors()
     assert await supervisor.run.wait(15) == 0, supervisor.run.errors()
     kinds = desk_env.kinds(call)

@@ -111,3 +111,27 @@ def test_numbers_read_the_national_way():
     prompts = announcement("+41791234567", address_known=True, answers={}, situation="", by_agent=True)
     assert prompts[1] == "emergency_situation_agent" and "em_digit_plus" in prompts
     assert "emergency_address_on_file" in prompts
+
+
+async def test_address_on_file_is_read_with_runtime_speech(tmp_path):
+    from callflow.agents.speech import RuntimeSpeech
+
+    d = Desk()
+    caller, operator = d.caller(), d.leg("operator")
+    caller.plan = {"PJSIP/emergency-test": [operator]}
+    d.calls["call-a"] = caller
+    d.emergency.speech = RuntimeSpeech(tmp_path)
+
+    async def address_for(number):
+        return "12 rue des Lilas, Lyon"
+
+    d.emergency.address_for = address_for
+    await d.recorder.start("call-a", number=None, started_at=0, flow="test", language="fr")
+    task = asyncio.ensure_future(d.emergency.start("call-a", caller_number="0612345678", situation="x", answers={}))
+    await until(lambda: "callflow-call-a" in d.bridges.bridges, timeout=10)
+    heard = [e[2] for e in d.events if e[1] == "operator"]
+    spoken = [p for p in heard if p.startswith("dyn/")]
+    assert len(spoken) == 1 and "emergency_address_on_file" not in heard
+    assert (tmp_path / "fr" / f"{spoken[0]}.ulaw").stat().st_size > 8000  # a real rendered sound
+    caller.leaves()
+    await asyncio.wait_for(task, 5)

@@ -149,3 +149,18 @@ def test_briefing_refuses_bad_cards(bad):
 def test_minimal_briefing_from_the_keypad():
     b = Briefing.minimal(hotliner="2001", summary="parole entendue")
     assert b.hotliner == "2001" and "parole entendue" in b.summary()
+
+
+async def test_whisper_carries_the_cards_own_words_with_runtime_speech(tmp_path):
+    from callflow.agents.speech import RuntimeSpeech
+
+    d = Desk()
+    d.desk.speech = RuntimeSpeech(tmp_path)
+    caller, agent, supervisor, task = await connected_call(d)
+    d.desk.submit("call-1", "escalate", {"briefing": Briefing(client="Marie Dupuis", probleme="atelier manqué")})
+    await until(lambda: d.desk.live["call-1"].state == "conference", timeout=10)
+    whisper = [e[2] for e in d.events if e[1] == "supervisor"]
+    dyn = [p for p in whisper if p.startswith("dyn/")]
+    assert len(dyn) == 1 and whisper.index(dyn[0]) < whisper.index("whisper_conference")
+    caller.leaves()
+    await asyncio.wait_for(task, 3)
