@@ -407,7 +407,7 @@ class AgentDesk:
                                                        delay_seconds=self.config.followup_delay,
                                                        reason="suivi J+1: risque churn rouge (seed 004 §3.2)",
                                                        target="supervisor")
-        await live.notes("callback", f"J+1 follow-up " + (f"scheduled {result.message_id}" if result.accepted else f"refused: {result.reason}"))
+        await live.notes("callback", "J+1 follow-up " + (f"scheduled {result.message_id}" if result.accepted else f"refused: {result.reason}"))
 
     async def notify(self, kind: str, call_id: str, detail: str) -> None:
         """A notification for the supervisor (API GET /api/notifications) and the call's record."""

@@ -94,3 +94,30 @@ async def test_supervisor_does_not_answer_the_agent_takes_the_caller_back_and_a_
     assert notes["notifications"][0]["kind"] == "escalation_missed"
     assert await run.wait(60) == 0, run.errors()  # never dropped
     assert await agent.run.wait(15) == 0, agent.run.errors()
+
+
+async def test_transfer_over_the_api_the_supervisor_takes_the_caller_alone(desk_env, desk_phones, ari, audio_dir):
+    desk_env.flow = to_agent
+    agent = await desk_phones("2001")
+    supervisor = await desk_phones("2100")
+    caller = Caller().audio(audio_dir / "silence.ulaw", loops=3).pause(50)
+    run = await start_sipp(caller.xml(answer_within=10), name="transfer", timeout_s=90)
+
+    call = await desk_env.call_with("agent_connected", timeout=30)
+    status, body = await desk_env.api(f"/api/calls/{call}/transfer", {
+        "client": "Marie Dupuis (CLT-00245), cliente depuis 4 mois", "probleme": "atelier manqué, raison personnelle",
+        "demande": "remboursement ou atelier de rattrapage", "raison": "Demande exception/compensation",
+        "avis": "client légitime", "sensibilite": "frustration 2 sur 5, risque churn modéré",
+        "options": ["refuser en expliquant", "crédit", "atelier gratuit"], "urgent": True})
+    assert status == 202, body
+    await desk_env.call_with("escalation_connected", "transfer", timeout=45)
+    members = await wait_bridge_of(ari, f"callflow-{call}", 2, timeout=5)
+    names = {ari.get(f"channels/{cid}")["name"].split("-")[0] for cid in members}
+    assert names == {"PJSIP/trunk", "PJSIP/2100"}, names
+    assert await agent.run.wait(15) == 0, agent.run.errors()  # the agent's leg ended (BYE), the caller's did not
+    status, queue = await desk_env.api("/api/escalations")
+    assert queue["active"]["priority"] == "urgent" and queue["active"]["briefing"]["client"].startswith("Marie Dupuis")
+    status, agents = await desk_env.api("/api/agents")
+    assert {a["extension"]: a["state"] for a in agents["agents"]}["2001"] in ("wrap_up", "available")
+    assert await run.wait(70) == 0, run.errors()
+    assert await supervisor.run.wait(15) == 0, supervisor.run.errors()
