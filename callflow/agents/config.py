@@ -33,6 +33,7 @@ class AgentsConfig:
     followup_delay: float = 86400.0  # seed 004 §3.2: J+1 follow-up after a churn-risk-red call
     offer_timeout: float = 8.0  # seconds to answer the callback offer
     check_registration: bool = True  # skip agents whose phone is not registered (ARI endpoint state)
+    hold_prompt: str = "agents_hold"  # the holding words before the music ("" when the flow already said them)
     runtime_sounds_dir: str = ""  # Asterisk's sounds/<prefix> dir: whisper the card's words, read the address ("" = off)
 
     def validate(self) -> "AgentsConfig":
@@ -56,6 +57,8 @@ class AgentsConfig:
             raise ConfigError("agents.callback_delay", "seconds between 60 and 86400", self.callback_delay)
         if not 3600 <= self.followup_delay <= 3 * 86400:
             raise ConfigError("agents.followup_delay", "seconds between 3600 and 259200 (J+1 to J+3)", self.followup_delay)
+        if self.hold_prompt and not re.fullmatch(r"[a-z0-9_]{1,60}", self.hold_prompt):
+            raise ConfigError("agents.hold_prompt", "a prompt id such as agents_hold, or empty", self.hold_prompt)
         if not 3 <= self.offer_timeout <= 30:
             raise ConfigError("agents.offer_timeout", "seconds between 3 and 30", self.offer_timeout)
         return self

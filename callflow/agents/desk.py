@@ -164,7 +164,8 @@ class AgentDesk:
         if live.bridge_id is not None:
             await self.bridges.remove(live.bridge_id, caller)
         # the holding words, then music
-        await caller.play("agents_hold", language=live.language, barge_in=False)
+        if cfg.hold_prompt:
+            await caller.play(cfg.hold_prompt, language=live.language, barge_in=False)
         await caller.start_moh()
         await live.notes("hold", "music on hold")
         hold_started = time.monotonic()
