@@ -130,28 +130,31 @@ def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
     # Block energies of a high-passed copy (x minus its 8-sample moving average,
     # ~ -30 dB at 100 Hz, flat above 1 kHz): rumble (brown noise, traffic) would
     # otherwise make 2.5 ms energies swing with the phase of its slow waves.
+    csum = np.cumsum(x, axis=1)
+    moving = np.empty_like(x)
+    moving[:, _MA:] = (csum[:, _MA:] - csum[:, :-_MA]) / _MA
+    moving[:, :_MA] = csum[:, :_MA] / np.arange(1, _MA + 1, dtype=np.float32)
+    high_passed = (x - moving).reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
     if whiten is None:
-        csum = np.cumsum(x, axis=1)
-        moving = np.empty_like(x)
-        moving[:, _MA:] = (csum[:, _MA:] - csum[:, :-_MA]) / _MA
-        moving[:, :_MA] = csum[:, :_MA] / np.arange(1, _MA + 1, dtype=np.float32)
-        emphasised = x - moving
+        blocks = high_passed
     else:
         filters, previous = whiten
         filters = filters.astype(np.float32)
         ext = np.concatenate((previous.astype(np.float32), x), axis=1)
         p = previous.shape[1]
-        emphasised = x.copy()
+        whitened = x.copy()
         for j in range(1, p + 1):
-            emphasised += filters[:, j, None] * ext[:, p - j : p - j + FRAME_SAMPLES]
-    blocks = emphasised.reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
+            whitened += filters[:, j, None] * ext[:, p - j : p - j + FRAME_SAMPLES]
+        blocks = whitened.reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
     block_power = np.einsum("ijk,ijk->ij", blocks, blocks) / BLOCK_SAMPLES
     out[:, BLOCKS:] = _db(block_power)
     out[:, BLOCK_MEAN] = out[:, BLOCKS:].mean(axis=1)
+    # Crest of the loudest block, on the high-passed copy: whitening would smear a
+    # one-sample click over the filter's length and make it look less peaky.
     loudest = np.argmax(block_power, axis=1)
     rows = np.arange(n)
-    peak_power = np.max(blocks[rows, loudest] ** 2, axis=1)
-    out[:, CREST] = _db(peak_power) - _db(block_power[rows, loudest])
+    chosen = high_passed[rows, loudest]
+    out[:, CREST] = _db(np.max(chosen**2, axis=1)) - _db(np.einsum("ij,ij->i", chosen, chosen) / BLOCK_SAMPLES)
 
     active = np.flatnonzero((out[:, LEVEL] > ACTIVE_FLOOR_DBFS) & (out[:, DIGITAL_SILENCE] == 0))
     if active.size == 0:

@@ -31,6 +31,7 @@ SUSTAIN_DB = 6.0  # "still loud": this far above the local background
 BACKGROUND_BLOCKS = 16  # 40 ms before the attack give the local background
 MIN_BODY_BLOCKS = 2  # 5 ms
 CLICK_CREST_DB = 9.5  # a 2-block event this peaky is one sample: a line click, not a tap
+SHORT_TAP_CREST_DB = 8.0  # a 1-block event must be less peaky than this to be a (short) tap
 MAX_SUSTAIN_BLOCKS = 18  # 45 ms
 LOOKAHEAD_BLOCKS = 32  # 80 ms after the attack are needed to decide
 REFRACTORY_BLOCKS = 40  # 100 ms
@@ -38,6 +39,7 @@ MAX_VOICED_BLOCKS = 24  # a thump can look voiced for a frame or two; a syllable
 GROUP_GAP = 1.3  # seconds without a tap that close a group
 _CONTEXT = BACKGROUND_BLOCKS + 1
 _MEDIAN = BACKGROUND_BLOCKS // 2
+BODY_DROP_DB = 30.0  # a tap's body ends this far under its peak (or near the background)
 TAIL_DROP_DB = 20.0  # after 45 ms a tap has fallen this far below its attack (a syllable has not)
 TAIL_LOUD_BLOCKS = (LOOKAHEAD_BLOCKS - MAX_SUSTAIN_BLOCKS) // 2  # more still loud after 45 ms: too long
 _windows = np.lib.stride_tricks.sliding_window_view
@@ -134,17 +136,21 @@ class TapDetector:
         if not candidates.size:
             return []
         ahead = _windows(blocks, LOOKAHEAD_BLOCKS)[candidates]
-        loud = ahead > (background + SUSTAIN_DB)[:, None]
+        onset_peak = ahead[:, :3].max(axis=1)  # the attack block may hold only the tap's first samples
+        # The body lasts while the event stays near the background's top, or (a loud tap over a
+        # quiet line rings long) within BODY_DROP_DB of its peak.
+        loud = ahead > np.maximum(background + SUSTAIN_DB, onset_peak - BODY_DROP_DB)[:, None]
         body = np.where(loud.all(axis=1), LOOKAHEAD_BLOCKS, np.argmin(loud, axis=1))
         crests = crest[candidates]
         click = (body == MIN_BODY_BLOCKS) & (crests >= CLICK_CREST_DB)
-        # A short tap over a loud bed falls under background + SUSTAIN_DB within one block;
-        # a one-sample line click does too, but its block is much peakier.
-        short = (body == 1) & (crests < CLICK_CREST_DB)
+        # A short tap over a loud bed may fall under background + SUSTAIN_DB within one block;
+        # a one-sample line click does too, but its block is much peakier. One block is thin
+        # evidence: it must stand well clear of the bed.
+        short = (body == 1) & (crests < SHORT_TAP_CREST_DB) & (attack >= background + TAP_MARGIN_DB + SUSTAIN_DB)
         mostly_voiced = _windows(voiced, LOOKAHEAD_BLOCKS)[candidates].sum(axis=1) > MAX_VOICED_BLOCKS
         # Still up after 45 ms, near the attack's level (most blocks, not a few blocks of a
         # noisy bed jumping, nor a breath starting under the tap's decay): a syllable or a swell.
-        still_up = np.maximum(background + SUSTAIN_DB, attack - TAIL_DROP_DB)
+        still_up = np.maximum(background + SUSTAIN_DB, onset_peak - TAIL_DROP_DB)
         too_long = (ahead[:, MAX_SUSTAIN_BLOCKS:] > still_up[:, None]).sum(axis=1) > TAIL_LOUD_BLOCKS
         is_tap = (((body >= MIN_BODY_BLOCKS) & (body <= MAX_SUSTAIN_BLOCKS) & ~click) | short) & ~too_long & ~mostly_voiced
         found = []
