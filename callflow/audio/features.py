@@ -62,6 +62,15 @@ LPC_ORDER = 8
 LPC_FLOOR = 3e-3
 
 
+def _high_passed(x: np.ndarray) -> np.ndarray:
+    """x minus its 8-sample moving average, along the last axis (rows start from zero)."""
+    csum = np.cumsum(x, axis=1)
+    moving = np.empty_like(x)
+    moving[:, _MA:] = (csum[:, _MA:] - csum[:, :-_MA]) / _MA
+    moving[:, :_MA] = csum[:, :_MA] / np.arange(1, _MA + 1, dtype=np.float32)
+    return x - moving
+
+
 def autocorrelation(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame autocorrelation, lags 0..LPC_ORDER, normalised to lag 0; and lag 0 itself.
 
@@ -130,13 +139,8 @@ def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
     # Block energies of a high-passed copy (x minus its 8-sample moving average,
     # ~ -30 dB at 100 Hz, flat above 1 kHz): rumble (brown noise, traffic) would
     # otherwise make 2.5 ms energies swing with the phase of its slow waves.
-    csum = np.cumsum(x, axis=1)
-    moving = np.empty_like(x)
-    moving[:, _MA:] = (csum[:, _MA:] - csum[:, :-_MA]) / _MA
-    moving[:, :_MA] = csum[:, :_MA] / np.arange(1, _MA + 1, dtype=np.float32)
-    high_passed = (x - moving).reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
     if whiten is None:
-        blocks = high_passed
+        blocks = _high_passed(x).reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
     else:
         filters, previous = whiten
         filters = filters.astype(np.float32)
@@ -149,11 +153,17 @@ def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
     block_power = np.einsum("ijk,ijk->ij", blocks, blocks) / BLOCK_SAMPLES
     out[:, BLOCKS:] = _db(block_power)
     out[:, BLOCK_MEAN] = out[:, BLOCKS:].mean(axis=1)
-    # Crest of the loudest block, on the high-passed copy: whitening would smear a
-    # one-sample click over the filter's length and make it look less peaky.
+    # Crest of the loudest block, always on the high-passed copy: whitening would smear
+    # a one-sample click over the filter's length and make it look less peaky.
     loudest = np.argmax(block_power, axis=1)
     rows = np.arange(n)
-    chosen = high_passed[rows, loudest]
+    if whiten is None:
+        chosen = blocks[rows, loudest]
+    else:  # high-pass just that block (and the _MA - 1 samples before it, within the frame)
+        first = loudest * BLOCK_SAMPLES
+        cols = first[:, None] + np.arange(-(_MA - 1), BLOCK_SAMPLES)
+        seg = x[rows[:, None], np.maximum(cols, 0)] * (cols >= 0)
+        chosen = _high_passed(seg)[:, _MA - 1 :]
     out[:, CREST] = _db(np.max(chosen**2, axis=1)) - _db(np.einsum("ij,ij->i", chosen, chosen) / BLOCK_SAMPLES)
 
     active = np.flatnonzero((out[:, LEVEL] > ACTIVE_FLOOR_DBFS) & (out[:, DIGITAL_SILENCE] == 0))
