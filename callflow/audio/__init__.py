@@ -16,7 +16,8 @@ What the ARI adapter uses (see docs/benchmarks.md for costs):
     receiver.stats()                                # flat counters + lag, for Prometheus
 
 Modules: g711 (codecs), rtp (parser, sequence tracking), receiver (shared
-socket), features (batched per-frame features), taps (tap detector),
+socket), features (batched per-frame features; whitening filters for the
+tap blocks), taps (tap detector),
 classifier (CallAudio, analyse_calls, verdict), offline/cli/bench (tools).
 """
 

@@ -14,7 +14,9 @@ Decision rules (why, in short):
 - digital silence (constant samples) for long is a dead line too (muted or
   broken device), but never before `digital_silence_dead_after`;
 - webrtcvad fires on taps and noise, so speech needs voicing (harmonicity,
-  low spectral flatness) as well, and taps are found on 2.5 ms block energies;
+  low spectral flatness) as well, and taps are found on 2.5 ms block energies
+  of the call's whitened signal (a prediction-error filter following the
+  line's spectrum: band-limited breaths flatten out, broadband taps do not);
 - breathing is a slow (0.2–0.6 Hz) periodic envelope of unvoiced noise, seen on
   an 8 s history.
 """

@@ -136,9 +136,10 @@ def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
     out[:, LEVEL] = _db(power)
     out[:, PEAK] = _db(np.max(np.abs(x), axis=1) ** 2)
     out[:, DIGITAL_SILENCE] = frames.max(axis=1) == frames.min(axis=1)
-    # Block energies of a high-passed copy (x minus its 8-sample moving average,
-    # ~ -30 dB at 100 Hz, flat above 1 kHz): rumble (brown noise, traffic) would
-    # otherwise make 2.5 ms energies swing with the phase of its slow waves.
+    # Block energies of the call's whitened signal (see compute_features), or of a
+    # high-passed copy (x minus its 8-sample moving average, ~ -30 dB at 100 Hz,
+    # flat above 1 kHz): rumble (brown noise, traffic) would otherwise make 2.5 ms
+    # energies swing with the phase of its slow waves.
     if whiten is None:
         blocks = _high_passed(x).reshape(n, BLOCKS_PER_FRAME, BLOCK_SAMPLES)
     else:
@@ -159,12 +160,16 @@ def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
     rows = np.arange(n)
     if whiten is None:
         chosen = blocks[rows, loudest]
-    else:  # high-pass just that block (and the _MA - 1 samples before it, within the frame)
+        out[:, CREST] = _db(np.max(chosen**2, axis=1)) - _db(np.einsum("ij,ij->i", chosen, chosen) / BLOCK_SAMPLES)
+    else:
+        # High-pass just that block and the one before it (a click at the end of a block
+        # spills into the next one through the whitening filter); the peakier of the two.
         first = loudest * BLOCK_SAMPLES
-        cols = first[:, None] + np.arange(-(_MA - 1), BLOCK_SAMPLES)
+        cols = first[:, None] + np.arange(-BLOCK_SAMPLES - (_MA - 1), BLOCK_SAMPLES)
         seg = x[rows[:, None], np.maximum(cols, 0)] * (cols >= 0)
-        chosen = _high_passed(seg)[:, _MA - 1 :]
-    out[:, CREST] = _db(np.max(chosen**2, axis=1)) - _db(np.einsum("ij,ij->i", chosen, chosen) / BLOCK_SAMPLES)
+        pair = _high_passed(seg)[:, _MA - 1 :].reshape(n, 2, BLOCK_SAMPLES)
+        crests = _db(np.max(pair**2, axis=2)) - _db(np.einsum("ijk,ijk->ij", pair, pair) / BLOCK_SAMPLES)
+        out[:, CREST] = crests.max(axis=1)
 
     active = np.flatnonzero((out[:, LEVEL] > ACTIVE_FLOOR_DBFS) & (out[:, DIGITAL_SILENCE] == 0))
     if active.size == 0:

@@ -73,3 +73,24 @@ def test_live_reproduction_over_breathing(peak):
         exact += heard == [count]
     assert len(taps) <= len(groups)
     assert exact >= 21
+
+
+@pytest.mark.parametrize("seed", [90, 91, 92])
+def test_breathing_over_line_clicks_gives_no_tap_groups(seed):
+    # A breather on a line with single-sample clicks: the whitening must not make the clicks taps.
+    r = np.random.default_rng(seed)
+    bed = synth.noise(seed, 20.0, "pink", -55.0)
+    for at in r.integers(0, len(bed), 40):
+        bed[at] += r.choice([-1, 1]) * r.uniform(3, 10) * synth.gen.db_to_amp(-55.0)
+    got, _ = counts(synth.breathing(seed, 20.0, rate_hz=0.45, peak_dbfs=-44.0) + bed)
+    assert got == []
+
+
+@pytest.mark.parametrize("push_seconds", [0.02, 0.2])
+def test_taps_over_breathing_do_not_depend_on_the_analysis_tick(push_seconds, monkeypatch):
+    # The receiver analyses every 200 ms; the whitening filter must follow the line the same way.
+    from callflow.audio import offline
+
+    monkeypatch.setattr(offline, "PUSH_SECONDS", push_seconds)
+    bed = synth.breathing(93, 8.0, rate_hz=0.3, peak_dbfs=-38.0)
+    assert counts(bed + synth.taps(94, 2, seconds=8.0, peak_dbfs=-14.0, start=2.5))[0] == [2]
