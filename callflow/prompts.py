@@ -35,8 +35,18 @@ def load_prompts(sounds_dir: Path = SOUNDS) -> dict[str, dict[str, str]]:
                 raise ConfigError(f"{name}:{prompt_id}", "a mapping language → text")
             if prompt_id in prompts:
                 raise ConfigError(f"{name}:{prompt_id}", "a prompt id defined once")
-            prompts[prompt_id] = texts
+            prompts[prompt_id] = {lang: text for lang, text in texts.items() if lang != "voice"}
     return prompts
+
+
+def voice_overrides(sounds_dir: Path = SOUNDS) -> dict[str, str]:
+    """Prompts spoken in another language than their file's (`voice:` key), e.g. the English hint of cas E."""
+    found = {}
+    for name in SOURCE_FILES:
+        for prompt_id, texts in (yaml.safe_load((sounds_dir / name).read_text()) or {}).items():
+            if isinstance(texts, dict) and "voice" in texts:
+                found[prompt_id] = texts["voice"]
+    return found
 
 
 def render(agent_name: str, sounds_dir: Path = SOUNDS, force: bool = False) -> list[Path]:
@@ -45,8 +55,10 @@ def render(agent_name: str, sounds_dir: Path = SOUNDS, force: bool = False) -> l
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed: apt-get install -y espeak-ng sox")
     written: list[Path] = []
+    voices = voice_overrides(sounds_dir)
     for prompt_id, texts in load_prompts(sounds_dir).items():
         for lang, text in texts.items():
+            voice = voices.get(prompt_id, VOICES.get(lang, lang))
             text = text.replace("{agent_name}", agent_name)
             out_dir = sounds_dir / lang
             out_dir.mkdir(exist_ok=True)
@@ -56,21 +68,21 @@ def render(agent_name: str, sounds_dir: Path = SOUNDS, force: bool = False) -> l
                 continue
             stamp = out_dir / ".rendered.json"
             done = json.loads(stamp.read_text()) if stamp.exists() else {}
-            digest = hashlib.sha256(f"{VOICES.get(lang, lang)}|{text}".encode()).hexdigest()[:16]
+            digest = hashlib.sha256(f"{voice}|{text}".encode()).hexdigest()[:16]
             if not force and target.exists() and done.get(prompt_id) == digest:
                 continue
-            _synthesise(text, lang, target)
+            _synthesise(text, voice, target)
             done[prompt_id] = digest
             stamp.write_text(json.dumps(done, indent=0, sort_keys=True))
             written.append(target)
     return written
 
 
-def _synthesise(text: str, lang: str, target: Path) -> None:
+def _synthesise(text: str, voice: str, target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "tts.wav"
         # -s 150: a calm, clear pace (« voix calme, claire »)
-        subprocess.run(["espeak-ng", "-v", VOICES.get(lang, lang), "-s", "150", "-w", str(raw), text],
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text],
                        check=True, capture_output=True)
         subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-t", "ul", str(target), "pad", "0.1", "0.2"],
                        check=True, capture_output=True)

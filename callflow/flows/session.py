@@ -33,6 +33,10 @@ SPEECH_SPAN = 3.0
 SPEECH_CONFIDENCE = 0.6
 #: Breathing louder than this is voice energy without words (sobs, moaning).
 VOICED_DBFS = -35.0
+# The classifier's distress flag is a hint: one reading is a flicker (seen on calm
+# breathing); several within a few seconds are sobs or moans.
+DISTRESS_READINGS = 3
+DISTRESS_SPAN = 10.0
 
 
 class SpeechHeard(Exception):
@@ -86,6 +90,7 @@ class FlowCall:
         self._segment: list | None = None  # [start, end, state, distress, level]
         self._window: Window | None = None
         self._distress = False
+        self._distress_times: deque[float] = deque()
 
     def now(self) -> float:
         """Seconds since the flow took the call."""
@@ -156,7 +161,11 @@ class FlowCall:
         while self._speech_times and now - self._speech_times[0] > SPEECH_SPAN:
             self._speech_times.popleft()
         if reading.distress:
-            self._distress = True
+            self._distress_times.append(now)
+        while self._distress_times and now - self._distress_times[0] > DISTRESS_SPAN:
+            self._distress_times.popleft()
+        if len(self._distress_times) >= DISTRESS_READINGS:
+            self._distress = True  # latched: once likely, cas F's question is owed
         if reading.state is AudioState.BREATHING and reading.level_dbfs >= VOICED_DBFS:
             self._voiced_seconds += SLICE  # « long » voice energy without words: it must last
         else:

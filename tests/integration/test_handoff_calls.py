@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 import caller_audio as audio
 import pytest
+from polling import poll
 from caller_audio import keypad_caller
 from sipp import Caller, start_sipp
 
@@ -24,16 +24,6 @@ from callflow.telephony.ari.client import AriClient  # noqa: E402
 SHORT_NUMBER = "38100"
 
 
-async def poll(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

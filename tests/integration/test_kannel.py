@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from polling import poll
 from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -77,16 +77,6 @@ async def web_server(http_port):
     await runner.cleanup()
 
 
-async def poll(predicate, what: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def received_for(kannel, number):

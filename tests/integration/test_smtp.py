@@ -12,6 +12,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from polling import poll
 from aiosmtpd.controller import Controller
 
 from callflow.handoff.cli import register_cli
@@ -43,16 +44,6 @@ def cli(*argv: str) -> int:
     return args.func(args)
 
 
-async def poll(predicate, what, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -498,3 +498,13 @@ async def test_distress_heard_before_a_key_still_asks_the_emergency_question_fir
     assert "q_hears" not in prompts[: prompts.index("q_emergency")]
     assert len(fake.emergency.started) == 1
     assert_never_hung_up_by_system(fake)
+
+
+async def test_a_single_distress_flicker_on_calm_breathing_is_not_distress():
+    # Seen live: one distress reading in half a minute of calm breathing. Not sobs: cas B, not cas F.
+    sounds = [Sound(0, S.SILENCE), Sound(4, S.BREATHING, level_dbfs=-40),
+              Sound(20, S.BREATHING, level_dbfs=-40, distress=True), Sound(20.4, S.BREATHING, level_dbfs=-40)]
+    fake = await FakeCall(CallerScript(sounds=sounds, hangs_up_at=60)).run()
+    prompts = fake.channel.prompts()
+    assert "q_emergency" not in prompts
+    assert "cas_b_reassure" in prompts
