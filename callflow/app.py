@@ -5,27 +5,23 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
+from callflow.agents.bridges import AriBridges
+from callflow.agents.desk import AgentDesk
+from callflow.agents.pool import AgentPool, AriPresence
+from callflow.agents.speech import RuntimeSpeech
 from callflow.config import Config
 from callflow.controller import Controller
-from callflow.core.agents import DialplanAgents
 from callflow.core.channel import CallContext
+from callflow.flows.closing import recorded_call_notice
+from callflow.flows.emergency import EmergencyBridge
 from callflow.flows.silent_call import SilentCallDeps, run_silent_call
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.service import HandoffService
 from callflow.handoff.web import add_routes as add_handoff_routes
 from callflow.store.records import Records
+from callflow.web.agents_api import add_routes as add_agents_routes
 
 log = logging.getLogger(__name__)
-
-
-class LoggedEmergencyLine:
-    """Stand-in until the emergency bridge exists: record and log loudly, never hang up."""
-
-    def __init__(self, records: Records):
-        self.records = records
-
-    async def start(self, call_id: str, *, caller_number: str | None, situation: str, answers: dict[str, str]) -> None:
-        log.critical("EMERGENCY requested", extra={"call": call_id, "caller": caller_number, "situation": situation})
 
 
 async def build_controller(config: Config, services: AsyncExitStack) -> Controller:
@@ -35,24 +31,44 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
 
     deps: SilentCallDeps | None = None  # built below: the services need the controller's ARI client
 
-    async def silent_call(ctx: CallContext) -> None:
+    async def inbound_call(ctx: CallContext) -> None:
         assert deps is not None
         await handoffs.note_call(ctx.call_id, ctx.caller.number)
+        if config.prompts.recorded_call_notice:
+            await ctx.channel.answer()
+            await recorded_call_notice(ctx.channel, language=ctx.caller.language)
         await run_silent_call(ctx, deps)
 
-    controller = Controller(config, flow=silent_call)
+    controller = Controller(config, flow=inbound_call)
+    client = controller.client
+
     handoffs = HandoffService(
         HandoffConfig(sms=config.sms, smtp=config.smtp, outbox=config.outbox, callbacks=config.callbacks),
-        ari_post=lambda path, params: controller.client.request("PUT", path, params),  # sendMessage is a PUT
+        ari_post=lambda path, params: client.request("PUT", path, params),  # sendMessage is a PUT
         originate=controller.place_callback, records=records, find_recent_call=records.find_recent_call,
     )
     await handoffs.start()
     services.push_async_callback(handoffs.stop)
     add_handoff_routes(controller.web_app, handoffs)
 
+    # people: agents' desk phones, the supervisor, the emergency line (seeds 000 cas F, 001, 002, 004)
+    presence, bridges = AriPresence(client), AriBridges(client)
+    speech = RuntimeSpeech(config.agents.runtime_sounds_dir) if config.agents.runtime_sounds_dir else None
+
+    def channel_of(call_id: str):
+        session = controller.calls.get(call_id)
+        return session.channel if session else None
+
+    emergency = EmergencyBridge(config.emergency, recorder=records, bridges=bridges, channels=channel_of,
+                                agents_context=config.routing.agents_context, speech=speech)
+    desk = AgentDesk(pool=AgentPool(config.agents, presence=presence), recorder=records, handoffs=handoffs,
+                     bridges=bridges, escalation=config.escalation, codes=config.feature_codes,
+                     emergency=emergency, presence=presence, speech=speech)
+    emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
+    add_agents_routes(controller.web_app, desk)
+
     deps = SilentCallDeps(
-        recorder=records, handoffs=handoffs, emergency=LoggedEmergencyLine(records),
-        agents=DialplanAgents(config.routing.agents_context, "s"), timers=config.silent_call,
+        recorder=records, handoffs=handoffs, emergency=emergency, agents=desk, timers=config.silent_call,
         agent_name=config.prompts.agent_name,
     )
     return controller

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes
 from callflow.core.errors import ConfigError
 from callflow.flows.timers import SilentCallTimers
 from callflow.handoff.config import CallbackConfig, OutboxConfig, SmsConfig, SmtpConfig
@@ -67,6 +68,8 @@ class LogConfig:
 @dataclass
 class PromptsConfig:
     agent_name: str = "Camille"  # the [PRENOM_HOTLINER] of the seed's greeting
+    # seed 002: « l'annonce que le téléphone est enregistré … a fait baisser les dérapages »
+    recorded_call_notice: bool = False
     sounds_prefix: str = "callflow"  # Asterisk sounds/<prefix>/<lang>/<prompt>
 
     def validate(self) -> None:
@@ -120,6 +123,10 @@ SECTIONS: dict[str, type] = {
     "smtp": SmtpConfig,
     "outbox": OutboxConfig,
     "callbacks": CallbackConfig,
+    "agents": AgentsConfig,
+    "escalation": EscalationConfig,
+    "emergency": EmergencyConfig,
+    "feature_codes": FeatureCodes,
 }
 
 
@@ -137,6 +144,10 @@ class Config:
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
+    agents: AgentsConfig = field(default_factory=AgentsConfig)
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
+    emergency: EmergencyConfig = field(default_factory=EmergencyConfig)
+    feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
 
     def validate(self) -> None:
         self.outbox.db_path = self.store.database  # one database for every room
@@ -164,6 +175,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
         sections[name] = _build_section(name, cls, data.get(name, {}), env)
     config = Config(**sections)
     _fill_sandbox_credentials(config.ari, env)
+    _fill_sandbox_defaults(config, env)
     config.validate()
     return config
 
@@ -228,6 +240,14 @@ def _coerce(key: str, kind: Any, value: Any) -> Any:
 
 def _expected(kind: Any) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(kind, str(kind))
+
+
+def _fill_sandbox_defaults(config: Config, env: dict[str, str]) -> None:
+    """On the sandbox PBX's machine, the controller shares its sounds folder for runtime speech."""
+    state_dir = Path(env.get("CALLFLOW_STATE_DIR", str(DEFAULT_STATE_DIR)))
+    sounds = Path(env.get("CALLFLOW_SANDBOX_ROOT", str(state_dir / "sid-root"))) / "usr/share/asterisk/sounds"
+    if not config.agents.runtime_sounds_dir and sounds.is_dir() and "127.0.0.1" in config.ari.url:
+        config.agents.runtime_sounds_dir = str(sounds / config.prompts.sounds_prefix)
 
 
 def _fill_sandbox_credentials(ari: AriConfig, env: dict[str, str]) -> None:

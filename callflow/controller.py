@@ -18,6 +18,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from callflow.agents import latch
 from callflow.audio.receiver import RtpReceiver
 from callflow.config import Config
 from callflow.core.channel import Caller, CallContext, CallerHungUp
@@ -278,8 +279,17 @@ class Controller:
             await channel.stop_listening()
         except Exception:
             log.exception("media fork teardown failed", extra={"call": session.key})
-        if not channel.hung_up and channel.in_stasis:
-            await self._continue_to_agents(channel.id, reason)
+        if channel.hung_up or not channel.in_stasis:
+            return
+        if latch.is_latched(session.key):
+            # an emergency: never hung up, never pulled out of its conversation with the line
+            for bridge in await self.client.get("bridges"):
+                if channel.id in bridge.get("channels", []) and len(bridge["channels"]) > 1:
+                    await self._adopt_bridge(bridge["id"])  # once alone in it, the caller goes to a person
+                    return
+            await self._continue_to_agents(channel.id, f"{reason}_emergency")  # alone: a person, not silence
+            return
+        await self._continue_to_agents(channel.id, reason)
 
     async def _on_handler_error(self, owner: str, exc: BaseException) -> None:
         self.metrics.handler_errors.inc()
@@ -311,7 +321,11 @@ class Controller:
             if event.channel_id != channel_id or outcome.done():
                 return
             if event.type == "StasisStart":
-                await self._continue_to_agents(channel_id, f"callback:{target}")
+                if target == "supervisor":  # seed 001: the supervisor calls back when nobody answered
+                    await self.client.post(f"channels/{channel_id}/continue", context="hotline-agent-direct",
+                                           extension=self.config.escalation.supervisor, priority=1)
+                else:
+                    await self._continue_to_agents(channel_id, f"callback:{target}")
                 outcome.set_result("answered")
             elif event.type == "ChannelDestroyed":
                 outcome.set_result(_CAUSES.get(event.cause or 0, "failed"))

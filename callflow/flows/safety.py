@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from callflow.agents import latch
 from callflow.core.channel import SIGNS_OF_LIFE, AudioReading, AudioState, CallerInput, Channel
 from callflow.core.recorder import CallRecorder
 from callflow.flows.timers import SilentCallTimers
@@ -83,7 +84,7 @@ class SafeHangup:
         """Why a hang-up now would be premature; None when it is allowed."""
         now = self._now()
         t = self._timers
-        if self.emergency:
+        if self.emergency or latch.is_latched(self._call_id):  # the IVR's cas F or an agent's *9
             return "emergency: never hang up until help is there"
         if self.final_warning_at is None:
             return "no final warning spoken"

@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
-import yaml
 
+from callflow import prompts as prompts_source
 from callflow.core.agents import Diagnosis
 from callflow.core.channel import (
     AudioReading,
@@ -398,13 +397,12 @@ class FakeAgents:
         await call.channel.continue_in_dialplan("agents", "s")
 
 
-PROMPTS_YAML = Path(__file__).resolve().parents[2] / "sounds" / "prompts.yaml"
 
 
 @lru_cache(maxsize=4)
-def load_prompts(path: Path = PROMPTS_YAML) -> dict[str, dict[str, str]]:
-    """sounds/prompts.yaml: prompt id → {language: text} (read once per test run; do not mutate)."""
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+def load_prompts() -> dict[str, dict[str, str]]:
+    """Every prompt source (callflow/prompts.py): prompt id → {language: text}."""
+    return prompts_source.load_prompts()
 
 
 class FakeCall:

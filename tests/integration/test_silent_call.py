@@ -100,13 +100,13 @@ async def _seed_example(controller, caller: Caller, name: str) -> dict:
 
 
 async def test_the_seeds_full_example_answered_with_keys(controller, files):
-    caller = keypad_caller(Caller().audio(files["breathing"]), "12111")
+    caller = keypad_caller(Caller().audio(files["breathing"]), "12111", then=12)
     await _seed_example(controller, caller, "seed-keys")
 
 
 async def test_the_seeds_full_example_answered_with_taps(controller, files):
     first = diagnosis_at() + 3
-    caller = Caller().audio(files["breathing_taps"]).pause(first + 13 * 4 + 25)
+    caller = Caller().audio(files["breathing_taps"]).pause(first + 13 * 4 + 12)
     record = await _seed_example(controller, caller, "seed-taps")
     assert not [a for a in record["actions"] if a["kind"] == "answer" and "key" in a["detail"]]
 
@@ -145,7 +145,7 @@ async def test_cas_e_key_1_switches_to_english(controller, files, asterisk_log):
 async def test_distress_asks_the_emergency_question_first_and_1_never_hangs_up(controller, files, asterisk_log):
     # distress is acted on at the first listening after the sobs start (after the audio check)
     asked = prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint")
-    caller = Caller().audio(files["sobbing"]).pause(asked + prompt_seconds("q_emergency") + 2).press("1").pause(60)
+    caller = Caller().audio(files["sobbing"]).pause(asked + prompt_seconds("q_emergency") + 2).press("1").pause(25)
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="distress", timeout_s=120)
     assert await run.wait(110) == 0, run.errors()  # no BYE from us, for the whole call
     call = await controller.wait_for_event("call in")
@@ -159,8 +159,13 @@ async def test_distress_asks_the_emergency_question_first_and_1_never_hangs_up(c
     assert line
 
 
-async def test_a_breathing_caller_who_never_presses_is_never_hung_up(controller, files):
-    caller = Caller().audio(files["breathing"]).pause(140)
+async def test_a_breathing_caller_who_never_presses_is_never_hung_up(controller_process, files):
+    # the shortest questionnaire the config allows (1 re-prompt, 5 s per question): the
+    # caller outlasts it and the call goes on with a person, never a BYE from us
+    controller = controller_process
+    controller.env.update({"CALLFLOW_SILENT_CALL_REPROMPTS": "1", "CALLFLOW_SILENT_CALL_QUESTION_TIMEOUT": "5"})
+    controller.start()
+    caller = Caller().audio(files["breathing"]).pause(100)
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="breathing-only", timeout_s=200)
     assert await run.wait(180) == 0, run.errors()  # the caller's BYE ends it, never ours
     call = await controller.wait_for_event("call in")

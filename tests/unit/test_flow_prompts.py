@@ -1,4 +1,4 @@
-"""Every prompt id the flows speak exists in sounds/prompts.yaml, in the seed's wording."""
+"""Every prompt id the flows speak exists in the prompt source (sounds/prompts*.yaml), in the seed's wording."""
 
 from __future__ import annotations
 
