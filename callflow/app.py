@@ -65,7 +65,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
                      bridges=bridges, escalation=config.escalation, codes=config.feature_codes,
                      emergency=emergency, presence=presence, speech=speech)
     emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
-    add_agents_routes(controller.web_app, desk)
+    add_agents_routes(controller.web_app, desk, emergency)
 
     deps = SilentCallDeps(
         recorder=records, handoffs=handoffs, emergency=emergency, agents=desk, timers=config.silent_call,
