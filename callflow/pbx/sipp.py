@@ -2,8 +2,8 @@
 
 Scenarios are generated as XML per test (steps: stream audio, pause, press a
 key, hang up or wait for our BYE) so each test says exactly what its caller
-does. RFC 2833 key presses are written as pcap files with fresh sequence
-numbers and timestamps for every press (replaying one capture twice makes
+does. RFC 2833 key presses replay sip-tester's captures with fresh sequence
+numbers, timestamps and SSRC for every press (replaying one capture twice makes
 Asterisk see a burst of duplicates; see ../shared/notes/platform.md).
 """
 
@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
+STOCK_DTMF = Path("/usr/share/sip-tester")  # Debian's sip-tester ships one RFC 2833 capture per key
 ASTERISK = "127.0.0.1:5060"
 _ports = itertools.count(0)
 _presses = itertools.count(1)
 
-DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
 
 
 def next_ports() -> tuple[int, int]:
@@ -33,40 +33,27 @@ def next_ports() -> tuple[int, int]:
 
 # -- RFC 2833 key presses as pcap ----------------------------------------------------------
 
-def dtmf_pcap(digit: str, path: Path, *, duration_ms: int = 160, payload_type: int = 101) -> Path:
-    """Write one key press (telephone-event packets) as a pcap SIPp can play."""
+def dtmf_pcap(digit: str, path: Path) -> Path:
+    """Write one key press as a pcap SIPp can play: sip-tester's own RFC 2833 capture of
+    that key, with a fresh sequence number, timestamp and SSRC for every press.
+
+    The packets are otherwise left exactly as captured (marker, durations, the three
+    identical end packets): hand-made variants made Asterisk report one press 2–3 times.
+    """
     press = next(_presses)
-    ssrc = 0x5EED0000 + press
-    seq = (press * 97) % 60000
-    timestamp = press * 160_000
-    event = DTMF_EVENTS[digit]
-    packets = []
-    steps = max(1, duration_ms // 20)
-    for i in range(steps):
-        packets.append((i * 0.02, _rtp(payload_type, seq + i, timestamp, ssrc, marker=i == 0,
-                                         payload=struct.pack("!BBH", event, 10, (i + 1) * 160))))
-    for j in range(3):  # the end packet, sent three times as RFC 4733 asks: same packet, same sequence number
-        packets.append(((steps + j) * 0.02, _rtp(payload_type, seq + steps, timestamp, ssrc, marker=False,
-                                                 payload=struct.pack("!BBH", event, 0x80 | 10, steps * 160))))
-    _write_pcap(path, packets)
+    name = {"*": "star", "#": "pound"}.get(digit, digit)
+    data = bytearray((STOCK_DTMF / f"dtmf_2833_{name}.pcap").read_bytes())
+    offset, first_seq = 24, None
+    while offset + 16 <= len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        rtp_at = offset + 16 + length - 16  # 12-byte RTP header + 4-byte telephone-event payload
+        seq = struct.unpack_from("!H", data, rtp_at + 2)[0]
+        first_seq = seq if first_seq is None else first_seq
+        struct.pack_into("!HII", data, rtp_at + 2, ((press * 97) + seq - first_seq) & 0xFFFF,
+                         (press * 160_000) & 0xFFFFFFFF, 0x5EED0000 + press)
+        offset += 16 + length
+    path.write_bytes(bytes(data))
     return path
-
-
-def _rtp(pt: int, seq: int, ts: int, ssrc: int, *, marker: bool, payload: bytes) -> bytes:
-    return struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc) + payload
-
-
-def _write_pcap(path: Path, packets: list[tuple[float, bytes]]) -> None:
-    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # Ethernet link type
-    for t, rtp in packets:
-        udp = struct.pack("!HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
-        frame = b"\x00" * 12 + b"\x08\x00" + ip
-        secs = int(1_700_000_000 + t)
-        usecs = int(round((t % 1) * 1_000_000))
-        out += struct.pack("<IIII", secs, usecs, len(frame), len(frame)) + frame
-    path.write_bytes(bytes(out))
 
 
 # -- scenario building ---------------------------------------------------------------------------
