@@ -27,7 +27,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sipp import SippRun, answering_phone_xml, next_ports, register, registration_xml, start_sipp  # noqa: E402
+from callflow.pbx.sipp import SippRun, answering_phone_xml, next_ports, register, registration_xml, start_sipp  # noqa: E402
 
 from callflow import prompts  # noqa: E402
 from callflow.pbx.sandbox import Sandbox  # noqa: E402

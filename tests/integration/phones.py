@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sipp import (  # noqa: E402
+from callflow.pbx.sipp import (  # noqa: E402
     _UAS_ANSWER,
     _UAS_HEAD,
     SippRun,

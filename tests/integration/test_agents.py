@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from phones import DeskPhoneScript, desk_env, desk_phones, tone  # noqa: F401  (fixtures)
-from sipp import Caller, start_sipp
+from callflow.pbx.sipp import Caller, start_sipp
 
 from callflow.core.agents import Diagnosis
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from phones import DeskPhoneScript, desk_env, desk_phones, emergency_line, tone  # noqa: F401  (fixtures)
-from sipp import Caller, start_sipp
+from callflow.pbx.sipp import Caller, start_sipp
 
 from callflow.agents import latch
 from callflow.core.agents import Diagnosis

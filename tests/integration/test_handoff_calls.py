@@ -11,7 +11,7 @@ import caller_audio as audio
 import pytest
 from polling import poll
 from caller_audio import keypad_caller
-from sipp import Caller, start_sipp
+from callflow.pbx.sipp import Caller, start_sipp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kannel_fixture import KannelGateway  # noqa: E402

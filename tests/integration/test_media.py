@@ -6,7 +6,7 @@ import asyncio
 
 import caller_audio as audio
 import numpy as np
-from sipp import Caller, start_sipp
+from callflow.pbx.sipp import Caller, start_sipp
 
 from callflow.core.channel import AudioState, CallerHungUp, TapInput
 

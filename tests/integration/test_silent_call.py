@@ -13,7 +13,7 @@ from pathlib import Path
 
 import caller_audio as audio
 import pytest
-from sipp import Caller, start_sipp
+from callflow.pbx.sipp import Caller, start_sipp
 
 from caller_audio import diagnosis_at, keypad_caller, prompt_seconds
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from sipp import Caller, start_sipp
+from callflow.pbx.sipp import Caller, start_sipp
 
 
 async def test_caller_is_answered_greeted_and_their_key_is_seen(controller, asterisk_log, audio_dir):
