@@ -22,7 +22,7 @@ from callflow.core.errors import ConfigError
 
 SOUNDS = Path(__file__).resolve().parents[1] / "sounds"
 VOICES = {"fr": "fr-fr", "en": "en-gb", "es": "es", "it": "it"}
-SOURCE_FILES = ("prompts.yaml", "prompts.agents.yaml")
+SOURCE_FILES = ("prompts.yaml",)
 
 
 def load_prompts(sounds_dir: Path = SOUNDS) -> dict[str, dict[str, str]]:

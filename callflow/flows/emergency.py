@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 DIGIT_WORDS = {**{str(d): f"em_digit_{d}" for d in range(10)}, "+": "em_digit_plus", "*": "em_digit_star", "#": "em_digit_pound"}
 
 #: keypad answers (callflow/flows/keypad.py question ids) the operator is told about
-#: « Les secours arrivent… je reste en ligne avec vous » (sounds/prompts.agents.yaml)
+#: « Les secours arrivent… je reste en ligne avec vous » (sounds/prompts.yaml)
 REASSURE = "emergency_reassure"
 
 ANSWER_PROMPTS = {

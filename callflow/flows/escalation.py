@@ -36,7 +36,7 @@ from callflow.core.handoff import Handoffs
 CONFERENCE, TRANSFER = "conference", "transfer"
 WAITING, RINGING, CONNECTED, NO_ANSWER, ENDED, CANCELLED = "waiting", "ringing", "connected", "no_answer", "ended", "cancelled"
 
-# caller prompts (sounds/prompts.agents.yaml)
+# caller prompts (sounds/prompts.yaml)
 WAIT_PROMPTS = {CONFERENCE: "escalation_wait", TRANSFER: "escalation_wait_transfer"}
 NO_ANSWER_PROMPT = "escalation_no_answer"
 
