@@ -244,7 +244,11 @@ def answering_phone_xml(*, ring_seconds: float = 0.5, reject_with: int | None = 
 """
         return _UAS_HEAD + ring + answer
     media = f'<nop><action><exec rtp_stream="{talk_audio},-1,0"/></action></nop>' if talk_audio else ""
-    return _UAS_HEAD + ring + _UAS_ANSWER + media + """
+    return _UAS_HEAD + ring + _UAS_ANSWER + media + WAIT_FOR_BYE
+
+
+#: The end of a UAS scenario: the other side hangs up, we say OK.
+WAIT_FOR_BYE = """
   <recv request="BYE" timeout="600000"/>
   <send>
     <![CDATA[
@@ -252,6 +256,27 @@ def answering_phone_xml(*, ring_seconds: float = 0.5, reject_with: int | None = 
       [last_Via:]
       [last_From:]
       [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+def message_receiver_xml() -> str:
+    """A phone that receives one SIP MESSAGE (SMS over SIP) and accepts it."""
+    return """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="SIP MESSAGE receiver">
+  <recv request="MESSAGE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
       [last_CSeq:]
       Content-Length: 0

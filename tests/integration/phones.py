@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from callflow.pbx.sipp import (  # noqa: E402
+    WAIT_FOR_BYE,
     _UAS_ANSWER,
     _UAS_HEAD,
     SippRun,
@@ -44,22 +45,6 @@ from callflow.web.agents_api import add_routes  # noqa: E402
 
 EMERGENCY_PORT = 5090  # pjsip.conf: [emergency-test] contact sip:112@127.0.0.1:5090
 
-_BYE_THEN_OK = """
-  <recv request="BYE" timeout="600000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
 
 
 def tone(path: Path, seconds: int = 60, freq: int = 440) -> Path:
@@ -94,7 +79,7 @@ class DeskPhoneScript:
         """Answers, plays its steps, then waits for our BYE (an unexpected message fails the scenario)."""
         media = f'<nop><action><exec rtp_stream="{self.talk_audio},-1,0"/></action></nop>' if self.talk_audio else ""
         ring = f'<pause milliseconds="{int(self.ring_seconds * 1000)}"/>'
-        return _UAS_HEAD + ring + _UAS_ANSWER + media + "\n".join(self.steps) + _BYE_THEN_OK
+        return _UAS_HEAD + ring + _UAS_ANSWER + media + "\n".join(self.steps) + WAIT_FOR_BYE
 
 
 @dataclass

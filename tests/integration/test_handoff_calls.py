@@ -11,7 +11,7 @@ import caller_audio as audio
 import pytest
 from polling import poll
 from caller_audio import keypad_caller
-from callflow.pbx.sipp import Caller, start_sipp
+from callflow.pbx.sipp import Caller, message_receiver_xml, start_sipp
 
 sys.path.insert(0, str(Path(__file__).parent))
 from kannel_fixture import KannelGateway  # noqa: E402
@@ -66,7 +66,7 @@ async def test_the_flows_sms_reaches_the_fake_smsc_and_the_reply_lands_on_the_re
 
 
 async def test_sms_over_sip_message_reaches_a_sip_phone(pbx):
-    phone = await start_sipp(MESSAGE_RECEIVER, name="sms-sip", sip_port=5092, uas=True, timeout_s=30,
+    phone = await start_sipp(message_receiver_xml(), name="sms-sip", sip_port=5092, uas=True, timeout_s=30,
                              extra=["-trace_msg"])
     creds = pbx.credentials()
     client = AriClient("http://127.0.0.1:8088/ari", creds["ari_user"], creds["ari_password"], "callflow")
@@ -93,23 +93,6 @@ async def test_sms_over_sip_message_reaches_a_sip_phone(pbx):
         await client.close()
 
 
-MESSAGE_RECEIVER = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="SIP MESSAGE receiver">
-  <recv request="MESSAGE" crlf="true"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
 
 
 async def test_a_caregivers_number_keyed_and_confirmed_is_called_back_through_asterisk(controller_process, breathing):
