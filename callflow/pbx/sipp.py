@@ -94,6 +94,21 @@ class Caller:
         return head + "\n".join(self.steps) + ending
 
 
+# The SDP both ends offer: μ-law and RFC 2833 keys, 20 ms packets.
+def _sdp(origin: str) -> str:
+    return f"""      v=0
+      o={origin} 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=ptime:20
+"""
+
+
 _CALLER_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="callflow caller">
   <send retrans="500">
@@ -109,17 +124,7 @@ _CALLER_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=ptime:20
-      a=sendrecv
+@SDP_CALLER@      a=sendrecv
 
     ]]>
   </send>
@@ -141,7 +146,7 @@ _CALLER_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 
     ]]>
   </send>
-"""
+""".replace("@SDP_CALLER@", _sdp("caller"))
 
 _BYE_FROM_US = """
   <send retrans="500">
@@ -318,21 +323,11 @@ _UAS_ANSWER = """
       Content-Type: application/sdp
       Content-Length: [len]
 
-      v=0
-      o=phone 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=ptime:20
-
+@SDP_PHONE@
     ]]>
   </send>
   <recv request="ACK" crlf="true"/>
-"""
+""".replace("@SDP_PHONE@", _sdp("phone"))
 
 
 # -- running SIPp -------------------------------------------------------------------------------------
