@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ import webrtcvad
 
 from callflow.audio import features as F
 from callflow.audio.g711 import ALAW_DECODE, ULAW_DECODE
-from callflow.audio.taps import TapDetector
+from callflow.audio.taps import GROUP_GAP, PAD_DB, TapBank
 from callflow.core.channel import AudioReading, AudioState, TapInput
 
 FRAME = F.FRAME_SAMPLES
@@ -65,6 +66,128 @@ ReadingCallback = Callable[[AudioReading], None]
 TapCallback = Callable[[TapInput], None]
 
 
+class _Pool:
+    """Per-call analysis state of many calls in arrays, one row ("slot") per CallAudio.
+
+    One tick of `analyse_calls` then costs a few numpy operations for all calls
+    instead of a dozen per call. The feature history is a ring with a mirror:
+    frame f of a call is written at rows f % H and f % H + H, so its last n ≤ H
+    frames are always one contiguous slice ending at row count % H + H.
+
+    The receiver may hand plain μ-law packets straight to the pool (`packets`,
+    `owners`) instead of the call's own byte buffer: see RtpReceiver.datagram_received.
+    """
+
+    FIELDS = (
+        ("count", np.int64, 0),  # frames appended since the history (re)started
+        ("floor", np.float64, F.FLOOR_DBFS),  # noise floor (20th percentile of the last second's levels)
+        ("digital_run", np.int64, 0),  # consecutive constant frames
+        ("last_packet", np.float64, np.nan),  # call-relative times; NaN = never
+        ("last_audio", np.float64, np.nan),  # last audio payload (CN packets are not audio)
+        ("last_cn", np.float64, np.nan),
+        ("next_reading", np.float64, 0.0),
+        ("answered_at", np.float64, 0.0),
+        ("rtp_off", np.bool_, False),  # the adapter says the caller's RTP stopped
+        ("closed", np.bool_, False),
+        ("acf_set", np.bool_, False),
+        # from the call's config
+        ("vad_min", np.float64, 0.0),
+        ("harmonicity", np.float64, 0.0),
+        ("flatness", np.float64, 0.0),
+        ("no_packets_after", np.float64, 0.0),
+    )
+
+    def __init__(self, history: int) -> None:
+        self.history = history
+        self.capacity = 0
+        self.free: list[int] = []
+        self.packets: list[bytes] = []  # whole RTP datagrams: 12-byte header + 160 μ-law bytes
+        self.owners: list[int] = []  # their slots
+        self.dirty: set[int] = set()  # slots with bytes or PCM in the call's own buffers
+        for name, dtype, fill in self.FIELDS:
+            setattr(self, name, np.full(0, fill, dtype=dtype))
+        self.acf = np.zeros((0, F.LPC_ORDER + 1))  # smoothed normalised autocorrelation: whitens the bed for taps
+        self.tail = np.zeros((0, F.LPC_ORDER), dtype=np.float32)  # last samples analysed
+        self.hist = np.zeros((0, 2 * history, F.N_COLUMNS), dtype=np.float32)
+        self.taps = TapBank()
+
+    def _grow(self) -> None:
+        old = self.capacity
+        new = max(64, old * 3 // 2)
+        for name, dtype, fill in self.FIELDS:
+            array = np.full(new, fill, dtype=dtype)
+            array[:old] = getattr(self, name)
+            setattr(self, name, array)
+        for name in ("acf", "tail", "hist"):
+            current = getattr(self, name)
+            array = np.zeros((new,) + current.shape[1:], dtype=current.dtype)
+            array[:old] = current
+            setattr(self, name, array)
+        self.taps.grow(new)
+        self.capacity = new
+        self.free.extend(range(new - 1, old - 1, -1))
+
+    def allocate(self, answered_at: float, config: ClassifierConfig) -> int:
+        if not self.free:
+            self._grow()
+        slot = self.free.pop()
+        self.answered_at[slot] = answered_at
+        self.vad_min[slot] = config.vad_min_dbfs
+        self.harmonicity[slot] = config.voiced_harmonicity
+        self.flatness[slot] = config.voiced_flatness
+        self.no_packets_after[slot] = config.no_packets_after
+        self.restart(slot)
+        self.rtp_off[slot] = False
+        self.next_reading[slot] = 0.0
+        self.last_cn[slot] = np.nan
+        return slot
+
+    def restart(self, slot: int) -> None:
+        """A fresh history for the slot (new call, or listening again)."""
+        self.count[slot] = 0
+        self.floor[slot] = F.FLOOR_DBFS
+        self.digital_run[slot] = 0
+        self.last_packet[slot] = self.last_audio[slot] = self.last_cn[slot] = np.nan
+        self.closed[slot] = False
+        self.acf_set[slot] = False
+        self.tail[slot] = 0.0
+        self.taps.reset(slot, 0)
+
+    def drop_packets(self, slot: int) -> None:
+        if slot in self.owners:
+            kept = [(p, s) for p, s in zip(self.packets, self.owners) if s != slot]
+            self.packets = [p for p, _s in kept]
+            self.owners = [s for _p, s in kept]
+
+    def release(self, slot: int) -> None:
+        """The CallAudio is gone (garbage-collected): the slot may serve another call."""
+        self.drop_packets(slot)
+        self.dirty.discard(slot)
+        self.closed[slot] = True
+        self.free.append(slot)
+
+    def window(self, slot: int, frames: int) -> np.ndarray:
+        count = int(self.count[slot])
+        n = min(frames, count, self.history)
+        end = count % self.history + self.history
+        return self.hist[slot, end - n : end]
+
+
+_POOLS: dict[int, _Pool] = {}
+
+
+def _pool_for(history: int) -> _Pool:
+    pool = _POOLS.get(history)
+    if pool is None:
+        pool = _POOLS[history] = _Pool(history)
+    return pool
+
+
+def _optional(value) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
 class CallAudio:
     """Audio state of one call while it is being listened to.
 
@@ -72,13 +195,13 @@ class CallAudio:
     `push_comfort_noise`, and the adapter's `caller_rtp_active` hint. Readings
     and tap groups go to the optional callbacks and to `readings` / `taps`
     (asyncio queues, bounded: the oldest item is dropped if nobody reads).
+    Its analysis state lives in a shared pool (one row per call), see _Pool.
     """
 
     __slots__ = (
-        "config", "clock", "answered_at", "codec", "on_reading", "on_taps", "readings", "taps",
-        "_raw", "_pcm", "_hist", "_pos", "_filled", "_vad", "_tapper", "_floor", "_digital_run",
-        "_last_packet", "_last_audio", "_fresh", "_last_cn", "_caller_rtp", "_next_reading_at",
-        "_timeline", "_last_reading", "_last_now", "_breath_cache", "_acf", "_tail", "closed",
+        "config", "clock", "codec", "on_reading", "on_taps", "readings", "taps", "_raw", "_pcm",
+        "_vad", "_fresh", "_caller_rtp", "_timeline", "_last_reading", "_breath_cache", "closed",
+        "_pool", "_slot", "__weakref__",
     )
 
     def __init__(
@@ -94,7 +217,6 @@ class CallAudio:
     ) -> None:
         self.config = config
         self.clock = clock
-        self.answered_at = clock() if answered_at is None else answered_at
         self.codec = codec
         self.on_reading = on_reading
         self.on_taps = on_taps
@@ -102,40 +224,63 @@ class CallAudio:
         self.taps: asyncio.Queue[TapInput] | None = asyncio.Queue(queue_size) if queue_size else None
         self._raw = bytearray()
         self._pcm: list[np.ndarray] = []
-        history = int(round(config.history_seconds / FRAME_S))
-        # Twice the history so the window is always one contiguous slice.
-        self._hist = np.zeros((2 * history, F.N_COLUMNS), dtype=np.float32)
-        self._pos = history
-        self._filled = 0
         self._vad = webrtcvad.Vad(config.vad_mode)
-        self._tapper = TapDetector()
-        self._floor = F.FLOOR_DBFS
-        self._digital_run = 0  # consecutive constant frames
-        self._last_packet: float | None = None
         self._fresh = False  # payload arrived by the fast path since the last analysis
-        self._last_cn: float | None = None
-        self._last_audio: float | None = None  # last audio payload (CN packets are not audio)
         self._caller_rtp: bool | None = None
-        self._next_reading_at = 0.0
         self._timeline: list[list] = []
         self._last_reading: AudioReading | None = None
-        self._last_now = 0.0  # call-relative time of the last analysis
         self._breath_cache = (-1e9, 0.0)  # (when, breathing score) of the last batched computation
-        self._reset_whitening()
         self.closed = False
+        self._pool = _pool_for(int(round(config.history_seconds / FRAME_S)))
+        self._slot = self._pool.allocate(clock() if answered_at is None else answered_at, config)
+        weakref.finalize(self, self._pool.release, self._slot)
 
-    def _reset_whitening(self) -> None:
-        self._acf: np.ndarray | None = None  # smoothed normalised autocorrelation: whitens the bed for taps
-        self._tail = np.zeros(F.LPC_ORDER, dtype=np.float32)  # last samples analysed
+    # ---- pooled state ------------------------------------------------------------------
+    @property
+    def answered_at(self) -> float:
+        return float(self._pool.answered_at[self._slot])
+
+    @answered_at.setter
+    def answered_at(self, value: float) -> None:
+        self._pool.answered_at[self._slot] = value
+
+    @property
+    def _floor(self) -> float:
+        return float(self._pool.floor[self._slot])
+
+    @property
+    def _digital_run(self) -> int:
+        return int(self._pool.digital_run[self._slot])
+
+    @property
+    def _filled(self) -> int:
+        return min(int(self._pool.count[self._slot]), self._pool.history)
+
+    @property
+    def _last_packet(self) -> float | None:
+        return _optional(self._pool.last_packet[self._slot])
+
+    @property
+    def _last_audio(self) -> float | None:
+        return _optional(self._pool.last_audio[self._slot])
+
+    @property
+    def _last_cn(self) -> float | None:
+        return _optional(self._pool.last_cn[self._slot])
+
+    @property
+    def _history(self) -> int:
+        return self._pool.history
 
     # ---- input -------------------------------------------------------------------------
     def _now(self) -> float:
         return self.clock() - self.answered_at
 
     def _mark_packet(self, audio: bool = True) -> None:
-        self._last_packet = self._now()
+        now = self._now()
+        self._pool.last_packet[self._slot] = now
         if audio:
-            self._last_audio = self._last_packet
+            self._pool.last_audio[self._slot] = now
 
     def push_payload(self, payload: bytes | bytearray | memoryview, codec: str | None = None) -> None:
         """Raw G.711 bytes (any length; whole 20 ms frames are analysed)."""
@@ -145,12 +290,14 @@ class CallAudio:
         self._raw += payload
         if len(self._raw) > MAX_PENDING_BYTES:
             del self._raw[: len(self._raw) - MAX_PENDING_BYTES]
+        self._pool.dirty.add(self._slot)
         self._mark_packet()
 
     def push_payload_fast(self, payload: bytes) -> None:
-        """Receiver hot path: payload in the current codec; its time is taken at analysis."""
+        """Receiver path: payload in the current codec; its time is taken at analysis."""
         self._raw += payload
         self._fresh = True
+        self._pool.dirty.add(self._slot)
         if len(self._raw) > MAX_PENDING_BYTES:  # analysis stalled: keep the newest audio only
             del self._raw[: len(self._raw) - MAX_PENDING_BYTES]
 
@@ -158,16 +305,24 @@ class CallAudio:
         """int16 samples at 8 kHz (decoded elsewhere, or from a file)."""
         self._flush_raw_to_pcm()
         self._pcm.append(np.asarray(pcm, dtype=np.int16).ravel())
+        self._pool.dirty.add(self._slot)
         self._mark_packet()
 
     def push_comfort_noise(self) -> None:
         """An RFC 3389 CN packet: the far end says "silence", not "gone"."""
         self._mark_packet(audio=False)
-        self._last_cn = self._last_packet
+        self._pool.last_cn[self._slot] = self._pool.last_packet[self._slot]
 
     def caller_rtp_active(self, active: bool | None) -> None:
         """Adapter hint: is the caller's RTP still reaching Asterisk? None = unknown."""
         self._caller_rtp = active
+        self._pool.rtp_off[self._slot] = active is False
+
+    def pending_bytes(self) -> int:
+        """Audio bytes (G.711) or samples (PCM) received and not analysed yet."""
+        pool = self._pool
+        pooled = sum(len(p) - RTP_HEADER for p, s in zip(pool.packets, pool.owners) if s == self._slot)
+        return pooled + len(self._raw) + sum(len(p) for p in self._pcm)
 
     def _flush_raw_to_pcm(self) -> None:
         if self._raw:
@@ -175,8 +330,8 @@ class CallAudio:
             self._pcm.append(table[np.frombuffer(bytes(self._raw), dtype=np.uint8)])
             self._raw.clear()
 
-    def _take_frames(self) -> tuple[str, bytes] | np.ndarray | None:
-        """Whole pending frames: ("ulaw"/"alaw", bytes) on the fast path, else int16 array."""
+    def _take_frames(self) -> np.ndarray | None:
+        """Whole pending frames, decoded: int16 (k, FRAME)."""
         if self._pcm:
             self._flush_raw_to_pcm()
             pcm = np.concatenate(self._pcm) if len(self._pcm) > 1 else self._pcm[0]
@@ -187,49 +342,18 @@ class CallAudio:
         k = len(self._raw) // FRAME
         if not k:
             return None
-        data = bytes(self._raw[: k * FRAME])
+        table = ULAW_DECODE if self.codec == "ulaw" else ALAW_DECODE
+        data = table[np.frombuffer(bytes(self._raw[: k * FRAME]), dtype=np.uint8)].reshape(k, FRAME)
         del self._raw[: k * FRAME]
-        return (self.codec, data)
+        return data
 
     # ---- analysis ----------------------------------------------------------------------
     def process(self, now: float | None = None) -> list[AudioReading]:
         """Analyse what is pending and emit readings that are due (one-call batch)."""
         return analyse_calls((self,), now).get(self, [])
 
-    def _note_fresh(self, now: float) -> None:
-        if self._fresh:
-            self._fresh = False
-            self._last_packet = self._last_audio = now
-
-    def _consume(self, rows: np.ndarray, now: float) -> None:
-        """New feature rows (VAD and VOICED already filled in by the batch)."""
-        k = len(rows)
-        self._append_history(rows)
-        window = self._window(50)
-        self._floor = _quantile(window[:, F.LEVEL], 0.2)
-        digital = rows[:, F.DIGITAL_SILENCE] > 0
-        if digital.all():
-            self._digital_run += k
-        else:
-            self._digital_run = k - 1 - int(np.flatnonzero(~digital)[-1])
-        quiet = float(window[:, F.BLOCK_MEAN].min()) - 3.0  # a lower bound of the 40 ms means the detector uses
-        self._tapper.push(rows[:, F.BLOCKS:].ravel(), rows[:, F.VOICED] > 0, rows[:, F.CREST], now, quiet)
-
-    def _append_history(self, rows: np.ndarray) -> None:
-        hist = self._hist
-        history = len(hist) // 2
-        rows = rows[-history:]
-        k = len(rows)
-        if self._pos + k > len(hist):
-            hist[: history - k] = hist[self._pos - history + k : self._pos]
-            self._pos = history - k
-        hist[self._pos : self._pos + k] = rows
-        self._pos += k
-        self._filled = min(self._filled + k, history)
-
     def _window(self, frames: int) -> np.ndarray:
-        n = min(frames, self._filled)
-        return self._hist[self._pos - n : self._pos]
+        return self._pool.window(self._slot, frames)
 
     @staticmethod
     def _voiced(rows: np.ndarray) -> np.ndarray:
@@ -246,7 +370,7 @@ class CallAudio:
 
     def breathing_score(self) -> float:
         """0..1: slow periodic unvoiced envelope over the last 4–8 s."""
-        w = self._window(len(self._hist) // 2)
+        w = self._window(self._history)
         if len(w) < 200:
             return 0.0
         return float(breathing_scores(w[None])[0])
@@ -306,41 +430,13 @@ class CallAudio:
 
     def _distress(self) -> bool:
         """Breathing with voice in it, irregular: sobs, moans (cas D/F). A hint only."""
-        w = self._window(len(self._hist) // 2)
+        w = self._window(self._history)
         voiced = self._voiced(w)
         return bool(0.05 <= voiced.mean() <= 0.3 and np.ptp(w[:, F.LEVEL]) > 25.0)
 
     def _tap_recent(self, now: float) -> bool:
-        t = self._tapper.last_tap_at()
-        return t is not None and now - t <= self.config.tap_state_hold
-
-    def _reading_due(self, now: float) -> bool:
-        return now >= self._next_reading_at
-
-    def _needs_scores(self, now: float) -> bool:
-        """Will classify() look at the audio (not settled by hint, absence or digital silence)?"""
-        return (
-            self._caller_rtp is not False
-            and self._last_packet is not None
-            and now - self._last_packet <= self.config.no_packets_after
-            and self._digital_run * FRAME_S < 0.5
-        )
-
-    def _emit_due(self, now: float, speech: float | None = None, breathing: float | None = None) -> list[AudioReading]:
-        out: list[AudioReading] = []
-        if self._last_packet is not None and now - self._last_packet > self.config.no_packets_after:
-            # Media stopped right after a tap: the detector would wait for audio that never comes.
-            self._tapper.flush(self._last_packet + 0.08)
-        if now >= self._next_reading_at:
-            reading = self.classify(now, speech, breathing)
-            self._next_reading_at = now + self.config.reading_interval
-            self._record(reading)
-            out.append(reading)
-            _deliver(self.readings, self.on_reading, reading)
-        count = self._tapper.close_group(now)
-        if count and self._caller_rtp is not False:
-            _deliver(self.taps, self.on_taps, TapInput(count=count, at=now))
-        return out
+        t = float(self._pool.taps.last_tap[self._slot])
+        return not math.isnan(t) and now - t <= self.config.tap_state_hold
 
     def _record(self, reading: AudioReading) -> None:
         start = self._last_reading.at if self._last_reading is not None else 0.0
@@ -370,28 +466,27 @@ class CallAudio:
 
     def reset_taps(self) -> None:
         """Forget taps so far, queued groups included (at the start of an answer window)."""
-        self._tapper.reset()
+        self._pool.taps.reset(self._slot, int(self._pool.count[self._slot]))
         while self.taps is not None and not self.taps.empty():
             self.taps.get_nowait()
 
     def close(self) -> None:
         """Stop analysing (listening stopped). The timeline stays; `resume` restarts."""
         self.closed = True
+        self._pool.closed[self._slot] = True
         self._raw.clear()
         self._pcm.clear()
+        self._fresh = False
+        self._pool.dirty.discard(self._slot)
+        self._pool.drop_packets(self._slot)
 
     def resume(self) -> None:
         """Listen again after `close`: forget the old audio history, keep the timeline."""
         self.closed = False
-        self._filled = 0
-        self._digital_run = 0
-        self._floor = F.FLOOR_DBFS
-        self._last_packet = self._last_cn = self._last_audio = None
         self._fresh = False
-        self._tapper.reset()
-        self._next_reading_at = 0.0
+        self._pool.restart(self._slot)
+        self._pool.next_reading[self._slot] = 0.0
         self._breath_cache = (-1e9, 0.0)
-        self._reset_whitening()
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
         return await _next(self.readings, timeout)
@@ -427,29 +522,25 @@ def _deliver(queue: asyncio.Queue | None, callback: Callable | None, item) -> No
         callback(item)
 
 
-def _mark_voiced(feats: np.ndarray, frames: np.ndarray, order: list[tuple[CallAudio, int]]) -> None:
+def _mark_voiced(pool: _Pool, feats: np.ndarray, frames: np.ndarray, slots: np.ndarray, counts: np.ndarray, vads: list) -> None:
     """Fill VOICED (per-call noise floor, vectorised over the batch) and VAD.
 
     webrtcvad is asked only about frames that already look voiced: it is a
     second opinion on voicing, and skipping the rest keeps its cost small.
+    `vads[i]` is the webrtcvad instance of the i-th call (slots[i]).
     """
-    counts = [k for _call, k in order]
-    configs = [call.config for call, _k in order]
-    floor = np.repeat([max(call._floor + 6.0, call.config.vad_min_dbfs) for call, _k in order], counts)
-    if all(c is configs[0] for c in configs):
-        harmonicity, flatness = configs[0].voiced_harmonicity, configs[0].voiced_flatness
-    else:
-        harmonicity = np.repeat([c.voiced_harmonicity for c in configs], counts)
-        flatness = np.repeat([c.voiced_flatness for c in configs], counts)
+    floor = np.repeat(np.maximum(pool.floor[slots] + 6.0, pool.vad_min[slots]), counts)
+    harmonicity = np.repeat(pool.harmonicity[slots], counts)
+    flatness = np.repeat(pool.flatness[slots], counts)
     voiced = (feats[:, F.HARMONICITY] > harmonicity) & (feats[:, F.FLATNESS] < flatness) & (feats[:, F.LEVEL] > floor)
     feats[:, F.VOICED] = voiced
     rows = np.flatnonzero(voiced)
     if not len(rows):
         return
-    owner = np.repeat(np.arange(len(order)), counts)
+    owner = np.repeat(np.arange(len(slots)), counts)
     for r in rows.tolist():
         try:
-            feats[r, F.VAD] = order[owner[r]][0]._vad.is_speech(frames[r].tobytes(), F.SAMPLE_RATE)
+            feats[r, F.VAD] = vads[owner[r]].is_speech(frames[r].tobytes(), F.SAMPLE_RATE)
         except Exception:  # webrtcvad raises on odd input; treat as "no"
             feats[r, F.VAD] = 0.0
 
@@ -458,121 +549,242 @@ def _mark_voiced(feats: np.ndarray, frames: np.ndarray, order: list[tuple[CallAu
 WHITEN_RATE = 1.0 / 30.0
 
 
-def _whitening(frames: np.ndarray, order: list[tuple[CallAudio, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _whitening(pool: _Pool, frames: np.ndarray, slots: np.ndarray, starts: np.ndarray, counts: np.ndarray):
     """Each call's whitening filter (updated with these frames) and each frame's previous samples.
 
     The filter follows the line's spectrum over ~0.6 s: each frame counts once whatever
     its level, so a tap (one or two frames) hardly moves it while a breath does.
     """
     acf, r0 = F.autocorrelation(frames)
-    counts = np.array([k for _call, k in order])
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     valid = (r0 > 0).astype(np.float64)
     sums = np.add.reduceat(acf * valid[:, None], starts, axis=0)
     n_valid = np.add.reduceat(valid, starts)
-    calls = [call for call, _k in order]
     mean = sums / np.maximum(n_valid, 1)[:, None]
-    current = np.stack([mean[i] if call._acf is None else call._acf for i, call in enumerate(calls)])
+    current = np.where(pool.acf_set[slots][:, None], pool.acf[slots], mean)
     keep = (1.0 - WHITEN_RATE) ** n_valid
     updated = np.where((n_valid > 0)[:, None], current * keep[:, None] + mean * (1.0 - keep)[:, None], current)
     filters = F.levinson(updated)
     x = frames[:, -F.LPC_ORDER :].astype(np.float32) * (1.0 / 32768.0)
     previous = np.empty((len(frames), F.LPC_ORDER), dtype=np.float32)
     previous[1:] = x[:-1]
-    for i, (call, start, k) in enumerate(zip(calls, starts.tolist(), counts.tolist())):
-        previous[start] = call._tail
-        call._tail = x[start + k - 1]
-        if n_valid[i] > 0:
-            call._acf = updated[i]
+    previous[starts] = pool.tail[slots]
+    pool.tail[slots] = x[starts + counts - 1]
+    changed = n_valid > 0
+    pool.acf[slots[changed]] = updated[changed]
+    pool.acf_set[slots[changed]] = True
     return np.repeat(filters, counts, axis=0), previous
+
+
+def _consume(pool: _Pool, feats: np.ndarray, slots: np.ndarray, starts: np.ndarray, counts: np.ndarray, now: np.ndarray) -> None:
+    """New feature rows of these calls (grouped by call, VAD and VOICED filled in):
+    history, noise floor, digital-silence run and the tap detector, for all calls at once."""
+    history = pool.history
+    owner = np.repeat(np.arange(len(slots)), counts)
+    j = np.arange(len(feats)) - starts[owner]  # index of the row among its call's new rows
+    count0 = pool.count[slots]
+    keep = j >= (counts - history)[owner]  # more than a history at once: the newest rows only
+    rows = slots[owner]
+    at = (count0[owner] + j) % history
+    if not keep.all():
+        rows, at, kept = rows[keep], at[keep], feats[keep]
+    else:
+        kept = feats
+    pool.hist[rows, at] = kept
+    pool.hist[rows, at + history] = kept
+    count = count0 + counts
+    pool.count[slots] = count
+    # The last second: noise floor (20th percentile of levels) and a lower bound of the
+    # 40 ms block means the tap detector uses.
+    n = np.minimum(np.minimum(count, history), 50)
+    cols = count[:, None] % history + history - 50 + np.arange(50)
+    level = pool.hist[slots[:, None], cols, F.LEVEL]
+    block_mean = pool.hist[slots[:, None], cols, F.BLOCK_MEAN]
+    if (n == 50).all():
+        pool.floor[slots] = np.partition(level, 10, axis=1)[:, 10]  # nearest rank: int(0.2 * 49 + 0.5)
+        quiet = block_mean.min(axis=1).astype(np.float64) - 3.0
+    else:
+        valid = np.arange(50) >= (50 - n)[:, None]
+        ranked = np.sort(np.where(valid, level, np.inf), axis=1)
+        k = np.minimum((0.2 * (n - 1) + 0.5).astype(np.int64), n - 1)  # nearest rank, as _quantile
+        pool.floor[slots] = ranked[np.arange(len(slots)), k]
+        quiet = np.where(valid, block_mean, np.inf).min(axis=1).astype(np.float64) - 3.0
+    digital = feats[:, F.DIGITAL_SILENCE] > 0
+    last_sound = np.maximum.reduceat(np.where(digital, -1, j), starts)
+    pool.digital_run[slots] = np.where(last_sound < 0, pool.digital_run[slots] + counts, counts - 1 - last_sound)
+    peak = np.maximum.reduceat(feats[:, F.BLOCKS :].max(axis=1), starts).astype(np.float64)
+    pool.taps.push(pool.hist, history, slots, count, peak, quiet, now)
 
 
 def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[CallAudio, list[AudioReading]]:
     """Analyse pending audio of many calls in one numpy batch; emit due readings.
 
     `now` is the injected clock's value (absolute, like `clock()`); by default
-    each call's own clock is read.
+    each call's own clock is read. Returns the readings emitted, by call (calls
+    that emitted none are left out).
     """
-    batches: dict[str, list[bytes]] = {"ulaw": [], "alaw": []}
-    segments: dict[str, list[tuple[CallAudio, int]]] = {"ulaw": [], "alaw": [], "pcm": []}
-    pcm_frames: list[np.ndarray] = []
-    calls = [c for c in calls if not c.closed]
-    for call in calls:
-        taken = call._take_frames()
-        if taken is None:
-            continue
-        if isinstance(taken, tuple):
-            codec, data = taken
-            batches[codec].append(data)
-            segments[codec].append((call, len(data) // FRAME))
-        else:
-            pcm_frames.append(taken)
-            segments["pcm"].append((call, len(taken)))
-    parts = []
-    order: list[tuple[CallAudio, int]] = []
-    for codec, table in (("ulaw", ULAW_DECODE), ("alaw", ALAW_DECODE)):
-        if batches[codec]:
-            codes = np.frombuffer(b"".join(batches[codec]), dtype=np.uint8).reshape(-1, FRAME)
-            parts.append(table[codes])
-            order += segments[codec]
-    if pcm_frames:
-        parts.append(np.concatenate(pcm_frames))
-        order += segments["pcm"]
+    live = [c for c in calls if not c.closed]
+    if not live:
+        return {}
+    pool = live[0]._pool
+    if all(c._pool is pool for c in live):
+        return _analyse(pool, live, now)
+    groups: dict[_Pool, list[CallAudio]] = {}
+    for c in live:
+        groups.setdefault(c._pool, []).append(c)
     results: dict[CallAudio, list[AudioReading]] = {}
-    if parts:
-        frames = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        feats = F.compute_features(frames, _whitening(frames, order))
-        _mark_voiced(feats, frames, order)
-        row = 0
-        for call, k in order:
-            t = (now - call.answered_at) if now is not None else call._now()
-            call._consume(feats[row : row + k], t)
-            row += k
-    times = {}
-    for call in calls:
-        t = (now - call.answered_at) if now is not None else call._now()
-        call._note_fresh(t)
-        call._last_now = t
-        times[call] = t
-    speech, breathing = _batched_scores([c for c in calls if c._reading_due(times[c]) and c._needs_scores(times[c])])
-    for call in calls:
-        results[call] = call._emit_due(times[call], speech.get(call), breathing.get(call))
+    for p, group in groups.items():
+        results.update(_analyse(p, group, now))
     return results
 
 
-def _batched_scores(calls: list[CallAudio]) -> tuple[dict, dict]:
-    """Speech and breathing scores of every call with a full window, in two numpy passes.
+RTP_HEADER = 12
+_PACKET = RTP_HEADER + FRAME
+
+
+def _take_packets(pool: _Pool, where: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The receiver's pooled packets of the calls analysed now: (frames, position of their call)."""
+    if not pool.packets:
+        return None
+    owners = np.array(pool.owners, dtype=np.intp)
+    position = where[owners]
+    mine = position >= 0
+    if mine.all():
+        packets = pool.packets
+        pool.packets, pool.owners = [], []
+    else:
+        later = ~mine & ~pool.closed[owners]  # other calls' packets wait for their analysis
+        packets = [p for p, m in zip(pool.packets, mine.tolist()) if m]
+        pool.packets = [p for p, w in zip(pool.packets, later.tolist()) if w]
+        pool.owners = owners[later].tolist()
+        position = position[mine]
+        if not packets:
+            return None
+    codes = np.frombuffer(b"".join(packets), dtype=np.uint8).reshape(-1, _PACKET)[:, RTP_HEADER:]
+    return ULAW_DECODE[codes], position
+
+
+def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None) -> dict[CallAudio, list[AudioReading]]:
+    m = len(calls)
+    history = pool.history
+    slots = np.fromiter([c._slot for c in calls], dtype=np.intp, count=m)
+    if now is None:
+        t = np.fromiter([c.clock() for c in calls], dtype=np.float64, count=m)
+    else:
+        t = np.full(m, float(now))
+    t -= pool.answered_at[slots]
+    where = np.full(pool.capacity, -1, dtype=np.intp)
+    where[slots] = np.arange(m)
+    fresh = np.zeros(m, dtype=bool)
+    parts, owners = [], []
+    taken = _take_packets(pool, where)
+    if taken is not None:
+        parts.append(taken[0])
+        owners.append(taken[1])
+        fresh[taken[1]] = True
+    if pool.dirty:
+        for slot in [s for s in pool.dirty if where[s] >= 0]:
+            pool.dirty.discard(slot)
+            i = int(where[slot])
+            call = calls[i]
+            if call._fresh:
+                call._fresh = False
+                fresh[i] = True
+            frames = call._take_frames()
+            if frames is not None:
+                parts.append(frames)
+                owners.append(np.full(len(frames), i, dtype=np.intp))
+    if parts:
+        frames = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        position = np.concatenate(owners) if len(owners) > 1 else owners[0]
+        order = np.argsort(position, kind="stable")  # each call's frames together, in arrival order
+        frames, position = frames[order], position[order]
+        per_call = np.bincount(position, minlength=m)
+        which = np.flatnonzero(per_call)
+        counts = per_call[which]
+        starts = np.zeros(len(which), dtype=np.intp)
+        np.cumsum(counts[:-1], out=starts[1:])
+        cslots = slots[which]
+        feats = F.compute_features(frames, _whitening(pool, frames, cslots, starts, counts))
+        _mark_voiced(pool, feats, frames, cslots, counts, [calls[i]._vad for i in which.tolist()])
+        _consume(pool, feats, cslots, starts, counts, t[which])
+    if fresh.any():
+        pool.last_packet[slots[fresh]] = t[fresh]
+        pool.last_audio[slots[fresh]] = t[fresh]
+
+    # Readings due, and what is decided without audio: media stopped, tap groups closing.
+    since = t - pool.last_packet[slots]  # NaN: no packet yet
+    stopped = since > pool.no_packets_after[slots]
+    due = np.flatnonzero(t >= pool.next_reading[slots])
+    results: dict[CallAudio, list[AudioReading]] = {}
+    speech: dict[int, float] = {}
+    breathing: dict[int, float] = {}
+    if due.size:
+        # classify() looks at the audio only when not settled by hint, absence or digital silence
+        needs = ~pool.rtp_off[slots[due]] & (since[due] <= pool.no_packets_after[slots[due]])
+        needs &= pool.digital_run[slots[due]] * FRAME_S < 0.5
+        speech, breathing = _batched_scores(pool, calls, slots, due[needs], t)
+    taps = pool.taps
+    for i in np.flatnonzero(stopped & (taps.undecided[slots] > PAD_DB)).tolist():
+        # Media stopped right after a tap: the detector would wait for audio that never comes.
+        slot = int(slots[i])
+        taps.flush(pool.hist, history, slot, int(pool.count[slot]), float(pool.last_packet[slot]) + 0.08)
+    for i in due.tolist():
+        call = calls[i]
+        at = float(t[i])
+        reading = call.classify(at, speech.get(i), breathing.get(i))
+        pool.next_reading[slots[i]] = at + call.config.reading_interval
+        call._record(reading)
+        results[call] = [reading]
+        _deliver(call.readings, call.on_reading, reading)
+    closing = (taps.group[slots] > 0) & (t - taps.last_tap[slots] >= GROUP_GAP)
+    for i in np.flatnonzero(closing).tolist():
+        call = calls[i]
+        at = float(t[i])
+        count = taps.close_group(int(slots[i]), at)
+        if count and call._caller_rtp is not False:
+            _deliver(call.taps, call.on_taps, TapInput(count=count, at=at))
+    return results
+
+
+def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due: np.ndarray, t: np.ndarray) -> tuple[dict, dict]:
+    """Speech and breathing scores of the due calls (positions `due`) with a full window, in two numpy passes.
 
     Only the columns a score reads are gathered, and breathing only where
     classify() can use it (speech not already clear, no tap just heard).
     """
-    speech: dict[CallAudio, float] = {}
-    breathing: dict[CallAudio, float] = {}
-    full = [c for c in calls if c._filled >= 50]
-    if full:
-        floors = np.array([max(c._floor + 6.0, c.config.vad_min_dbfs) for c in full], dtype=np.float32)
-        windows = np.stack([c._window(50)[:, _SPEECH_COLUMNS] for c in full])
-        speech = dict(zip(full, speech_scores(windows, floors, _SPEECH_INDEX).tolist()))
-    long = [
-        c
-        for c in calls
-        if c._filled >= len(c._hist) // 2 and speech.get(c, 0.0) < 0.75 and not c._tap_recent(c._last_now)
-    ]
+    speech: dict[int, float] = {}
+    breathing: dict[int, float] = {}
+    if not due.size:
+        return speech, breathing
+    history = pool.history
+    filled = np.minimum(pool.count[slots[due]], history)
+    full = due[filled >= 50]
+    if full.size:
+        fs = slots[full]
+        floors = np.maximum(pool.floor[fs] + 6.0, pool.vad_min[fs]).astype(np.float32)
+        rows = pool.count[fs][:, None] % history + history - 50 + np.arange(50)
+        windows = pool.hist[fs[:, None, None], rows[:, :, None], _SPEECH_COLUMNS_A]
+        speech = dict(zip(full.tolist(), speech_scores(windows, floors, _SPEECH_INDEX).tolist()))
     # An 8 s rhythm does not change in a few hundred ms: reuse a score younger than BREATH_REUSE.
     stale = []
-    for c in long:
-        at, score = c._breath_cache
-        if c._last_now - at < BREATH_REUSE:
-            breathing[c] = score
+    for i in due[filled >= history].tolist():
+        call = calls[i]
+        at = float(t[i])
+        if speech.get(i, 0.0) >= 0.75 or call._tap_recent(at):
+            continue
+        when, score = call._breath_cache
+        if at - when < BREATH_REUSE:
+            breathing[i] = score
         else:
-            stale.append(c)
+            stale.append(i)
     if stale:
-        history = len(stale[0]._hist) // 2
-        same = [c for c in stale if len(c._hist) // 2 == history]
-        windows = np.stack([c._window(history)[:, _BREATH_COLUMNS] for c in same])
-        for c, score in zip(same, breathing_scores(windows, _BREATH_INDEX).tolist()):
-            breathing[c] = score
-            c._breath_cache = (c._last_now, score)
+        st = np.array(stale, dtype=np.intp)
+        ss = slots[st]
+        rows = pool.count[ss][:, None] % history + np.arange(history)
+        windows = pool.hist[ss[:, None, None], rows[:, :, None], _BREATH_COLUMNS_A]
+        for i, score in zip(stale, breathing_scores(windows, _BREATH_INDEX).tolist()):
+            breathing[i] = score
+            calls[i]._breath_cache = (float(t[i]), score)
     return speech, breathing
 
 
@@ -584,6 +796,8 @@ _SPEECH_COLUMNS = [F.LEVEL, F.VAD, F.VOICED, F.CENTROID]
 _SPEECH_INDEX = {c: i for i, c in enumerate(_SPEECH_COLUMNS)}
 _BREATH_COLUMNS = [F.LEVEL, F.VOICED]
 _BREATH_INDEX = {c: i for i, c in enumerate(_BREATH_COLUMNS)}
+_SPEECH_COLUMNS_A = np.array(_SPEECH_COLUMNS)[None, None, :]
+_BREATH_COLUMNS_A = np.array(_BREATH_COLUMNS)[None, None, :]
 _ALL_COLUMNS = {c: c for c in range(F.N_COLUMNS)}
 
 

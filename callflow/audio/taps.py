@@ -14,13 +14,22 @@ most blocks, not any block, and a breath starting under a tap's decay does
 not make it "too long". Onsets closer than REFRACTORY are one tap (a thump
 and its ring). A group closes after GROUP_GAP seconds without a new tap and
 becomes one TapInput(count).
+
+The detector's state lives in arrays, one row per call (`TapBank`), and it
+reads the block energies from the calls' pooled feature history: a tick costs
+a few numpy operations for all calls, and per-call Python only where a block
+rose PRESELECT_DB over the 40 ms before it (a candidate attack to check).
+Positions are absolute block numbers since the call's history (re)started;
+blocks before `origin` (start, `reset`, end of media) read as silence (-99 dB).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from callflow.audio.features import BLOCK_SAMPLES, BLOCKS_PER_FRAME, SAMPLE_RATE
+from callflow.audio.features import BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, SAMPLE_RATE, VOICED
 
 BLOCK_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 
@@ -45,147 +54,190 @@ TAIL_LOUD_BLOCKS = (LOOKAHEAD_BLOCKS - MAX_SUSTAIN_BLOCKS) // 2  # more still lo
 _windows = np.lib.stride_tricks.sliding_window_view
 
 
-class TapDetector:
-    """Finds taps in a stream of block energies and groups them into counts.
+PAD_DB = -99.0  # what blocks before a call's origin (or after the end of its media) read as
 
-    Feed it with `push(block_db, voiced, crest, end_time)`; it keeps only the
-    context it needs (background before, lookahead after) between calls.
+
+def _confirm(blocks, voiced, crest, candidates, start: int, end_time: float) -> tuple[list[float], int]:
+    """Check candidate attacks (vectorised), then apply the refractory period in order.
+
+    `blocks` ends with the newest block, heard at `end_time`; returns the tap times and
+    the first position (index into `blocks`) a later attack may take.
+    """
+    n = len(blocks)
+    backgrounds = np.partition(_windows(blocks, BACKGROUND_BLOCKS)[candidates - BACKGROUND_BLOCKS], _MEDIAN, axis=1)
+    background = backgrounds[:, _MEDIAN]
+    attack = blocks[candidates]
+    before = np.maximum(np.maximum(blocks[candidates - 4], blocks[candidates - 3]), blocks[candidates - 2])
+    # Loud enough over the local background, and a sharp rise: the blocks just before are
+    # near the background or far below the attack (not inside a louder event). Band-limited
+    # beds (breathing) make single blocks jump ±6 dB around their median.
+    qualified = (attack >= background + TAP_MARGIN_DB) & (
+        before <= np.maximum(background + SUSTAIN_DB, attack - TAP_MARGIN_DB)
+    )
+    candidates, background, attack = candidates[qualified], background[qualified], attack[qualified]
+    if not candidates.size:
+        return [], start
+    ahead = _windows(blocks, LOOKAHEAD_BLOCKS)[candidates]
+    onset_peak = ahead[:, :3].max(axis=1)  # the attack block may hold only the tap's first samples
+    # The body lasts while the event stays near the background's top, or (a loud tap over a
+    # quiet line rings long) within BODY_DROP_DB of its peak.
+    loud = ahead > np.maximum(background + SUSTAIN_DB, onset_peak - BODY_DROP_DB)[:, None]
+    body = np.where(loud.all(axis=1), LOOKAHEAD_BLOCKS, np.argmin(loud, axis=1))
+    crests = crest[candidates]
+    click = (body == MIN_BODY_BLOCKS) & (crests >= CLICK_CREST_DB)
+    # A short tap over a loud bed may fall under background + SUSTAIN_DB within one block;
+    # a one-sample line click does too, but its block is much peakier. One block is thin
+    # evidence: it must stand well clear of the bed.
+    short = (body == 1) & (crests < SHORT_TAP_CREST_DB) & (attack >= background + TAP_MARGIN_DB + SUSTAIN_DB)
+    mostly_voiced = _windows(voiced, LOOKAHEAD_BLOCKS)[candidates].sum(axis=1) > MAX_VOICED_BLOCKS
+    # Still up after 45 ms, near the attack's level (most blocks, not a few blocks of a
+    # noisy bed jumping, nor a breath starting under the tap's decay): a syllable or a swell.
+    still_up = np.maximum(background + SUSTAIN_DB, onset_peak - TAIL_DROP_DB)
+    too_long = (ahead[:, MAX_SUSTAIN_BLOCKS:] > still_up[:, None]).sum(axis=1) > TAIL_LOUD_BLOCKS
+    is_tap = (((body >= MIN_BODY_BLOCKS) & (body <= MAX_SUSTAIN_BLOCKS) & ~click) | short) & ~too_long & ~mostly_voiced
+    found = []
+    for i, tap in zip(candidates.tolist(), is_tap.tolist()):
+        if i < start:
+            continue  # within REFRACTORY of the previous attack: the same tap ringing
+        start = i + REFRACTORY_BLOCKS
+        if tap:
+            found.append(float(end_time - (n - i) * BLOCK_SECONDS))
+    return found, start
+
+
+class TapBank:
+    """Tap detectors of many calls, one row each; blocks come from the calls' feature history.
+
+    `hist` is the pool's history, shape (calls, 2 × history, feature columns): frame f
+    of a call is at row f % history (and again at f % history + history). A call's
+    state: `scan`, the next block to examine (earlier ones are decided or within the
+    refractory period); `origin`, its first frame that counts; `undecided`, the
+    loudest block still waiting for its lookahead (for the fast path); `ctx_start`,
+    the oldest block a candidate may still look back to; the open group.
     """
 
-    __slots__ = ("_blocks", "_voiced", "_crest", "_next_allowed", "_undecided_peak", "_group", "_last_tap", "_start_after")
+    FIELDS = (
+        ("scan", np.int64, 0),
+        ("origin", np.int64, 0),
+        ("ctx_start", np.int64, -_CONTEXT),
+        ("undecided", np.float64, PAD_DB),
+        ("group", np.int64, 0),
+        ("last_tap", np.float64, np.nan),
+    )
 
-    def __init__(self) -> None:
-        self._blocks = np.full(_CONTEXT, -99.0, dtype=np.float32)
-        self._voiced = np.zeros(_CONTEXT, dtype=bool)
-        self._crest = np.zeros(_CONTEXT, dtype=np.float32)
-        self._next_allowed = _CONTEXT  # index into the current buffer
-        self._undecided_peak = -99.0  # loudest block still waiting for its lookahead
-        self._group = 0
-        self._last_tap: float | None = None
+    def __init__(self, capacity: int = 0) -> None:
+        for name, dtype, fill in self.FIELDS:
+            setattr(self, name, np.full(capacity, fill, dtype=dtype))
 
-    def push(
-        self, block_db: np.ndarray, voiced: np.ndarray, crest: np.ndarray, end_time: float, quiet_db: float = 99.0
-    ) -> list[float]:
-        """Add blocks ending at `end_time` (s); return the times of the taps found.
+    def grow(self, capacity: int) -> None:
+        for name, dtype, fill in self.FIELDS:
+            old = getattr(self, name)
+            new = np.full(capacity, fill, dtype=dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
 
-        `voiced` and `crest` are per frame (BLOCKS_PER_FRAME blocks each).
-        `quiet_db`, a lower bound of the recent block energies, enables a fast
-        path: when nothing new rises PRESELECT_DB above it, only the context is kept.
+    def reset(self, slot: int, frames: int) -> None:
+        """Forget taps and context: audio before frame `frames` reads as silence."""
+        self.origin[slot] = frames
+        self.scan[slot] = frames * BLOCKS_PER_FRAME
+        self.ctx_start[slot] = frames * BLOCKS_PER_FRAME - _CONTEXT
+        self.undecided[slot] = PAD_DB
+        self.group[slot] = 0
+        self.last_tap[slot] = np.nan
+
+    def _gather(self, hist, history: int, slots, first, length: int, real_end):
+        """Blocks, voiced flags and crests of absolute blocks first … first+length-1, per call."""
+        pos = first[:, None] + np.arange(length)
+        frame = pos // BLOCKS_PER_FRAME
+        pad = (frame < self.origin[slots][:, None]) | (pos >= real_end[:, None])
+        row = np.where(pad, 0, frame % history)
+        rows = slots[:, None]
+        blocks = hist[rows, row, BLOCKS + pos % BLOCKS_PER_FRAME]
+        blocks[pad] = PAD_DB
+        voiced = hist[rows, row, VOICED] > 0
+        voiced[pad] = False
+        crest = hist[rows, row, CREST]
+        crest[pad] = 0.0
+        return blocks, voiced, crest
+
+    def push(self, hist, history: int, slots, count, peak, quiet, end_time) -> None:
+        """New frames were appended to these calls' history (now `count` frames each).
+
+        `peak`: loudest new block per call; `quiet`: a lower bound of the recent block
+        energies (mean over 40 ms). Calls where nothing new rises PRESELECT_DB above it
+        only move their scan position (the fast path, ~all calls ~all the time).
         """
-        peak = float(block_db.max()) if len(block_db) else -99.0
-        if max(peak, self._undecided_peak) < max(quiet_db + PRESELECT_DB, TAP_MIN_DBFS):
-            if len(block_db) >= _CONTEXT:
-                tail_frames = -(-_CONTEXT // BLOCKS_PER_FRAME)
-                self._blocks = block_db[-_CONTEXT:]
-                self._voiced = np.repeat(voiced[-tail_frames:], BLOCKS_PER_FRAME)[-_CONTEXT:]
-                self._crest = np.repeat(crest[-tail_frames:], BLOCKS_PER_FRAME)[-_CONTEXT:]
-            else:
-                voiced = np.repeat(voiced, BLOCKS_PER_FRAME)
-                crest = np.repeat(crest, BLOCKS_PER_FRAME)
-                self._blocks = np.concatenate((self._blocks, block_db))[-_CONTEXT:]
-                self._voiced = np.concatenate((self._voiced, voiced))[-_CONTEXT:]
-                self._crest = np.concatenate((self._crest, crest))[-_CONTEXT:]
-            self._next_allowed = _CONTEXT
-            return []
-        voiced = np.repeat(voiced, BLOCKS_PER_FRAME)
-        crest = np.repeat(crest, BLOCKS_PER_FRAME)
-        blocks = np.concatenate((self._blocks, block_db))
-        voiced_all = np.concatenate((self._voiced, voiced))
-        crest_all = np.concatenate((self._crest, crest))
-        n = len(blocks)
-        decided_until = n - LOOKAHEAD_BLOCKS  # candidates at or after this wait for more audio
-        start = max(self._next_allowed, _CONTEXT)
-        found: list[float] = []
-        if decided_until > start:
+        end = count * BLOCKS_PER_FRAME
+        threshold = np.maximum(quiet + PRESELECT_DB, TAP_MIN_DBFS)
+        fast = np.maximum(peak, self.undecided[slots]) < threshold
+        if fast.any():
+            self.scan[slots[fast]] = end[fast]
+            self.ctx_start[slots[fast]] = end[fast] - _CONTEXT
+        if not fast.all():
+            slow = ~fast
+            self._scan(hist, history, slots[slow], end[slow], end[slow], end_time[slow])
+
+    def _scan(self, hist, history: int, slots, end, real_end, end_time) -> None:
+        """Examine candidate attacks up to LOOKAHEAD_BLOCKS before `end` (blocks from `real_end` on read as silence)."""
+        scan0 = self.scan[slots]
+        ctx0 = self.ctx_start[slots]
+        decided_until = end - LOOKAHEAD_BLOCKS
+        start = scan0.copy()
+        todo = np.flatnonzero(decided_until > scan0)
+        if todo.size:
+            base = scan0[todo] - BACKGROUND_BLOCKS
+            length = int((end[todo] - base).max())
+            blocks, voiced, crest = self._gather(hist, history, slots[todo], base, length, real_end[todo])
             # Preselect with a cheap running mean of the 40 ms before each block.
-            cums = np.concatenate(([0.0], np.cumsum(blocks, dtype=np.float64)))
-            idx = np.arange(start, decided_until)
-            before = (cums[idx] - cums[idx - BACKGROUND_BLOCKS]) / BACKGROUND_BLOCKS
-            attack = blocks[start:decided_until]
-            candidates = np.flatnonzero((attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS)) + start
-            if candidates.size:
-                found += self._confirm(blocks, voiced_all, crest_all, candidates, start, end_time)
-                start = self._start_after
-            start = max(start, decided_until)
-        self._undecided_peak = float(blocks[max(decided_until, 0) :].max())
-        keep_from = max(min(start, decided_until) - _CONTEXT, 0)
-        self._blocks = blocks[keep_from:]
-        self._voiced = voiced_all[keep_from:]
-        self._crest = crest_all[keep_from:]
-        self._next_allowed = start - keep_from
-        for t in found:
-            self._group += 1
-            self._last_tap = t
-        return found
+            cums = np.zeros((len(todo), length + 1), dtype=np.float64)
+            np.cumsum(blocks, axis=1, dtype=np.float64, out=cums[:, 1:])
+            rel = np.arange(BACKGROUND_BLOCKS, length)
+            before = (cums[:, rel] - cums[:, rel - BACKGROUND_BLOCKS]) / BACKGROUND_BLOCKS
+            attack = blocks[:, BACKGROUND_BLOCKS:]
+            limit = (decided_until[todo] - base)[:, None]
+            candidate = (attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS) & (rel < limit)
+            new_start = np.maximum(scan0[todo], decided_until[todo])
+            for r in np.flatnonzero(candidate.any(axis=1)).tolist():
+                n = int(end[todo[r]] - base[r])
+                found, after = _confirm(
+                    blocks[r, :n], voiced[r, :n], crest[r, :n],
+                    np.flatnonzero(candidate[r]) + BACKGROUND_BLOCKS, BACKGROUND_BLOCKS, float(end_time[todo[r]]),
+                )
+                new_start[r] = max(int(base[r]) + after, int(decided_until[todo[r]]))
+                if found:
+                    slot = slots[todo[r]]
+                    self.group[slot] += len(found)
+                    self.last_tap[slot] = found[-1]
+            start[todo] = new_start
+        # The loudest block still waiting for its lookahead (within what the detector holds).
+        tail, _v, _c = self._gather(hist, history, slots, decided_until, LOOKAHEAD_BLOCKS, real_end)
+        held = decided_until[:, None] + np.arange(LOOKAHEAD_BLOCKS) >= ctx0[:, None]
+        self.undecided[slots] = np.where(held, tail, -np.inf).max(axis=1)
+        self.scan[slots] = start
+        self.ctx_start[slots] = np.maximum(np.minimum(start, decided_until) - _CONTEXT, ctx0)
 
-    def _confirm(self, blocks, voiced, crest, candidates, start: int, end_time: float) -> list[float]:
-        """Check candidate attacks (vectorised), then apply the refractory period in order."""
-        n = len(blocks)
-        backgrounds = np.partition(_windows(blocks, BACKGROUND_BLOCKS)[candidates - BACKGROUND_BLOCKS], _MEDIAN, axis=1)
-        background = backgrounds[:, _MEDIAN]
-        attack = blocks[candidates]
-        before = np.maximum(np.maximum(blocks[candidates - 4], blocks[candidates - 3]), blocks[candidates - 2])
-        # Loud enough over the local background, and a sharp rise: the blocks just before are
-        # near the background or far below the attack (not inside a louder event). Band-limited
-        # beds (breathing) make single blocks jump ±6 dB around their median.
-        qualified = (attack >= background + TAP_MARGIN_DB) & (
-            before <= np.maximum(background + SUSTAIN_DB, attack - TAP_MARGIN_DB)
-        )
-        candidates, background, attack = candidates[qualified], background[qualified], attack[qualified]
-        self._start_after = start
-        if not candidates.size:
-            return []
-        ahead = _windows(blocks, LOOKAHEAD_BLOCKS)[candidates]
-        onset_peak = ahead[:, :3].max(axis=1)  # the attack block may hold only the tap's first samples
-        # The body lasts while the event stays near the background's top, or (a loud tap over a
-        # quiet line rings long) within BODY_DROP_DB of its peak.
-        loud = ahead > np.maximum(background + SUSTAIN_DB, onset_peak - BODY_DROP_DB)[:, None]
-        body = np.where(loud.all(axis=1), LOOKAHEAD_BLOCKS, np.argmin(loud, axis=1))
-        crests = crest[candidates]
-        click = (body == MIN_BODY_BLOCKS) & (crests >= CLICK_CREST_DB)
-        # A short tap over a loud bed may fall under background + SUSTAIN_DB within one block;
-        # a one-sample line click does too, but its block is much peakier. One block is thin
-        # evidence: it must stand well clear of the bed.
-        short = (body == 1) & (crests < SHORT_TAP_CREST_DB) & (attack >= background + TAP_MARGIN_DB + SUSTAIN_DB)
-        mostly_voiced = _windows(voiced, LOOKAHEAD_BLOCKS)[candidates].sum(axis=1) > MAX_VOICED_BLOCKS
-        # Still up after 45 ms, near the attack's level (most blocks, not a few blocks of a
-        # noisy bed jumping, nor a breath starting under the tap's decay): a syllable or a swell.
-        still_up = np.maximum(background + SUSTAIN_DB, onset_peak - TAIL_DROP_DB)
-        too_long = (ahead[:, MAX_SUSTAIN_BLOCKS:] > still_up[:, None]).sum(axis=1) > TAIL_LOUD_BLOCKS
-        is_tap = (((body >= MIN_BODY_BLOCKS) & (body <= MAX_SUSTAIN_BLOCKS) & ~click) | short) & ~too_long & ~mostly_voiced
-        found = []
-        for i, tap in zip(candidates.tolist(), is_tap.tolist()):
-            if i < start:
-                continue  # within REFRACTORY of the previous attack: the same tap ringing
-            start = i + REFRACTORY_BLOCKS
-            if tap:
-                found.append(float(end_time - (n - i) * BLOCK_SECONDS))
-        self._start_after = start
-        return found
-
-    def flush(self, end_time: float) -> list[float]:
+    def flush(self, hist, history: int, slot: int, frames: int, end_time: float) -> None:
         """The stream stopped (no packets): decide pending attacks as if silence followed."""
-        if self._undecided_peak <= -99.0:
-            return []
-        frames = -(-LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME)
-        quiet = np.full(frames * BLOCKS_PER_FRAME, -99.0, dtype=np.float32)
-        found = self.push(quiet, np.zeros(frames, dtype=bool), np.zeros(frames, dtype=np.float32), end_time, quiet_db=-999.0)
-        self._undecided_peak = -99.0
-        return found
+        if self.undecided[slot] <= PAD_DB:
+            return
+        real_end = frames * BLOCKS_PER_FRAME
+        end = real_end + LOOKAHEAD_BLOCKS
+        if self.undecided[slot] >= TAP_MIN_DBFS:
+            s = np.array([slot])
+            self._scan(hist, history, s, np.array([end]), np.array([real_end]), np.array([end_time]))
+            after = int(self.scan[slot]) - end  # refractory reaching past the silence
+        else:
+            after = 0
+        # What follows is heard after silence: the context before it reads as silence.
+        self.origin[slot] = frames
+        self.scan[slot] = real_end + max(after, 0)
+        self.ctx_start[slot] = real_end - _CONTEXT
+        self.undecided[slot] = PAD_DB
 
-    def close_group(self, now: float) -> int:
+    def close_group(self, slot: int, now: float) -> int:
         """The tap count of a group finished by `now` (else 0); resets the group."""
-        if self._group and self._last_tap is not None and now - self._last_tap >= GROUP_GAP:
-            count, self._group = self._group, 0
-            return count
+        group, last = int(self.group[slot]), float(self.last_tap[slot])
+        if group and not math.isnan(last) and now - last >= GROUP_GAP:
+            self.group[slot] = 0
+            return group
         return 0
-
-    @property
-    def open_group(self) -> int:
-        return self._group
-
-    def last_tap_at(self) -> float | None:
-        return self._last_tap
-
-    def reset(self) -> None:
-        self.__init__()
