@@ -140,16 +140,27 @@ class Channel(Protocol):
         """Forget queued keys/taps (e.g. a burst of duplicated digits)."""
         ...
 
+    async def listen_on_voice(self) -> None:
+        """Start listening by itself as soon as the caller's line gets loud.
+
+        Uses the PBX's own loudness detector (Asterisk's TALK_DETECT: native
+        cost, but loudness only, so not a verdict): the fork, which costs the
+        PBX about as much as the call itself, only starts when there is
+        something to hear or when a flow asks to listen. `stop_listening`
+        disarms it. Idempotent.
+        """
+        ...
+
     async def start_listening(self) -> None:
         """Fork the caller's audio to the classifier. Cheap and idempotent."""
         ...
 
     async def stop_listening(self) -> None:
-        """Tear the audio fork down. Cheap and idempotent."""
+        """Tear the audio fork down (and disarm `listen_on_voice`). Cheap and idempotent."""
         ...
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
-        """Next classifier reading while listening, None on timeout."""
+        """Next classifier reading while listening; None on timeout, or at once when not listening."""
         ...
 
     async def start_moh(self, moh_class: str = "default") -> None: ...

@@ -115,6 +115,7 @@ class FlowCall:
         Stops early on a key/tap (returned in the window) unless told not to.
         Raises SpeechHeard / DistressHeard as soon as they are certain.
         """
+        await self.channel.start_listening()  # no-op when already listening (or forked on voice)
         window = Window(start=self.now())
         self._window = window
         try:

@@ -221,7 +221,9 @@ class SilentCall:
         channel = self.call.channel
         if not channel.is_up:
             await channel.answer()
-        await channel.start_listening()
+        # Most callers speak at once: the media fork (as costly to the PBX as the call itself)
+        # starts only if the line gets loud during the greeting, else for the listening below.
+        await channel.listen_on_voice()
         # « Bonjour, numi.support, [PRENOM_HOTLINER] à l'appareil. Je vous écoute. »
         await self.call.say("greeting")
         # « Hotliner attend 2–3 secondes (pas de réaction immédiate). »
@@ -464,8 +466,8 @@ class SilentCall:
             )
             await call.note("agent", f"{language}: {summary}")
             self.outcome = (HungUpBy.AGENT, f"agent: {summary}")
-            await call.say("to_agent", barge_in=False)  # « Je vous passe un conseiller. Restez en ligne. »
             await call.channel.stop_listening()  # the fork costs the PBX: not needed with a person
+            await call.say("to_agent", barge_in=False)  # « Je vous passe un conseiller. Restez en ligne. »
             await self.deps.agents.hand_to_agent(self.ctx, diagnosis, language)
             return None
 

@@ -41,6 +41,8 @@ from callflow.core.handoff import HandoffResult
 from callflow.core.recorder import MemoryRecorder
 
 EPS = 1e-9
+#: Asterisk TALK_DETECT's default threshold (average amplitude 256), in dBFS: what starts a fork on voice.
+VOICE_DBFS = -42.0
 
 
 class FakeMisuse(BaseException):
@@ -174,6 +176,7 @@ class FakeChannel:
         self._answered = False
         self._gone: str | None = None  # "caller", "system", "dialplan"
         self._listening = False
+        self._voice_armed_at: float | None = None  # listen_on_voice
         self._next_tick = 0.0
 
     # -- clock and caller hang-up ------------------------------------------
@@ -198,7 +201,25 @@ class FakeChannel:
             self._gone = "caller"
             self.log.append(Event(self.now, "caller_hangup"))
             raise CallerHungUp()
+        self._fork_on_voice(target)
         self.clock.t = max(self.clock.t, target)
+
+    def _fork_on_voice(self, target: float) -> None:
+        """listen_on_voice: the fork starts when a loud sound begins (Asterisk's TALK_DETECT threshold)."""
+        armed = self._voice_armed_at
+        if armed is None or self._listening:
+            return
+        for s in self._sounds:
+            loud = s.state in (AudioState.SPEECH, AudioState.BACKGROUND_NOISE) or s.level_dbfs >= VOICE_DBFS
+            start = max(s.at, armed)
+            if loud and start <= target + EPS and (s is self._sounds[-1] or self._next_sound(s).at > start):
+                self._listening = True
+                self._next_tick = start + self._interval
+                self.log.append(Event(start, "listen", "start on voice"))
+                return
+
+    def _next_sound(self, sound: Sound) -> Sound:
+        return self._sounds[self._sounds.index(sound) + 1]
 
     def _first_input(self, until: float, accept_taps: bool = True) -> list | None:
         for entry in self._queue:
@@ -271,6 +292,12 @@ class FakeChannel:
             if entry[0].at <= self.now + EPS:
                 entry[1] = True
 
+    async def listen_on_voice(self) -> None:
+        self._alive()
+        if self._voice_armed_at is None:
+            self._voice_armed_at = self.now
+            self.log.append(Event(self.now, "listen", "on voice"))
+
     async def start_listening(self) -> None:
         self._alive()
         if not self._listening:
@@ -279,6 +306,7 @@ class FakeChannel:
             self.log.append(Event(self.now, "listen", "start"))
 
     async def stop_listening(self) -> None:
+        self._voice_armed_at = None
         if self._listening:
             self._listening = False
             self.log.append(Event(self.now, "listen", "stop"))

@@ -9,7 +9,9 @@ are cheap, idempotent and safe to call in any order.
 Dead line vs silent caller: Asterisk sends nothing to externalMedia when the
 caller sends nothing, so "no packets" alone proves nothing. We also poll what
 Asterisk itself received from the caller (CHANNEL(rtcp,rxcount) on the
-caller's channel) and hand the classifier that fact.
+caller's channel) and hand the classifier that fact — only while the line
+sounds silent or dead: a caller heard breathing, tapping or talking is
+obviously sending RTP, and each poll is a REST request the PBX must serve.
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from collections.abc import Callable
 
 from callflow.audio.classifier import CallAudio
 from callflow.audio.receiver import RtpReceiver
-from callflow.core.channel import AudioReading, TapInput
+from callflow.core.channel import AudioReading, AudioState, TapInput
 from callflow.telephony.ari.client import AriClient, AriError
 from callflow.telephony.ari.events import AriEvent
 
 log = logging.getLogger(__name__)
 
 TimelineEntry = tuple[float, float, str, float]
+
+#: Readings that can mean "the caller's phone sends nothing": only then is rxcount worth a request.
+_QUIET_STATES = frozenset({AudioState.SILENCE, AudioState.DEAD_LINE})
 
 
 class MediaFork:
@@ -146,6 +151,11 @@ class MediaFork:
         last: int | None = None
         quiet_polls = 0
         while True:
+            reading = self._audio.last_reading if self._audio is not None else None
+            if reading is not None and reading.state not in _QUIET_STATES:
+                quiet_polls = 0  # something is heard: the caller's RTP arrives
+                await asyncio.sleep(self._poll_interval)
+                continue
             try:
                 value = await self.client.get(f"channels/{self.caller_id}/variable", variable="CHANNEL(rtcp,rxcount)")
                 count = int((value or {}).get("value") or 0)

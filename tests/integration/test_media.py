@@ -91,3 +91,55 @@ async def test_hanging_up_mid_stream_leaves_no_channel_bridge_or_socket(in_proce
     assert ctl.receiver.streams == {}
     assert ctl.calls == {}
     assert seen, "it was listening"
+
+
+def voice_flow(forked_at: list, seconds: float, stop_at: float | None = None):
+    """Answer, arm listen_on_voice (TALK_DETECT), note when the fork starts; stop listening at `stop_at`."""
+
+    async def flow(ctx):
+        channel = ctx.channel
+        await channel.answer()
+        await channel.listen_on_voice()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        stopped = False
+        try:
+            while (t := loop.time() - t0) < seconds:
+                if channel.media is not None and channel.media.active:
+                    forked_at.append(round(t, 2))
+                if stop_at is not None and t >= stop_at and not stopped:
+                    await channel.stop_listening()
+                    stopped = True
+                await asyncio.sleep(0.1)
+        except CallerHungUp:
+            pass
+        finally:
+            await channel.stop_listening()
+
+    return flow
+
+
+async def test_a_caller_who_speaks_is_forked_on_voice_and_not_again_once_listening_stopped(in_process_controller,
+                                                                                          tmp_path):
+    quiet = lambda s: np.zeros(audio.seconds(s))  # noqa: E731 - hiss is added below
+    track = np.concatenate([quiet(3.0), audio.speech(25, 2.0), quiet(4.0), audio.speech(26, 2.0), quiet(1.0)])
+    f = audio.write_ulaw(tmp_path / "voice.ulaw", track + audio.synth.hiss(27, len(track) / 8000))
+    forked_at: list[float] = []
+    await in_process_controller(voice_flow(forked_at, 12, stop_at=6.0))
+    run = await start_sipp(Caller().audio(f).pause(12).xml(), name="fork-on-voice")
+    assert await run.wait(40) == 0, run.errors()
+    assert forked_at, "the fork never started on the caller's voice"
+    # not before the caller spoke (hiss only); soon after (TALK_DETECT + four REST calls)
+    assert 2.5 <= forked_at[0] <= 5.0, forked_at
+    # stop_listening disarms it: the second phrase (from 9 s) starts no fork
+    assert max(forked_at) < 7.0, forked_at
+
+
+async def test_a_quiet_line_is_not_forked_on_voice(in_process_controller, tmp_path):
+    f = audio.write_ulaw(tmp_path / "quiet.ulaw", audio.breathing(28, 10.0, peak_dbfs=-50.0)
+                         + audio.synth.hiss(29, 10.0))
+    forked_at: list[float] = []
+    await in_process_controller(voice_flow(forked_at, 10))
+    run = await start_sipp(Caller().audio(f).pause(10).xml(), name="quiet-no-fork")
+    assert await run.wait(30) == 0, run.errors()
+    assert forked_at == []

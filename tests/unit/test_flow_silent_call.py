@@ -508,3 +508,35 @@ async def test_a_single_distress_flicker_on_calm_breathing_is_not_distress():
     prompts = fake.channel.prompts()
     assert "q_emergency" not in prompts
     assert "cas_b_reassure" in prompts
+
+
+# -- Listening only while it matters (issue 3: the fork costs the PBX as much as the call) --
+def listen_events(fake: FakeCall) -> list[tuple[float, str]]:
+    return [(e.at, e.detail) for e in fake.channel.log if e.kind == "listen"]
+
+
+async def test_a_silent_caller_is_forked_only_after_the_greeting():
+    fake = await FakeCall(CallerScript(hangs_up_at=20)).run()
+    greeting = fake.channel.plays("greeting")[0]
+    events = listen_events(fake)
+    assert events[0] == (0.0, "on voice")  # armed before the greeting, nothing forked yet
+    assert events[1] == (greeting.end, "start")  # phase 1's listening needs the classifier
+
+
+async def test_a_caller_who_speaks_during_the_greeting_is_forked_at_once_and_released_before_the_agent():
+    script = CallerScript(sounds=[Sound(0, S.SILENCE), Sound(1.5, S.SPEECH, level_dbfs=-25)], hangs_up_at=30)
+    fake = await FakeCall(script).run()
+    events = listen_events(fake)
+    assert events[:2] == [(0.0, "on voice"), (1.5, "start on voice")]
+    assert events[-1][1] == "stop"
+    to_agent = fake.channel.plays("to_agent")[0]
+    assert events[-1][0] <= to_agent.at  # no fork while « Je vous passe un conseiller » plays
+    assert fake.agents.handed, "speech goes to a person"
+    assert fake.record.call_type is CallType.PAROLE
+
+
+async def test_quiet_breathing_during_the_greeting_does_not_start_the_fork():
+    script = CallerScript(sounds=[Sound(0, S.BREATHING, level_dbfs=-50)], hangs_up_at=20)
+    fake = await FakeCall(script).run()
+    greeting = fake.channel.plays("greeting")[0]
+    assert listen_events(fake)[1] == (greeting.end, "start")

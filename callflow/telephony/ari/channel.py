@@ -57,6 +57,8 @@ class AriChannel:
         self._answered = answered
         self.media: MediaFork | None = None
         self._media_factory = media_factory
+        self._voice_armed = False  # listen_on_voice: fork when TALK_DETECT says the line got loud
+        self._voice_task: asyncio.Task[None] | None = None
         self.in_stasis = True
 
     # -- state ------------------------------------------------------------------
@@ -105,6 +107,9 @@ class AriChannel:
             fut = self._playbacks.get(event.playback_id)
             if fut and not fut.done():
                 fut.set_result(kind == "PlaybackFinished" and event.raw.get("playback", {}).get("state") == "done")
+        elif kind == "ChannelTalkingStarted" and self._voice_armed and self._voice_task is None:
+            # not awaited here: the fork waits for its channels' StasisStart, which this pump delivers
+            self._voice_task = self._loop.create_task(self._listen_now_on_voice(), name=f"voice:{self.id}")
         elif kind in ("ChannelHangupRequest", "ChannelDestroyed"):
             self._mark_hungup()
         elif kind == "StasisEnd":
@@ -190,6 +195,24 @@ class AriChannel:
     def answered_at(self) -> float:
         return self._t0
 
+    async def listen_on_voice(self) -> None:
+        self._check_up()
+        if self._voice_armed:
+            return
+        self._voice_armed = True
+        # Asterisk's defaults: "talking" above an average amplitude of 256 (≈ −42 dBFS), 2.5 s to "finished"
+        await self._call("POST", f"channels/{self.id}/variable", variable="TALK_DETECT(set)", value="")
+
+    async def _listen_now_on_voice(self) -> None:
+        try:
+            await self.start_listening()
+        except (CallerHungUp, RuntimeError) as exc:
+            log.info("fork on voice not started", extra={"channel": self.id, "reason": str(exc)})
+        finally:
+            self._voice_task = None
+        if self.media is not None and self.media.active and (not self._voice_armed or self.hung_up):
+            await self.media.stop()  # the flow stopped listening while we were starting: it wins
+
     async def start_listening(self) -> None:
         self._check_up()
         if self.media is None:
@@ -199,13 +222,14 @@ class AriChannel:
         await self.media.start()
 
     async def stop_listening(self) -> None:
+        self._voice_armed = False
         if self.media is not None:
             await self.media.stop()
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
         self._check_up()
         if self.media is None or not self.media.active:
-            raise RuntimeError("next_reading while not listening: call start_listening first")
+            return None  # nothing to hear yet (FlowCall.listen starts the fork before it waits)
         return await self.media.next_reading(timeout)
 
     async def start_moh(self, moh_class: str = "default") -> None:
