@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callflow.audio.classifier import CallAudio, analyse_calls
+from callflow.audio.features import FRAME_SAMPLES
 from callflow.audio.rtp import (
     MAX_DATAGRAM,
     RTP_HEADER_LEN,
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 _SEQ_TS_SSRC = struct.Struct("!HII")
 _CODECS = {PT_PCMU: "ulaw", PT_PCMA: "alaw"}
+_POOLED_LEN = RTP_HEADER_LEN + FRAME_SAMPLES  # a header without CSRC/extension/padding and 20 ms of audio
 
 #: Counter names, all present from the start (zero) so exporters see every series.
 COUNTERS = (
@@ -248,7 +250,14 @@ class RtpReceiver(asyncio.DatagramProtocol):
                 if sequence == 0:
                     tracker.cycles += 1
                 tracker.highest = sequence
-                audio.push_payload_fast(data[RTP_HEADER_LEN:])
+                if len(data) == _POOLED_LEN and audio.codec == "ulaw" and not audio._raw and not audio._pcm:
+                    # A plain 20 ms μ-law packet, nothing of this call waiting before it: straight
+                    # to the analysis pool (decoded with all calls' packets at the next tick).
+                    pool = audio._pool
+                    pool.packets.append(data)
+                    pool.owners.append(audio._slot)
+                else:
+                    audio.push_payload_fast(data[RTP_HEADER_LEN:])
                 counters["accepted"] += 1
                 stream.accepted += 1
                 if self._oldest_pending is None:

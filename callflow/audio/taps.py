@@ -57,52 +57,50 @@ _windows = np.lib.stride_tricks.sliding_window_view
 PAD_DB = -99.0  # what blocks before a call's origin (or after the end of its media) read as
 
 
-def _confirm(blocks, voiced, crest, candidates, start: int, end_time: float) -> tuple[list[float], int]:
-    """Check candidate attacks (vectorised), then apply the refractory period in order.
+def _check(blocks, voiced, crest, rows, cols) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check candidate attacks at blocks[rows, cols] (padded per-call rows), all calls at once.
 
-    `blocks` ends with the newest block, heard at `end_time`; returns the tap times and
-    the first position (index into `blocks`) a later attack may take.
+    Each candidate needs BACKGROUND_BLOCKS before it and LOOKAHEAD_BLOCKS from it within
+    its row. Returns the qualified candidates (rows, cols) and whether each is a tap;
+    the refractory period is applied by the caller, in order.
     """
-    n = len(blocks)
-    backgrounds = np.partition(_windows(blocks, BACKGROUND_BLOCKS)[candidates - BACKGROUND_BLOCKS], _MEDIAN, axis=1)
-    background = backgrounds[:, _MEDIAN]
-    attack = blocks[candidates]
-    before = np.maximum(np.maximum(blocks[candidates - 4], blocks[candidates - 3]), blocks[candidates - 2])
+    background = np.partition(blocks[rows[:, None], cols[:, None] + _BEFORE], _MEDIAN, axis=1)[:, _MEDIAN]
+    attack = blocks[rows, cols]
+    before = np.maximum(np.maximum(blocks[rows, cols - 4], blocks[rows, cols - 3]), blocks[rows, cols - 2])
     # Loud enough over the local background, and a sharp rise: the blocks just before are
     # near the background or far below the attack (not inside a louder event). Band-limited
     # beds (breathing) make single blocks jump ±6 dB around their median.
     qualified = (attack >= background + TAP_MARGIN_DB) & (
         before <= np.maximum(background + SUSTAIN_DB, attack - TAP_MARGIN_DB)
     )
-    candidates, background, attack = candidates[qualified], background[qualified], attack[qualified]
-    if not candidates.size:
-        return [], start
-    ahead = _windows(blocks, LOOKAHEAD_BLOCKS)[candidates]
+    if not qualified.all():
+        rows, cols, background, attack = rows[qualified], cols[qualified], background[qualified], attack[qualified]
+    if not rows.size:
+        return rows, cols, np.zeros(0, dtype=bool)
+    span = cols[:, None] + _AHEAD
+    ahead = blocks[rows[:, None], span]
     onset_peak = ahead[:, :3].max(axis=1)  # the attack block may hold only the tap's first samples
     # The body lasts while the event stays near the background's top, or (a loud tap over a
     # quiet line rings long) within BODY_DROP_DB of its peak.
     loud = ahead > np.maximum(background + SUSTAIN_DB, onset_peak - BODY_DROP_DB)[:, None]
     body = np.where(loud.all(axis=1), LOOKAHEAD_BLOCKS, np.argmin(loud, axis=1))
-    crests = crest[candidates]
+    crests = crest[rows, cols]
     click = (body == MIN_BODY_BLOCKS) & (crests >= CLICK_CREST_DB)
     # A short tap over a loud bed may fall under background + SUSTAIN_DB within one block;
     # a one-sample line click does too, but its block is much peakier. One block is thin
     # evidence: it must stand well clear of the bed.
     short = (body == 1) & (crests < SHORT_TAP_CREST_DB) & (attack >= background + TAP_MARGIN_DB + SUSTAIN_DB)
-    mostly_voiced = _windows(voiced, LOOKAHEAD_BLOCKS)[candidates].sum(axis=1) > MAX_VOICED_BLOCKS
+    mostly_voiced = voiced[rows[:, None], span].sum(axis=1) > MAX_VOICED_BLOCKS
     # Still up after 45 ms, near the attack's level (most blocks, not a few blocks of a
     # noisy bed jumping, nor a breath starting under the tap's decay): a syllable or a swell.
     still_up = np.maximum(background + SUSTAIN_DB, onset_peak - TAIL_DROP_DB)
     too_long = (ahead[:, MAX_SUSTAIN_BLOCKS:] > still_up[:, None]).sum(axis=1) > TAIL_LOUD_BLOCKS
     is_tap = (((body >= MIN_BODY_BLOCKS) & (body <= MAX_SUSTAIN_BLOCKS) & ~click) | short) & ~too_long & ~mostly_voiced
-    found = []
-    for i, tap in zip(candidates.tolist(), is_tap.tolist()):
-        if i < start:
-            continue  # within REFRACTORY of the previous attack: the same tap ringing
-        start = i + REFRACTORY_BLOCKS
-        if tap:
-            found.append(float(end_time - (n - i) * BLOCK_SECONDS))
-    return found, start
+    return rows, cols, is_tap
+
+
+_BEFORE = np.arange(-BACKGROUND_BLOCKS, 0)
+_AHEAD = np.arange(LOOKAHEAD_BLOCKS)
 
 
 class TapBank:
@@ -197,17 +195,21 @@ class TapBank:
             limit = (decided_until[todo] - base)[:, None]
             candidate = (attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS) & (rel < limit)
             new_start = np.maximum(scan0[todo], decided_until[todo])
-            for r in np.flatnonzero(candidate.any(axis=1)).tolist():
-                n = int(end[todo[r]] - base[r])
-                found, after = _confirm(
-                    blocks[r, :n], voiced[r, :n], crest[r, :n],
-                    np.flatnonzero(candidate[r]) + BACKGROUND_BLOCKS, BACKGROUND_BLOCKS, float(end_time[todo[r]]),
-                )
-                new_start[r] = max(int(base[r]) + after, int(decided_until[todo[r]]))
-                if found:
-                    slot = slots[todo[r]]
-                    self.group[slot] += len(found)
-                    self.last_tap[slot] = found[-1]
+            rows, cols = np.nonzero(candidate)
+            if rows.size:
+                rows, cols, is_tap = _check(blocks, voiced, crest, rows, cols + BACKGROUND_BLOCKS)
+                # In order, per call: onsets closer than REFRACTORY are one tap (a thump and its ring).
+                refractory = {}
+                for r, c, tap in zip(rows.tolist(), cols.tolist(), is_tap.tolist()):
+                    if c < refractory.get(r, BACKGROUND_BLOCKS):
+                        continue
+                    refractory[r] = c + REFRACTORY_BLOCKS
+                    if tap:
+                        slot = slots[todo[r]]
+                        self.group[slot] += 1
+                        self.last_tap[slot] = end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS
+                for r, after in refractory.items():
+                    new_start[r] = max(base[r] + after, decided_until[todo[r]])
             start[todo] = new_start
         # The loudest block still waiting for its lookahead (within what the detector holds).
         tail, _v, _c = self._gather(hist, history, slots, decided_until, LOOKAHEAD_BLOCKS, real_end)
