@@ -615,26 +615,37 @@ def _consume(pool: _Pool, feats: np.ndarray, slots: np.ndarray, starts: np.ndarr
     pool.taps.push(pool.hist, history, slots, count, peak, quiet, now)
 
 
-def analyse_calls(calls: Iterable[CallAudio], now: float | None = None) -> dict[CallAudio, list[AudioReading]]:
+def analyse_calls(
+    calls: Iterable[CallAudio], now: float | None = None, max_readings: int | None = None
+) -> dict[CallAudio, list[AudioReading]]:
     """Analyse pending audio of many calls in one numpy batch; emit due readings.
 
     `now` is the injected clock's value (absolute, like `clock()`); by default
     each call's own clock is read. Returns the readings emitted, by call (calls
     that emitted none are left out).
+
+    `max_readings` spreads the readings of many calls over the analysis ticks: when
+    more are due, the most overdue go first and the others wait for a later tick,
+    never more than MAX_READING_DELAY (readings stay < 0.5 s apart). Calls answered
+    together would otherwise all be read in the same tick, every time.
     """
     live = [c for c in calls if not c.closed]
     if not live:
         return {}
     pool = live[0]._pool
     if all(c._pool is pool for c in live):
-        return _analyse(pool, live, now)
+        return _analyse(pool, live, now, max_readings)
     groups: dict[_Pool, list[CallAudio]] = {}
     for c in live:
         groups.setdefault(c._pool, []).append(c)
     results: dict[CallAudio, list[AudioReading]] = {}
     for p, group in groups.items():
-        results.update(_analyse(p, group, now))
+        results.update(_analyse(p, group, now, max_readings))
     return results
+
+
+#: Longest a due reading may wait for a quieter tick (reading_interval + this < 0.5 s).
+MAX_READING_DELAY = 0.2
 
 
 RTP_HEADER = 12
@@ -663,7 +674,7 @@ def _take_packets(pool: _Pool, where: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return ULAW_DECODE[codes], position
 
 
-def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None) -> dict[CallAudio, list[AudioReading]]:
+def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_readings: int | None = None) -> dict[CallAudio, list[AudioReading]]:
     m = len(calls)
     history = pool.history
     slots = np.fromiter([c._slot for c in calls], dtype=np.intp, count=m)
@@ -715,6 +726,11 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None) -> dict[Cal
     since = t - pool.last_packet[slots]  # NaN: no packet yet
     stopped = since > pool.no_packets_after[slots]
     due = np.flatnonzero(t >= pool.next_reading[slots])
+    if max_readings is not None and due.size > max_readings:
+        late = t[due] - pool.next_reading[slots[due]]
+        chosen = late > MAX_READING_DELAY
+        chosen[np.argsort(-late, kind="stable")[:max_readings]] = True
+        due = due[chosen]
     results: dict[CallAudio, list[AudioReading]] = {}
     speech: dict[int, float] = {}
     breathing: dict[int, float] = {}

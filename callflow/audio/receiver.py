@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from callflow.audio.classifier import CallAudio, analyse_calls
+from callflow.audio.classifier import DEFAULT_CONFIG, CallAudio, analyse_calls
 from callflow.audio.features import FRAME_SAMPLES
 from callflow.audio.rtp import (
     MAX_DATAGRAM,
@@ -98,12 +98,12 @@ class RtpReceiver(asyncio.DatagramProtocol):
     def __init__(
         self,
         *,
-        tick: float = 0.2,
+        tick: float = 0.025,
         telephone_event_pt: int = PT_TELEPHONE_EVENT,
         clock: Callable[[], float] = time.monotonic,
         lag_samples: int = 2048,
         recv_buffer: int = 4 * 1024 * 1024,
-        batch_calls: int = 250,
+        batch_calls: int = 1000,
     ) -> None:
         self.tick = tick  # analysis period: latency vs per-call overhead (see docs/benchmarks.md)
         self.recv_buffer = recv_buffer  # capped by net.core.rmem_max
@@ -317,7 +317,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """One analysis tick over every registered call, in one go (tests, tools)."""
         oldest, self._oldest_pending = self._oldest_pending, None
         if self.streams:
-            analyse_calls([s.audio for s in self.streams.values()])
+            analyse_calls([s.audio for s in self.streams.values()], max_readings=self._reading_budget(len(self.streams)))
         if oldest is not None:
             self.lags.append(self.clock() - oldest)
 
@@ -332,11 +332,16 @@ class RtpReceiver(asyncio.DatagramProtocol):
                     self._drain()
                 await asyncio.sleep(0)
             try:
-                analyse_calls(calls[start : start + self.batch_calls])
+                batch = calls[start : start + self.batch_calls]
+                analyse_calls(batch, max_readings=self._reading_budget(len(batch)))
             except Exception:  # one bad call must not stop everyone's audio
                 log.exception("audio analysis batch failed")
         if oldest is not None:
             self.lags.append(self.clock() - oldest)
+
+    def _reading_budget(self, calls: int) -> int:
+        """Readings per tick for this many calls: a quarter more than the steady rate (see analyse_calls)."""
+        return int(1.25 * calls * self.tick / DEFAULT_CONFIG.reading_interval) + 4
 
     async def _analysis_loop(self) -> None:
         loop = asyncio.get_running_loop()
