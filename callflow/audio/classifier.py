@@ -371,21 +371,23 @@ class CallAudio:
     def breathing_score(self) -> float:
         """0..1: slow periodic unvoiced envelope over the last 4–8 s."""
         w = self._window(self._history)
-        if len(w) < 200:
+        if len(w) < _MIN_BREATH_FRAMES:
             return 0.0
         return float(breathing_scores(w[None])[0])
 
     def _level_dbfs(self, window: np.ndarray) -> float:
         if not len(window):
             return F.FLOOR_DBFS
-        power = np.mean(10.0 ** (window[:, F.LEVEL] / 10.0))
-        return float(max(10.0 * math.log10(power + 1e-12), F.FLOOR_DBFS))
+        return _dbfs(np.mean(10.0 ** (window[:, F.LEVEL] / 10.0)))
 
-    def classify(self, now: float, speech: float | None = None, breathing: float | None = None) -> AudioReading:
+    def classify(
+        self, now: float, speech: float | None = None, breathing: float | None = None, power: float | None = None
+    ) -> AudioReading:
         """The state of the line right now (call-relative seconds).
 
-        `speech` / `breathing` may come precomputed for many calls at once
-        (analyse_calls); otherwise they are computed here when needed.
+        `speech` / `breathing` / `power` (mean power of the last 25 frames, float32)
+        may come precomputed for many calls at once (analyse_calls); otherwise they
+        are computed here when needed.
         """
         cfg = self.config
         if self._caller_rtp is False:
@@ -395,7 +397,7 @@ class CallAudio:
             confidence = 0.8 if self._caller_rtp else 0.5
             return AudioReading(AudioState.SILENCE, confidence, now)
         window = self._window(50)
-        level = self._level_dbfs(window[-25:])
+        level = self._level_dbfs(window[-25:]) if power is None else _dbfs(power)
         digital_s = self._digital_run * FRAME_S
         if digital_s >= cfg.digital_silence_dead_after:
             return AudioReading(AudioState.DEAD_LINE, 0.8, now, level)
@@ -493,6 +495,10 @@ class CallAudio:
 
     async def next_taps(self, timeout: float) -> TapInput | None:
         return await _next(self.taps, timeout)
+
+
+def _dbfs(power: np.float32) -> float:
+    return float(max(10.0 * math.log10(power + 1e-12), F.FLOOR_DBFS))
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
@@ -744,10 +750,18 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         # Media stopped right after a tap: the detector would wait for audio that never comes.
         slot = int(slots[i])
         taps.flush(pool.hist, history, slot, int(pool.count[slot]), float(pool.last_packet[slot]) + 0.08)
+    power: dict[int, np.float32] = {}
+    if due.size:
+        # the level of the last half second (classify's _level_dbfs), for all due calls at once
+        deep = due[pool.count[slots[due]] >= 25]
+        if deep.size:
+            ds = slots[deep]
+            rows = pool.count[ds][:, None] % history + history - 25 + np.arange(25)
+            power = dict(zip(deep.tolist(), np.mean(10.0 ** (pool.hist[ds[:, None], rows, F.LEVEL] / 10.0), axis=1)))
     for i in due.tolist():
         call = calls[i]
         at = float(t[i])
-        reading = call.classify(at, speech.get(i), breathing.get(i))
+        reading = call.classify(at, speech.get(i), breathing.get(i), power.get(i))
         pool.next_reading[slots[i]] = at + call.config.reading_interval
         call._record(reading)
         results[call] = [reading]
@@ -782,26 +796,30 @@ def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due:
         windows = pool.hist[fs[:, None, None], rows[:, :, None], _SPEECH_COLUMNS_A]
         speech = dict(zip(full.tolist(), speech_scores(windows, floors, _SPEECH_INDEX).tolist()))
     # An 8 s rhythm does not change in a few hundred ms: reuse a score younger than BREATH_REUSE.
-    stale = []
-    for i in due[filled >= history].tolist():
+    # Calls younger than the history (4–8 s of audio) are scored on what they have, by length.
+    stale: dict[int, list[int]] = {}
+    for i, n in zip(due[filled >= _MIN_BREATH_FRAMES].tolist(), filled[filled >= _MIN_BREATH_FRAMES].tolist()):
         call = calls[i]
         at = float(t[i])
         if speech.get(i, 0.0) >= 0.75 or call._tap_recent(at):
             continue
         when, score = call._breath_cache
-        if at - when < BREATH_REUSE:
+        if n == history and at - when < BREATH_REUSE:
             breathing[i] = score
         else:
-            stale.append(i)
-    if stale:
-        st = np.array(stale, dtype=np.intp)
-        ss = slots[st]
-        rows = pool.count[ss][:, None] % history + np.arange(history)
+            stale.setdefault(n, []).append(i)
+    for n, group in stale.items():
+        ss = slots[np.array(group, dtype=np.intp)]
+        rows = pool.count[ss][:, None] % history + history - n + np.arange(n)
         windows = pool.hist[ss[:, None, None], rows[:, :, None], _BREATH_COLUMNS_A]
-        for i, score in zip(stale, breathing_scores(windows, _BREATH_INDEX).tolist()):
+        for i, score in zip(group, breathing_scores(windows, _BREATH_INDEX).tolist()):
             breathing[i] = score
-            calls[i]._breath_cache = (float(t[i]), score)
+            if n == history:
+                calls[i]._breath_cache = (float(t[i]), score)
     return speech, breathing
+
+
+_MIN_BREATH_FRAMES = 200  # 4 s: breathing_score() is 0 on less
 
 
 BREATH_REUSE = 0.75  # seconds
