@@ -157,18 +157,55 @@ class RtpReceiver(asyncio.DatagramProtocol):
             self._sock = None
 
     def _drain(self, limit: int = 2000) -> None:
-        """Read every queued datagram (bounded, so analysis ticks still get their turn)."""
+        """Read every queued datagram (bounded, so analysis ticks still get their turn).
+
+        The common packet (plain header, μ-law, 20 ms, the next sequence number of a
+        known source) is handled inline, with counters summed after the loop; every
+        other datagram goes through `datagram_received`.
+        """
         recv = self._sock.recvfrom
         handle = self.datagram_received
-        for _ in range(limit):
-            try:
-                data, addr = recv(MAX_DATAGRAM + 1)  # one byte more: bigger datagrams show as oversize
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. ICMP errors surfacing on the socket
-                self.error_received(exc)
-                return
-            handle(data, addr)
+        by_source = self._by_source
+        unpack = _SEQ_TS_SSRC.unpack_from
+        accepted = 0
+        try:
+            for _ in range(limit):
+                try:
+                    data, addr = recv(MAX_DATAGRAM + 1)  # one byte more: bigger datagrams show as oversize
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:  # e.g. ICMP errors surfacing on the socket
+                    self.error_received(exc)
+                    return
+                if len(data) == _POOLED_LEN and data[0] == 0x80 and data[1] & 0x7F == PT_PCMU:
+                    stream = by_source.get(addr)
+                    if stream is not None:
+                        audio = stream.audio
+                        tracker = stream.tracker
+                        sequence, _ts, ssrc = unpack(data, 2)
+                        if (
+                            ssrc == tracker.ssrc
+                            and sequence == (tracker.highest + 1) & 0xFFFF
+                            and audio.codec == "ulaw"
+                            and not audio._raw
+                            and not audio._pcm
+                        ):
+                            if sequence == 0:
+                                tracker.cycles += 1
+                            tracker.highest = sequence
+                            pool = audio._pool
+                            pool.packets.append(data)
+                            pool.owners.append(audio._slot)
+                            stream.accepted += 1
+                            if not accepted and self._oldest_pending is None:
+                                self._oldest_pending = self.clock()
+                            accepted += 1
+                            continue
+                handle(data, addr)
+        finally:
+            if accepted:
+                self.counters["packets"] += accepted
+                self.counters["accepted"] += accepted
 
     # ---- calls -------------------------------------------------------------------------
     def register(
