@@ -143,19 +143,16 @@ class TapBank:
         self.group[slot] = 0
         self.last_tap[slot] = np.nan
 
-    def _gather(self, hist, history: int, slots, first, length: int, real_end):
-        """Blocks, voiced flags and crests of absolute blocks first … first+length-1, per call."""
-        pos = first[:, None] + np.arange(length)
-        frame = pos // BLOCKS_PER_FRAME
-        pad = (frame < self.origin[slots][:, None]) | (pos >= real_end[:, None])
-        row = np.where(pad, 0, frame % history)
-        rows = slots[:, None]
-        blocks = hist[rows, row, BLOCKS + pos % BLOCKS_PER_FRAME]
-        blocks[pad] = PAD_DB
-        voiced = hist[rows, row, VOICED] > 0
-        voiced[pad] = False
-        crest = hist[rows, row, CREST]
-        crest[pad] = 0.0
+    def _gather(self, hist, history: int, slots, first_frame, frames: int, real_end):
+        """Blocks, voiced flags and crests of `frames` whole frames from `first_frame` on, per call
+        (m, frames × BLOCKS_PER_FRAME); frames before the origin or at/after `real_end` (blocks) are silence."""
+        frame = first_frame[:, None] + np.arange(frames)
+        pad = (frame < self.origin[slots][:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
+        rows = hist[slots[:, None], np.where(pad, 0, frame % history)]  # (m, frames, columns): whole rows, cache-friendly
+        shape = (len(slots), frames * BLOCKS_PER_FRAME)
+        blocks = np.where(pad[:, :, None], np.float32(PAD_DB), rows[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]).reshape(shape)
+        voiced = np.repeat((rows[:, :, VOICED] > 0) & ~pad, BLOCKS_PER_FRAME, axis=1)
+        crest = np.repeat(np.where(pad, np.float32(0.0), rows[:, :, CREST]), BLOCKS_PER_FRAME, axis=1)
         return blocks, voiced, crest
 
     def push(self, hist, history: int, slots, count, peak, quiet, end_time) -> None:
@@ -183,17 +180,21 @@ class TapBank:
         start = scan0.copy()
         todo = np.flatnonzero(decided_until > scan0)
         if todo.size:
-            base = scan0[todo] - BACKGROUND_BLOCKS
-            length = int((end[todo] - base).max())
-            blocks, voiced, crest = self._gather(hist, history, slots[todo], base, length, real_end[todo])
+            # Rows start at a frame boundary at least BACKGROUND_BLOCKS before the scan position.
+            first_frame = (scan0[todo] - BACKGROUND_BLOCKS) // BLOCKS_PER_FRAME
+            base = first_frame * BLOCKS_PER_FRAME
+            frames = int((end[todo] - base).max()) // BLOCKS_PER_FRAME
+            blocks, voiced, crest = self._gather(hist, history, slots[todo], first_frame, frames, real_end[todo])
+            length = blocks.shape[1]
             # Preselect with a cheap running mean of the 40 ms before each block.
             cums = np.zeros((len(todo), length + 1), dtype=np.float64)
             np.cumsum(blocks, axis=1, dtype=np.float64, out=cums[:, 1:])
             rel = np.arange(BACKGROUND_BLOCKS, length)
             before = (cums[:, rel] - cums[:, rel - BACKGROUND_BLOCKS]) / BACKGROUND_BLOCKS
             attack = blocks[:, BACKGROUND_BLOCKS:]
+            from_ = (scan0[todo] - base)[:, None]
             limit = (decided_until[todo] - base)[:, None]
-            candidate = (attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS) & (rel < limit)
+            candidate = (attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS) & (rel >= from_) & (rel < limit)
             new_start = np.maximum(scan0[todo], decided_until[todo])
             rows, cols = np.nonzero(candidate)
             if rows.size:
@@ -201,7 +202,7 @@ class TapBank:
                 # In order, per call: onsets closer than REFRACTORY are one tap (a thump and its ring).
                 refractory = {}
                 for r, c, tap in zip(rows.tolist(), cols.tolist(), is_tap.tolist()):
-                    if c < refractory.get(r, BACKGROUND_BLOCKS):
+                    if c < refractory.get(r, 0):
                         continue
                     refractory[r] = c + REFRACTORY_BLOCKS
                     if tap:
@@ -212,7 +213,7 @@ class TapBank:
                     new_start[r] = max(base[r] + after, decided_until[todo[r]])
             start[todo] = new_start
         # The loudest block still waiting for its lookahead (within what the detector holds).
-        tail, _v, _c = self._gather(hist, history, slots, decided_until, LOOKAHEAD_BLOCKS, real_end)
+        tail, _v, _c = self._gather(hist, history, slots, decided_until // BLOCKS_PER_FRAME, LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME, real_end)
         held = decided_until[:, None] + np.arange(LOOKAHEAD_BLOCKS) >= ctx0[:, None]
         self.undecided[slots] = np.where(held, tail, -np.inf).max(axis=1)
         self.scan[slots] = start
