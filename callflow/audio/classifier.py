@@ -1,11 +1,16 @@
 """Per-call audio classification: PCM / G.711 in, AudioReading and TapInput out.
 
 `CallAudio` is the one object per listening call. It is cheap: it buffers the
-raw payload bytes it is given and does nothing per packet beyond that. The
-work happens in `analyse_calls(calls, now)`, which decodes and featurises the
-pending frames of *all* calls in one numpy batch, then lets each call update
-its history, taps and state. The RTP receiver calls it every tick (200 ms); offline
-tools and tests call `CallAudio.process()` which is the same for one call.
+raw payload bytes it is given and does nothing per packet beyond that (the
+RTP receiver may even hand plain 20 ms μ-law packets straight to the shared
+pool). The work happens in `analyse_calls(calls, now)`, which decodes and
+featurises the pending frames of *all* calls in one numpy batch and updates
+every call's history, noise floor, digital-silence run, whitening filter and
+tap detector with a few numpy operations for all of them: that state lives in
+arrays with one row per call (`_Pool`, `taps.TapBank`). Only the readings that
+are due (every 250 ms per call) and tap candidates run per-call Python. The
+RTP receiver calls it every tick (25 ms); offline tools and tests call
+`CallAudio.process()`, which is the same for one call.
 
 Decision rules (why, in short):
 - the adapter's hint that the caller's RTP no longer reaches Asterisk is the

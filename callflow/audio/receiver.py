@@ -7,10 +7,14 @@ channel). Packets from any other address are dropped and counted: we never
 then feed audio into a call. A stream may be registered before its source is
 known; it simply receives nothing until `set_source` is called.
 
-Per packet we only parse the header, check order and append the payload to
-the call's buffer. A periodic task (every `tick` seconds) analyses all calls
-in batches (see classifier.analyse_calls), yielding to the loop between
-batches so the socket keeps being drained.
+Per packet we only parse the header, check order and append the packet to
+the analysis pool (a plain 20 ms μ-law packet, by far the usual one) or the
+payload to the call's own buffer. A periodic task (every `tick` seconds,
+25 ms: the delay from a packet to the state it updates stays well under
+60 ms) analyses all calls in batches of `batch_calls` (see
+classifier.analyse_calls), yielding to the loop between batches so the
+socket keeps being drained; readings of calls answered together are spread
+over ticks (`max_readings`).
 
 The socket is read with a drain loop (`loop.add_reader` + recvfrom until the
 kernel queue is empty) rather than asyncio's datagram transport, which costs
@@ -105,7 +109,7 @@ class RtpReceiver(asyncio.DatagramProtocol):
         recv_buffer: int = 4 * 1024 * 1024,
         batch_calls: int = 1000,
     ) -> None:
-        self.tick = tick  # analysis period: latency vs per-call overhead (see docs/benchmarks.md)
+        self.tick = tick  # analysis period: lag vs per-tick overhead (see docs/benchmarks.md)
         self.recv_buffer = recv_buffer  # capped by net.core.rmem_max
         self.batch_calls = batch_calls
         self.telephone_event_pt = telephone_event_pt
