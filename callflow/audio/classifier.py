@@ -386,13 +386,18 @@ class CallAudio:
         return _dbfs(np.mean(10.0 ** (window[:, F.LEVEL] / 10.0)))
 
     def classify(
-        self, now: float, speech: float | None = None, breathing: float | None = None, power: float | None = None
+        self,
+        now: float,
+        speech: float | None = None,
+        breathing: float | None = None,
+        power: float | None = None,
+        quantiles: tuple[float, float] | None = None,
     ) -> AudioReading:
         """The state of the line right now (call-relative seconds).
 
-        `speech` / `breathing` / `power` (mean power of the last 25 frames, float32)
-        may come precomputed for many calls at once (analyse_calls); otherwise they
-        are computed here when needed.
+        `speech` / `breathing` / `power` (mean power of the last 25 frames, float32) /
+        `quantiles` (p50, p90 of the last second's levels) may come precomputed for
+        many calls at once (analyse_calls); otherwise they are computed here when needed.
         """
         cfg = self.config
         if self._caller_rtp is False:
@@ -429,7 +434,9 @@ class CallAudio:
         breathing = self.breathing_score() if breathing is None else breathing
         if breathing >= 0.5:
             return AudioReading(AudioState.BREATHING, breathing, now, level, distress=self._distress())
-        p50, p90 = _quantile(window[:, F.LEVEL], 0.5), _quantile(window[:, F.LEVEL], 0.9)
+        if quantiles is None:
+            quantiles = _quantile(window[:, F.LEVEL], 0.5), _quantile(window[:, F.LEVEL], 0.9)
+        p50, p90 = quantiles
         if p50 > cfg.silence_dbfs or p90 > cfg.silence_dbfs + 8.0:
             confidence = min(0.5 + (p50 - cfg.silence_dbfs) / 20.0, 0.95)
             return AudioReading(AudioState.BACKGROUND_NOISE, max(confidence, 0.5) * (1 - speech), now, level)
@@ -756,17 +763,22 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         slot = int(slots[i])
         taps.flush(pool.hist, history, slot, int(pool.count[slot]), float(pool.last_packet[slot]) + 0.08)
     power: dict[int, np.float32] = {}
+    quantiles: dict[int, tuple[float, float]] = {}
     if due.size:
-        # the level of the last half second (classify's _level_dbfs), for all due calls at once
-        deep = due[pool.count[slots[due]] >= 25]
-        if deep.size:
-            ds = slots[deep]
-            rows = pool.count[ds][:, None] % history + history - 25 + np.arange(25)
-            power = dict(zip(deep.tolist(), np.mean(10.0 ** (pool.hist[ds[:, None], rows, F.LEVEL] / 10.0), axis=1)))
+        # The level of the last half second and the median / p90 of the last second
+        # (classify's _level_dbfs and _quantile), for all due calls with a full second at once.
+        full = due[pool.count[slots[due]] >= 50]
+        if full.size:
+            fs = slots[full]
+            rows = pool.count[fs][:, None] % history + history - 50 + np.arange(50)
+            levels = pool.hist[fs[:, None], rows, F.LEVEL]
+            power = dict(zip(full.tolist(), np.mean(10.0 ** (levels[:, 25:] / 10.0), axis=1)))
+            ranked = np.partition(levels, (25, 44), axis=1)  # nearest ranks of 0.5 and 0.9 over 50
+            quantiles = dict(zip(full.tolist(), zip(ranked[:, 25].tolist(), ranked[:, 44].tolist())))
     for i in due.tolist():
         call = calls[i]
         at = float(t[i])
-        reading = call.classify(at, speech.get(i), breathing.get(i), power.get(i))
+        reading = call.classify(at, speech.get(i), breathing.get(i), power.get(i), quantiles.get(i))
         pool.next_reading[slots[i]] = at + call.config.reading_interval
         call._record(reading)
         results[call] = [reading]
