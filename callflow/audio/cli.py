@@ -24,6 +24,12 @@ def register_cli(subparsers) -> None:
     evaluate = sub.add_parser("eval", help="score the classifier on folders named by label (speech/, taps_2/, …)")
     evaluate.add_argument("dir", type=Path)
     evaluate.add_argument("-v", "--verbose", action="store_true", help="one line per clip")
+    evaluate.add_argument(
+        "--backend",
+        choices=["classifier", "silero"],
+        default="classifier",
+        help="classifier (default: webrtcvad + features, all states) or silero (Silero VAD via onnxruntime: speech vs non-speech only)",
+    )
     evaluate.set_defaults(func=_eval)
 
 
@@ -94,7 +100,17 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         print(f"callflow audio eval: {args.dir} is not a directory", file=sys.stderr)
         return 2
-    evaluation = evaluate(args.dir, verbose=args.verbose)
+    if getattr(args, "backend", "classifier") == "silero":
+        from callflow.audio.offline import evaluate_silero
+        from callflow.audio.silero import SileroUnavailable
+
+        try:
+            evaluation = evaluate_silero(args.dir, verbose=args.verbose)
+        except SileroUnavailable as e:
+            print(f"callflow audio eval: {e}", file=sys.stderr)
+            return 2
+    else:
+        evaluation = evaluate(args.dir, verbose=args.verbose)
     if not evaluation.rows:
         print(f"no labelled clips under {args.dir} (expected folders such as speech/, taps_2/)", file=sys.stderr)
         return 2
