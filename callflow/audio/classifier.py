@@ -114,6 +114,9 @@ class _Pool:
         self.acf = np.zeros((0, F.LPC_ORDER + 1))  # smoothed normalised autocorrelation: whitens the bed for taps
         self.tail = np.zeros((0, F.LPC_ORDER), dtype=np.float32)  # last samples analysed
         self.hist = np.zeros((0, 2 * history, F.N_COLUMNS), dtype=np.float32)
+        # The last second's levels and block means again, in a small ring (RECENT frames, mirrored):
+        # the noise floor and the tap detector's quiet level read them every tick for every call.
+        self.recent = np.zeros((0, 2, 2 * RECENT), dtype=np.float32)
         self.taps = TapBank()
 
     def _grow(self) -> None:
@@ -123,7 +126,7 @@ class _Pool:
             array = np.full(new, fill, dtype=dtype)
             array[:old] = getattr(self, name)
             setattr(self, name, array)
-        for name in ("acf", "tail", "hist"):
+        for name in ("acf", "tail", "hist", "recent"):
             current = getattr(self, name)
             array = np.zeros((new,) + current.shape[1:], dtype=current.dtype)
             array[:old] = current
@@ -178,6 +181,7 @@ class _Pool:
         return self.hist[slot, end - n : end]
 
 
+RECENT = 50  # frames: the second the noise floor is taken over
 _POOLS: dict[int, _Pool] = {}
 
 
@@ -609,14 +613,18 @@ def _consume(pool: _Pool, feats: np.ndarray, slots: np.ndarray, starts: np.ndarr
         kept = feats
     pool.hist[rows, at] = kept
     pool.hist[rows, at + history] = kept
+    recent = j >= (counts - RECENT)[owner]
+    rows, at = slots[owner[recent]], (count0[owner[recent]] + j[recent]) % RECENT
+    for k, column in enumerate((F.LEVEL, F.BLOCK_MEAN)):
+        pool.recent[rows, k, at] = pool.recent[rows, k, at + RECENT] = feats[recent, column]
     count = count0 + counts
     pool.count[slots] = count
     # The last second: noise floor (20th percentile of levels) and a lower bound of the
     # 40 ms block means the tap detector uses.
     n = np.minimum(np.minimum(count, history), 50)
-    cols = count[:, None] % history + history - 50 + np.arange(50)
-    level = pool.hist[slots[:, None], cols, F.LEVEL]
-    block_mean = pool.hist[slots[:, None], cols, F.BLOCK_MEAN]
+    cols = count[:, None] % RECENT + np.arange(RECENT)
+    level = pool.recent[slots[:, None], 0, cols]
+    block_mean = pool.recent[slots[:, None], 1, cols]
     if (n == 50).all():
         pool.floor[slots] = np.partition(level, 10, axis=1)[:, 10]  # nearest rank: int(0.2 * 49 + 0.5)
         quiet = block_mean.min(axis=1).astype(np.float64) - 3.0
