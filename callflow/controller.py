@@ -239,6 +239,7 @@ class Controller:
 
         def media_fork(chan: AriChannel) -> MediaFork:
             return MediaFork(self.client, chan.id, self.receiver, claim=claim, on_taps=chan.push_input,
+                             on_reading=chan.on_reading,
                              answered_at=chan.answered_at)
 
         channel = AriChannel(self.client, info.id, caller, claim=claim, sounds_prefix=self.config.prompts.sounds_prefix,

@@ -9,6 +9,7 @@ about sockets, HTTP or SQL.
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -39,6 +40,35 @@ class AudioReading:
     level_dbfs: float = -99.0
     raised_voice: bool = False  # loud, strained speech (angry-caller procedure)
     distress: bool = False  # sobs / irregular breathing with voice energy (cas D/F)
+
+
+class SpeechStreak:
+    """« Si client commence à parler »: when readings prove the caller talks.
+
+    Confident speech readings, READINGS of them within SPAN seconds (about a
+    second of talk): one flicker is not speech. One rule for the flows (a
+    person takes the call) and the adapters (a prompt stops when the caller
+    talks over it).
+    """
+
+    READINGS = 2
+    SPAN = 3.0
+    CONFIDENCE = 0.6
+
+    def __init__(self) -> None:
+        self._times: deque[float] = deque()
+
+    def add(self, reading: AudioReading, now: float) -> bool:
+        """Count `reading` as heard at `now`; True once speech is confirmed."""
+        if reading.state is AudioState.SPEECH and reading.confidence >= self.CONFIDENCE:
+            self._times.append(now)
+        while self._times and now - self._times[0] > self.SPAN:
+            self._times.popleft()
+        return self.confirmed
+
+    @property
+    def confirmed(self) -> bool:
+        return len(self._times) >= self.READINGS
 
 
 @dataclass(frozen=True)
@@ -125,8 +155,9 @@ class Channel(Protocol):
     async def play(self, prompt: str, *, language: str | None = None, barge_in: bool = True) -> PlayResult:
         """Play a prompt id (see callflow/core/prompts.py) and wait for its end.
 
-        With barge_in, a key or a tap group stops the prompt at once; the input
-        stays queued so the next `next_input` returns it.
+        With barge_in, a key or a tap group stops the prompt at once (the input
+        stays queued so the next `next_input` returns it), and so does speech
+        confirmed while listening (SpeechStreak; interrupted_by stays None).
         """
         ...
 

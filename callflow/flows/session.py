@@ -19,6 +19,7 @@ from callflow.core.channel import (
     CallerInput,
     DigitInput,
     PlayResult,
+    SpeechStreak,
 )
 from callflow.core.clock import Clock
 from callflow.core.recorder import CallRecorder
@@ -27,10 +28,6 @@ from callflow.flows.timers import SilentCallTimers
 
 #: Classifier readings arrive about every 500 ms; we look at the line that often.
 SLICE = 0.5
-#: Speech needs this many confident readings within SPEECH_SPAN seconds (1 s of talk).
-SPEECH_READINGS = 2
-SPEECH_SPAN = 3.0
-SPEECH_CONFIDENCE = 0.6
 #: Breathing louder than this is voice energy without words (sobs, moaning).
 VOICED_DBFS = -35.0
 # The classifier's distress flag is a hint: one reading is a flicker (seen on calm
@@ -85,7 +82,7 @@ class FlowCall:
         self.answers: dict[str, str] = {}
         self.handoffs_done: list[str] = []  # accepted by the outbox: sms, email, rappel, aidant
         self.listen_for_distress = True  # off once cas F's question was asked
-        self._speech_times: deque[float] = deque()
+        self._speech = SpeechStreak()
         self._voiced_seconds = 0.0
         self._segment: list | None = None  # [start, end, state, distress, level]
         self._window: Window | None = None
@@ -106,6 +103,9 @@ class FlowCall:
         if not result.completed and result.interrupted_by is not None:
             await self.note("barge_in", f"{prompt}: {describe(result.interrupted_by)}")
         await self._drain_readings()
+        if barge_in and self.speech_confirmed():
+            await self.note("barge_in", f"{prompt}: speech")
+            raise SpeechHeard()  # the caller talks over us: a person listens (the hotliner would stop too)
         return result
 
     # -- listening -----------------------------------------------------------
@@ -157,10 +157,7 @@ class FlowCall:
         if self._window is not None:
             self._window.states[reading.state] += 1
             self._window.distress |= reading.distress
-        if reading.state is AudioState.SPEECH and reading.confidence >= SPEECH_CONFIDENCE:
-            self._speech_times.append(now)
-        while self._speech_times and now - self._speech_times[0] > SPEECH_SPAN:
-            self._speech_times.popleft()
+        self._speech.add(reading, now)
         if reading.distress:
             self._distress_times.append(now)
         while self._distress_times and now - self._distress_times[0] > DISTRESS_SPAN:
@@ -174,7 +171,7 @@ class FlowCall:
         await self._timeline(reading)
 
     def speech_confirmed(self) -> bool:
-        return len(self._speech_times) >= SPEECH_READINGS
+        return self._speech.confirmed
 
     def distress_likely(self) -> bool:
         """Seed cas D/F: sobs, irregular breathing, or long voice energy without words."""

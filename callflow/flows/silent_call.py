@@ -433,7 +433,7 @@ class SilentCall:
         if self.call_type is None:
             await self.classify_speech()
         if self.call_type is CallType.PLEURS:
-            await self.call.say("distress_speaking")  # « Oui, je vous écoute. Prenez votre temps. »
+            await self.call.say("distress_speaking", barge_in=False)  # « Oui, je vous écoute. Prenez votre temps. »
         return await self.to_agent(f"{self.summary()}; parole entendue")()
 
     async def classify_speech(self) -> None:

@@ -35,6 +35,7 @@ from callflow.core.channel import (
     DigitInput,
     OriginateResult,
     PlayResult,
+    SpeechStreak,
     TapInput,
 )
 from callflow.core.handoff import HandoffResult
@@ -204,19 +205,37 @@ class FakeChannel:
         self._fork_on_voice(target)
         self.clock.t = max(self.clock.t, target)
 
-    def _fork_on_voice(self, target: float) -> None:
-        """listen_on_voice: the fork starts when a loud sound begins (Asterisk's TALK_DETECT threshold)."""
+    def _voice_at(self, target: float) -> float | None:
+        """listen_on_voice: when, by `target`, a loud sound began (Asterisk's TALK_DETECT threshold)."""
         armed = self._voice_armed_at
         if armed is None or self._listening:
-            return
+            return None
         for s in self._sounds:
             loud = s.state in (AudioState.SPEECH, AudioState.BACKGROUND_NOISE) or s.level_dbfs >= VOICE_DBFS
             start = max(s.at, armed)
             if loud and start <= target + EPS and (s is self._sounds[-1] or self._next_sound(s).at > start):
-                self._listening = True
-                self._next_tick = start + self._interval
-                self.log.append(Event(start, "listen", "start on voice"))
-                return
+                return start
+        return None
+
+    def _fork_on_voice(self, target: float) -> None:
+        start = self._voice_at(target)
+        if start is not None:
+            self._listening = True
+            self._next_tick = start + self._interval
+            self.log.append(Event(start, "listen", "start on voice"))
+
+    def _speech_over(self, end: float) -> float | None:
+        """When, before `end`, the classifier's readings would confirm speech (a barge-in prompt stops)."""
+        first = self._next_tick if self._listening else self._voice_at(end)
+        if first is None:
+            return None
+        tick = first if self._listening else first + self._interval
+        streak = SpeechStreak()
+        while tick <= end + EPS:
+            if streak.add(self.reading_at(tick), tick):
+                return tick
+            tick += self._interval
+        return None
 
     def _next_sound(self, sound: Sound) -> Sound:
         return self._sounds[self._sounds.index(sound) + 1]
@@ -262,6 +281,11 @@ class FakeChannel:
             self._schedule(reply.inputs(max(start, end + reply.after)))
         if barge_in:
             found = self._first_input(end)
+            speech_at = self._speech_over(end)
+            if speech_at is not None and (found is None or speech_at < found[0].at) and self._before_hangup(speech_at):
+                self._advance(max(start, speech_at))
+                self.log.append(Event(start, "play", prompt, self.now, False, language))
+                return PlayResult(completed=False)  # the caller talks over the prompt
             if found is not None and self._before_hangup(found[0].at):
                 self._advance(max(start, found[0].at))
                 self.log.append(Event(start, "play", prompt, self.now, False, language))

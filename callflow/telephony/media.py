@@ -38,12 +38,14 @@ _QUIET_STATES = frozenset({AudioState.SILENCE, AudioState.DEAD_LINE})
 class MediaFork:
     def __init__(self, client: AriClient, caller_channel_id: str, receiver: RtpReceiver, *,
                  claim: Callable[[str], None], on_taps: Callable[[TapInput], None],
+                 on_reading: Callable[[AudioReading], None] | None = None,
                  answered_at: float, rtp_poll_interval: float = 1.0):
         self.client = client
         self.caller_id = caller_channel_id
         self.receiver = receiver
         self._claim = claim
         self._on_taps = on_taps
+        self._on_reading = on_reading
         self._answered_at = answered_at
         self._poll_interval = rtp_poll_interval
         self._lock = asyncio.Lock()
@@ -81,7 +83,8 @@ class MediaFork:
                 self._claim(object_id)
             # a new channel can only join a bridge once it is in our app (its StasisStart)
             self._entering = {ids["snoop"]: loop.create_future(), ids["media"]: loop.create_future()}
-            audio = CallAudio(clock=loop.time, answered_at=self._answered_at, on_taps=self._on_taps)
+            audio = CallAudio(clock=loop.time, answered_at=self._answered_at, on_taps=self._on_taps,
+                              on_reading=self._on_reading)
             self.receiver.register(self.caller_id, audio)
             self._ids = ids
             self._audio = audio

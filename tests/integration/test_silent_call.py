@@ -127,7 +127,10 @@ async def test_a_caller_who_speaks_reaches_an_agent_phone(controller, phones, fi
     assert await run.wait(50) == 0, run.errors()
     assert await agent.run.wait(15) == 0, agent.run.errors()  # rang, answered, got the BYE
     call = await controller.wait_for_event("call in")
-    assert (await controller.record(call["call"]))["call_type"] == "parole"
+    record = await controller.record(call["call"])
+    assert record["call_type"] == "parole"
+    # the caller talks from the first second: the fork starts on TALK_DETECT and we stop greeting them
+    assert "greeting: speech" in [a["detail"] for a in actions(record, "barge_in")], [(a["at"], a["kind"], a["detail"]) for a in record["actions"]]
 
 
 async def test_cas_e_key_1_switches_to_english(controller, files, asterisk_log):

@@ -528,6 +528,8 @@ async def test_a_caller_who_speaks_during_the_greeting_is_forked_at_once_and_rel
     fake = await FakeCall(script).run()
     events = listen_events(fake)
     assert events[:2] == [(0.0, "on voice"), (1.5, "start on voice")]
+    greeting = fake.channel.plays("greeting")[0]
+    assert not greeting.completed and greeting.end == 2.5  # two speech readings (2.0, 2.5 s): we stop talking
     assert events[-1][1] == "stop"
     to_agent = fake.channel.plays("to_agent")[0]
     assert events[-1][0] <= to_agent.at  # no fork while « Je vous passe un conseiller » plays

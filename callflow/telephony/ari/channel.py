@@ -17,6 +17,7 @@ from callflow.core.channel import (
     DigitInput,
     OriginateResult,
     PlayResult,
+    SpeechStreak,
     TapInput,
 )
 from callflow.telephony.ari.client import AriClient, AriError, AriNotFound
@@ -59,6 +60,7 @@ class AriChannel:
         self._media_factory = media_factory
         self._voice_armed = False  # listen_on_voice: fork when TALK_DETECT says the line got loud
         self._voice_task: asyncio.Task[None] | None = None
+        self._speech = SpeechStreak()  # a barge-in prompt stops when the caller talks over it
         self.in_stasis = True
 
     # -- state ------------------------------------------------------------------
@@ -123,6 +125,11 @@ class AriChannel:
         self._input_ready.set()
         if self._current_playback is not None:
             # barge-in: any key or tap group stops the prompt at once
+            self._loop.create_task(self._stop_quietly(self._current_playback))
+
+    def on_reading(self, reading: AudioReading) -> None:
+        """Every classifier reading of the fork (the flow gets them too, through next_reading)."""
+        if self._speech.add(reading, reading.at) and self._current_playback is not None:
             self._loop.create_task(self._stop_quietly(self._current_playback))
 
     # -- the Channel interface -------------------------------------------------------------
