@@ -11,6 +11,7 @@ from callflow.agents.pool import AgentPool, AriPresence
 from callflow.agents.speech import RuntimeSpeech
 from callflow.config import Config
 from callflow.controller import Controller
+from callflow.core.agents import DialplanAgents
 from callflow.core.channel import CallContext
 from callflow.flows.closing import recorded_call_notice
 from callflow.flows.emergency import EmergencyBridge
@@ -67,8 +68,9 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
     add_agents_routes(controller.web_app, desk, emergency)
 
+    agents = desk if config.routing.agents_via == "desk" else DialplanAgents(config.routing.agents_context)
     deps = SilentCallDeps(
-        recorder=records, handoffs=handoffs, emergency=emergency, agents=desk, timers=config.silent_call,
+        recorder=records, handoffs=handoffs, emergency=emergency, agents=agents, timers=config.silent_call,
         agent_name=config.prompts.agent_name,
     )
     return controller

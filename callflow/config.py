@@ -80,6 +80,9 @@ class PromptsConfig:
 @dataclass
 class RoutingConfig:
     agents_context: str = "hotline-agents"  # where calls go to reach a person (and the fail-safe)
+    # who takes a caller to a person: "desk" (callflow's agent desk: hold, hunt, whisper, card) or
+    # "dialplan" (continue in agents_context, for a PBX whose own Queue() does it; `bench pbx` too)
+    agents_via: str = "desk"
     # how a callback reaches a number (E.164); the sandbox's test line is a SIPp phone
     callback_dial: str = "PJSIP/{number}@callbacks-test"
     callback_caller_id: str = "numi.support <0100000000>"
@@ -87,6 +90,8 @@ class RoutingConfig:
     def validate(self) -> None:
         if not self.agents_context:
             raise ConfigError("routing.agents_context", "a dialplan context name")
+        if self.agents_via not in ("desk", "dialplan"):
+            raise ConfigError("routing.agents_via", '"desk" or "dialplan"', self.agents_via)
         if "{number}" not in self.callback_dial:
             raise ConfigError("routing.callback_dial", 'a dial string with {number}, e.g. "PJSIP/{number}@trunk"', self.callback_dial)
 

@@ -35,10 +35,11 @@ class Agents(Protocol):
 
 
 class DialplanAgents:
-    """Default until the real agent routing exists: continue in the agents context.
+    """Continue in the agents' dialplan context (routing.agents_via = "dialplan").
 
-    The diagnosis cannot travel with the call yet (the Channel has no way to set
-    a variable): it is in the call record, keyed by call id.
+    For a PBX whose own queue takes the callers. The diagnosis does not travel
+    with the call (the Channel has no way to set a variable): it is in the call
+    record, keyed by call id.
     """
 
     def __init__(self, context: str = "agents", extension: str = "s") -> None:

@@ -75,7 +75,9 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
     asterisk_pid = int(sandbox.pid_file.read_text())
     controller = None
     if arm == "callflow":
+        # hand speakers to the same bench-hold as the reference (not to the agent desk's music and hunting)
         env = dict(os.environ, CALLFLOW_LOG_LEVEL="WARNING", CALLFLOW_ROUTING_AGENTS_CONTEXT="bench-hold",
+                   CALLFLOW_ROUTING_AGENTS_VIA="dialplan",
                    CALLFLOW_STORE_DATABASE=str(Path(tempfile.mkdtemp()) / "bench.db"), CALLFLOW_HTTP_PORT="18090")
         controller = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -43,6 +43,7 @@ def test_sandbox_credentials_are_used_when_none_given(tmp_path):
     ('[htp]\nport = 1\n', "htp", "one of the sections"),
     ('[http]\nprot = 1\n', "http.prot", "one of the keys"),
     ('[routing]\ncallback_dial = "PJSIP/x"\n', "routing.callback_dial", "with {number}"),
+    ('[routing]\nagents_via = "queue"\n', "routing.agents_via", '"desk" or "dialplan"'),
     ('[silent_call]\ndead_line_total_wait = 5\n', "silent_call.dead_line_total_wait", "20"),
 ])
 def test_wrong_values_name_the_key_and_the_expected_form(tmp_path, text, key, expected):
