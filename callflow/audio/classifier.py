@@ -40,6 +40,7 @@ import webrtcvad
 
 from callflow.audio import features as F
 from callflow.audio.g711 import ALAW_DECODE, ULAW_DECODE
+from callflow.audio.rtp import RTP_HEADER_LEN
 from callflow.audio.taps import GROUP_GAP, PAD_DB, TapBank
 from callflow.core.channel import AudioReading, AudioState, TapInput
 
@@ -330,7 +331,7 @@ class CallAudio:
     def pending_bytes(self) -> int:
         """Audio bytes (G.711) or samples (PCM) received and not analysed yet."""
         pool = self._pool
-        pooled = sum(len(p) - RTP_HEADER for p, s in zip(pool.packets, pool.owners) if s == self._slot)
+        pooled = sum(len(p) - RTP_HEADER_LEN for p, s in zip(pool.packets, pool.owners) if s == self._slot)
         return pooled + len(self._raw) + sum(len(p) for p in self._pcm)
 
     def _flush_raw_to_pcm(self) -> None:
@@ -674,8 +675,7 @@ def analyse_calls(
 MAX_READING_DELAY = 0.2
 
 
-RTP_HEADER = 12
-_PACKET = RTP_HEADER + FRAME
+_PACKET = RTP_HEADER_LEN + FRAME  # the receiver pools only plain headers and 20 ms of μ-law
 
 
 def _take_packets(pool: _Pool, where: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -696,7 +696,7 @@ def _take_packets(pool: _Pool, where: np.ndarray) -> tuple[np.ndarray, np.ndarra
         position = position[mine]
         if not packets:
             return None
-    codes = np.frombuffer(b"".join(packets), dtype=np.uint8).reshape(-1, _PACKET)[:, RTP_HEADER:]
+    codes = np.frombuffer(b"".join(packets), dtype=np.uint8).reshape(-1, _PACKET)[:, RTP_HEADER_LEN:]
     return ULAW_DECODE[codes], position
 
 
