@@ -110,6 +110,7 @@ class _Pool:
         self.packets: list[bytes] = []  # whole RTP datagrams: 12-byte header + 160 μ-law bytes
         self.owners: list[int] = []  # their slots
         self.dirty: set[int] = set()  # slots with bytes or PCM in the call's own buffers
+        self.released: list[int] = []  # slots of garbage-collected calls, not yet reusable
         for name, dtype, fill in self.FIELDS:
             setattr(self, name, np.full(0, fill, dtype=dtype))
         self.acf = np.zeros((0, F.LPC_ORDER + 1))  # smoothed normalised autocorrelation: whitens the bed for taps
@@ -137,6 +138,7 @@ class _Pool:
         self.free.extend(range(new - 1, old - 1, -1))
 
     def allocate(self, answered_at: float, config: ClassifierConfig) -> int:
+        self.reclaim()
         if not self.free:
             self._grow()
         slot = self.free.pop()
@@ -169,11 +171,20 @@ class _Pool:
             self.owners = [s for _p, s in kept]
 
     def release(self, slot: int) -> None:
-        """The CallAudio is gone (garbage-collected): the slot may serve another call."""
-        self.drop_packets(slot)
-        self.dirty.discard(slot)
-        self.closed[slot] = True
-        self.free.append(slot)
+        """The CallAudio is gone (garbage-collected): the slot may serve another call.
+
+        A finalizer may run at any allocation (cyclic GC), even in the middle of an
+        analysis: it only queues the slot, taken back by `reclaim` at a safe point.
+        """
+        self.released.append(slot)
+
+    def reclaim(self) -> None:
+        while self.released:
+            slot = self.released.pop()
+            self.drop_packets(slot)
+            self.dirty.discard(slot)
+            self.closed[slot] = True
+            self.free.append(slot)
 
     def window(self, slot: int, frames: int) -> np.ndarray:
         count = int(self.count[slot])
@@ -701,6 +712,7 @@ def _take_packets(pool: _Pool, where: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_readings: int | None = None) -> dict[CallAudio, list[AudioReading]]:
+    pool.reclaim()
     m = len(calls)
     history = pool.history
     slots = np.fromiter([c._slot for c in calls], dtype=np.intp, count=m)
