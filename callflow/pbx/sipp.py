@@ -227,88 +227,41 @@ def registration_xml(user: str, password: str, expires: int = 300) -> str:
 """
 
 
+def _uas_reply(status: str, *, new_tag: bool = True, contact: bool = False) -> str:
+    """A bodiless SIPp <send> answering the last request (a new To tag when we open the dialog)."""
+    to_tag = ";tag=[pid]SIPpTag01[call_number]" if new_tag else ""
+    contact_line = "      Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n" if contact else ""
+    return (f"  <send>\n    <![CDATA[\n      SIP/2.0 {status}\n      [last_Via:]\n      [last_From:]\n"
+            f"      [last_To:]{to_tag}\n      [last_Call-ID:]\n      [last_CSeq:]\n{contact_line}"
+            "      Content-Length: 0\n\n    ]]>\n  </send>\n")
+
+
 def answering_phone_xml(*, ring_seconds: float = 0.5, reject_with: int | None = None, talk_audio: str | None = None) -> str:
     """A desk phone / test line (UAS): rings, answers (or rejects), waits for BYE."""
     ring = f'<pause milliseconds="{int(ring_seconds * 1000)}"/>'
     if reject_with is not None:
-        answer = f"""
-  <send>
-    <![CDATA[
-      SIP/2.0 {reject_with} Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="ACK"/>
-</scenario>
-"""
+        answer = "\n" + _uas_reply(f"{reject_with} Busy Here") + '  <recv request="ACK"/>\n</scenario>\n'
         return _UAS_HEAD + ring + answer
     media = f'<nop><action><exec rtp_stream="{talk_audio},-1,0"/></action></nop>' if talk_audio else ""
     return _UAS_HEAD + ring + _UAS_ANSWER + media + WAIT_FOR_BYE
 
 
 #: The end of a UAS scenario: the other side hangs up, we say OK.
-WAIT_FOR_BYE = """
-  <recv request="BYE" timeout="600000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
+WAIT_FOR_BYE = "\n  <recv request=\"BYE\" timeout=\"600000\"/>\n" + _uas_reply("200 OK", new_tag=False) + "</scenario>\n"
 
 
 def message_receiver_xml() -> str:
     """A phone that receives one SIP MESSAGE (SMS over SIP) and accepts it."""
-    return """<?xml version="1.0" encoding="ISO-8859-1" ?>
+    return ("""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="SIP MESSAGE receiver">
   <recv request="MESSAGE" crlf="true"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
+""" + _uas_reply("200 OK") + "</scenario>\n")
 
 
 _UAS_HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="answering phone">
   <recv request="INVITE" crlf="true"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-"""
+""" + _uas_reply("180 Ringing", contact=True)
 
 _UAS_ANSWER = """
   <send retrans="500">
