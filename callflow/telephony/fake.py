@@ -210,10 +210,10 @@ class FakeChannel:
         armed = self._voice_armed_at
         if armed is None or self._listening:
             return None
-        for s in self._sounds:
+        for s, following in zip(self._sounds, [*self._sounds[1:], None]):
             loud = s.state in (AudioState.SPEECH, AudioState.BACKGROUND_NOISE) or s.level_dbfs >= VOICE_DBFS
-            start = max(s.at, armed)
-            if loud and start <= target + EPS and (s is self._sounds[-1] or self._next_sound(s).at > start):
+            start = max(s.at, armed)  # a sound already going when armed counts from then, if still going
+            if loud and start <= target + EPS and (following is None or following.at > start):
                 return start
         return None
 
@@ -236,9 +236,6 @@ class FakeChannel:
                 return tick
             tick += self._interval
         return None
-
-    def _next_sound(self, sound: Sound) -> Sound:
-        return self._sounds[self._sounds.index(sound) + 1]
 
     def _first_input(self, until: float, accept_taps: bool = True) -> list | None:
         for entry in self._queue:
