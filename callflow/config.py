@@ -20,6 +20,7 @@ from typing import Any
 
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes
 from callflow.core.errors import ConfigError
+from callflow.core.hours import HoursConfig
 from callflow.flows.timers import SilentCallTimers
 from callflow.handoff.config import CallbackConfig, OutboxConfig, SmsConfig, SmtpConfig
 from callflow.paths import DEFAULT_DB, STATE_DIR as DEFAULT_STATE_DIR
@@ -132,6 +133,7 @@ SECTIONS: dict[str, type] = {
     "escalation": EscalationConfig,
     "emergency": EmergencyConfig,
     "feature_codes": FeatureCodes,
+    "hours": HoursConfig,
 }
 
 
@@ -153,6 +155,7 @@ class Config:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     emergency: EmergencyConfig = field(default_factory=EmergencyConfig)
     feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
+    hours: HoursConfig = field(default_factory=HoursConfig)
 
     def validate(self) -> None:
         self.outbox.db_path = self.store.database  # one database for every room

@@ -138,6 +138,16 @@ class OriginateResult:
     channel: "Channel | None" = None
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A message the caller recorded (Asterisk stores it; seed 003's messages)."""
+
+    name: str  # Asterisk's stored recording name
+    duration: float  # seconds recorded
+    ended_by: str  # "key" (# pressed), "silence", "max_duration", "hangup", "failed"
+    talked: float = 0.0  # seconds Asterisk heard talking, when it says so
+
+
 @runtime_checkable
 class Channel(Protocol):
     """One leg of a call, as the flows see it."""
@@ -192,6 +202,19 @@ class Channel(Protocol):
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
         """Next classifier reading while listening; None on timeout, or at once when not listening."""
+        ...
+
+    async def record(self, name: str, *, max_seconds: float, max_silence: float, beep: bool = True,
+                     terminate_on: str = "#") -> Recording:
+        """Record the caller until `terminate_on`, `max_silence` of silence, `max_seconds` or hang-up.
+
+        A caller who hangs up keeps what they said (ended_by "hangup"): it does
+        not raise CallerHungUp.
+        """
+        ...
+
+    async def play_recording(self, name: str) -> PlayResult:
+        """Play a recording made with `record` back to this leg (not interruptible)."""
         ...
 
     async def start_moh(self, moh_class: str = "default") -> None: ...
