@@ -34,6 +34,7 @@ class AgentsConfig:
     offer_timeout: float = 8.0  # seconds to answer the callback offer
     check_registration: bool = True  # skip agents whose phone is not registered (ARI endpoint state)
     hold_prompt: str = "agents_hold"  # the holding words before the music ("" when the flow already said them)
+    closing_step_wait: float = 5.0  # seed 002: seconds the caller has to hang up after closing steps 1 and 2
     runtime_sounds_dir: str = ""  # Asterisk's sounds/<prefix> dir: whisper the card's words, read the address ("" = off)
 
     def validate(self) -> "AgentsConfig":
@@ -59,6 +60,8 @@ class AgentsConfig:
             raise ConfigError("agents.followup_delay", "seconds between 3600 and 259200 (J+1 to J+3)", self.followup_delay)
         if self.hold_prompt and not re.fullmatch(r"[a-z0-9_]{1,60}", self.hold_prompt):
             raise ConfigError("agents.hold_prompt", "a prompt id such as agents_hold, or empty", self.hold_prompt)
+        if not 1 <= self.closing_step_wait <= 20:
+            raise ConfigError("agents.closing_step_wait", "seconds between 1 and 20", self.closing_step_wait)
         if not 3 <= self.offer_timeout <= 30:
             raise ConfigError("agents.offer_timeout", "seconds between 3 and 30", self.offer_timeout)
         return self

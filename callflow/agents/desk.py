@@ -385,7 +385,8 @@ class AgentDesk:
         live.state = "closing"
         if live.bridge_id:
             await self.bridges.remove(live.bridge_id, live.caller)
-        await closing.firm_closing(live.caller, live.call_id, live.notes, language=live.language)
+        await closing.firm_closing(live.caller, live.call_id, live.notes, language=live.language,
+                                   step_wait=self.config.closing_step_wait)
         raise _EndCall()
 
     async def _flag_aggressive(self, live: LiveCall, command: Command) -> None:
