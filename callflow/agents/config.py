@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from callflow.core.errors import ConfigError
 
 DTMF = set("0123456789*#ABCD")
+AGENT_LANGUAGES = ("fr", "en", "es", "it")
 
 #: Numbers that reach real emergency services (France, EU, a few common foreign ones).
 #: In test mode none of them may appear in the emergency destination.
@@ -34,6 +35,9 @@ class AgentsConfig:
     offer_timeout: float = 8.0  # seconds to answer the callback offer
     check_registration: bool = True  # skip agents whose phone is not registered (ARI endpoint state)
     hold_prompt: str = "agents_hold"  # the holding words before the music ("" when the flow already said them)
+    # seed 000 cas E « un collègue multilingue »: what each agent speaks, "2001:fr/en"; unlisted agents speak French
+    languages: list[str] = field(default_factory=list)
+    language_wait: float = 60.0  # seconds an en/es/it caller waits for an agent of their language before anyone
     closing_step_wait: float = 5.0  # seed 002: seconds the caller has to hang up after closing steps 1 and 2
     runtime_sounds_dir: str = ""  # Asterisk's sounds/<prefix> dir: whisper the card's words, read the address ("" = off)
 
@@ -60,6 +64,9 @@ class AgentsConfig:
             raise ConfigError("agents.followup_delay", "seconds between 3600 and 259200 (J+1 to J+3)", self.followup_delay)
         if self.hold_prompt and not re.fullmatch(r"[a-z0-9_]{1,60}", self.hold_prompt):
             raise ConfigError("agents.hold_prompt", "a prompt id such as agents_hold, or empty", self.hold_prompt)
+        self.spoken()
+        if not 0 <= self.language_wait <= 600:
+            raise ConfigError("agents.language_wait", "seconds between 0 and 600", self.language_wait)
         if not 1 <= self.closing_step_wait <= 20:
             raise ConfigError("agents.closing_step_wait", "seconds between 1 and 20", self.closing_step_wait)
         if not 3 <= self.offer_timeout <= 30:
@@ -68,6 +75,18 @@ class AgentsConfig:
 
     def endpoint(self, extension: str) -> str:
         return f"{self.technology}/{extension}"
+
+    def spoken(self) -> dict[str, tuple[str, ...]]:
+        """extension → the languages the agent speaks (French when not listed)."""
+        spoken = {ext: ("fr",) for ext in self.extensions}
+        for entry in self.languages:
+            ext, _, langs = str(entry).partition(":")
+            codes = tuple(code.strip() for code in langs.split("/") if code.strip())
+            if ext not in spoken or not codes or not all(c in AGENT_LANGUAGES for c in codes):
+                raise ConfigError("agents.languages",
+                                  'entries such as "2001:fr/en" (a configured extension, then fr, en, es or it)', entry)
+            spoken[ext] = codes
+        return spoken
 
 
 @dataclass

@@ -55,6 +55,7 @@ from callflow.flows.escalation import (
 log = logging.getLogger(__name__)
 
 PROMPT_LANGUAGES = ("fr", "en", "es", "it")
+FOREIGN = ("en", "es", "it")  # a caller who chose one of these is offered to an agent who speaks it first
 ACTIONS = ("escalate", "transfer", "emergency", "close", "flag_aggressive", "flag_churn_red")
 
 
@@ -168,9 +169,11 @@ class AgentDesk:
             await caller.play(cfg.hold_prompt, language=live.language, barge_in=False)
         await caller.start_moh()
         await live.notes("hold", "music on hold")
-        hold_started = time.monotonic()
+        hold_started = queued_at = time.monotonic()
         while True:
-            for agent in await self.pool.candidates():
+            # seed 000 cas E: an agent who speaks the caller's language first, anyone after agents.language_wait
+            language = live.group if live.group in FOREIGN and time.monotonic() - queued_at < cfg.language_wait else None
+            for agent in await self.pool.candidates(language):
                 if not caller.is_up:
                     raise CallerHungUp(live.call_id)
                 if not self.pool.claim(agent, live.call_id):

@@ -34,8 +34,9 @@ class Handoffs(Protocol):
         """« Je vous rappelle dans 5 minutes », caregiver calls, J+1 / J+3 follow-ups."""
         ...
 
-    async def followup_email(self, call_id: str, caller_number: str | None, *, called_at: float) -> HandoffResult:
-        """Section 6 email after a silent call, when an email is known for the number."""
+    async def followup_email(self, call_id: str, caller_number: str | None, *, called_at: float,
+                             language: str = "fr") -> HandoffResult:
+        """Section 6 email after a silent call, when an email is known for the number (in the caller's language)."""
         ...
 
 

@@ -133,7 +133,7 @@ class HandoffService:
             await self.contacts.note_call(call_id, number.e164)
             contact = await self.contacts.get(number.e164)
             if contact and contact.email and self.config.smtp.enabled:
-                return await self._queue_followup_email(call_id, contact.email, called_at=time.time())
+                return await self._queue_followup_email(call_id, contact.email, called_at=time.time(), language=language)
             sms = self._check_sms(caller_number)
             if not sms.sms_ok:
                 return self._refused("email", call_id, caller_number, "no_email_on_file")
@@ -164,7 +164,8 @@ class HandoffService:
             log.exception("schedule_callback failed for call %s", call_id)
             return HandoffResult(False, "internal_error")
 
-    async def followup_email(self, call_id: str, caller_number: str | None, *, called_at: float) -> HandoffResult:
+    async def followup_email(self, call_id: str, caller_number: str | None, *, called_at: float,
+                             language: str = "fr") -> HandoffResult:
         number = check_for_call(caller_number, self.config.sms.region)
         if number.e164 is None:
             return self._refused("email", call_id, caller_number, number.reason)
@@ -175,7 +176,7 @@ class HandoffService:
             contact = await self.contacts.get(number.e164)
             if not contact or not contact.email:
                 return HandoffResult(False, "no_email_on_file")
-            return await self._queue_followup_email(call_id, contact.email, called_at=called_at)
+            return await self._queue_followup_email(call_id, contact.email, called_at=called_at, language=language)
         except Exception:
             log.exception("followup_email failed for call %s", call_id)
             return HandoffResult(False, "internal_error")
@@ -233,12 +234,13 @@ class HandoffService:
             self.worker.notify()
         return HandoffResult(True, message_id=row.id)
 
-    async def _queue_followup_email(self, call_id: str, email: str, *, called_at: float) -> HandoffResult:
+    async def _queue_followup_email(self, call_id: str, email: str, *, called_at: float,
+                                    language: str = "fr") -> HandoffResult:
         row, created = await self.outbox.enqueue(
             call_id=call_id,
             kind="email",
             destination=email,
-            payload={"purpose": "followup", "called_at": called_at},
+            payload={"purpose": "followup", "called_at": called_at, "language": language},
             key=idempotency_key(call_id, "email", "followup", email),
         )
         if created:
@@ -255,6 +257,7 @@ class HandoffService:
         if not self.config.smtp.enabled:
             raise PermanentDeliveryError("smtp disabled")
         email = build_followup(
-            self.config.smtp, to=message.destination, called_at=float(message.payload["called_at"]), message_id=message.id
+            self.config.smtp, to=message.destination, called_at=float(message.payload["called_at"]), message_id=message.id,
+            language=str(message.payload.get("language") or "fr"),
         )
         return await self.smtp_sender.send(email)

@@ -453,8 +453,9 @@ class FakeHandoffs:
             "callback", call_id=call_id, number=number, delay_seconds=delay_seconds, reason=reason, target=target
         )
 
-    async def followup_email(self, call_id, caller_number, *, called_at) -> HandoffResult:
-        return self._result("followup_email", call_id=call_id, number=caller_number, called_at=called_at)
+    async def followup_email(self, call_id, caller_number, *, called_at, language="fr") -> HandoffResult:
+        return self._result("followup_email", call_id=call_id, number=caller_number, called_at=called_at,
+                            language=language)
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.requests]
