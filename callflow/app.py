@@ -89,9 +89,17 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
 
     emergency = EmergencyBridge(config.emergency, recorder=records, bridges=bridges, channels=channel_of,
                                 agents_context=config.routing.agents_context, speech=speech)
+    def next_opening_after_today() -> float | None:  # overflow slot 3 « à l'ouverture »
+        return calendar.seconds_until_opening(datetime.fromtimestamp(time.time(), timezone.utc), "closed")
+
+    # seed 003 overflow key 4: a message; an urgent one is called back after the usual callback delay
+    overflow_messages = MessageDesk(tickets=messages, recorder=records, handoffs=handoffs,
+                                    seconds_until_opening=lambda: config.agents.callback_delay,
+                                    settings=message_settings, source="overflow")
     desk = AgentDesk(pool=AgentPool(config.agents, presence=presence), recorder=records, handoffs=handoffs,
                      bridges=bridges, escalation=config.escalation, codes=config.feature_codes,
-                     emergency=emergency, presence=presence, speech=speech)
+                     emergency=emergency, presence=presence, speech=speech, messages=overflow_messages,
+                     until_next_opening=next_opening_after_today)
     emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
     add_agents_routes(controller.web_app, desk, emergency)
 

@@ -38,6 +38,8 @@ class AgentsConfig:
     # seed 000 cas E « un collègue multilingue »: what each agent speaks, "2001:fr/en"; unlisted agents speak French
     languages: list[str] = field(default_factory=list)
     language_wait: float = 60.0  # seconds an en/es/it caller waits for an agent of their language before anyone
+    position_interval: float = 60.0  # seed 003: the waiting caller hears their position and wait this often
+    slot_hour_delay: float = 1800.0  # overflow slot 2 « dans l'heure »: when the callback is due (≤ 3600)
     closing_step_wait: float = 5.0  # seed 002: seconds the caller has to hang up after closing steps 1 and 2
     runtime_sounds_dir: str = ""  # Asterisk's sounds/<prefix> dir: whisper the card's words, read the address ("" = off)
 
@@ -67,6 +69,10 @@ class AgentsConfig:
         self.spoken()
         if not 0 <= self.language_wait <= 600:
             raise ConfigError("agents.language_wait", "seconds between 0 and 600", self.language_wait)
+        if not 30 <= self.position_interval <= 600:
+            raise ConfigError("agents.position_interval", "seconds between 30 and 600", self.position_interval)
+        if not 10 <= self.slot_hour_delay <= 3600:
+            raise ConfigError("agents.slot_hour_delay", "seconds between 10 and 3600 (« dans l'heure »)", self.slot_hour_delay)
         if not 1 <= self.closing_step_wait <= 20:
             raise ConfigError("agents.closing_step_wait", "seconds between 1 and 20", self.closing_step_wait)
         if not 3 <= self.offer_timeout <= 30:

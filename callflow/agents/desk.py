@@ -35,8 +35,9 @@ from callflow.agents.bridges import Bridges, bridge_id_for
 from callflow.agents.config import AgentsConfig, EscalationConfig, FeatureCodes
 from callflow.agents.features import KeySequence
 from callflow.agents.legs import CallNotes, PersonGuard, hang_up_quietly, originate_while_up, play_all, wait_down
+from callflow.agents.overflow import MESSAGE_KEY, SLOT_KEYS, SLOT_PROMPTS, SLOT_REASONS, WaitingLine, position_prompts, slot_delay
 from callflow.agents.pool import Agent, AgentPool, AlwaysPresent, Presence
-from callflow.core.agents import Diagnosis
+from callflow.core.agents import CALLER_STILL_HERE, Diagnosis
 from callflow.core.channel import CallContext, Channel, CallerHungUp, DigitInput
 from callflow.core.handoff import Handoffs
 from callflow.core.recorder import CallRecorder
@@ -82,6 +83,7 @@ class LiveCall:
     aggressive: bool = False
     churn_red: bool = False
     callback: str | None = None
+    connected_at: float | None = None  # monotonic, when an agent joined (the waiting line's estimate)
     emergency_task: asyncio.Task | None = None
     commands: asyncio.Queue = field(default_factory=asyncio.Queue)
 
@@ -119,11 +121,16 @@ class _EndCall(Exception):
     """The conversation is over (closing done, caller gone…)."""
 
 
+class _MessageLeft(Exception):
+    """Seed 003 overflow: the caller chose to leave a message instead of waiting."""
+
+
 class AgentDesk:
     def __init__(self, *, pool: AgentPool, recorder: CallRecorder, handoffs: Handoffs, bridges: Bridges,
                  config: AgentsConfig | None = None, escalation: EscalationConfig | None = None,
                  codes: FeatureCodes | None = None, emergency=None, presence: Presence | None = None,
-                 queue: SupervisorQueue | None = None, speech=None) -> None:
+                 queue: SupervisorQueue | None = None, speech=None, messages=None,
+                 until_next_opening=None) -> None:
         self.pool = pool
         self.config = config or pool.config
         self.recorder = recorder
@@ -137,9 +144,14 @@ class AgentDesk:
         self.speech = speech  # callflow.agents.speech.RuntimeSpeech, or None: fixed prompts only
         self.live: dict[str, LiveCall] = {}
         self.notifications: list[dict] = []
+        # seed 003 « débordement »: the ordered line of waiting callers, the message desk (key 4 of the
+        # overflow offer; None: the plain callback offer) and when the line next opens (slot 3)
+        self.line = WaitingLine()
+        self.messages = messages  # callflow.flows.after_hours.MessageDesk (source "overflow")
+        self.until_next_opening = until_next_opening or (lambda: None)
 
     # -- callflow.core.agents.Agents ---------------------------------------------------------
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> str | None:
         notes = CallNotes(self.recorder, call.call_id, call.channel)
         # the agent group ("multi" when no language was chosen) is shown to the agents; prompts need a real language
         spoken = language if language in PROMPT_LANGUAGES else (call.caller.language or "fr")
@@ -154,8 +166,11 @@ class AgentDesk:
                     continue
                 return
         except (CallerHungUp, _EndCall):
-            return
+            return None
+        except _MessageLeft:
+            return CALLER_STILL_HERE if call.channel.is_up else None
         finally:
+            self.line.leave(call.call_id)
             await self._cleanup(live)
 
     # -- 1-3: hold, ring the agents, callback offer ------------------------------------------
@@ -169,23 +184,83 @@ class AgentDesk:
             await caller.play(cfg.hold_prompt, language=live.language, barge_in=False)
         await caller.start_moh()
         await live.notes("hold", "music on hold")
-        hold_started = queued_at = time.monotonic()
+        hold_started = queued_at = announced = time.monotonic()
+        foreign = live.group if live.group in FOREIGN else None
+        waiting = self.line.join(live.call_id, urgent=live.diagnosis.urgent, language=foreign)
+        if self.messages is not None:
+            await self._announce_position(live)
         while True:
             # seed 000 cas E: an agent who speaks the caller's language first, anyone after agents.language_wait
-            language = live.group if live.group in FOREIGN and time.monotonic() - queued_at < cfg.language_wait else None
-            for agent in await self.pool.candidates(language):
+            if waiting.language is not None and time.monotonic() - queued_at >= cfg.language_wait:
+                waiting.language = None
+            for agent in await self.pool.candidates(waiting.language):
                 if not caller.is_up:
                     raise CallerHungUp(live.call_id)
+                if self.line.first_for(agent.languages) != live.call_id:
+                    continue  # seed 003: urgent first, then arrival — a caller before us takes this agent
                 if not self.pool.claim(agent, live.call_id):
                     continue
                 leg = await self._ring(live, agent)
                 if leg is not None and await self._join(live, agent, leg):
+                    self.line.leave(live.call_id)
                     return
-            if time.monotonic() - hold_started >= cfg.hold_max_wait and live.callback is None:
-                await self._offer_callback(live)
-                hold_started = time.monotonic()
+            if time.monotonic() - hold_started >= cfg.hold_max_wait and (live.callback is None or self.messages):
+                if self.messages is not None:
+                    await self._overflow_offer(live)
+                else:
+                    await self._offer_callback(live)
+                hold_started = announced = time.monotonic()
+            elif self.messages is not None and time.monotonic() - announced >= cfg.position_interval:
+                await caller.stop_moh()
+                await self._announce_position(live)
+                await caller.start_moh()
+                announced = time.monotonic()
             if await wait_down(caller, timeout=cfg.retry_interval) is caller:
                 raise CallerHungUp(live.call_id)
+
+    async def _announce_position(self, live: LiveCall) -> None:
+        """« Vous êtes le prochain » / « Attente estimée : … » (seed 003: the call never rings into the void)."""
+        online = [a for a in await self.pool.candidates()] or []
+        busy = sum(1 for a in self.pool.agents.values() if a.state.value in ("on_call", "ringing", "wrap_up"))
+        position = self.line.position(live.call_id)
+        estimate = self.line.estimate(live.call_id, len(online) + busy)
+        await live.notes("queue_position", f"{position}, estimated {estimate / 60:.0f} min")
+        for prompt in position_prompts(position, estimate):
+            await live.caller.play(prompt, language=live.language, barge_in=False)
+
+    async def _overflow_offer(self, live: LiveCall) -> None:
+        """Seed 003 « débordement »: 1 = 5 minutes, 2 = dans l'heure, 3 = à l'ouverture, 4 = message, else wait."""
+        caller = live.caller
+        await caller.stop_moh()
+        await live.notes("overflow_offer", f"after {self.config.hold_max_wait:.0f}s on hold")
+        caller.flush_input()
+        result = await caller.play("overflow_offer", language=live.language)
+        got = result.interrupted_by or await caller.next_input(self.config.offer_timeout, accept_taps=False)
+        key = got.digit if isinstance(got, DigitInput) else None
+        caller.flush_input()
+        await live.notes("overflow_answer", key or "timeout")
+        if key == MESSAGE_KEY:
+            from callflow.flows.after_hours import take_message
+
+            ticket = await take_message(live.ctx, self.messages, diagnosis=live.diagnosis, language=live.language,
+                                        notes=live.notes)
+            if ticket is not None:
+                raise _MessageLeft()
+        elif key in SLOT_KEYS:
+            slot = SLOT_KEYS[key]
+            delay = slot_delay(slot, hour_delay=self.config.slot_hour_delay, until_next_opening=self.until_next_opening)
+            result = await self.handoffs.schedule_callback(live.call_id, caller.caller.number, delay_seconds=delay,
+                                                           reason=f"{SLOT_REASONS[slot]}: aucun conseiller disponible",
+                                                           target="agents")
+            if result.accepted:
+                live.callback = result.message_id or "scheduled"
+                await live.notes("callback", f"slot {slot} in {delay / 60:.0f} min: scheduled {live.callback}")
+                await caller.play(SLOT_PROMPTS[slot], language=live.language, barge_in=False)
+            else:
+                await live.notes("callback", f"slot {slot} refused: {result.reason}")
+                await caller.play("callback_impossible", language=live.language, barge_in=False)
+        caller.flush_input()
+        await caller.start_moh()
 
     async def _ring(self, live: LiveCall, agent: Agent) -> Channel | None:
         await live.notes("agent_ring", agent.extension)
@@ -217,6 +292,7 @@ class AgentDesk:
         else:
             await self.bridges.add(live.bridge_id, caller, leg)
         live.agent, live.legs["agent"], live.state = agent, leg, "with_agent"
+        live.connected_at = time.monotonic()
         await live.notes("agent_connected", f"{agent.extension} bridge {live.bridge_id}")
         return True
 
@@ -441,6 +517,8 @@ class AgentDesk:
         if agent is None or agent.call_id != live.call_id:
             return
         pause = self.pool.call_ended(agent, aggressive=live.aggressive)
+        if live.connected_at is not None:
+            self.line.handled(time.monotonic() - live.connected_at)  # « attente estimée » from real call lengths
         asyncio.ensure_future(live.notes("agent_wrap_up", f"{agent.extension} {pause:.0f}s"))
 
     async def _cleanup(self, live: LiveCall) -> None:
