@@ -26,6 +26,7 @@ from callflow.handoff.web import add_routes as add_handoff_routes
 from callflow.store.messages import Messages
 from callflow.store.records import Records
 from callflow.web.agents_api import add_routes as add_agents_routes
+from callflow.web.procedures_api import add_routes as add_procedures_routes
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
                      until_next_opening=next_opening_after_today)
     emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
     add_agents_routes(controller.web_app, desk, emergency)
+    add_procedures_routes(controller.web_app, desk, messages)
 
     agents = desk if config.routing.agents_via == "desk" else DialplanAgents(config.routing.agents_context)
     deps = SilentCallDeps(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 
 class AudioState(str, enum.Enum):
@@ -215,6 +215,14 @@ class Channel(Protocol):
 
     async def play_recording(self, name: str) -> PlayResult:
         """Play a recording made with `record` back to this leg (not interruptible)."""
+        ...
+
+    async def watch_loudness(self, threshold: int, on_change: "Callable[[bool], None] | None") -> None:
+        """Seed 004 « voix forte »: call on_change(True) when the caller gets louder than `threshold`
+        (average amplitude, 16-bit), on_change(False) when they stop; None stops watching.
+
+        The PBX's own talk detector with a high threshold (no media fork).
+        """
         ...
 
     async def start_moh(self, moh_class: str = "default") -> None: ...

@@ -40,6 +40,12 @@ class Handoffs(Protocol):
         ...
 
 
+    async def escalation_emails(self, call_id: str, caller_number: str | None, *, client: tuple[str, str],
+                                hotliner: tuple[str, str], hotliner_email: str) -> list[HandoffResult]:
+        """Seed 001 §4 / phase 6: the resolution email to the client (email on file) and the hotliner's feedback."""
+        ...
+
+
 class EmergencyLine(Protocol):
     async def start(self, call_id: str, *, caller_number: str | None, situation: str, answers: dict[str, str]) -> None:
         """Hand the call to the emergency bridge (second line). From then on nobody hangs up the caller."""

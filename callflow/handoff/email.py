@@ -44,6 +44,16 @@ def build_followup(config: SmtpConfig, *, to: str, called_at: float, message_id:
     return msg
 
 
+def build_plain(config: SmtpConfig, *, to: str, subject: str, body: str, message_id: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = config.sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = make_msgid(idstring=message_id, domain=config.sender.rsplit("@", 1)[1])
+    msg.set_content(body)
+    return msg
+
+
 class SmtpSender:
     def __init__(self, config: SmtpConfig):
         self.config = config

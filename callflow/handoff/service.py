@@ -30,7 +30,7 @@ from callflow.handoff import templates
 from callflow.handoff.callbacks import CallbackScheduler, Originate
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.contacts import Contacts
-from callflow.handoff.email import SmtpSender, build_followup
+from callflow.handoff.email import SmtpSender, build_followup, build_plain
 from callflow.handoff.errors import PermanentDeliveryError
 from callflow.handoff.inbound import CallLinks, FindRecentCall, InboundSms
 from callflow.handoff.outbox import Outbox, OutboxMessage, OutboxWorker, idempotency_key
@@ -197,6 +197,34 @@ class HandoffService:
             for days in self.config.callbacks.followup_days
         ]
 
+    async def escalation_emails(self, call_id: str, caller_number: str | None, *, client: tuple[str, str],
+                                hotliner: tuple[str, str], hotliner_email: str) -> list[HandoffResult]:
+        """Seed 001 phase 6 (to the client, when an email is on file) and §4.1 (to the hotliner), via the outbox."""
+        results = []
+        if not self.config.smtp.enabled:
+            return [HandoffResult(False, "email_disabled")]
+        try:
+            number = check_for_call(caller_number, self.config.sms.region)
+            contact = await self.contacts.get(number.e164) if number.e164 else None
+            targets = [("escalation_client", contact.email if contact and contact.email else None, client),
+                       ("escalation_hotliner", hotliner_email or None, hotliner)]
+            for purpose, address, (subject, body) in targets:
+                if not address:
+                    results.append(HandoffResult(False, "no_email_on_file"))
+                    continue
+                row, created = await self.outbox.enqueue(
+                    call_id=call_id, kind="email", destination=address,
+                    payload={"purpose": purpose, "subject": subject, "body": body},
+                    key=idempotency_key(call_id, "email", purpose, address))
+                if created:
+                    await self.links.add(call_id, "email", row.id, row.created_at)
+                    self.worker.notify()
+                results.append(HandoffResult(True, message_id=row.id))
+        except Exception:
+            log.exception("escalation emails failed for call %s", call_id)
+            results.append(HandoffResult(False, "internal_error"))
+        return results
+
     async def list_for_call(self, call_id: str) -> dict[str, list]:
         return {
             "outbox": await self.outbox.list_for_call(call_id),
@@ -256,6 +284,10 @@ class HandoffService:
     async def _deliver_email(self, message: OutboxMessage) -> str | None:
         if not self.config.smtp.enabled:
             raise PermanentDeliveryError("smtp disabled")
+        if "subject" in message.payload:  # rendered when queued (seed 001's emails)
+            return await self.smtp_sender.send(build_plain(self.config.smtp, to=message.destination,
+                                                           subject=message.payload["subject"],
+                                                           body=message.payload["body"], message_id=message.id))
         email = build_followup(
             self.config.smtp, to=message.destination, called_at=float(message.payload["called_at"]), message_id=message.id,
             language=str(message.payload.get("language") or "fr"),

@@ -219,3 +219,69 @@ def email_followup(*, day: str, time: str, support_phone: str, language: str = "
         chat_url=CHAT_URL, support_phone=support_phone,
     )
     return subject, body
+
+
+# 001 phase 6 « Email de clôture » to the client, and §4.1 « Email au hotliner ».
+ESCALATION_CLIENT_SUBJECT = "📧 Résolution de votre demande – numi.support"
+ESCALATION_CLIENT_BODY = (
+    "Bonjour,\n"
+    "\n"
+    "Merci de m'avoir permis de discuter de votre situation aujourd'hui.\n"
+    "Voici ce qui a été décidé suite à notre appel :\n"
+    "\n"
+    "📋 DÉCISION\n"
+    "{{ decision }}\n"
+    "\n"
+    "📅 PROCHAINES ÉTAPES\n"
+    "{{ steps }}\n"
+    "\n"
+    "❓ AVEZ-VOUS BESOIN D'AIDE ?\n"
+    "Je reste à votre disposition personnellement pour cette demande.\n"
+    "Répondez à cet email ou écrivez-nous : {{ support_email }}\n"
+    "\n"
+    "Merci de votre confiance,\n"
+    "{{ supervisor }}\n"
+    "Superviseur numi.support\n"
+)
+ESCALATION_HOTLINER_SUBJECT = "✅ Escalade résolue – Feedback pour {{ hotliner }}"
+ESCALATION_HOTLINER_BODY = (
+    "Bonjour {{ hotliner }},\n"
+    "\n"
+    "Vous avez escaladé un appel ({{ call_id }}).\n"
+    "Voici comment ça s'est terminé :\n"
+    "\n"
+    "📋 DÉCISION PRISE\n"
+    "{{ decision }}\n"
+    "\n"
+    "👍 FEEDBACK SUR VOTRE GESTION\n"
+    "{{ feedback }}\n"
+    "\n"
+    "{{ supervisor }}\n"
+)
+DECISION_WORDS = {
+    "approuvee": "Demande approuvée",
+    "alternative": "Alternative proposée",
+    "refusee": "Demande refusée (politique numi)",
+    "escaladee": "Transmise à la direction",
+}
+
+
+def escalation_emails(*, decision: str, value_eur: float | None, reason: str, steps: list[str], supervisor: str,
+                      hotliner: str, feedback: str, call_id: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """((client subject, body), (hotliner subject, body)) — variables cleaned, sources constant."""
+    words = DECISION_WORDS.get(decision, decision)
+    if value_eur is not None:
+        words += f" ({value_eur:.0f} €)"
+    if reason:
+        words += f" – {clean_value(reason, 300)}"
+    listed = "\n".join(f"- {clean_value(step, 200)}" for step in steps) or "- (aucune)"
+    client = (ESCALATION_CLIENT_SUBJECT,
+              _env.from_string(ESCALATION_CLIENT_BODY).render(decision=words, steps=listed, support_email=SUPPORT_EMAIL,
+                                                              supervisor=clean_value(supervisor or "Le superviseur")))
+    hot = clean_value(hotliner or "l'équipe")
+    hotliner_mail = (_env.from_string(ESCALATION_HOTLINER_SUBJECT).render(hotliner=hot),
+                     _env.from_string(ESCALATION_HOTLINER_BODY).render(
+                         hotliner=hot, call_id=clean_value(call_id), decision=words,
+                         feedback=clean_value(feedback or "Merci pour le briefing.", 1000),
+                         supervisor=clean_value(supervisor or "Le superviseur")))
+    return client, hotliner_mail

@@ -380,6 +380,10 @@ class FakeChannel:
             self.log.append(Event(start, "play", f"recording:{name}", self.now, True))
         return PlayResult(completed=True)
 
+    async def watch_loudness(self, threshold: int, on_change) -> None:
+        self._alive()
+        self.log.append(Event(self.now, "loudness", str(threshold) if on_change else "off"))
+
     async def start_moh(self, moh_class: str = "default") -> None:
         self._alive()
         self.log.append(Event(self.now, "moh", f"start {moh_class}"))
@@ -456,6 +460,11 @@ class FakeHandoffs:
     async def followup_email(self, call_id, caller_number, *, called_at, language="fr") -> HandoffResult:
         return self._result("followup_email", call_id=call_id, number=caller_number, called_at=called_at,
                             language=language)
+
+    async def escalation_emails(self, call_id, caller_number, *, client, hotliner, hotliner_email) -> list[HandoffResult]:
+        return [self._result("escalation_email_client", call_id=call_id, number=caller_number, subject=client[0], body=client[1]),
+                self._result("escalation_email_hotliner", call_id=call_id, to=hotliner_email, subject=hotliner[0],
+                             body=hotliner[1])]
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.requests]

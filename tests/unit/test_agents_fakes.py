@@ -78,6 +78,16 @@ class Leg:
     def flush_input(self) -> None:
         self.inputs.clear()
 
+    async def watch_loudness(self, threshold: int, on_change) -> None:
+        self._check()
+        self.loudness = on_change
+        self.events.append(("loudness", self.name, threshold if on_change else "off"))
+
+    def shouts(self, loud: bool) -> None:
+        """The caller's level crosses the loudness threshold (TALK_DETECT started / finished)."""
+        if getattr(self, "loudness", None):
+            self.loudness(loud)
+
     async def start_moh(self, moh_class: str = "default") -> None:
         self._check()
         self.events.append(("moh", self.name, "start"))

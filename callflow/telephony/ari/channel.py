@@ -63,6 +63,7 @@ class AriChannel:
         self._voice_armed = False  # listen_on_voice: fork when TALK_DETECT says the line got loud
         self._voice_task: asyncio.Task[None] | None = None
         self._speech = SpeechStreak()  # a barge-in prompt stops when the caller talks over it
+        self._loudness: Callable[[bool], None] | None = None  # watch_loudness (seed 004 « voix forte »)
         self.in_stasis = True
 
     # -- state ------------------------------------------------------------------
@@ -111,6 +112,8 @@ class AriChannel:
             fut = self._playbacks.get(event.playback_id)
             if fut and not fut.done():
                 fut.set_result(kind == "PlaybackFinished" and event.raw.get("playback", {}).get("state") == "done")
+        elif kind in ("ChannelTalkingStarted", "ChannelTalkingFinished") and self._loudness is not None:
+            self._loudness(kind == "ChannelTalkingStarted")
         elif kind in ("RecordingFinished", "RecordingFailed") and event.recording_name in self._recordings:
             fut = self._recordings[event.recording_name]
             if not fut.done():
@@ -310,6 +313,14 @@ class AriChannel:
         except AriError:
             return 0.0
         return 1.0
+
+    async def watch_loudness(self, threshold: int, on_change: Callable[[bool], None] | None) -> None:
+        self._check_up()
+        self._loudness = on_change
+        self._voice_armed = False  # the fork-on-voice trigger is off while a person has the call
+        # TALK_DETECT(set)=<ms of quiet before "finished">,<average amplitude that counts as talking>
+        value = f"1000,{int(threshold)}" if on_change is not None else ""
+        await self._call("POST", f"channels/{self.id}/variable", variable="TALK_DETECT(set)", value=value)
 
     async def start_moh(self, moh_class: str = "default") -> None:
         self._check_up()
