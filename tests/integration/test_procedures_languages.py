@@ -34,5 +34,5 @@ async def test_an_english_caller_reaches_the_english_speaking_agent(controller_p
     assert rings and rings[0] == "2002", record["actions"]
     assert "2001" not in rings
     assert [a["detail"] for a in record["actions"] if a["kind"] == "agent_queue"][0].startswith("en")
-    await never(lambda: french.run.proc.poll() is not None, "the French-only agent's phone rang", within=0.5)
+    await never(lambda: french.run.proc.returncode is not None, "the French-only agent's phone rang", within=0.5)
     await asterisk_log.wait_for("Playing 'callflow/en/to_agent")

@@ -72,12 +72,14 @@ async def test_overflow_caller_leaves_a_message_instead_and_it_is_listed(control
     controller_process.start()
     offer_latest = 3 + prompt_seconds("to_agent") + prompt_seconds("agents_hold") + prompt_seconds("queue_position_1") \
         + prompt_seconds("queue_wait_short") + 30 + 5
+    # 4 pressed twice 6 s apart: whichever lands in the offer's window answers it (the other is flushed)
     record_at = offer_latest + 4 + 0.6 + prompt_seconds("message_invite") + 1.5
     x = np.zeros(int((record_at + 60) * audio.SR))
     x[: 3 * audio.SR] = audio.speech(32, 3)
-    x[int(record_at * audio.SR): int((record_at + 5) * audio.SR)] = audio.speech(33, 5)
+    x[int(record_at * audio.SR): int((record_at + 14) * audio.SR)] = audio.speech(33, 14)
     caller = Caller().audio(audio.write_ulaw(tmp_path / "overflow-message.ulaw", x)).pause(offer_latest + 4).press("4")
-    caller.pause(record_at + 6 - offer_latest - 4 - 0.6)  # talks 5 s into the recording, then hangs up
+    caller.pause(6).press("4")
+    caller.pause(record_at + 15 - offer_latest - 4 - 0.6 - 6.6)  # talks into the recording, then hangs up
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="overflow-message", timeout_s=150)
     call = (await controller_process.wait_for_event("call in", timeout=20))["call"]
     assert await run.wait(120) == 0, run.errors()
