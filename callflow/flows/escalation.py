@@ -322,12 +322,8 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
                     break
                 try:
                     await asyncio.wait_for(supervisor.play(prompt, language="fr", barge_in=False), remaining)
-                except asyncio.TimeoutError:
+                except asyncio.TimeoutError:  # the cancelled playback stops (AriChannel.play)
                     await notes("escalation_whisper_cut", f"{esc.id}: the 30 s hold is over")
-                    try:
-                        await supervisor.stop_playback()
-                    except CallerHungUp:
-                        pass
                     break
             if not supervisor.is_up:
                 raise _SupervisorLeft()

@@ -175,3 +175,20 @@ def test_procedure_kpis_from_records():
     assert a.angry_calls == 1 and a.raised_voice_alerts == 1 and a.deescalated_pct == 100 and a.retained_pct == 100
     assert a.mean_wellbeing == 2 and a.followups_scheduled == 2 and a.mean_gesture_eur == 35
     assert m.overflow_offers == 1 and m.callback_slots == 1
+
+
+async def test_the_30_s_cover_the_whisper_the_conference_starts_at_the_deadline():
+    d = Desk()  # supervisor_answer_timeout = 1 s in the fast configs
+    caller, agent, supervisor = d.caller(), d.leg("agent"), d.leg("supervisor")
+    supervisor.prompt_seconds = 5.0  # a whisper far longer than the hold allows
+    caller.plan = {"PJSIP/2001": [agent], "PJSIP/2100": [supervisor]}
+    task = await d.start(caller)
+    await until(lambda: d.desk.live["call-1"].state == "with_agent")
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    agent.press("*1")
+    await until(lambda: d.desk.live["call-1"].state == "conference", timeout=4)
+    assert loop.time() - asked < 1.0 + 1.0  # the deadline (1 s here, 30 s in production) plus the key sequence
+    assert "escalation_whisper_cut" in d.kinds()
+    caller.leaves()
+    await asyncio.wait_for(task, 3)

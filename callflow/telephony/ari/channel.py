@@ -166,6 +166,10 @@ class AriChannel:
         try:
             await self._call("POST", f"channels/{self.id}/play/{playback_id}", media=self.media_uri(prompt, language))
             completed = await fut
+        except asyncio.CancelledError:
+            # whoever waited gave up (e.g. seed 001's 30 s are over during the whisper): the sound stops too
+            self._loop.create_task(self._stop_quietly(playback_id))
+            raise
         finally:
             self._playbacks.pop(playback_id, None)
             if self._current_playback == playback_id:
