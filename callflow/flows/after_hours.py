@@ -98,8 +98,9 @@ class MessageDesk:
         self.source = source
 
     async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> str | None:
-        ticket = await take_message(call, self, diagnosis=diagnosis, language=_spoken(language, call))
-        return CALLER_STILL_HERE if ticket is not None and call.channel.is_up else None
+        await take_message(call, self, diagnosis=diagnosis, language=_spoken(language, call))
+        # message or not, a caller still on the line stays with the flow (never sent to a ring group nobody answers)
+        return CALLER_STILL_HERE if call.channel.is_up else None
 
 
 def _spoken(language: str, call: CallContext) -> str:

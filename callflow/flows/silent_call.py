@@ -477,8 +477,8 @@ class SilentCall:
             if not self.deps.closed_line:
                 await call.say("to_agent", barge_in=False)  # « Je vous passe un conseiller. Restez en ligne. »
             left = await self.deps.agents.hand_to_agent(self.ctx, diagnosis, language)
-            if left == CALLER_STILL_HERE:  # seed 003: a message was taken and the caller is still there
-                self.outcome = (HungUpBy.CALLER, "message laissé")
+            if left == CALLER_STILL_HERE:  # seed 003: nobody to take the call, the message desk had it
+                self.outcome = (HungUpBy.CALLER, "message")
                 call.handoffs_done.append("message")
                 return self.stay_with_caller
             return None

@@ -122,3 +122,13 @@ async def test_messages_store_orders_urgent_first_and_marks_done(tickets):
     assert await tickets.override() == "closed"
     with pytest.raises(ValueError):
         await tickets.set_override("maybe")
+
+
+async def test_a_caller_who_says_nothing_into_three_recordings_stays_with_the_flow(tickets):
+    """No message, still on the line: never sent on to a ring group nobody answers out of hours."""
+    script = CallerScript(sounds=TALKS_THEN_QUIET, messages=[], hangs_up_at=200.0)
+    fake = await closed_line(script, tickets).run()
+    assert len(fake.channel.recordings()) == 3 and fake.channel.prompts().count("message_empty") == 3
+    assert await tickets.list() == []
+    assert not [e for e in fake.channel.log if e.kind == "continue"]  # never to the agents' dialplan
+    assert "dead_line_final" in fake.channel.prompts()  # a quiet line then gets cas C's warnings
