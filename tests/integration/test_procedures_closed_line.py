@@ -81,6 +81,10 @@ async def test_closed_line_message_confirmed_urgent_listed_played_and_called_bac
     with sqlite3.connect(closed.env["CALLFLOW_STORE_DATABASE"]) as db:
         (due_at,) = db.execute("SELECT due_at FROM callbacks WHERE id = ?", (ticket["callback_id"],)).fetchone()
     assert due_at - record_started(record) > 3600
+    kpi = cli(closed, "kpi", "--json")  # `callflow kpi` shows seed 003's figures next to seed 000's
+    assert kpi.returncode == 0, kpi.stderr
+    messages = json.loads(kpi.stdout)["procedures"]["messages"]
+    assert messages["messages"] == 1 and messages["urgent"] == 1 and messages["confirmed_pct"] == 100.0
     done = cli(closed, "messages", "done", ticket["id"], "--by", "2001")
     assert done.returncode == 0 and json.loads(cli(closed, "messages", "list", "--json").stdout) == []
 

@@ -65,6 +65,11 @@ async def _overflow_slot_2(controller_process, phone, tmp_path, asterisk_log):
     with sqlite3.connect(controller_process.env["CALLFLOW_STORE_DATABASE"]) as db:
         reasons = [r[0] for r in db.execute("SELECT reason FROM callbacks WHERE call_id = ?", (call,))]
     assert reasons and "dans l'heure" in reasons[0], reasons
+    kpi = subprocess.run([sys.executable, "-m", "callflow.cli", "kpi", "--json", "--db",
+                          controller_process.env["CALLFLOW_STORE_DATABASE"]], env=controller_process.env,
+                         capture_output=True, text=True, timeout=60)
+    overflow = json.loads(kpi.stdout)["procedures"]["messages"]
+    assert overflow["overflow_offers"] == 1 and overflow["callback_slots"] == 1, overflow
 
 
 async def test_overflow_caller_leaves_a_message_instead_and_it_is_listed(controller_process, tmp_path):
