@@ -18,6 +18,25 @@ from polling import poll
 NUMBER = "0612345678"
 
 
+def offer_window() -> tuple[float, float]:
+    """When the overflow offer can start: speech → « je vous passe un conseiller » → holding words, position,
+    wait → agents.hold_max_wait (30 s) → the offer, give or take a retry interval and a loaded machine."""
+    earliest = 1 + prompt_seconds("to_agent") + prompt_seconds("agents_hold") + prompt_seconds("queue_position_1") \
+        + prompt_seconds("queue_wait_short") + 30
+    return earliest, earliest + 12
+
+
+def keep_pressing(caller: Caller, key: str, start: float, end: float, every: float = 4.0) -> float:
+    """SIPp cannot hear the offer: the key is pressed every few seconds across its window. A press before the
+    offer is flushed when it starts; the first one during it answers; none reaches the next offer (≥ 30 s on)."""
+    caller.pause(start)
+    t = start
+    while t < end:
+        caller.press(key, gap=0.2).pause(every - 0.2)
+        t += every
+    return t
+
+
 def talks_then_quiet(d, total: float):
     x = np.zeros(int(total * audio.SR))
     x[: 3 * audio.SR] = audio.speech(31, 3)
@@ -38,14 +57,13 @@ async def test_overflow_caller_picks_dans_l_heure_and_is_called_back(controller_
 
 
 async def _overflow_slot_2(controller_process, phone, tmp_path, asterisk_log):
-    # speech → « je vous passe un conseiller » → holding words, position, wait → 30 s (+ one 5 s retry) → the offer
-    offer_latest = 3 + prompt_seconds("to_agent") + prompt_seconds("agents_hold") + prompt_seconds("queue_position_1") \
-        + prompt_seconds("queue_wait_short") + 30 + 5
-    caller = Caller().audio(talks_then_quiet(tmp_path, 120)).pause(offer_latest + 4).press("2")
-    caller.pause(prompt_seconds("callback_slot_hour") + 3)
-    run = await start_sipp(caller.xml(caller_number=NUMBER), name="overflow-caller", timeout_s=150)
+    earliest, latest = offer_window()
+    caller = Caller().audio(talks_then_quiet(tmp_path, 140))
+    keep_pressing(caller, "2", earliest + 1, latest + prompt_seconds("overflow_offer") + 6)
+    caller.pause(prompt_seconds("callback_slot_hour") + 2)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="overflow-caller", timeout_s=180)
     call = (await controller_process.wait_for_event("call in", timeout=20))["call"]
-    assert await run.wait(120) == 0, run.errors()  # the caller hung up itself, never us
+    assert await run.wait(170) == 0, run.errors()  # the caller hung up itself, never us
     record = await controller_process.record(call)
     details = [(a["kind"], a["detail"]) for a in record["actions"]]
     kinds = [k for k, _ in details]
@@ -75,19 +93,18 @@ async def _overflow_slot_2(controller_process, phone, tmp_path, asterisk_log):
 async def test_overflow_caller_leaves_a_message_instead_and_it_is_listed(controller_process, tmp_path):
     controller_process.env.update({"CALLFLOW_AGENTS_HOLD_MAX_WAIT": "30"})
     controller_process.start()
-    offer_latest = 3 + prompt_seconds("to_agent") + prompt_seconds("agents_hold") + prompt_seconds("queue_position_1") \
-        + prompt_seconds("queue_wait_short") + 30 + 5
-    # 4 pressed twice 6 s apart: whichever lands in the offer's window answers it (the other is flushed)
-    record_at = offer_latest + 4 + 0.6 + prompt_seconds("message_invite") + 1.5
-    x = np.zeros(int((record_at + 60) * audio.SR))
+    earliest, latest = offer_window()
+    # talks from the offer on (into the recording, whenever it starts), keys 4 across the offer's window
+    end = latest + prompt_seconds("overflow_offer") + 6
+    x = np.zeros(int((end + 60) * audio.SR))
     x[: 3 * audio.SR] = audio.speech(32, 3)
-    x[int(record_at * audio.SR): int((record_at + 14) * audio.SR)] = audio.speech(33, 14)
-    caller = Caller().audio(audio.write_ulaw(tmp_path / "overflow-message.ulaw", x)).pause(offer_latest + 4).press("4")
-    caller.pause(6).press("4")
-    caller.pause(record_at + 15 - offer_latest - 4 - 0.6 - 6.6)  # talks into the recording, then hangs up
-    run = await start_sipp(caller.xml(caller_number=NUMBER), name="overflow-message", timeout_s=150)
+    x[int(earliest * audio.SR): int((end + 40) * audio.SR)] = audio.speech(33, end + 40 - earliest)
+    caller = Caller().audio(audio.write_ulaw(tmp_path / "overflow-message.ulaw", x))
+    keep_pressing(caller, "4", earliest + 1, end)
+    caller.pause(prompt_seconds("message_invite") + 12)  # then hangs up, the message recorded
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="overflow-message", timeout_s=180)
     call = (await controller_process.wait_for_event("call in", timeout=20))["call"]
-    assert await run.wait(120) == 0, run.errors()
+    assert await run.wait(170) == 0, run.errors()
     record = await controller_process.record(call)
     assert ("overflow_answer", "4") in [(a["kind"], a["detail"]) for a in record["actions"]]
     listed = subprocess.run([sys.executable, "-m", "callflow.cli", "messages", "list", "--json", "--db",
