@@ -595,6 +595,11 @@ class AgentDesk:
         if live is not None:
             flags = {"hotliner": live.agent.extension if live.agent else None, "agressif": live.aggressive,
                      "churn_rouge": live.churn_red, "voix_forte": live.raised_voice, "suivis": live.followups}
+        # « Date/Heure appel », « Durée appel »: what the system knows, next to the agent's answers
+        started, ended = self._started.get(call_id), flags.get("fin")
+        flags = {k: v for k, v in flags.items() if k != "fin"}
+        flags.update(rempli_le=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     duree_appel_s=None if started is None else round((ended or time.monotonic()) - started, 1))
         stored = card.stored(**flags)
         await self._post_call_note(call_id, "incident_card", stored)
         if card.churn_red and not flags.get("churn_rouge"):
@@ -667,7 +672,7 @@ class AgentDesk:
         await live.notes("agent_call_ended", "caller gone" if not live.caller.is_up else "left the desk")
         self._flags[live.call_id] = {"hotliner": live.agent.extension if live.agent else None, "agressif": live.aggressive,
                                      "churn_rouge": live.churn_red, "voix_forte": live.raised_voice,
-                                     "suivis": live.followups}
+                                     "suivis": live.followups, "fin": time.monotonic()}
         self.live.pop(live.call_id, None)
 
 

@@ -96,6 +96,7 @@ async def test_incident_card_after_the_call_is_stored_with_the_record_and_red_ch
     assert stored["hotliner"] == "2001" and stored["risque_churn"] == "eleve"
     [card] = [json.loads(detail) for kind, detail in d.notes() if kind == "incident_card"]
     assert card["geste_montant"] == 35.0 and card["engagements"] == ["ticket urgent, expert sous 24h"]
+    assert card["duree_appel_s"] >= 0 and card["rempli_le"].endswith("Z") and "fin" not in card
     assert [k for k, _ in d.handoffs.requests] == ["callback", "callback"]
     assert d.desk.notifications[-1]["kind"] == "churn_red"
     with pytest.raises(ValueError):
