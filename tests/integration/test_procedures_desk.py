@@ -20,7 +20,7 @@ async def to_agent(ctx, env) -> None:
 
 async def test_a_caller_who_shouts_while_with_an_agent_raises_the_alert(desk_env, desk_phones, tmp_path, asterisk_log):
     desk_env.flow = to_agent
-    agent = await desk_phones("2001", DeskPhoneScript().pause(60))
+    agent = await desk_phones("2001", DeskPhoneScript().pause(8).press("*8").pause(50))  # churn red from the keypad
     # 15 s of ordinary talk (≈ −20 dBFS), then 20 s of shouting (≈ −4 dBFS)
     calm, loud = audio.speech(41, 15), audio.synth.talk(42, 20, level_dbfs=-4.0)
     caller_file = audio.write_ulaw(tmp_path / "angry.ulaw", np.concatenate([calm, loud, np.zeros(10 * audio.SR)]))
@@ -37,6 +37,20 @@ async def test_a_caller_who_shouts_while_with_an_agent_raises_the_alert(desk_env
     assert "<PJSIP/2001-" in line  # only the agent hears it
     assert await run.wait(60) == 0, run.errors()
     agent.run.kill()
+    # *8: the supervisor's J+1 and J+3 calls (seed 004 §3.3)
+    followups = [req for kind, req in desk_env.handoffs.requests if kind == "callback"]
+    assert [r["delay_seconds"] for r in followups] == [86400.0, 259200.0], followups
+    assert all(r["target"] == "supervisor" for r in followups)
+    # after the call, the incident card (§3.1) lands on the call's record with what the system saw
+    status, body = await desk_env.api(f"/api/calls/{call}/incident", {
+        "intensite": "forte", "raison": "promesse_non_tenue", "risque_churn": "eleve", "sentiment_fin": "moins_fache",
+        "bien_etre_hotliner": 3, "engagements": ["ticket urgent TK-1, expert sous 24h"]})
+    assert status == 201, body
+    assert body["stored"]["voix_forte"] is True and body["stored"]["churn_rouge"] is True
+    assert body["stored"]["hotliner"] == "2001"
+    assert [k for _, k, _ in desk_env.notes(call)].count("incident_card") == 1
+    status, body = await desk_env.api(f"/api/calls/{call}/incident", {"intensite": "furieuse"})
+    assert status == 400 and "intensite" in body["error"]
 
 
 async def test_supervisor_request_outcome_recorded_within_the_30_s_hold(desk_env, desk_phones, audio_dir, ari):
