@@ -73,4 +73,34 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
         recorder=records, handoffs=handoffs, emergency=emergency, agents=agents, timers=config.silent_call,
         agent_name=config.prompts.agent_name,
     )
+    if config.agi.enabled:
+        await start_fastagi(config, controller, deps, handoffs, services)
     return controller
+
+
+async def start_fastagi(config: Config, controller: Controller, deps: SilentCallDeps, handoffs: HandoffService,
+                        services: AsyncExitStack) -> None:
+    """The same flows from a classic dialplan: AGI(agi://host:port/silent_call) (dialplans/agi.conf)."""
+    import dataclasses
+
+    from callflow.telephony.agi.emergency import DialplanEmergencyLine
+    from callflow.telephony.agi.server import AgiServer
+
+    # a FastAGI caller is not in our ARI app: people are reached through the dialplan
+    agi_deps = dataclasses.replace(deps, agents=DialplanAgents(config.routing.agents_context),
+                                   emergency=DialplanEmergencyLine(config.emergency, recorder=deps.recorder,
+                                                                   channels=lambda call_id: server.channels.get(call_id)))
+
+    async def silent_call(ctx: CallContext) -> None:
+        await handoffs.note_call(ctx.call_id, ctx.caller.number)
+        if config.prompts.recorded_call_notice:
+            await ctx.channel.answer()
+            await recorded_call_notice(ctx.channel, language=ctx.caller.language)
+        await run_silent_call(ctx, agi_deps)
+
+    server = AgiServer(config.agi.host, config.agi.port, controller=controller,
+                       sounds_prefix=config.prompts.sounds_prefix)
+    server.add_flow("silent_call", silent_call)
+    await server.start()
+    services.push_async_callback(server.stop)
+    controller.agi = server  # type: ignore[attr-defined]  # for /health readers and tests

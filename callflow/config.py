@@ -107,6 +107,21 @@ class MediaConfig:
 
 
 @dataclass
+class AgiConfig:
+    """The FastAGI server `callflow run` starts beside the ARI app (dialplan: AGI(agi://host:port/silent_call))."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4573  # FastAGI's registered port
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("agi.port", "a TCP port between 1 and 65535", self.port)
+        if not self.host:
+            raise ConfigError("agi.host", "an address to listen on, e.g. 127.0.0.1")
+
+
+@dataclass
 class StoreConfig:
     database: str = DEFAULT_DB  # the SQLite file of records, outbox and callbacks
 
@@ -132,6 +147,7 @@ SECTIONS: dict[str, type] = {
     "escalation": EscalationConfig,
     "emergency": EmergencyConfig,
     "feature_codes": FeatureCodes,
+    "agi": AgiConfig,
 }
 
 
@@ -153,6 +169,7 @@ class Config:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     emergency: EmergencyConfig = field(default_factory=EmergencyConfig)
     feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
+    agi: AgiConfig = field(default_factory=AgiConfig)
 
     def validate(self) -> None:
         self.outbox.db_path = self.store.database  # one database for every room
