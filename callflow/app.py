@@ -54,6 +54,8 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
 
     # people: agents' desk phones, the supervisor, the emergency line (seeds 000 cas F, 001, 002, 004)
     presence, bridges = AriPresence(client), AriBridges(client)
+    if config.ami.enabled:
+        presence = await start_ami_feed(config, controller, presence, services)
     speech = RuntimeSpeech(config.agents.runtime_sounds_dir) if config.agents.runtime_sounds_dir else None
 
     def channel_of(call_id: str):
@@ -76,6 +78,19 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     if config.agi.enabled:
         await start_fastagi(config, controller, deps, handoffs, services)
     return controller
+
+
+async def start_ami_feed(config: Config, controller: Controller, fallback, services: AsyncExitStack):
+    """Agents' device states from AMI (GET /api/pbx/agents); the desk's presence reads them."""
+    from callflow.telephony.ami import AmiFeed, AmiPresence, add_routes
+
+    feed = AmiFeed(config.ami.host, config.ami.port, config.ami.user or config.ari.user,
+                   config.ami.password or config.ari.password, ping_interval=config.ami.ping_interval,
+                   pong_timeout=config.ami.pong_timeout)
+    feed.start()
+    services.push_async_callback(feed.stop)
+    add_routes(controller.web_app, feed)
+    return AmiPresence(feed, fallback=fallback)
 
 
 async def start_fastagi(config: Config, controller: Controller, deps: SilentCallDeps, handoffs: HandoffService,

@@ -122,6 +122,27 @@ class AgiConfig:
 
 
 @dataclass
+class AmiConfig:
+    """The AMI feed (agents' device states and queue members, for a PBX whose own Queue() takes callers)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 5038
+    user: str = ""  # empty: the ARI user (the sandbox's manager.conf uses the ARI credentials)
+    password: str = ""
+    ping_interval: float = 5.0  # a Ping this often; no Pong within pong_timeout: reconnect
+    pong_timeout: float = 3.0
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("ami.port", "a TCP port between 1 and 65535", self.port)
+        if not 0.2 <= self.ping_interval <= 60:
+            raise ConfigError("ami.ping_interval", "seconds between 0.2 and 60", self.ping_interval)
+        if not 0.2 <= self.pong_timeout <= 30:
+            raise ConfigError("ami.pong_timeout", "seconds between 0.2 and 30", self.pong_timeout)
+
+
+@dataclass
 class StoreConfig:
     database: str = DEFAULT_DB  # the SQLite file of records, outbox and callbacks
 
@@ -148,6 +169,7 @@ SECTIONS: dict[str, type] = {
     "emergency": EmergencyConfig,
     "feature_codes": FeatureCodes,
     "agi": AgiConfig,
+    "ami": AmiConfig,
 }
 
 
@@ -170,6 +192,7 @@ class Config:
     emergency: EmergencyConfig = field(default_factory=EmergencyConfig)
     feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
     agi: AgiConfig = field(default_factory=AgiConfig)
+    ami: AmiConfig = field(default_factory=AmiConfig)
 
     def validate(self) -> None:
         self.outbox.db_path = self.store.database  # one database for every room
