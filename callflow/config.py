@@ -221,6 +221,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
     config = Config(**sections)
     if "CALLFLOW_ARI_URL" not in env and "url" not in data.get("ari", {}):
         _fill_sandbox_instance(config.ari, env)
+    _fill_sandbox_instance_listeners(config, env)
     _fill_sandbox_credentials(config.ari, env)
     _fill_sandbox_defaults(config, env)
     config.validate()
@@ -300,6 +301,20 @@ def _fill_sandbox_instance(ari: AriConfig, env: dict[str, str]) -> None:
         ari.url = Instance.from_env(env).ari_url
     except SandboxError as exc:
         raise ConfigError("CALLFLOW_PBX_INSTANCE", "a sandbox instance number from 0 to 59", env["CALLFLOW_PBX_INSTANCE"]) from exc
+
+
+def _fill_sandbox_instance_listeners(config: Config, env: dict[str, str]) -> None:
+    """On sandbox instance K, FastAGI listens on (and AMI is read from) the instance's own address,
+    as its dialplan and manager.conf say (@ADDR@), unless agi.host / ami.host are given."""
+    if not env.get("CALLFLOW_PBX_INSTANCE"):
+        return
+    from callflow.pbx.sandbox import Instance
+
+    address = Instance.from_env(env).address
+    if config.agi.host == AgiConfig.host and "CALLFLOW_AGI_HOST" not in env:
+        config.agi.host = address
+    if config.ami.host == AmiConfig.host and "CALLFLOW_AMI_HOST" not in env:
+        config.ami.host = address
 
 
 def _fill_sandbox_defaults(config: Config, env: dict[str, str]) -> None:

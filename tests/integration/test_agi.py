@@ -1,0 +1,99 @@
+"""Seed 000 through FastAGI: `AGI(agi://…/silent_call)` in a classic dialplan (dialplans/agi.conf).
+
+Same callers as test_silent_call.py (real Asterisk, SIPp with real RTP audio and
+RFC 2833 keys, `callflow run` as a real process), but the call enters through the
+number "agi", whose dialplan runs the flow over FastAGI instead of Stasis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import caller_audio as audio
+import pytest
+from callflow.pbx.sipp import Caller, start_sipp
+
+from caller_audio import diagnosis_at, keypad_caller
+
+NUMBER = "0612345678"
+AGI = "agi"  # the trunk's number that enters through FastAGI
+SEED_EXAMPLE = ["m_entendez_vous=oui", "probleme_technique=non", "difficulte_a_parler=oui", "preference=sms",
+                "confirmation_sms=oui"]
+
+
+def actions(record: dict, kind: str) -> list[dict]:
+    return [a for a in record["actions"] if a["kind"] == kind]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("agi-callers")
+    return {
+        "breathing": audio.write_ulaw(d / "breathing.ulaw", audio.breathing(11, 150)),
+        "speech": audio.write_ulaw(d / "speech.ulaw", audio.speech(15, 40)),
+    }
+
+
+async def test_dead_line_through_fastagi_is_hung_up_only_after_the_seeds_wait(controller, asterisk_log):
+    caller = Caller()  # answers, then sends nothing at all and waits for our BYE
+    run = await start_sipp(caller.xml(caller_number=NUMBER, hang_up=False), name="agi-dead", service=AGI, timeout_s=150)
+    assert await run.wait(120) == 0, run.errors()
+    call = await controller.wait_for_event("call in", via="fastagi")
+    record = await controller.record(call["call"])
+    assert record["call_type"] == "muet_complet"
+    assert record["hung_up_by"] == "system"
+    assert record["duration"] >= 30
+    prompts = {a["detail"]: a["at"] for a in actions(record, "prompt")}
+    assert prompts["audio_check"] < prompts["dead_line_final"]
+    assert actions(record, "hangup")[-1]["at"] >= prompts["dead_line_final"] + 10
+    await asterisk_log.wait_for("Playing 'callflow/fr/dead_line_final")
+    assert "AGI(agi://" in asterisk_log.text() or "agi://" in asterisk_log.text()
+
+
+async def test_the_seeds_full_example_through_fastagi(controller, files):
+    caller = keypad_caller(Caller().audio(files["breathing"]), "12111", then=12)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-seed", service=AGI, timeout_s=200)
+    assert await run.wait(180) == 0, run.errors()  # the caller hung up itself: never a BYE from us
+    call = await controller.wait_for_event("call in", via="fastagi")
+    record = await controller.record(call["call"])
+    answers = [a["detail"] for a in actions(record, "answer")]
+    assert answers[:5] == SEED_EXAMPLE, record["actions"]
+    assert record["call_type"] == "respiration"  # the ARI snoop of the AGI channel heard the breathing
+    assert record["hung_up_by"] == "caller"
+    sms = [m for m in controller.sms_sent() if m["to"] == "+33612345678"]
+    assert len(sms) == 1, controller.sms_sent()
+    assert record["audio"], "the audio timeline is on the record"
+
+
+async def test_a_caller_who_speaks_through_fastagi_reaches_an_agent_phone(controller, phones, files):
+    agent = await phones("2001")
+    caller = Caller().audio(files["speech"]).pause(25)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-speech", service=AGI, timeout_s=60)
+    assert await run.wait(50) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()  # rang, answered, got the BYE
+    call = await controller.wait_for_event("call in", via="fastagi")
+    record = await controller.record(call["call"])
+    assert record["call_type"] == "parole"
+    barge = [a["detail"] for a in actions(record, "barge_in")]
+    assert any(d.endswith(": speech") for d in barge), record["actions"]  # TALK_DETECT → fork → prompt cut
+    await controller.wait_for_event("call continues in the dialplan", context="hotline-agents")
+
+
+async def test_controller_down_the_fastagi_call_reaches_an_agent_within_5_s(pbx, phones, audio_dir, asterisk_log):
+    agent = await phones("2001")
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(2)
+    run = await start_sipp(caller.xml(answer_within=5.0), name="agi-failsafe", service=AGI)
+    assert await run.wait(30) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()
+    await asterisk_log.wait_for("callflow FastAGI ended without sending the call on (AGISTATUS=FAILURE)")
+
+
+async def test_controller_killed_mid_fastagi_call_the_caller_reaches_an_agent(controller, phones, audio_dir, asterisk_log):
+    agent = await phones("2001")
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(12)
+    run = await start_sipp(caller.xml(answer_within=5.0), name="agi-killed", service=AGI)
+    await controller.wait_for_event("call in", via="fastagi", timeout=10)
+    controller.kill()  # the socket closes: AGI() returns and the next line sends the caller on
+    assert await run.wait(40) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()
+    await asterisk_log.wait_for("callflow FastAGI ended without sending the call on")
