@@ -366,9 +366,28 @@ def summary(items: list[CallReport], exit_code: int) -> dict:
 
 # -- the command ----------------------------------------------------------------------------------------
 
+def local_address(target: str) -> str:
+    """The address this machine reaches `target` from (SIPp binds it and puts it in the SDP)."""
+    from callflow.pbx.sipp import pbx_instance
+
+    host = target.rsplit(":", 1)[0]
+    if host.startswith("127."):
+        return pbx_instance().address if pbx_instance().sip_target.startswith(host + ":") else "127.0.0.1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect((host, 5060))  # no packet is sent: the kernel picks the route
+        return probe.getsockname()[0]
+
+
+def default_target() -> str:
+    """The sandbox instance of $CALLFLOW_PBX_INSTANCE (127.0.0.1:5060 for the users' instance 0)."""
+    from callflow.pbx.sipp import pbx_instance
+
+    return os.environ.get("CALLFLOW_TEST_CALL_TARGET") or pbx_instance().sip_target
+
+
 @dataclass
 class TestCall:
-    target: str = "127.0.0.1:5060"
+    target: str = field(default_factory=default_target)
     number: str = "3000"
     scenario: str = "seed-example"
     caller_number: str = "0612345678"
@@ -386,7 +405,8 @@ class TestCall:
         try:
             run: SippRun = await start_sipp(xml, name=f"test-call-{self.scenario}", service=self.number,
                                             remote=self.target, calls=self.calls, concurrent=self.concurrent,
-                                            rate=self.rate, timeout_s=timeout, extra=["-trace_msg"])
+                                            rate=self.rate, timeout_s=timeout, extra=["-trace_msg"],
+                                            local=local_address(self.target))
             try:
                 code = await asyncio.wait_for(run.proc.wait(), timeout + 10)
             except asyncio.TimeoutError:
@@ -426,8 +446,8 @@ def format_report(result: dict) -> str:
 
 def register_cli(sub) -> None:
     p = sub.add_parser("test-call", help="place SIPp test calls of a scenario against any PBX and report")
-    p.add_argument("--target", default=os.environ.get("CALLFLOW_TEST_CALL_TARGET", "127.0.0.1:5060"),
-                   help="the PBX's SIP address host:port")
+    p.add_argument("--target", default=None,
+                   help="the PBX's SIP address host:port (default: the sandbox PBX, $CALLFLOW_PBX_INSTANCE)")
     p.add_argument("--number", default="3000", help="the number to call (the hotline's extension)")
     p.add_argument("--scenario", choices=SCENARIOS, default="seed-example")
     p.add_argument("--caller-number", default="0612345678")
@@ -445,7 +465,7 @@ def _cli(args) -> int:
     if args.calls < 1 or args.concurrent < 1 or args.rate <= 0:
         print("callflow test-call: --calls and --concurrent are whole numbers >= 1, --rate a number > 0")
         return 2
-    tc = TestCall(target=args.target, number=args.number, scenario=args.scenario, caller_number=args.caller_number,
+    tc = TestCall(target=args.target or default_target(), number=args.number, scenario=args.scenario, caller_number=args.caller_number,
                   calls=args.calls, concurrent=args.concurrent, rate=args.rate)
     try:
         result = asyncio.run(tc.run())
@@ -455,3 +475,4 @@ def _cli(args) -> int:
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     s = result["summary"]
     return 0 if s["sipp_exit"] == 0 and s["answered"] == s["calls"] == args.calls else 1
+TestCall.__test__ = False  # a product class, not a pytest test

@@ -319,6 +319,7 @@ class AgiChannel:
             log.warning("prompt could not be played", extra={"channel": self.id, "prompt": prompt})
             return False
         if 0 < value < 256:
+            log.info("digit received", extra={"call": self.id, "digit": chr(value)})
             self.push_input(DigitInput(chr(value), self.now()))
             return False
         return value == 0
