@@ -13,7 +13,8 @@ import caller_audio as audio
 import pytest
 from callflow.pbx.sipp import Caller, start_sipp
 
-from caller_audio import diagnosis_at, keypad_caller
+from caller_audio import keypad_caller, prompt_seconds
+from phones import emergency_line
 
 NUMBER = "0612345678"
 AGI = "agi"  # the trunk's number that enters through FastAGI
@@ -31,6 +32,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     return {
         "breathing": audio.write_ulaw(d / "breathing.ulaw", audio.breathing(11, 150)),
         "speech": audio.write_ulaw(d / "speech.ulaw", audio.speech(15, 40)),
+        "sobbing": audio.write_ulaw(d / "sobbing.ulaw", audio.sobbing(16, 120)),
+        "tone": audio.write_ulaw(d / "tone.ulaw", 0.2 * __import__("numpy").sin(
+            2 * 3.14159 * 440 * __import__("numpy").arange(8000 * 60) / 8000)),
     }
 
 
@@ -97,3 +101,23 @@ async def test_controller_killed_mid_fastagi_call_the_caller_reaches_an_agent(co
     assert await run.wait(40) == 0, run.errors()
     assert await agent.run.wait(15) == 0, agent.run.errors()
     await asterisk_log.wait_for("callflow FastAGI ended without sending the call on")
+
+
+async def test_distress_through_fastagi_places_the_emergency_line_and_never_hangs_up(controller, files, asterisk_log):
+    operator = await emergency_line(talk_audio=str(files["tone"]))
+    asked = prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint")
+    caller = Caller().audio(files["sobbing"]).pause(asked + prompt_seconds("q_emergency") + 2).press("1").pause(30)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-distress", service=AGI, timeout_s=120)
+    assert await run.wait(110) == 0, run.errors()  # no BYE from us, for the whole call
+    assert await operator.wait(20) == 0, operator.errors()  # the line answered, was briefed, then got the BYE
+    call = await controller.wait_for_event("call in", via="fastagi")
+    record = await controller.record(call["call"])
+    assert record["call_type"] == "urgence", record["actions"]
+    assert "urgence_medicale=oui" in [a["detail"] for a in actions(record, "answer")]
+    kinds = [a["kind"] for a in record["actions"]]
+    assert "emergency_latched" in kinds and "emergency_dial" in kinds, kinds
+    assert actions(record, "hangup") == []
+    intro = await asterisk_log.wait_for("Playing 'callflow/fr/emergency_announce_intro", timeout=5)
+    assert "PJSIP/emergency-test-" in intro  # the briefing is played to the emergency line, before the bridge
+    for digit in "0612345678":
+        assert f"Playing 'callflow/fr/em_digit_{digit}" in asterisk_log.text()

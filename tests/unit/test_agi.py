@@ -270,3 +270,60 @@ async def test_the_caller_comes_from_the_headers(server):
     channel = await asyncio.wait_for(outcome.get(), 2)
     assert channel.id == "1700000000.1" and channel.caller.number == "0612345678"
     assert channel.caller.language == "fr" and channel.caller.dialed == "agi" and channel.is_up
+
+
+# -- cas F over FastAGI: the dialplan places the emergency line ----------------------------------
+
+class _Notes:
+    def __init__(self):
+        self.kinds: list[str] = []
+
+    async def note(self, call_id, kind, detail="", *, at):
+        self.kinds.append(kind)
+
+
+async def test_the_emergency_line_is_handed_to_the_dialplan_with_the_briefing(server):
+    from callflow.agents import latch
+    from callflow.agents.config import EmergencyConfig
+    from callflow.telephony.agi.emergency import DialplanEmergencyLine
+
+    notes = _Notes()
+    line = DialplanEmergencyLine(EmergencyConfig(), recorder=notes, channels=lambda call_id: server.channels.get(call_id))
+
+    async def flow(channel):
+        await line.start(channel.id, caller_number="0612345678", situation="détresse",
+                         answers={"urgence_medicale": "oui"})
+
+    outcome = run_flow(server, flow)
+    ast = await FakeAsterisk.connect(server)
+    await ast.answer_status()
+    brief = await ast.command()
+    assert brief.startswith('SET VARIABLE "__CALLFLOW_EMERGENCY_BRIEF" "callflow/fr/emergency_announce_intro&')
+    assert "callflow/fr/emergency_answer_medical" in brief and "em_digit_6&callflow/fr/em_digit_1" in brief
+    await ast.reply("200 result=1")
+    await ast.expect('SET VARIABLE "CALLFLOW_EMERGENCY_DEST" "PJSIP/emergency-test"', "200 result=1")
+    await ast.expect('SET VARIABLE "CALLFLOW_EMERGENCY_RING" "30"', "200 result=1")
+    await ast.expect('SET VARIABLE "CALLFLOW_EMERGENCY_SPACING" "3"', "200 result=1")
+    await ast.expect('SET CONTEXT "hotline-emergency"', "200 result=0")
+    await ast.expect('SET EXTENSION "s"', "200 result=0")
+    await ast.expect("SET PRIORITY 1", "200 result=0")
+    assert (await asyncio.wait_for(outcome.get(), 2)) is None
+    assert latch.is_latched("1700000000.1")
+    assert notes.kinds == ["emergency_latched", "emergency_dial"]
+    assert await ast.closed_by_controller()
+
+
+async def test_a_real_emergency_number_is_refused_in_test_mode_before_any_dial(server):
+    from callflow.agents.config import EmergencyConfig
+    from callflow.core.errors import ConfigError
+    from callflow.telephony.agi.emergency import DialplanEmergencyLine
+
+    notes = _Notes()
+    config = EmergencyConfig(destination="PJSIP/112@trunk")
+    line = DialplanEmergencyLine(config, recorder=notes, channels=lambda call_id: server.channels.get(call_id))
+    outcome = run_flow(server, lambda ch: line.start(ch.id, caller_number=None, situation="x", answers={}))
+    ast = await FakeAsterisk.connect(server)
+    await ast.answer_status()
+    assert isinstance(await asyncio.wait_for(outcome.get(), 2), ConfigError)
+    assert notes.kinds == ["emergency_latched", "emergency_refused"]
+    assert await ast.closed_by_controller()  # the dialplan's fail-safe: a person
