@@ -327,3 +327,39 @@ async def test_a_real_emergency_number_is_refused_in_test_mode_before_any_dial(s
     assert isinstance(await asyncio.wait_for(outcome.get(), 2), ConfigError)
     assert notes.kinds == ["emergency_latched", "emergency_refused"]
     assert await ast.closed_by_controller()  # the dialplan's fail-safe: a person
+
+
+async def test_listen_on_voice_arms_talk_detect_only_when_its_events_can_reach_us(server):
+    watched: list[str] = []
+
+    async def watch(channel):
+        watched.append(channel.id)
+
+    async def flow(channel):
+        channel._watch_voice = watch
+        await channel.listen_on_voice()
+        await channel.listen_on_voice()  # idempotent
+        return channel.voice_watched
+
+    outcome = run_flow(server, flow)
+    ast = await FakeAsterisk.connect(server)
+    await ast.answer_status()
+    await ast.expect('SET VARIABLE "TALK_DETECT(set)" ""', "200 result=1")
+    assert await asyncio.wait_for(outcome.get(), 2) is True
+    assert watched == ["1700000000.1"]
+
+
+async def test_listen_on_voice_without_ari_leaves_listening_to_the_flow(server):
+    async def broken_watch(channel):
+        raise ConnectionError("ARI is away")
+
+    async def flow(channel):
+        channel._watch_voice = broken_watch
+        await channel.listen_on_voice()
+        return await channel.conn.send_command("NOOP after")
+
+    outcome = run_flow(server, flow)
+    ast = await FakeAsterisk.connect(server)
+    await ast.answer_status()
+    await ast.expect("NOOP after", "200 result=0")  # no TALK_DETECT was set, the call went on
+    assert (await asyncio.wait_for(outcome.get(), 2)).code == 200

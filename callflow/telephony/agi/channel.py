@@ -198,6 +198,7 @@ class AgiChannel:
         self._voice_task: asyncio.Task[None] | None = None
         self.media: MediaFork | None = None
         self.moved_to: tuple[str, str, int] | None = None  # continue_in_dialplan's target
+        self.voice_watched = False  # our ARI app is subscribed to this channel's events
         conn._on_hangup = self._mark_hungup
 
     # -- state --------------------------------------------------------------------
@@ -359,9 +360,15 @@ class AgiChannel:
         self._check_up()
         if self._voice_armed:
             return
-        self._voice_armed = True
-        if self._watch_voice is not None:
+        if self._watch_voice is None:
+            return  # nothing would hear TALK_DETECT: the flow's own listening starts the fork
+        try:
             await self._watch_voice(self)  # ChannelTalkingStarted for this channel, through ARI
+        except Exception as exc:  # ARI away: the flow's listening still forks when it must
+            log.warning("cannot watch the line for voice", extra={"channel": self.id, "error": str(exc)})
+            return
+        self._voice_armed = True
+        self.voice_watched = True
         await self._command('SET VARIABLE "TALK_DETECT(set)" ""')
 
     def on_talking(self) -> None:

@@ -171,6 +171,8 @@ class AgiServer(Application):
                 metrics.calls_handled.inc()
             self.channels.pop(key, None)
             if self.controller is not None:
+                if channel.voice_watched and not channel.hung_up:
+                    await self._unwatch(channel)
                 await self.controller.router.close(key)
 
     def _channel(self, request: AgiConnection) -> AgiChannel:
@@ -196,6 +198,16 @@ class AgiServer(Application):
 
         return AgiChannel(request, caller_from_headers(request.headers), sounds_prefix=self.sounds_prefix,
                           media_factory=media_factory, watch_voice=watch_voice)
+
+    async def _unwatch(self, channel: AgiChannel) -> None:
+        """The caller goes on in the dialplan: its events are no business of our ARI app any more."""
+        ctl = self.controller
+        assert ctl is not None
+        try:
+            await ctl.client.request("DELETE", f"applications/{ctl.config.ari.app}/subscription",
+                                     {"eventSource": f"channel:{channel.id}"})
+        except Exception as exc:
+            log.info("ari unsubscribe failed (channel gone?)", extra={"channel": channel.id, "error": str(exc)})
 
     async def _on_ari_event(self, channel: AgiChannel, event: "AriEvent") -> None:
         cid = event.channel_id
