@@ -91,6 +91,8 @@ async def test_ami_feed_reads_agents_then_survives_a_silent_connection(controlle
     status, body = await poll(lambda: (lambda r: r if r[0] == 200 and "PJSIP/2001" in r[1]["devices"] else None)(
         pbx_agents(port)), "AMI connected with the desk phones' device states", timeout=20)
     assert body["devices"]["PJSIP/2001"] != "NOT_INUSE"  # not registered yet
+    members = {(m["queue"], m["interface"]): m for m in body["queue_members"]}
+    assert members[("hotline", "PJSIP/2001")]["status"] != "NOT_INUSE"  # the PBX's own queue (queues.conf)
     assert body["reconnects"] == 0
 
     proxy.freeze()  # AMI goes silent; meanwhile agent 2001 comes online (its event is lost)
@@ -103,4 +105,6 @@ async def test_ami_feed_reads_agents_then_survives_a_silent_connection(controlle
         "AMI reconnected", timeout=30)
     assert body["devices"]["PJSIP/2001"] == "NOT_INUSE", body  # read again after the reconnection
     assert body["rereads"] >= 2
+    members = {(m["queue"], m["interface"]): m for m in body["queue_members"]}
+    assert members[("hotline", "PJSIP/2001")]["status"] == "NOT_INUSE", body["queue_members"]
     assert proxy.connections >= 2
