@@ -217,7 +217,7 @@ class RtpListener:
     ETH_P_IP = 0x0800
 
     def __init__(self) -> None:
-        self.packets: list[tuple[float, int, float]] = []  # (time, destination port, level dBFS)
+        self.packets: list[tuple[float, tuple[str, int], float]] = []  # (time, (source ip, port), level dBFS)
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -250,24 +250,27 @@ class RtpListener:
                 continue  # on loopback every packet is seen twice
             parsed = _udp_rtp(data)
             if parsed is not None:
-                port, payload = parsed
+                source, payload = parsed
                 pcm = g711.ulaw_decode(payload).astype(np.float64) / 32768
                 level = 20 * np.log10(np.sqrt(np.mean(pcm**2)) + 1e-9)
-                self.packets.append((time.time(), port, float(level)))
+                self.packets.append((time.time(), source, float(level)))
 
 
-def _udp_rtp(packet: bytes) -> tuple[int, bytes] | None:
-    """(destination port, μ-law payload) of an IPv4/UDP/RTP PCMU packet, else None."""
+def _udp_rtp(packet: bytes) -> tuple[tuple[str, int], bytes] | None:
+    """((source address, port), μ-law payload) of an IPv4/UDP/RTP PCMU packet, else None.
+
+    Matched by source: the PBX sends a call's audio from the port its SDP named, while it may
+    send it to another port of ours (symmetric RTP follows where our key presses came from)."""
     if len(packet) < 20 or packet[0] >> 4 != 4 or packet[9] != 17:
         return None
     ihl = (packet[0] & 0x0F) * 4
     if len(packet) < ihl + 8 + 12:
         return None
-    dport = struct.unpack_from("!H", packet, ihl + 2)[0]
+    sport = struct.unpack_from("!H", packet, ihl)[0]
     rtp = packet[ihl + 8:]
     if rtp[0] >> 6 != 2 or rtp[1] & 0x7F != 0:  # RTP v2, payload type 0 (PCMU) only
         return None
-    return dport, rtp[12 + 4 * (rtp[0] & 0x0F):]
+    return (socket.inet_ntoa(packet[12:16]), sport), rtp[12 + 4 * (rtp[0] & 0x0F):]
 
 
 def heard_segments(packets: list[tuple[float, float]], since: float, gap: float = 0.4) -> list[tuple[float, float]]:
@@ -290,7 +293,7 @@ _BLOCK = re.compile(r"-{10,} (\d{4}-\d\d-\d\d\t?\s?[\d:.]+)")
 
 
 def parse_messages(text: str) -> dict[str, dict]:
-    """Call-ID → {invite, answered, bye_sent, bye_received, media_port} from SIPp's -trace_msg log."""
+    """Call-ID → {invite, answered, bye_sent, bye_received, pbx_media} from SIPp's -trace_msg log."""
     calls: dict[str, dict] = {}
     parts = _BLOCK.split(text)
     for stamp, body in zip(parts[1::2], parts[2::2]):
@@ -308,11 +311,12 @@ def parse_messages(text: str) -> dict[str, dict]:
         cseq = next((ln for ln in lines if ln.lower().startswith("cseq:")), "")
         if first.startswith("INVITE") and sent:
             call.setdefault("invite", at)
-            port = next((ln.split()[1] for ln in lines if ln.startswith("m=audio")), None)
-            if port and port.isdigit():
-                call["media_port"] = int(port)
         elif first.startswith("SIP/2.0 200") and "INVITE" in cseq and not sent:
             call.setdefault("answered", at)
+            port = next((ln.split()[1] for ln in lines if ln.startswith("m=audio")), "")
+            address = next((ln.split()[-1] for ln in lines if ln.startswith("c=IN")), "")
+            if port.isdigit() and address:
+                call["pbx_media"] = (address, int(port))  # where the PBX sends the call's audio from
         elif first.startswith("SIP/2.0 ") and "INVITE" in cseq and not sent and first[8:11] >= "300":
             call.setdefault("failed", first[8:].strip())
         elif first.startswith("BYE"):
@@ -334,10 +338,10 @@ class CallReport:
                 "duration": self.duration, "heard": self.heard, "failed": self.failed}
 
 
-def reports(calls: dict[str, dict], packets: list[tuple[float, int, float]]) -> list[CallReport]:
-    by_port: dict[int, list[tuple[float, float]]] = {}
-    for at, port, level in packets:
-        by_port.setdefault(port, []).append((at, level))
+def reports(calls: dict[str, dict], packets: list[tuple[float, tuple[str, int], float]]) -> list[CallReport]:
+    by_source: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for at, source, level in packets:
+        by_source.setdefault(source, []).append((at, level))
     out = []
     for call_id, c in calls.items():
         if "invite" not in c:
@@ -345,7 +349,11 @@ def reports(calls: dict[str, dict], packets: list[tuple[float, int, float]]) -> 
         answered = c.get("answered")
         end = c.get("bye_sent") or c.get("bye_received")
         who = "caller" if "bye_sent" in c else "pbx" if "bye_received" in c else ""
-        heard = heard_segments(by_port.get(c.get("media_port", -1), []), answered) if answered else []
+        audio = by_source.get(c.get("pbx_media", ("", -1)), [])
+        # SIPp stamps a message when its loop gets to it, which can lag the wire by a second
+        # under load; the PBX cannot send audio before it answers, so its first packet bounds it
+        since = min([answered, *(at for at, _ in audio)]) if answered else None
+        heard = heard_segments(audio, since) if since is not None else []
         out.append(CallReport(call_id, round(answered - c["invite"], 3) if answered else None, who,
                               round(end - answered, 2) if (answered and end) else None, heard, c.get("failed")))
     return out

@@ -11,10 +11,10 @@ from callflow.pbx import testcall
 TRACE = Path(__file__).parent / "data" / "sipp_messages.log"  # SIPp 3.6.1 -trace_msg of two calls to a SIPp phone
 
 
-def test_the_message_trace_gives_answer_time_media_port_and_who_hung_up():
+def test_the_message_trace_gives_answer_time_the_pbx_media_and_who_hung_up():
     calls = testcall.parse_messages(TRACE.read_text())
     first = calls["1-4897@127.0.0.1"]
-    assert first["media_port"] == 26004
+    assert first["pbx_media"] == ("127.0.0.1", 46000)  # the answering side's SDP
     assert 0 < first["answered"] - first["invite"] < 2
     assert "bye_sent" in first and "bye_received" not in first
     second = calls["2-4897@127.0.0.1"]
@@ -24,8 +24,8 @@ def test_the_message_trace_gives_answer_time_media_port_and_who_hung_up():
 def test_reports_pair_the_pbx_audio_with_its_call_by_media_port():
     calls = testcall.parse_messages(TRACE.read_text())
     answered = calls["1-4897@127.0.0.1"]["answered"]
-    packets = [(answered + 0.5 + i * 0.02, 26004, -20.0) for i in range(100)]  # 2 s of prompt
-    packets += [(answered + 0.5 + i * 0.02, 26008, -20.0) for i in range(100)]  # someone else's stream
+    packets = [(answered + 0.5 + i * 0.02, ("127.0.0.1", 46000), -20.0) for i in range(100)]  # 2 s of prompt
+    packets += [(answered + 0.5 + i * 0.02, ("127.0.0.1", 46010), -20.0) for i in range(100)]  # another stream
     (first, second) = sorted(testcall.reports(calls, packets), key=lambda r: r.call_id)
     assert first.hung_up_by == "caller" and first.heard == [(0.5, 2.5)]
     assert second.answered_after is None and second.heard == []
@@ -59,3 +59,10 @@ def test_every_scenario_builds_a_caller_with_real_audio(name, tmp_path):
 def test_an_unknown_scenario_is_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match="one of dead-line"):
         testcall.build_scenario("nope", tmp_path)
+
+
+def test_audio_stamped_before_sipps_late_answer_stamp_counts_from_the_first_packet():
+    calls = {"c": {"invite": 10.0, "answered": 12.0, "bye_sent": 30.0, "pbx_media": ("10.0.0.1", 4000)}}
+    packets = [(10.9 + i * 0.02, ("10.0.0.1", 4000), -20.0) for i in range(100)]  # before SIPp's 200 stamp
+    (report,) = testcall.reports(calls, packets)
+    assert report.heard == [(0.0, 2.0)]
