@@ -99,6 +99,7 @@ async def test_sms_over_sip_message_reaches_a_sip_phone(pbx):
 async def test_a_caregivers_number_keyed_and_confirmed_is_called_back_through_asterisk(controller_process, breathing):
     from callflow.pbx.sipp import answering_phone_xml
 
+    # a timer the seed does not fix (« dans quelques minutes », no figure): shortened to keep the test short
     controller_process.env["CALLFLOW_SILENT_CALL_CAREGIVER_CALLBACK_DELAY"] = "5"
     controller_process.start()
     caregiver = await start_sipp(answering_phone_xml(), name="caregiver", sip_port=5091, uas=True, timeout_s=200,
