@@ -116,6 +116,12 @@ async def start_fastagi(config: Config, controller: Controller, deps: SilentCall
     server = AgiServer(config.agi.host, config.agi.port, controller=controller,
                        sounds_prefix=config.prompts.sounds_prefix)
     server.add_flow("silent_call", silent_call)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        from callflow.core.errors import ConfigError
+
+        raise ConfigError("agi.host/agi.port", f"an address and port free to listen on ({exc.strerror})",
+                          f"{config.agi.host}:{config.agi.port}") from None
     services.push_async_callback(server.stop)
     controller.agi = server  # type: ignore[attr-defined]  # for /health readers and tests
