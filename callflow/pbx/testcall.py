@@ -339,9 +339,11 @@ class CallReport:
 
 
 def reports(calls: dict[str, dict], packets: list[tuple[float, tuple[str, int], float]]) -> list[CallReport]:
-    by_source: dict[tuple[str, int], list[tuple[float, float]]] = {}
-    for at, source, level in packets:
-        by_source.setdefault(source, []).append((at, level))
+    # by source port: a PBX whose RTP sockets bind every address (Asterisk) sends from the port
+    # its SDP named but, on one machine, not always from the address it named
+    by_port: dict[int, list[tuple[float, float]]] = {}
+    for at, (_address, port), level in packets:
+        by_port.setdefault(port, []).append((at, level))
     out = []
     for call_id, c in calls.items():
         if "invite" not in c:
@@ -349,7 +351,7 @@ def reports(calls: dict[str, dict], packets: list[tuple[float, tuple[str, int], 
         answered = c.get("answered")
         end = c.get("bye_sent") or c.get("bye_received")
         who = "caller" if "bye_sent" in c else "pbx" if "bye_received" in c else ""
-        audio = by_source.get(c.get("pbx_media", ("", -1)), [])
+        audio = by_port.get(c.get("pbx_media", ("", -1))[1], [])
         # SIPp stamps a message when its loop gets to it, which can lag the wire by a second
         # under load; the PBX cannot send audio before it answers, so its first packet bounds it
         since = min([answered, *(at for at, _ in audio)]) if answered else None
