@@ -26,6 +26,15 @@ def actions(record: dict, kind: str) -> list[dict]:
     return [a for a in record["actions"] if a["kind"] == kind]
 
 
+
+@pytest.fixture
+def controller(controller_process):
+    """`callflow run`, given a minute to get healthy: on this shared 2-core machine (load average
+    20–35) its start alone measured 12–17 s, main's as well, against the shared fixture's 20 s."""
+    controller_process.start(wait=False)
+    controller_process.wait_healthy(timeout=60)
+    return controller_process
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("agi-callers")

@@ -85,7 +85,8 @@ async def test_ami_feed_reads_agents_then_survives_a_silent_connection(controlle
     ctl.env.update({"CALLFLOW_AMI_ENABLED": "true", "CALLFLOW_AMI_HOST": "127.0.0.1",
                     "CALLFLOW_AMI_PORT": str(proxy.server.sockets[0].getsockname()[1]),
                     "CALLFLOW_AMI_PING_INTERVAL": "0.5", "CALLFLOW_AMI_PONG_TIMEOUT": "1.0"})
-    ctl.start()
+    ctl.start(wait=False)
+    ctl.wait_healthy(timeout=60)  # a loaded 2-core machine: the start alone measured 12–17 s
     port = ctl.http_port
 
     status, body = await poll(lambda: (lambda r: r if r[0] == 200 and "PJSIP/2001" in r[1]["devices"] else None)(
