@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes
+from callflow.console.config import ConsoleConfig
 from callflow.core.errors import ConfigError
 from callflow.flows.timers import SilentCallTimers
 from callflow.handoff.config import CallbackConfig, OutboxConfig, SmsConfig, SmtpConfig
@@ -132,6 +133,7 @@ SECTIONS: dict[str, type] = {
     "escalation": EscalationConfig,
     "emergency": EmergencyConfig,
     "feature_codes": FeatureCodes,
+    "console": ConsoleConfig,
 }
 
 
@@ -153,6 +155,7 @@ class Config:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     emergency: EmergencyConfig = field(default_factory=EmergencyConfig)
     feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def validate(self) -> None:
         self.outbox.db_path = self.store.database  # one database for every room
