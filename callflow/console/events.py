@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -119,30 +118,38 @@ class EventHub:
 
 
 async def stream(request, hub: EventHub, render: Callable[[str, Any], Awaitable[dict | None]],
-                 *, ping: float = 15.0, clock=time.monotonic) -> Any:
+                 *, ping: float = 15.0) -> Any:
     """The SSE response: replay or reset, then live events until the browser goes away."""
     from aiohttp_sse import sse_response
 
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    async with sse_response(request, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}) as resp:
-        resp.ping_interval = ping
-        missed = hub.since(last)
-        if missed is None:
+    resp = None
+    try:
+        async with sse_response(request, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}) as resp:
+            resp.ping_interval = ping
+            missed = hub.since(last)
+            if missed is None:
+                await resp.send(json.dumps({"reset": True}), event="reset", id=hub.last_id)
+                batch, sent = hub.snapshot_events(), hub._seq
+            else:
+                batch = missed
+                sent = missed[-1].seq if missed else int(last.split(".")[1])
+            await _pump(resp, hub, render, batch, sent, ping)
+    except ConnectionResetError:  # the browser went away (page closed, network cut)
+        pass
+    return resp
+
+
+async def _pump(resp, hub: EventHub, render, batch: list[Event], sent: int, ping: float) -> None:
+    while resp.is_connected():
+        for event in batch:
+            payload = await render(event.section, event.data)
+            if payload is not None:
+                await resp.send(json.dumps(payload, default=str), event="section", id=event.id(hub.boot))
+            sent = max(sent, event.seq)
+        await hub.wait_after(sent, ping)
+        batch = [e for e in hub.events if e.seq > sent]
+        if batch and batch[0].seq > sent + 1:
+            # this client fell behind the kept window: start again from the full picture
             await resp.send(json.dumps({"reset": True}), event="reset", id=hub.last_id)
             batch = hub.snapshot_events()
-        else:
-            batch = missed
-        sent = hub._seq if missed is None else (missed[-1].seq if missed else int(last.split(".")[1]))
-        while resp.is_connected():
-            for event in batch:
-                payload = await render(event.section, event.data)
-                if payload is not None:
-                    await resp.send(json.dumps(payload, default=str), event="section", id=event.id(hub.boot))
-                sent = max(sent, event.seq)
-            await hub.wait_after(sent, ping)
-            batch = [e for e in hub.events if e.seq > sent]
-            if batch and batch[0].seq > sent + 1 and hub.events and hub.events[0].seq > sent + 1:
-                # this client fell behind the kept window: start again from the full picture
-                await resp.send(json.dumps({"reset": True}), event="reset", id=hub.last_id)
-                batch = hub.snapshot_events()
-    return resp
