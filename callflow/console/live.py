@@ -36,6 +36,7 @@ class LiveSource:
         self._raised: dict[str, float] = {}  # call id → last raised-voice reading (epoch)
         if controller is not None and hasattr(controller, "reading_observers"):
             controller.reading_observers.append(self.on_reading)
+        self.spy = Spy(controller, desk)
 
     # -- readings (pushed by the controller's media fork) --------------------------------------
     def on_reading(self, call_id: str, reading: Any) -> None:
@@ -191,6 +192,11 @@ class LiveSource:
                 return esc
         return None
 
+    async def listen(self, call_id: str, mode: str, endpoint: str | None = None) -> dict:
+        """Listen / whisper / barge from the supervisor's phone (the escalation line by default)."""
+        endpoint = endpoint or getattr(getattr(self.desk, "escalation_config", None), "endpoint", "")
+        return await self.spy.start(call_id, mode, endpoint)
+
     def call_of_agent(self, extension: str) -> str | None:
         for call in (self.desk.calls() if self.desk is not None else []):
             if call.get("agent") == extension and call["state"] != "ended":
@@ -200,3 +206,91 @@ class LiveSource:
     def agent_of_call(self, call_id: str) -> str | None:
         live = self.desk.live.get(call_id) if self.desk is not None else None
         return live.agent.extension if live is not None and live.agent else None
+
+
+SPY_MODES = {
+    # mode: (which channel is snooped, what the supervisor hears, who hears the supervisor)
+    "listen": ("caller", "both", "none"),  # hears the caller and the agent, nobody hears them
+    "whisper": ("agent", "both", "out"),  # hears both, only the agent hears them (coaching)
+}
+
+
+class Spy:
+    """Listen / whisper / barge on a live call from the supervisor's own phone (ARI snoop + bridge).
+
+    - listen: a snoop on the caller's channel (spy both ways, no whisper) bridged with the
+      supervisor's phone; whisper: a snoop on the agent's leg whose whisper goes to the agent only;
+      barge: the supervisor's phone joins the call's own bridge (everyone hears everyone).
+    The supervisor's channel is named leg-… and routed as a "leg", so a controller restarted
+    meanwhile hangs it up (never sent to the agents' queue); snoops are media channels.
+    """
+
+    def __init__(self, controller: Any, desk: Any) -> None:
+        self.controller = controller
+        self.desk = desk
+        self.active: dict[str, dict] = {}
+
+    async def start(self, call_id: str, mode: str, endpoint: str) -> dict:
+        import asyncio
+        import uuid
+
+        live = self.desk.live.get(call_id) if self.desk is not None else None
+        if live is None or self.controller is None:
+            raise LookupError("no call with a person under that id")
+        if mode not in ("listen", "whisper", "barge"):
+            raise ValueError('mode is "listen", "whisper" or "barge"')
+        client, router, app = self.controller.client, self.controller.router, self.controller.config.ari.app
+        key = f"leg-spy-{uuid.uuid4().hex[:12]}"
+        sup_id, snoop_id, bridge_id = key, f"{key}-snoop", f"{key}-bridge"
+        target = None
+        if mode != "barge":
+            side, spy, whisper = SPY_MODES[mode]
+            target = live.ctx.channel.id if side == "caller" else getattr(live.legs.get("agent"), "id", None)
+            if target is None:
+                raise LookupError("no agent on that call to whisper to")
+        elif not live.bridge_id:
+            raise LookupError("the call has no conversation to join yet")
+        state = {"id": key, "call_id": call_id, "mode": mode, "endpoint": endpoint, "state": "ringing"}
+        answered = asyncio.get_running_loop().create_future()
+
+        async def handle(event) -> None:
+            if event.channel_id == sup_id and event.type == "StasisStart" and not answered.done():
+                answered.set_result(True)
+            elif event.channel_id == sup_id and event.type in ("ChannelDestroyed", "StasisEnd", "ChannelLeftBridge"):
+                if not answered.done():
+                    answered.set_result(False)
+                asyncio.get_running_loop().create_task(self._end(key))
+
+        router.open(key, handle)
+        for object_id in (sup_id, snoop_id, bridge_id):
+            router.claim(key, object_id)
+        self.active[key] = state
+        try:
+            await client.post("channels", endpoint=endpoint, app=app, appArgs=f"leg,{call_id}", channelId=sup_id,
+                              callerId=f'"{mode} {call_id[-8:]}" <console>', timeout=30)
+            if not await asyncio.wait_for(answered, 35):
+                raise LookupError("the supervisor's phone did not answer")
+            if mode == "barge":
+                await client.post(f"bridges/{live.bridge_id}/addChannel", channel=sup_id)
+            else:
+                await client.post(f"channels/{target}/snoop", spy=spy, whisper=whisper, app=app, appArgs="media",
+                                  snoopId=snoop_id)
+                await client.post(f"bridges/{bridge_id}", type="mixing", name=key)
+                await client.post(f"bridges/{bridge_id}/addChannel", channel=f"{sup_id},{snoop_id}")
+            state["state"] = "connected"
+            return dict(state)
+        except BaseException:
+            await self._end(key)
+            raise
+
+    async def _end(self, key: str) -> None:
+        state = self.active.pop(key, None)
+        if state is None:
+            return
+        client = self.controller.client
+        for path in (f"channels/{key}", f"channels/{key}-snoop", f"bridges/{key}-bridge"):
+            try:
+                await client.delete(path)
+            except Exception:  # already gone
+                pass
+        await self.controller.router.close(key)

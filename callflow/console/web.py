@@ -13,6 +13,7 @@ Every POST needs the session's CSRF token; every supervisor action is written to
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -77,6 +78,7 @@ class Console:
         self._inbound_seen = 0.0
         self._emergency_started: dict[str, float] = {}
         self._last_call: dict[str, str] = {}  # agent extension → their last call (after-call cards)
+        self.tasks: set[asyncio.Task] = set()
 
     # -- the live picture (every refresh) --------------------------------------------------
     async def picture(self) -> dict[str, Any]:
@@ -552,6 +554,28 @@ async def agent_pause(request: web.Request) -> web.Response:
     raise _back(request, "/console/")
 
 
+async def listen_call(request: web.Request) -> web.Response:
+    """Listen / whisper / barge: the supervisor's phone rings; once answered it hears the call."""
+    user = await _supervisor(request)
+    console = _console(request)
+    call_id, mode = request.match_info["call_id"], request.match_info["mode"]
+    if console.live.agent_of_call(call_id) is None and mode != "barge":
+        raise web.HTTPConflict(text="listening needs a call with an agent")
+    endpoint = f"PJSIP/{user.extension}" if user.extension else None
+    await _audit(request, user, mode, call_id, {"endpoint": endpoint or "supervisor line"})
+
+    async def run() -> None:
+        try:
+            await console.live.listen(call_id, mode, endpoint)
+        except Exception as exc:  # shown in the log; the call itself is never touched
+            log.warning("console %s on %s failed: %s", mode, call_id, exc)
+
+    task = asyncio.get_running_loop().create_task(run(), name=f"console-{mode}-{call_id}")
+    console.tasks.add(task)
+    task.add_done_callback(console.tasks.discard)
+    raise _back(request, "/console/supervisor")
+
+
 async def take_escalation(request: web.Request) -> web.Response:
     user = await _supervisor(request)
     console = _console(request)
@@ -596,6 +620,7 @@ def mount(app: web.Application, console: Console, *, secret: bytes) -> None:
     r.add_post("/console/agents/{extension}/{what:pause|resume}", agent_pause)
     r.add_get("/console/escalations/{esc_id}", escalation_page)
     r.add_post("/console/escalations/{esc_id}/take", take_escalation)
+    r.add_post("/console/calls/{call_id}/listen/{mode:listen|whisper|barge}", listen_call)
     r.add_get("/console/sms", sms_page)
     r.add_get("/console/sms/{number}", sms_thread)
     r.add_post("/console/sms/{number}/answer", sms_answer)

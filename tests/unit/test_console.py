@@ -409,3 +409,87 @@ def test_config_refuses_a_bad_console_key_with_its_name():
     with pytest.raises(ConfigError, match="console.sms_unanswered_seconds"):
         config_mod.load(env={"CALLFLOW_CONSOLE_SMS_UNANSWERED_SECONDS": "1", "CALLFLOW_ARI_USER": "u",
                              "CALLFLOW_ARI_PASSWORD": "p"})
+
+
+# -- listen / whisper / barge ------------------------------------------------------------------------
+
+class _Router:
+    def __init__(self):
+        self.handlers, self.claims, self.closed = {}, {}, []
+
+    def open(self, owner, handler):
+        self.handlers[owner] = handler
+
+    def claim(self, owner, object_id):
+        self.claims[object_id] = owner
+
+    async def close(self, owner):
+        self.closed.append(owner)
+
+
+class _Client:
+    def __init__(self, router, answer: bool = True):
+        self.router, self.answer, self.posts, self.deletes = router, answer, [], []
+
+    async def post(self, path, body=None, **params):
+        from callflow.telephony.ari.events import AriEvent
+
+        self.posts.append((path, params))
+        if path == "channels":
+            cid = params["channelId"]
+            kind = "StasisStart" if self.answer else "ChannelDestroyed"
+            event = AriEvent.from_dict({"type": kind, "channel": {"id": cid}, "args": ["leg"]})
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.router.handlers[self.router.claims[cid]](event)))
+        return {}
+
+    async def delete(self, path, **params):
+        self.deletes.append(path)
+
+
+def _spy_env(answer=True):
+    from types import SimpleNamespace
+
+    from callflow.console.live import LiveSource
+    from console_fakes import FakeDesk
+
+    router = _Router()
+    client = _Client(router, answer)
+    controller = SimpleNamespace(client=client, router=router, config=SimpleNamespace(ari=SimpleNamespace(app="callflow")),
+                                 reading_observers=[])
+    desk = FakeDesk()
+    desk.add_call("c1", agent="2001")
+    desk.live["c1"] = SimpleNamespace(agent=desk.pool.get("2001"), ctx=SimpleNamespace(channel=SimpleNamespace(id="chan-caller")),
+                                      legs={"agent": SimpleNamespace(id="leg-agent")}, bridge_id="callflow-c1")
+    return LiveSource(controller=controller, desk=desk), client, router
+
+
+async def test_listen_snoops_the_caller_and_bridges_the_supervisors_phone_nobody_hears_them():
+    live, client, router = _spy_env()
+    state = await live.listen("c1", "listen", "PJSIP/2100")
+    assert state["state"] == "connected" and state["id"].startswith("leg-")  # a restart hangs it up, never queues it
+    paths = [p for p, _ in client.posts]
+    assert paths[0] == "channels" and client.posts[0][1]["endpoint"] == "PJSIP/2100"
+    snoop = dict(client.posts)["channels/chan-caller/snoop"]
+    assert snoop["spy"] == "both" and snoop["whisper"] == "none"
+    assert client.posts[-1][1]["channel"] == f"{state['id']},{state['id']}-snoop"
+
+
+async def test_whisper_goes_to_the_agent_only_and_barge_joins_the_calls_bridge():
+    live, client, _ = _spy_env()
+    await live.listen("c1", "whisper", "PJSIP/2100")
+    snoop = dict(client.posts)["channels/leg-agent/snoop"]
+    assert snoop["whisper"] == "out"
+    live2, client2, _ = _spy_env()
+    state = await live2.listen("c1", "barge", "PJSIP/2100")
+    assert client2.posts[-1] == ("bridges/callflow-c1/addChannel", {"channel": state["id"]})
+    assert not any("snoop" in p for p, _ in client2.posts)
+
+
+async def test_a_supervisor_phone_that_does_not_answer_leaves_nothing_behind():
+    live, client, router = _spy_env(answer=False)
+    with pytest.raises(LookupError, match="did not answer"):
+        await live.listen("c1", "listen", "PJSIP/2100")
+    assert not live.spy.active and router.closed
+    assert not any("snoop" in p for p, _ in client.posts)
+    with pytest.raises(LookupError):
+        await live.listen("nope", "listen", "PJSIP/2100")
