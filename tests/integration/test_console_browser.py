@@ -240,6 +240,7 @@ async def test_an_alert_appears_when_the_sms_gateway_refuses_a_message(console_c
         sup = await browser("sup", base(ctl))
         agent = await browser("ag1", base(ctl))
         caller_sms(ctl, "+33699887766", "allo ?")
+        await expect(agent.locator("[data-section=conversations]")).to_contain_text("à répondre", timeout=5000)
         await agent.goto(base(ctl) + "/console/sms/+33699887766")
         await agent.fill("textarea[name=text]", "Bonjour, ici numi.support.")
         await agent.get_by_role("button", name="Envoyer").click()
@@ -273,17 +274,17 @@ async def test_a_real_call_appears_within_2_s_and_its_timeline_moves_while_the_c
     appeared = time.monotonic() - started
     assert appeared <= 2.0, f"the call showed after {appeared:.2f} s"
     timeline = sup.locator("[data-section=calls] figure[data-timeline]")
-    points = []
-    deadline = time.monotonic() + 40
+    points, classes = [], set()
+    deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
-        n = int(await timeline.get_attribute("data-points") or 0)
-        points.append(n)
-        if len([p for p in set(points) if p > 0]) >= 3:
+        points.append(int(await timeline.get_attribute("data-points") or 0))
+        classes.add((await timeline.get_attribute("data-last") or "@").split("@")[0])
+        if "breathing" in classes and len({p for p in points if p > 0}) >= 5:
             break
         await asyncio.sleep(1)
-    assert len([p for p in set(points) if p > 0]) >= 3 and points == sorted(points), points
-    assert "breathing" in (await timeline.get_attribute("data-last") or "") or \
-        "breathing" in await row.inner_text(), await row.inner_text()
+    print(f"call on the supervisor's view {appeared:.2f} s after SIPp started; timeline points {points}; classes {classes}")
+    assert len({p for p in points if p > 0}) >= 5 and points == sorted(points), points  # it moves, never back
+    assert "breathing" in classes, classes  # what the classifier hears of the breather, live
     await expect(row.locator(".stage")).not_to_be_empty()
     await shot(sup, "supervisor")
     run.proc.kill() if run.proc.returncode is None else None

@@ -29,12 +29,40 @@
     if (!el) return;
     const active = document.activeElement;
     const key = active && el.contains(active) ? focusKey(active) : null;
+    const typed = keepTyped(el);
     el.innerHTML = html;
+    restoreTyped(el, typed);
     if (key) {
       const again = el.querySelector(key);
       if (again) again.focus();
     }
     drawTimelines();
+  }
+
+  // what the person is typing in a form of a live section (the briefing card) survives its refresh,
+  // as long as the form is the same one (same action: same call)
+  function keepTyped(el) {
+    const kept = {};
+    el.querySelectorAll("form").forEach(function (form) {
+      const values = {};
+      form.querySelectorAll("input, textarea, select").forEach(function (f) {
+        if (!f.name || f.type === "hidden") return;
+        values[f.name] = f.type === "checkbox" ? f.checked : f.value;
+      });
+      kept[form.getAttribute("action")] = values;
+    });
+    return kept;
+  }
+
+  function restoreTyped(el, kept) {
+    el.querySelectorAll("form").forEach(function (form) {
+      const values = kept[form.getAttribute("action")];
+      if (!values) return;
+      form.querySelectorAll("input, textarea, select").forEach(function (f) {
+        if (!(f.name in values) || f.type === "hidden") return;
+        if (f.type === "checkbox") f.checked = values[f.name]; else f.value = values[f.name];
+      });
+    });
   }
 
   function focusKey(el) {
