@@ -169,7 +169,8 @@ class Console:
                     contact = None
             promises = await self.handoffs.outbox.list_for_call(call["call_id"])
             callbacks = await self.handoffs.callbacks.list_for_call(call["call_id"])
-        return {"call": call, "contact": contact, "promises": promises, "callbacks": callbacks}
+        return {"call": call, "contact": contact, "promises": promises, "callbacks": callbacks,
+                "timeline": self.live.timeline(call["call_id"])}
 
 
 class LoginLimiterFor(auth.LoginLimiter):
@@ -298,9 +299,7 @@ async def agent_page(request: web.Request) -> web.Response:
     after = None
     if last and (mine is None or mine["call_id"] != last):
         after = await _after_call(console, last)
-    timelines = console.hub.current.get("timelines", {})
     return await console.page(request, "agent.html", me=me, extension=extension, after=after,
-                              timeline=timelines.get(mine["call_id"], []) if mine else [],
                               conversations=console.hub.current.get("conversations", []), **card)
 
 
@@ -328,7 +327,7 @@ async def call_page(request: web.Request) -> web.Response:
     handoffs = await console.handoffs.list_for_call(call_id) if console.handoffs is not None else {}
     return await console.page(request, "call.html", record=record, live=live, handoffs=handoffs,
                               cards=await console.store.cards(call_id),
-                              timeline=console.live.timeline(call_id), **card)
+                              **card)
 
 
 async def escalation_page(request: web.Request) -> web.Response:

@@ -493,3 +493,32 @@ async def test_a_supervisor_phone_that_does_not_answer_leaves_nothing_behind():
     assert not any("snoop" in p for p, _ in client.posts)
     with pytest.raises(LookupError):
         await live.listen("nope", "listen", "PJSIP/2100")
+
+
+async def test_after_the_call_the_agent_fills_the_documentation_and_incident_cards_the_supervisor_reads_them(web):
+    browser, console, desk, controller = web
+    records = console.records
+    await records.start("call-z", number="+33612345678", started_at=time.time() - 60, flow="silent_call", language="fr")
+    await records.note("call-z", "agent_connected", "2001", at=5.0)
+    await records.note("call-z", "flag", "agressif: pause de 300s", at=20.0)
+    desk.add_call("call-z", agent="2001")
+    await console.hub.tick()
+    desk.end_call("call-z")
+    await records.ended("call-z", at=60.0, hung_up_by="agent", reason="fin")
+    await console.hub.tick()
+    b = await browser()
+    await b.login("ag1", "agent one pass")
+    resp, text = await b.get("/console/agent")
+    assert "APPEL MUET – DOCUMENTATION" in text and "INCIDENT CLIENT" in text  # flagged aggressive: 004 §3.1 too
+    resp = await b.client.post("/console/calls/call-z/card/documentation", allow_redirects=False,
+                               data=[("_csrf", b.csrf), ("actions", "parle"), ("actions", "alternatives"), ("note", "ok")])
+    assert resp.status == 303
+    resp = await b.post("/console/calls/call-z/card/incident", {"intensite": "Forte", "bien_etre": "2"})
+    assert resp.status == 303
+    cards = await console.store.cards("call-z")
+    assert cards["documentation"]["actions"] == ["parle", "alternatives"] and cards["incident"]["bien_etre"] == "2"
+    sup = await browser()
+    sup.client.session.cookie_jar.clear()
+    await sup.login("sup", "supervisor pass 1")
+    resp, text = await sup.get("/console/calls/call-z")
+    assert resp.status == 200 and "agressif" in text and "documentation (ag1)" in text

@@ -104,7 +104,11 @@
     if (typeof uPlot === "undefined") return;
     document.querySelectorAll("[data-timeline]").forEach(function (fig) {
       const id = fig.dataset.timeline;
-      const line = timelines[id] || [];
+      // the live stream's copy, or the one the server rendered into the card (whichever is longer)
+      let line = timelines[id] || [];
+      if (fig.dataset.series) {
+        try { const own = JSON.parse(fig.dataset.series); if (own.length > line.length) line = own; } catch (e) { /* keep */ }
+      }
       const xs = line.map(function (r) { return r[0]; });
       const levels = line.map(function (r) { return r[2]; });
       const kinds = line.map(function (r) { return CLASSES.indexOf(r[1]); });
