@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("calls", "agents", "queue", "emergencies", "alerts", "timelines", "conversations")
+SECTIONS = ("calls", "agents", "queue", "emergencies", "alerts", "timelines", "conversations", "callbacks")
 
 
 @dataclass(frozen=True)

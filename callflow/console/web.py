@@ -104,8 +104,25 @@ class Console:
             emergencies=emergencies, notifications=self.live.notifications(), raised_voices=self.live.raised_voices(),
             sms_unanswered_seconds=self.config.sms_unanswered_seconds, emergency_started=self._emergency_started)
         timelines = {c["call_id"]: self.live.timeline(c["call_id"]) for c in calls}
+        calling = await self._callbacks_calling()
         return {"calls": calls, "agents": self.live.agents(), "queue": self.live.queue(), "emergencies": emergencies,
-                "alerts": alert_list, "timelines": timelines, "conversations": conversations}
+                "alerts": alert_list, "timelines": timelines, "conversations": conversations, "callbacks": calling}
+
+    async def _callbacks_calling(self) -> list[dict]:
+        """Callbacks ringing now: whoever picks up sees who and why (the original call's card) first."""
+        if self.handoffs is None or getattr(self.handoffs, "conn", None) is None:
+            return []
+        out = []
+        for cb in await self.handoffs.callbacks.list(status="calling", limit=20):
+            original = await self.records.get_call(cb.call_id) if self.records is not None else None
+            diagnosis = ""
+            if original:
+                queued = [a["detail"] for a in original["actions"] if a["kind"] in ("agent_queue", "handoff")]
+                diagnosis = queued[-1] if queued else (original.get("call_type") or "")
+            out.append({"id": cb.id, "call_id": cb.call_id, "number": cb.number, "target": cb.target,
+                        "reason": cb.reason, "attempt": cb.attempts, "diagnosis": diagnosis,
+                        "started_at": (original or {}).get("started_at")})
+        return out
 
     async def _conversations(self) -> list[dict]:
         if self.handoffs is not None and getattr(self.handoffs, "conn", None) is not None:
@@ -138,7 +155,7 @@ class Console:
             return {"section": section, "json": data}
         if user.is_supervisor:
             template = f"_{section}.html"
-            ctx = {section: data, "user": user, "now": time.time(), "csrf_token": csrf_token}
+            ctx = {section: data, "ringing": data, "user": user, "now": time.time(), "csrf_token": csrf_token}
             if section == "calls":
                 ctx["calls"] = data
             return {"section": section, "html": self.render(template, **ctx)}
@@ -149,8 +166,8 @@ class Console:
             mine = [c for c in data if c.get("agent") == user.extension]
             return {"section": "mycall", "html": self.render("_mycall.html", **await self.call_card(mine[0] if mine else None),
                                                              user=user, csrf_token=csrf_token)}
-        if section == "conversations":
-            return {"section": section, "html": self.render("_conversations.html", conversations=data, user=user)}
+        if section in ("conversations", "callbacks"):
+            return {"section": section, "html": self.render(f"_{section}.html", conversations=data, ringing=data, user=user)}
         return None  # queue, emergencies, alerts: supervisors only
 
     async def call_card(self, call: dict | None) -> dict:
@@ -281,7 +298,8 @@ async def supervisor_page(request: web.Request) -> web.Response:
     return await console.page(request, "supervisor.html", calls=cur.get("calls", []), agents=cur.get("agents", []),
                               queue=cur.get("queue", {"waiting": [], "active": None, "history": []}),
                               emergencies=cur.get("emergencies", []), alerts=cur.get("alerts", []),
-                              conversations=cur.get("conversations", []), timelines=cur.get("timelines", {}))
+                              conversations=cur.get("conversations", []), timelines=cur.get("timelines", {}),
+                              ringing=cur.get("callbacks", []))
 
 
 async def agent_page(request: web.Request) -> web.Response:
@@ -300,7 +318,8 @@ async def agent_page(request: web.Request) -> web.Response:
     if last and (mine is None or mine["call_id"] != last):
         after = await _after_call(console, last)
     return await console.page(request, "agent.html", me=me, extension=extension, after=after,
-                              conversations=console.hub.current.get("conversations", []), **card)
+                              conversations=console.hub.current.get("conversations", []),
+                              ringing=console.hub.current.get("callbacks", []), **card)
 
 
 async def _after_call(console: Console, call_id: str) -> dict | None:
@@ -316,9 +335,10 @@ async def call_page(request: web.Request) -> web.Response:
     user = await _user_or_login(request)
     console = _console(request)
     call_id = request.match_info["call_id"]
+    calling_back = {cb["call_id"] for cb in console.hub.current.get("callbacks", [])}
     if not user.is_supervisor and console.live.agent_of_call(call_id) != user.extension \
-            and console._last_call.get(user.extension) != call_id:
-        raise web.HTTPForbidden(text="an agent sees their own calls only")
+            and console._last_call.get(user.extension) != call_id and call_id not in calling_back:
+        raise web.HTTPForbidden(text="an agent sees their own calls only (and those being called back)")
     live = next((c for c in console.hub.current.get("calls", []) if c["call_id"] == call_id), None)
     record = await console.records.get_call(call_id) if console.records is not None else None
     if live is None and record is None:

@@ -522,3 +522,33 @@ async def test_after_the_call_the_agent_fills_the_documentation_and_incident_car
     await sup.login("sup", "supervisor pass 1")
     resp, text = await sup.get("/console/calls/call-z")
     assert resp.status == 200 and "agressif" in text and "documentation (ag1)" in text
+
+
+async def test_a_callback_ringing_shows_the_original_calls_card_to_the_agents(tmp_path):
+    from callflow.handoff.config import HandoffConfig, OutboxConfig, SmsConfig
+    from callflow.handoff.service import HandoffService
+
+    db = str(tmp_path / "callflow.db")
+    handoffs = HandoffService(HandoffConfig(sms=SmsConfig(log_path=str(tmp_path / "sms.log")), outbox=OutboxConfig(db_path=db)))
+    await handoffs.open()
+    app, console, desk, controller, stack = await build(tmp_path, handoffs=handoffs)
+    await console.store.add_user("ag1", "agent one pass", "agent", extension="2001")
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        await console.records.start("orig-1", number="+33612345678", started_at=time.time() - 600, flow="silent_call",
+                                    language="fr")
+        await console.records.note("orig-1", "agent_queue", "fr: respiration, pas de réponse au clavier", at=30.0)
+        result = await handoffs.schedule_callback("orig-1", "+33612345678", delay_seconds=0, reason="rappel demandé")
+        await handoffs.conn.execute("UPDATE callbacks SET status = 'calling', attempts = 1 WHERE id = ?", (result.message_id,))
+        await console.hub.tick()
+        b = Browser(client)
+        await b.login("ag1", "agent one pass")
+        resp, text = await b.get("/console/agent")
+        assert "Rappels en cours (1)" in text and "orig-1" in text and "pas de réponse au clavier" in text
+        resp, text = await b.get("/console/calls/orig-1")
+        assert resp.status == 200 and "agent_queue" in text
+    finally:
+        await client.close()
+        await stack.aclose()
+        await handoffs.stop()
