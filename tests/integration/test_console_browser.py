@@ -318,8 +318,9 @@ async def test_the_agent_escalates_from_the_console_and_the_supervisors_phone_ri
         await expect(queue).to_contain_text("Marie Dupuis", timeout=15000)
         await shot(sup, "supervisor-escalation")
         waiting = queue.get_by_role("button", name="PRENDRE L'APPEL")
-        if await waiting.count():
-            await waiting.first.press("Enter")  # still queued: it rings the supervisor next
+        took = await waiting.count() > 0  # queued while the caller hears « petite attente… »
+        if took:
+            await waiting.first.press("Enter")  # it rings the supervisor's line next (first if the line is free)
         await expect(queue).to_contain_text("connected", timeout=40000)
         call_id = (await agent.locator("[data-section=mycall] .callcard").get_attribute("data-call"))
         bridge = next(b for b in ari.bridges() if b["id"] == f"callflow-{call_id}")
@@ -328,6 +329,9 @@ async def test_the_agent_escalates_from_the_console_and_the_supervisors_phone_ri
         await queue.get_by_role("link", name="Lire briefing").first.click()
         await expect(sup.locator("main")).to_contain_text("atelier manqué")
         await shot(sup, "briefing")
+        await sup.goto(base(ctl) + "/console/audit")
+        audit = await sup.locator("table").inner_text()
+        assert "read_briefing" in audit and (not took or "take_escalation" in audit), audit
         run.proc.kill() if run.proc.returncode is None else None
     finally:
         for ext, sip_port, run in phones:
