@@ -46,7 +46,10 @@ class EventHub:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        await self.tick()
+        try:
+            await self.tick()
+        except Exception:  # never stops the controller's HTTP server from starting: the loop tries again
+            log.exception("console: first reading of the live picture failed")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="console-events")
 
     async def stop(self) -> None:
