@@ -182,7 +182,7 @@ class ConsoleStore:
         """The user when the password matches and the account is enabled; else None (same cost either way)."""
         async with self.conn.execute("SELECT * FROM console_users WHERE username = ?", (username.strip().lower(),)) as cur:
             row = await cur.fetchone()
-        stored = row["password_hash"] if row else _DUMMY_HASH
+        stored = row["password_hash"] if row else _dummy_hash(self.hasher)
         try:
             self.hasher.verify(stored, password)
             ok = row is not None
@@ -272,4 +272,12 @@ class ConsoleStore:
             return {r["kind"]: {"username": r["username"], "at": r["at"], **json.loads(r["body"])} for r in await cur.fetchall()}
 
 
-_DUMMY_HASH = PasswordHasher().hash("not a password: equalises the time of unknown users")
+_DUMMY: list[str] = []
+
+
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """A hash to verify against for unknown users (same cost as a real one); made on first use,
+    not at import: the controller's start must not pay for it."""
+    if not _DUMMY:
+        _DUMMY.append(hasher.hash("not a password: equalises the time of unknown users"))
+    return _DUMMY[0]
