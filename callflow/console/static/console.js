@@ -120,10 +120,11 @@
       if (chart && !fig.contains(chart.root)) { chart.destroy(); chart = null; }
       if (!chart) {
         chart = new uPlot({
-          width: Math.max(320, Math.min(fig.clientWidth || 640, 900)), height: 160,
+          width: Math.max(560, Math.min(fig.clientWidth || 640, 900)), height: 180,
           scales: { x: { time: false }, db: { range: [-90, 0] }, cls: { range: [-0.5, 5.5] } },
           axes: [{ label: "s" }, { scale: "db", label: "dBFS" },
-            { scale: "cls", side: 1, values: function (u, vals) { return vals.map(function (v) { return CLASSES[v] || ""; }); }, size: 80 }],
+            { scale: "cls", side: 1, size: 90, splits: function () { return [0, 1, 2, 3, 4, 5]; },
+              values: function (u, vals) { return vals.map(function (v) { return CLASSES[v] || ""; }); } }],
           series: [{}, { label: "niveau", scale: "db", stroke: "#3366cc" },
             { label: "classe", scale: "cls", stroke: "#cc6633", paths: uPlot.paths.stepped({ align: 1 }) }],
         }, data, fig);
