@@ -360,3 +360,41 @@ async def test_kpi_wallboard_and_report(console_controller, browser, tmp_path):
                            "--out", str(out)], env=ctl.env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes().startswith(b"%PDF")
+
+
+async def test_the_supervisor_listens_to_a_live_call_from_their_phone(console_controller, browser, callers, pbx, ari):
+    password = pbx.credentials()["sip_password"]
+    phones = []
+    try:
+        for ext in ("2001", "2100"):
+            sip_port, media_port = next_ports()
+            await register(ext, password, sip_port)
+            run = await start_sipp(answering_phone_xml(ring_seconds=1.0), name=f"console-listen-{ext}", sip_port=sip_port,
+                                   media_port=media_port, uas=True)
+            phones.append((ext, sip_port, run))
+        ctl = console_controller()
+        sup = await browser("sup", base(ctl))
+        caller = Caller().audio(callers["speech"]).pause(60)
+        run = await start_sipp(caller.xml(answer_within=10), name="console-listen", timeout_s=120)
+        row = sup.locator("[data-section=calls] tr[data-call]", has_text="agent 2001")
+        await expect(row).to_have_count(1, timeout=45000)
+        call_id = await row.get_attribute("data-call")
+        await row.get_by_role("button", name="Écouter").press("Enter")
+        deadline, spy = time.monotonic() + 30, None
+        while time.monotonic() < deadline and spy is None:
+            spy = next((b for b in ari.bridges() if b["id"].startswith("leg-spy-") and len(b["channels"]) == 2), None)
+            await asyncio.sleep(0.3)
+        assert spy is not None, ari.bridges()
+        names = sorted(ari.get(f"channels/{cid}")["name"].split("/")[0] + "/" + ari.get(f"channels/{cid}")["name"].split("/")[1][:4]
+                       for cid in spy["channels"])
+        assert names[0].startswith("PJSIP/2100") and names[1].startswith("Snoop/"), names
+        call_bridge = next(b for b in ari.bridges() if b["id"] == f"callflow-{call_id}")
+        assert len(call_bridge["channels"]) == 2  # the caller and the agent only: nobody hears the supervisor
+        await sup.goto(base(ctl) + "/console/audit")
+        await expect(sup.locator("table")).to_contain_text("listen")
+        run.proc.kill() if run.proc.returncode is None else None
+    finally:
+        for ext, sip_port, run in phones:
+            run.kill()
+            unreg = await start_sipp(registration_xml(ext, password, expires=0), name=f"unregister-{ext}", sip_port=sip_port)
+            await unreg.wait(15)
