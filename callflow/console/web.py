@@ -14,7 +14,6 @@ Every POST needs the session's CSRF token; every supervisor action is written to
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -73,7 +72,7 @@ class Console:
         self.records = records
         self.handoffs = handoffs
         self.env = _env()
-        self.limiter = LoginLimiterFor(config)
+        self.limiter = auth.LoginLimiter(config.login_attempts, config.login_window_seconds)
         self.hub = EventHub(self.picture, refresh=config.refresh_seconds)
         self._inbound_seen = 0.0
         self._emergency_started: dict[str, float] = {}
@@ -188,11 +187,6 @@ class Console:
             callbacks = await self.handoffs.callbacks.list_for_call(call["call_id"])
         return {"call": call, "contact": contact, "promises": promises, "callbacks": callbacks,
                 "timeline": self.live.timeline(call["call_id"])}
-
-
-class LoginLimiterFor(auth.LoginLimiter):
-    def __init__(self, config: ConsoleConfig) -> None:
-        super().__init__(config.login_attempts, config.login_window_seconds)
 
 
 # -- access ---------------------------------------------------------------------------------------
