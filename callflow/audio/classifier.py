@@ -443,6 +443,8 @@ class CallAudio:
                 breathing = self.breathing_score()
             if breathing >= 0.6:
                 return AudioReading(AudioState.BREATHING, breathing, now, level, distress=self._distress())
+        if speech < 0.5 and _is_tone(window):
+            return AudioReading(AudioState.LINE_TONE, 0.8, now, level)
         if speech >= 0.5:
             voiced = self._voiced(window)
             raised = bool(voiced.sum() >= 5 and _quantile(window[voiced, F.LEVEL], 0.9) > cfg.raised_voice_dbfs)
@@ -465,8 +467,7 @@ class CallAudio:
         return bool(0.05 <= voiced.mean() <= 0.3 and np.ptp(w[:, F.LEVEL]) > 25.0)
 
     def _tap_recent(self, now: float) -> bool:
-        t = float(self._pool.taps.last_tap[self._slot])
-        return not math.isnan(t) and now - t <= self.config.tap_state_hold
+        return self._pool.taps.answering(self._slot, now, self.config.tap_state_hold)
 
     def _record(self, reading: AudioReading) -> None:
         start = self._last_reading.at if self._last_reading is not None else 0.0
@@ -523,6 +524,22 @@ class CallAudio:
 
     async def next_taps(self, timeout: float) -> TapInput | None:
         return await _next(self.taps, timeout)
+
+
+#: Line tones: frames louder than this are checked; a frame is tonal at this prediction gain.
+TONE_MIN_DBFS = -55.0
+TONE_GAIN_DB = 25.0
+TONE_MIN_FRAMES = 10  # 200 ms of tone in the last second (a busy tone's half period is 250 ms or more)
+TONE_SHARE = 0.6  # of the frames that carry sound
+
+
+def _is_tone(window: np.ndarray) -> bool:
+    """The last second is mostly one or two steady tones: busy, ringback, dial tone, fax or
+    modem answer tone (not a caller; noted on the record's timeline)."""
+    sounding = window[:, F.LEVEL] > TONE_MIN_DBFS
+    tonal = sounding & (window[:, F.TONAL] >= TONE_GAIN_DB)
+    n = int(tonal.sum())
+    return n >= TONE_MIN_FRAMES and n >= TONE_SHARE * int(sounding.sum())
 
 
 def _dbfs(power: np.float32) -> float:
@@ -754,6 +771,9 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         np.cumsum(counts[:-1], out=starts[1:])
         cslots = slots[which]
         feats = F.compute_features(frames, _whitening(pool, frames, cslots, starts, counts))
+        loud = np.flatnonzero(feats[:, F.LEVEL] > TONE_MIN_DBFS)
+        if loud.size:
+            feats[loud, F.TONAL] = F.tonality(frames[loud])
         _mark_voiced(pool, feats, frames, cslots, counts, [calls[i]._vad for i in which.tolist()])
         _consume(pool, feats, cslots, starts, counts, t[which])
     if fresh.any():
@@ -944,7 +964,8 @@ def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioSt
     """One state for a listening window (what a flow's `listen(seconds)` would decide).
 
     Signs of life win over absence: enough speech → speech; any tap group → taps;
-    a quarter of breathing → breathing; then noise, silence, dead line by majority.
+    a quarter of breathing → breathing; line tones (two readings, more than noise);
+    then noise, silence, dead line by majority.
     A dead line is only the verdict when most readings said so.
     """
     if not readings:
@@ -959,6 +980,8 @@ def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioSt
         return AudioState.TAPS
     if counts[AudioState.BREATHING] >= 0.25 * n:
         return AudioState.BREATHING
+    if counts[AudioState.LINE_TONE] >= 2 and counts[AudioState.LINE_TONE] >= counts[AudioState.BACKGROUND_NOISE]:
+        return AudioState.LINE_TONE  # the network's tones, not a caller (cadenced tones leave silences between)
     if counts[AudioState.DEAD_LINE] > n / 2:
         return AudioState.DEAD_LINE
     if counts[AudioState.BACKGROUND_NOISE] >= counts[AudioState.SILENCE]:
