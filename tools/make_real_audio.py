@@ -49,7 +49,6 @@ PACKAGES = (
     "tuxpaint-data",
     "pingus-data",
     "lincity-ng-data",
-    "extremetuxracer-data",
     "hedgewars-data",
     "asterisk-core-sounds-fr-gsm",
     "asterisk-core-sounds-en-gsm",
