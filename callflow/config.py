@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes
+from callflow.console.config import ConsoleConfig
 from callflow.core.errors import ConfigError
 from callflow.core.hours import HoursConfig
 from callflow.flows.timers import SilentCallTimers
@@ -172,6 +173,7 @@ SECTIONS: dict[str, type] = {
     "agi": AgiConfig,
     "ami": AmiConfig,
     "hours": HoursConfig,
+    "console": ConsoleConfig,
 }
 
 
@@ -196,6 +198,7 @@ class Config:
     agi: AgiConfig = field(default_factory=AgiConfig)
     ami: AmiConfig = field(default_factory=AmiConfig)
     hours: HoursConfig = field(default_factory=HoursConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def validate(self) -> None:
         self.outbox.db_path = self.store.database  # one database for every room
