@@ -86,6 +86,25 @@ class AgentPool:
         self.agents: dict[str, Agent] = {
             ext: Agent(ext, config.endpoint(ext), idle_since=now + i * 1e-6) for i, ext in enumerate(config.extensions)
         }
+        # callers waiting for an agent: call id → (not first, since). Urgent callers and callers whose
+        # agent's leg dropped are first (the head of the queue); then the longest waiting.
+        self.waiting: dict[str, tuple[bool, float]] = {}
+
+    def wait(self, call_id: str, *, first: bool = False, since: float | None = None) -> None:
+        known = self.waiting.get(call_id)
+        at = since if since is not None else (known[1] if known else self.clock())
+        self.waiting[call_id] = (not first, at)
+
+    def done_waiting(self, call_id: str) -> None:
+        self.waiting.pop(call_id, None)
+
+    def next_in_queue(self) -> str | None:
+        """The waiting caller to offer the next free agent to (one already ringing an agent is skipped)."""
+        ringing = {a.call_id for a in self.agents.values() if a.state is AgentState.RINGING}
+        free = [item for item in self.waiting.items() if item[0] not in ringing]
+        if not free:
+            return None
+        return min(free, key=lambda item: item[1])[0]
 
     def get(self, extension: str) -> Agent | None:
         return self.agents.get(extension)
@@ -116,6 +135,9 @@ class AgentPool:
         self._tick()
         if agent.state is not AgentState.AVAILABLE:
             return False
+        head = self.next_in_queue()
+        if head is not None and head != call_id and call_id in self.waiting:
+            return False  # the head of the queue is offered the agent first
         agent.state, agent.call_id = AgentState.RINGING, call_id
         return True
 

@@ -9,24 +9,25 @@ journée, au revoir ») and the call ends after it.
 été de faire baisser les dérapages »: `recorded_call_notice` plays that notice at
 the start of a call when configured (the app wiring calls it).
 
-Never during an emergency (callflow/agents/latch.py): the closing is refused.
+Never during an emergency: the call's guard (callflow/core/guard.py) refuses it.
 """
 
 from __future__ import annotations
 
-from callflow.agents import latch
-from callflow.agents.legs import CallNotes, PersonGuard
+from callflow.agents.legs import CallNotes
+from callflow.core.call import REGISTRY
 from callflow.core.channel import Channel, CallerHungUp
+from callflow.core.guard import By, Guard
 
 CLOSING_PROMPT = "closing_firm"
 NOTICE_PROMPT = "recorded_call_notice"
 
 
 async def firm_closing(caller: Channel, call_id: str, notes: CallNotes, *, language: str | None = None,
-                       guard: PersonGuard | None = None) -> bool:
+                       guard: Guard | None = None) -> bool:
     """Play the closing to the caller, then end the call (through the guard). False (and recorded) when refused."""
-    guard = guard or PersonGuard(caller, call_id, notes)
-    if latch.is_latched(call_id):
+    guard = guard or Guard(REGISTRY.open(call_id), notes, notes.now)
+    if guard.call.emergency:
         await notes("closing_refused", "emergency: never hang up until help is there")
         return False
     if not caller.is_up:
@@ -37,7 +38,8 @@ async def firm_closing(caller: Channel, call_id: str, notes: CallNotes, *, langu
     except CallerHungUp:
         await notes("closing_done", "the caller hung up during the closing")
         return True
-    if caller.is_up and not await guard.hang_up("firm closing (seed 002) after the courteous goodbye"):
+    if caller.is_up and not await guard.hang_up_caller(caller, "firm closing (seed 002) after the courteous goodbye",
+                                                       by=By.PERSON):
         return False
     await notes("closing_done", "call ended after the closing prompt")
     return True

@@ -26,7 +26,7 @@ async def test_ivr_cas_f_busy_then_answered_announcement_then_bridge_then_an_age
     assert latch.is_latched("call-f")
     attempts = [e for e in d.events if e == ("originate", "caller", "PJSIP/emergency-test")]
     assert len(attempts) == 3
-    assert [e[2] for e in d.events if e[1] == "caller" and e[0] == "play"] == ["emergency_reassure"] * 2
+    assert [e[2] for e in d.events if e[1] == "caller" and e[0] == "play"] == ["emergency_calling"] * 2  # help is being called, not coming (issue 11 C)
     heard = [e[2] for e in d.events if e[1] == "operator"]
     assert heard[:3] == ["emergency_announce_intro", "emergency_situation_silent", "emergency_answer_medical"]
     spoken = [p.removeprefix("em_digit_") for p in heard if p.startswith("em_digit_")]
