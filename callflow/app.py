@@ -11,7 +11,8 @@ from callflow.agents.pool import AgentPool, AriPresence
 from callflow.agents.speech import RuntimeSpeech
 from callflow.config import Config
 from callflow.controller import Controller
-from callflow.core.agents import DialplanAgents
+from callflow.core.agents import DialplanAgents, Diagnosis
+from callflow.core.call import REGISTRY, Call
 from callflow.core.channel import CallContext
 from callflow.flows.closing import recorded_call_notice
 from callflow.flows.emergency import EmergencyBridge
@@ -29,6 +30,11 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     """The controller with every service started; `services` closes them in reverse order."""
     records = await Records.open(config.store.database)
     services.push_async_callback(records.close)
+    # each call's one state: rebuilt from the store after a restart, then written through as it changes
+    for snapshot in await records.live_call_states():
+        REGISTRY.adopt(Call.from_snapshot(snapshot))
+    REGISTRY.add_sink(records.save_call_state)
+    services.push_async_callback(REGISTRY.flush)
 
     deps: SilentCallDeps | None = None  # built below: the services need the controller's ARI client
 
@@ -40,7 +46,21 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
             await recorded_call_notice(ctx.channel, language=ctx.caller.language)
         await run_silent_call(ctx, deps)
 
-    controller = Controller(config, flow=inbound_call)
+    async def resume_call(ctx: CallContext, call: Call) -> None:
+        """A call found after a restart: a person takes it, urgent, with the diagnosis; an emergency carries on."""
+        assert deps is not None
+        if call.emergency:
+            await emergency.start(ctx.call_id, caller_number=ctx.caller.number,
+                                  situation=call.summary or "urgence, reprise après redémarrage du serveur vocal",
+                                  answers={})
+            return
+        diagnosis = Diagnosis(summary=call.summary or "repris après redémarrage", urgent=True)
+        await deps.agents.hand_to_agent(ctx, diagnosis, ctx.caller.language or "fr")
+
+    async def close_interrupted(call: Call, reason: str) -> None:
+        await records.close_interrupted(call.call_id, reason=reason)
+
+    controller = Controller(config, flow=inbound_call, resume=resume_call, close_interrupted=close_interrupted)
     client = controller.client
 
     handoffs = HandoffService(
@@ -65,7 +85,8 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     desk = AgentDesk(pool=AgentPool(config.agents, presence=presence), recorder=records, handoffs=handoffs,
                      bridges=bridges, escalation=config.escalation, codes=config.feature_codes,
                      emergency=emergency, presence=presence, speech=speech)
-    emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
+    emergency.agents = desk  # no operator within 30 s, or after the emergency line hangs up: a person takes the caller
+    emergency.notify = desk.notify  # the supervisor is alerted when no operator answers
     add_agents_routes(controller.web_app, desk, emergency)
 
     agents = desk if config.routing.agents_via == "desk" else DialplanAgents(config.routing.agents_context)

@@ -222,6 +222,8 @@ class LineActions(Protocol):
 
     async def destroy_bridge(self, bridge_id: str) -> None: ...
 
+    async def remove_from_bridge(self, bridge_id: str, channel_id: str) -> None: ...
+
 
 class LineGuard:
     """The same rules for channels known only by id (reconcile, adopted bridges, stray legs)."""
@@ -254,6 +256,15 @@ class LineGuard:
     async def hang_up_media(self, channel_id: str) -> None:
         """A media-fork channel (Snoop/, UnicastRTP/): not a person."""
         await self.actions.hang_up(channel_id)
+
+    async def take_out(self, bridge_id: str, channel_id: str, *, call_id: str | None, members: list[str]) -> bool:
+        """Take a caller out of a bridge (to hand them to someone else): never away from the emergency line."""
+        call = self.lookup(call_id) if call_id else None
+        if call is not None and call.emergency and "emergency" in call.legs and call.legs["emergency"] in members:
+            log.warning("take-out refused: emergency conversation", extra={"bridge": bridge_id})
+            return False
+        await self.actions.remove_from_bridge(bridge_id, channel_id)
+        return True
 
     async def destroy_bridge(self, bridge_id: str, *, call_id: str | None, members: list[str]) -> bool:
         call = self.lookup(call_id) if call_id else None

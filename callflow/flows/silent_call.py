@@ -167,8 +167,11 @@ class SilentCall:
                     step = self.cas_e_language
         except CallerHungUp:
             self.outcome = (HungUpBy.CALLER, f"caller hung up ({self._last_step(step)})")
-        except asyncio.CancelledError:  # the controller saw the call end first
-            self.outcome = self.outcome or (HungUpBy.CALLER, f"cancelled ({self._last_step(step)})")
+        except asyncio.CancelledError:  # the caller left first, or the controller stops (the rescue hands them to people)
+            if self.call.channel.is_up:
+                self.outcome = (HungUpBy.AGENT, f"interrupted ({self._last_step(step)})")
+            else:
+                self.outcome = self.outcome or (HungUpBy.CALLER, f"cancelled ({self._last_step(step)})")
             raise
         except Exception as exc:  # a bug must not leave the caller in silence
             log.exception("silent call %s: flow error", call.call_id)
