@@ -14,8 +14,8 @@ from callflow.controller import Controller
 from callflow.core.agents import DialplanAgents, Diagnosis
 from callflow.core.call import REGISTRY, Call
 from callflow.core.channel import CallContext
-from callflow.flows.closing import recorded_call_notice
-from callflow.flows.emergency import EmergencyBridge
+from callflow.agents.closing import recorded_call_notice
+from callflow.agents.emergency import EmergencyBridge
 from callflow.flows.silent_call import SilentCallDeps, run_silent_call
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.service import HandoffService

@@ -12,9 +12,9 @@
 4. An agent answers: (urgent calls: a short whisper « appel urgent ») the
    caller and the agent share the call's mixing bridge.
 5. During the call the agent's keys (feature codes) and the local HTTP API
-   drive: escalation (conference / transfer, callflow/flows/escalation.py),
-   emergency (callflow/flows/emergency.py), firm closing
-   (callflow/flows/closing.py), flags (aggressive → pause, churn red →
+   drive: escalation (conference / transfer, callflow/agents/escalation.py),
+   emergency (callflow/agents/emergency.py), firm closing
+   (callflow/agents/closing.py), flags (aggressive → pause, churn red →
    supervisor notified + J+1 follow-up).
 6. The agent's leg ends without a deliberate action (the agent hangs up, the
    phone drops): the caller goes back to the head of the queue, never hung up.
@@ -49,8 +49,8 @@ from callflow.core.guard import Guard
 from callflow.core.channel import CallContext, Channel, CallerHungUp, DigitInput
 from callflow.core.handoff import Handoffs
 from callflow.core.recorder import CallRecorder
-from callflow.flows import closing
-from callflow.flows.escalation import (
+from callflow.agents import closing
+from callflow.agents.escalation import (
     CONFERENCE,
     CONNECTED,
     ENDED,
@@ -149,7 +149,7 @@ class AgentDesk:
         self.handoffs = handoffs
         self.bridges = bridges
         self.codes = codes or FeatureCodes()
-        self.emergency = emergency  # callflow.flows.emergency.EmergencyBridge (set after construction if circular)
+        self.emergency = emergency  # callflow.agents.emergency.EmergencyBridge (set after construction if circular)
         self.escalation_config = escalation or EscalationConfig()
         self.queue = queue or SupervisorQueue()
         self.presence = presence or pool.presence or AlwaysPresent()

@@ -10,7 +10,7 @@ from test_agents_fakes import Desk, until
 from callflow.agents import latch
 from callflow.agents.config import EmergencyConfig
 from callflow.core.errors import ConfigError
-from callflow.flows.emergency import announcement, national
+from callflow.agents.emergency import announcement, national
 
 
 async def test_ivr_cas_f_busy_then_answered_announcement_then_bridge_then_an_agent():

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from test_agents_fakes import Desk, until
 
-from callflow.flows.escalation import Briefing, SupervisorQueue, whisper_prompts
+from callflow.agents.escalation import Briefing, SupervisorQueue, whisper_prompts
 
 
 async def connected_call(d: Desk, call_id: str = "call-1"):

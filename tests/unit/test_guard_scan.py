@@ -110,7 +110,18 @@ def test_the_implementations_are_only_called_by_the_guard():
                 raise AssertionError(f"{rel}:{node.lineno} {ast.unparse(node.func)} outside the guard")
 
 
-def test_agents_and_flows_do_not_import_each_other_through_the_state():
+def test_agents_and_flows_do_not_import_each_other():
+    """Flows talk to core/ only; the desk's procedures (escalation, emergency line, closing) live with the desk."""
+    for room, other in (("flows", "callflow.agents"), ("agents", "callflow.flows")):
+        for path in sorted((PACKAGE / room).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(other):
+                    raise AssertionError(f"{room}/{path.name}:{node.lineno} imports {node.module}")
+                if isinstance(node, ast.Import) and any(a.name.startswith(other) for a in node.names):
+                    raise AssertionError(f"{room}/{path.name}:{node.lineno} imports {other}")
+
+
+def test_the_state_and_the_guard_are_pure_core():
     """The call's state and the guard live in core/: neither agents/ nor flows/ owns them."""
     for rel in ("core/call.py", "core/guard.py"):
         source = (PACKAGE / rel).read_text()
