@@ -452,7 +452,7 @@ class Controller:
         except CallerHungUp:
             log.info("caller hung up", extra={"call": session.key})
         except asyncio.CancelledError:
-            await self._rescue(session, "handler_error")
+            await self._rescue(session, "draining" if self.draining else "handler_error")
             raise
         except Exception:
             self.metrics.handler_errors.inc()
