@@ -173,6 +173,8 @@ class Controller:
     async def shutdown(self) -> None:
         if not self.draining:
             await self.drain()
+        if self._mirror_on_channel in self.registry.sinks:
+            self.registry.sinks.remove(self._mirror_on_channel)
         if self._runner:
             await self._runner.cleanup()
         await self.receiver.stop()

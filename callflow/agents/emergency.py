@@ -232,6 +232,11 @@ class EmergencyBridge:
             shared = bridge_id or call.bridge_id  # a person may already share a bridge with the caller
             own_bridge = shared is None
             if own_bridge:
+                if state.get("person"):
+                    try:
+                        await caller.stop_moh()  # on hold for a person: the operator must not hear music
+                    except Exception:
+                        pass
                 bridge_id = bridge_id_for(call_id)
                 await self.bridges.create(bridge_id, caller, leg)
             else:
