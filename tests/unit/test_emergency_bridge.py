@@ -96,11 +96,16 @@ async def test_a_refused_destination_is_recorded_and_never_dialled():
     d.emergency.config = EmergencyConfig.__new__(EmergencyConfig)
     d.emergency.config.__dict__.update(EmergencyConfig().__dict__, destination="PJSIP/112@trunk")
     caller = d.caller()
+    caller.plan = {"PJSIP/2001": [d.leg("agent")]}
     d.calls["call-r"] = caller
     await d.recorder.start("call-r", number=None, started_at=0, flow="test", language="fr")
+    task = asyncio.ensure_future(d.emergency.start("call-r", caller_number=None, situation="x", answers={}))
+    # never left alone: a person takes the caller at once (issue 11 C), the refusal is recorded
+    await until(lambda: d.desk.live.get("call-r") is not None and d.desk.live["call-r"].state == "with_agent", timeout=5)
+    caller.leaves()
     with pytest.raises(ConfigError):
-        await d.emergency.start("call-r", caller_number=None, situation="x", answers={})
-    assert not [e for e in d.events if e[0] == "originate"]
+        await asyncio.wait_for(task, 5)
+    assert not [e for e in d.events if e[0] == "originate" and e[2] == "PJSIP/112@trunk"]
     assert "emergency_refused" in [k for _, k, _ in d.recorder.calls["call-r"].actions]
 
 
