@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Callable
 
 from callflow.core.call import REGISTRY, Call, CallRegistry
-from callflow.core.channel import SIGNS_OF_LIFE, AudioReading, AudioState, CallerInput, Channel
+from callflow.core.channel import SIGNS_OF_LIFE, AudioReading, AudioState, CallerInput, Channel, SpeechStreak
 from callflow.core.guard import By, DeadLineRule, Guard, hangup_refusal
 from callflow.core.recorder import CallRecorder
 from callflow.flows.timers import SilentCallTimers
@@ -76,6 +76,8 @@ class SafeHangup:
     # -- what the call shows -------------------------------------------------
     def saw_reading(self, reading: AudioReading) -> None:
         alive = reading.state in SIGNS_OF_LIFE or reading.distress
+        if reading.state is AudioState.SPEECH and reading.confidence < SpeechStreak.CONFIDENCE and not reading.distress:
+            alive = False  # a lone unsure « speech » flicker on a dead line is not somebody (the classifier's own bar)
         if reading.state is AudioState.BACKGROUND_NOISE:
             # « noise that changes »: the caller is handling the phone
             if self._last_noise_db is not None and abs(reading.level_dbfs - self._last_noise_db) >= NOISE_CHANGE_DB:
