@@ -6,6 +6,7 @@ import logging
 from contextlib import AsyncExitStack
 
 from callflow.agents.bridges import AriBridges
+from callflow.agents.legs import CallNotes
 from callflow.agents.desk import AgentDesk
 from callflow.agents.pool import AgentPool, AriPresence
 from callflow.agents.speech import RuntimeSpeech
@@ -49,6 +50,13 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     async def resume_call(ctx: CallContext, call: Call) -> None:
         """A call found after a restart: a person takes it, urgent, with the diagnosis; an emergency carries on."""
         assert deps is not None
+        if call.emergency and call.bridge_id:
+            # in a conversation with a person: the line is dialled into it (as the agent's *9 does)
+            await emergency.run(ctx.channel, ctx.call_id, caller_number=ctx.caller.number,
+                                situation=call.summary or "urgence signalée, reprise après redémarrage",
+                                answers={}, notes=CallNotes(records, ctx.call_id, ctx.channel),
+                                bridge_id=call.bridge_id, by_agent=True)
+            return
         if call.emergency:
             await emergency.start(ctx.call_id, caller_number=ctx.caller.number,
                                   situation=call.summary or "urgence, reprise après redémarrage du serveur vocal",

@@ -234,6 +234,7 @@ class Controller:
                     await self.line.hang_up_media(cid)
                 elif cid in talking:
                     await self._adopt_bridge(talking[cid])
+                    await self._emergency_not_reached(cid, chan, talking[cid], members_of.get(talking[cid], []))
                 elif cid.startswith("leg-"):
                     legs_later.append((cid, chan))  # once the callers are known again
                 elif cid.startswith("cb-"):
@@ -249,12 +250,27 @@ class Controller:
                 log.warning("reconcile: leg already gone", extra={"channel": cid, "error": str(exc)})
         await self._close_vanished(existing)
 
+    async def _emergency_not_reached(self, channel_id: str, chan: dict, bridge_id: str, members: list[str]) -> None:
+        """An emergency whose line was not yet in the conversation when the controller stopped
+        (the agent keyed *9, we died while dialling): the line is dialled again into that conversation."""
+        call = self._call_by_channel(channel_id)
+        if call is None or not call.emergency or self.resume is None or call.call_id in self.calls:
+            return
+        if call.legs.get("emergency") in members:
+            return  # the line is there
+        call.set_leg("emergency", None)
+        call.set_bridge(bridge_id)
+        self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
+        log.info("emergency line dialled again into the conversation after restart",
+                 extra={"call": call.call_id, "bridge": bridge_id})
+
     async def _take_back(self, channel_id: str, chan: dict) -> None:
         """A caller a previous controller was handling: rebuild its call and hand it to people."""
         call = self._call_by_channel(channel_id) or await self._call_from_channel_vars(channel_id)
         if call is None:
             call = self.registry.adopt(Call(call_id=channel_id, channel_id=channel_id,
                                             number=(chan.get("caller") or {}).get("number") or None))
+        call.set_bridge(None)  # alone in the app: whatever bridge it had is not a conversation any more
         if call.state in IN_IVR and not call.emergency:
             call.mark_urgent(f"{call.summary or 'appel muet'}; repris après redémarrage (serveur vocal interrompu)")
         if self.close_interrupted is not None:

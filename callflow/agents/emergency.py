@@ -195,6 +195,12 @@ class EmergencyBridge:
         leg: Channel | None = None
         try:
             while True:
+                joined = call.legs.get("emergency")
+                if joined and (leg is None or joined != leg.id):
+                    # the line answered a call placed before a restart and was bridged by the controller
+                    await notes("emergency_line_joined", f"{joined} (placed before a restart)")
+                    state["state"] = "bridged"
+                    return EmergencyOutcome(True, attempt, "adopted")
                 attempt += 1
                 state["attempts"] = attempt
                 await notes("emergency_dial", f"attempt {attempt} {self.config.destination}")

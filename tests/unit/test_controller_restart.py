@@ -266,3 +266,25 @@ async def test_drain_leaves_a_conversation_in_its_bridge():
     await asyncio.sleep(0.01)
     await c.drain()
     assert not ari.did("POST", "channels/c-b/continue") and not ari.did("DELETE", "")
+
+
+async def test_restart_an_emergency_whose_line_was_not_reached_is_dialled_again_into_the_conversation():
+    """The agent keyed *9 and the controller died before the line answered: after the restart the
+    conversation is kept and the line is dialled again into it."""
+    REGISTRY.adopt(Call(call_id="call-9", channel_id="c-9", state=CallState.EMERGENCY, emergency=True,
+                        bridge_id="callflow-call-9", legs={"agent": "leg-a9"}))
+    ari = ScriptedAri(channels=[stasis("c-9", "inbound"), stasis("leg-a9", "leg", "c-9", name="PJSIP/2001-9")],
+                      bridges=[{"id": "callflow-call-9", "channels": ["c-9", "leg-a9"]}])
+    resumed: list[Call] = []
+
+    async def resume(ctx, call):
+        resumed.append(call)
+        await asyncio.sleep(3600)
+
+    c = controller(ari, resume=resume)
+    await c.reconcile()
+    await asyncio.sleep(0.05)
+    assert "callflow-call-9" in c._adopted_bridges
+    assert [r.call_id for r in resumed] == ["call-9"] and resumed[0].bridge_id == "callflow-call-9"
+    assert not ari.did("DELETE", "") and not ari.did("POST", "channels/c-9/continue")
+    c.calls["call-9"].task.cancel()
