@@ -51,6 +51,7 @@ async def test_busy_once_then_announced_and_bridged_and_the_caller_never_gets_a_
     assert "Playing 'callflow/fr/emergency_reassure" not in asterisk_log.text()  # never « les secours arrivent »
     names = await bridge_with(ari, "PJSIP/emergency-test", timeout=60)
     assert any(n.startswith("PJSIP/trunk") for n in names), names
+    await asterisk_log.wait_for("joined 'simple_bridge' stasis-bridge <callflow-", timeout=10)  # ARI can be ahead of the log
     log = asterisk_log.text()
     for digit in "0612345678":  # the caller's number, digit by digit
         assert f"Playing 'callflow/fr/em_digit_{digit}" in log
