@@ -20,6 +20,7 @@ IMPLEMENTATIONS = {
     "telephony/ari/channel.py": "Channel.hang_up / continue_in_dialplan over ARI: used only by Guard",
     "agents/bridges.py": "Bridges.destroy / remove over ARI: used only by Guard",
     "telephony/media.py": "the media fork's own snoop/externalMedia channels and bridge, never a caller",
+    "console/live.py": "the console's own listening channel, snoop and bridge (a supervisor listening in), never a caller",
 }
 #: Test doubles shipped in the package (unit tests only).
 TEST_DOUBLES = {"telephony/fake.py": "FakeAgents stands for the dialplan agents in unit tests"}
