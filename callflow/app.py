@@ -9,16 +9,18 @@ from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 
 from callflow.agents.bridges import AriBridges
+from callflow.agents.legs import CallNotes
 from callflow.agents.desk import AgentDesk
 from callflow.agents.pool import AgentPool, AriPresence
 from callflow.agents.speech import RuntimeSpeech
 from callflow.config import Config
 from callflow.controller import Controller
-from callflow.core.agents import DialplanAgents
+from callflow.core.agents import DialplanAgents, Diagnosis
+from callflow.core.call import REGISTRY, Call
 from callflow.core.channel import CallContext
-from callflow.flows.closing import recorded_call_notice
-from callflow.flows.after_hours import HoursHandoffs, MessageDesk, MessageSettings
-from callflow.flows.emergency import EmergencyBridge
+from callflow.agents.closing import recorded_call_notice
+from callflow.agents.emergency import EmergencyBridge
+from callflow.agents.after_hours import HoursHandoffs, MessageDesk, MessageSettings
 from callflow.flows.silent_call import SilentCallDeps, run_silent_call
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.service import HandoffService
@@ -35,6 +37,11 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     """The controller with every service started; `services` closes them in reverse order."""
     records = await Records.open(config.store.database)
     services.push_async_callback(records.close)
+    # each call's one state: rebuilt from the store after a restart, then written through as it changes
+    for snapshot in await records.live_call_states():
+        REGISTRY.adopt(Call.from_snapshot(snapshot))
+    REGISTRY.add_sink(records.save_call_state)
+    services.push_async_callback(REGISTRY.flush)
 
     messages = await Messages.open(config.store.database)
     services.push_async_callback(messages.close)
@@ -68,7 +75,28 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
                            seconds_until_opening=until_opening, settings=message_settings, source="closed")
         return dataclasses.replace(deps, agents=desk, handoffs=line_handoffs, closed_line=True)
 
-    controller = Controller(config, flow=inbound_call)
+    async def resume_call(ctx: CallContext, call: Call) -> None:
+        """A call found after a restart: a person takes it, urgent, with the diagnosis; an emergency carries on."""
+        assert deps is not None
+        if call.emergency and call.bridge_id:
+            # in a conversation with a person: the line is dialled into it (as the agent's *9 does)
+            await emergency.run(ctx.channel, ctx.call_id, caller_number=ctx.caller.number,
+                                situation=call.summary or "urgence signalée, reprise après redémarrage",
+                                answers={}, notes=CallNotes(records, ctx.call_id, ctx.channel),
+                                bridge_id=call.bridge_id, by_agent=True)
+            return
+        if call.emergency:
+            await emergency.start(ctx.call_id, caller_number=ctx.caller.number,
+                                  situation=call.summary or "urgence, reprise après redémarrage du serveur vocal",
+                                  answers={})
+            return
+        diagnosis = Diagnosis(summary=call.summary or "repris après redémarrage", urgent=True)
+        await deps.agents.hand_to_agent(ctx, diagnosis, ctx.caller.language or "fr")
+
+    async def close_interrupted(call: Call, reason: str) -> None:
+        await records.close_interrupted(call.call_id, reason=reason)
+
+    controller = Controller(config, flow=inbound_call, resume=resume_call, close_interrupted=close_interrupted)
     client = controller.client
 
     handoffs = HandoffService(
@@ -103,7 +131,8 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
                      bridges=bridges, escalation=config.escalation, codes=config.feature_codes,
                      emergency=emergency, presence=presence, speech=speech, messages=overflow_messages,
                      until_next_opening=next_opening_after_today)
-    emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
+    emergency.agents = desk  # no operator within 30 s, or after the emergency line hangs up: a person takes the caller
+    emergency.notify = desk.notify  # the supervisor is alerted when no operator answers
     add_agents_routes(controller.web_app, desk, emergency)
     add_procedures_routes(controller.web_app, desk, messages)
 

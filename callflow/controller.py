@@ -2,14 +2,24 @@
 
 ARI events → EventRouter (strict order per call) → the call's AriChannel → the
 flow's awaits. Whatever happens to a flow — it ends, it crashes, the controller
-restarts — a caller still on the line is sent on to the agents, never left in
+restarts — a caller still on the line is sent on to a person, never left in
 silence.
+
+Each call's one state (callflow/core/call.py) is written through to the store
+and mirrored on the caller's channel (CALLFLOW_STATE, CALLFLOW_EMERGENCY…). After
+a restart `reconcile` rebuilds every call from Asterisk and that state: a caller
+still in the IVR goes to the agents marked urgent with the diagnosis, an
+emergency carries on (a person, the line tried again), a live conversation is
+left alone and watched, an answered callback goes to the agents. Every move or
+hang-up of a channel goes through the guard (callflow/core/guard.py).
+SIGTERM drains: no new calls, callers in the IVR go to people, conversations stay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,10 +28,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from callflow.agents import latch
 from callflow.audio.receiver import RtpReceiver
 from callflow.config import Config
+from callflow.core.call import IN_IVR, REGISTRY, Call, CallState
 from callflow.core.channel import Caller, CallContext, CallerHungUp
+from callflow.core.guard import LineGuard
+from callflow.telephony.ari.actions import AriLineActions
 from callflow.telephony.ari.channel import _CAUSES, AriChannel
 from callflow.telephony.ari.client import AriClient, AriError
 from callflow.telephony.ari.events import AriEvent, EventRouter
@@ -30,6 +42,10 @@ from callflow.telephony.media import MediaFork
 log = logging.getLogger(__name__)
 
 Flow = Callable[[CallContext], Awaitable[None]]
+#: Takes back a call found after a restart (its state rebuilt from the store / the channel).
+Resume = Callable[[CallContext, Call], Awaitable[None]]
+#: Closes the record of a call interrupted by a restart ("interrupted").
+CloseInterrupted = Callable[[Call, str], Awaitable[None]]
 
 # channels that belong to our media forks, never callers
 _MEDIA_PREFIXES = ("Snoop/", "UnicastRTP/")
@@ -83,9 +99,14 @@ class CallSession:
 
 
 class Controller:
-    def __init__(self, config: Config, flow: Flow):
+    def __init__(self, config: Config, flow: Flow, *, resume: Resume | None = None,
+                 close_interrupted: CloseInterrupted | None = None, registry=REGISTRY):
         self.config = config
         self.flow = flow
+        self.resume = resume
+        self.close_interrupted = close_interrupted
+        self.registry = registry
+        self.draining = False
         self.metrics = Metrics()
         self.client = AriClient(config.ari.url, config.ari.user, config.ari.password, config.ari.app,
                                 ping_interval=config.ari.ping_interval)
@@ -93,6 +114,9 @@ class Controller:
         self.receiver = RtpReceiver()
         self.metrics.registry.register(_ReceiverCollector(self.receiver))
         self.calls: dict[str, CallSession] = {}
+        self.line = LineGuard(AriLineActions(self.client), self._call_for)
+        self.registry.add_sink(self._mirror_on_channel)
+        self._mirrored: dict[str, dict[str, str]] = {}
         # (call id, AudioReading) → None, e.g. the console's live timeline; never allowed to break a call
         self.reading_observers: list[Callable[[str, object], None]] = []
         self.app_registered = False
@@ -107,10 +131,39 @@ class Controller:
     async def run(self) -> None:
         await self.start_http()
         await self.receiver.start(self.config.media.rtp_host, self.config.media.rtp_port)
+        loop = asyncio.get_running_loop()
+        events = asyncio.ensure_future(self.client.run_events(self.router.dispatch, self._on_connect, self._on_disconnect))
         try:
-            await self.client.run_events(self.router.dispatch, self._on_connect, self._on_disconnect)
+            loop.add_signal_handler(signal.SIGTERM, lambda: loop.create_task(self.drain_and_stop(events)))
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+        try:
+            await events
+        except asyncio.CancelledError:
+            if not self.draining:
+                raise
         finally:
+            try:
+                loop.remove_signal_handler(signal.SIGTERM)
+            except (NotImplementedError, RuntimeError):
+                pass
             await self.shutdown()
+
+    async def drain_and_stop(self, events: asyncio.Future | None = None) -> None:
+        """SIGTERM: take no new call, hand every caller to people, then stop (never worse than a crash)."""
+        log.info("draining: no new calls; callers go to people")
+        await self.drain()
+        if events is not None:
+            events.cancel()
+
+    async def drain(self) -> None:
+        self.draining = True
+        sessions = list(self.calls.values())
+        for session in sessions:
+            if session.task and not session.task.done():
+                session.task.cancel()  # _run_call's rescue: the IVR → a person; a conversation stays as it is
+        await asyncio.gather(*(s.task for s in sessions if s.task), return_exceptions=True)
+        await self.registry.flush()
 
     async def start_http(self) -> None:
         self._runner = web.AppRunner(self.web_app, access_log=None)
@@ -120,10 +173,10 @@ class Controller:
         log.info("http listening", extra={"url": f"http://{self.config.http.host}:{self.config.http.port}"})
 
     async def shutdown(self) -> None:
-        for session in list(self.calls.values()):
-            if session.task:
-                session.task.cancel()
-        await asyncio.gather(*(s.task for s in self.calls.values() if s.task), return_exceptions=True)
+        if not self.draining:
+            await self.drain()
+        if self._mirror_on_channel in self.registry.sinks:
+            self.registry.sinks.remove(self._mirror_on_channel)
         if self._runner:
             await self._runner.cleanup()
         await self.receiver.stop()
@@ -147,10 +200,12 @@ class Controller:
     async def reconcile(self) -> None:
         """ARI does not replay missed events: look at what is in our app now.
 
-        Calls this process still runs keep running. A caller left by a previous
-        controller (crash, restart) is sent to the agents — unless it is in a
-        conversation (a bridge with someone else, e.g. an emergency line), which is
-        left alone and watched. Orphaned media-fork channels are hung up.
+        Calls this process still runs keep running. A call left by a previous
+        controller (crash, restart) is rebuilt from its durable state (the store,
+        else the channel's CALLFLOW_* variables) and taken back: in a conversation
+        (a bridge with someone else) it is left alone and watched; an emergency or
+        a caller still in the IVR goes to people (urgent, with the diagnosis); an
+        answered callback goes to the agents. Orphaned media-fork channels are hung up.
         """
         app_name = self.config.ari.app
         channels = await self.client.get("channels")
@@ -164,26 +219,163 @@ class Controller:
                 await session.channel.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": session.channel.id}}))
         ours = {s.channel.id for s in self.calls.values()} | {leg for s in self.calls.values() for leg in s.channel.legs}
         talking: dict[str, str] = {}
+        members_of: dict[str, list[str]] = {}
         for bridge in bridges:
             members = bridge.get("channels", [])
+            members_of[bridge["id"]] = members
             if len(members) > 1:
                 for member in members:
                     talking[member] = bridge["id"]
+        legs_later: list[tuple[str, dict]] = []
         for cid, chan in in_app.items():
             if cid in ours or self.router.owns(cid):
                 continue
             name = chan.get("name", "")
             try:
                 if name.startswith(_MEDIA_PREFIXES):
-                    await self.client.delete(f"channels/{cid}")
+                    await self.line.hang_up_media(cid)
                 elif cid in talking:
                     await self._adopt_bridge(talking[cid])
+                    await self._emergency_not_reached(cid, chan, talking[cid], members_of.get(talking[cid], []))
                 elif cid.startswith("leg-"):
-                    await self.client.delete(f"channels/{cid}")  # an agent/supervisor leg whose caller is gone
+                    legs_later.append((cid, chan))  # once the callers are known again
+                elif cid.startswith("cb-"):
+                    await self._continue_to_agents(cid, "callback_answered_during_restart")  # issue 11 G
                 else:
-                    await self._continue_to_agents(cid, "taken_back_after_restart")
+                    await self._take_back(cid, chan)
             except AriError as exc:
                 log.warning("reconcile: channel already gone", extra={"channel": cid, "error": str(exc)})
+        for cid, chan in legs_later:
+            try:
+                await self._stray_leg(cid, caller_channel=_leg_caller(chan))
+            except AriError as exc:
+                log.warning("reconcile: leg already gone", extra={"channel": cid, "error": str(exc)})
+        await self._close_vanished(existing)
+
+    async def _emergency_not_reached(self, channel_id: str, chan: dict, bridge_id: str, members: list[str]) -> None:
+        """An emergency whose line was not yet in the conversation when the controller stopped
+        (the agent keyed *9, we died while dialling): the line is dialled again into that conversation."""
+        call = self._call_by_channel(channel_id)
+        if call is None or not call.emergency or self.resume is None or call.call_id in self.calls:
+            return
+        if call.legs.get("emergency") in members:
+            return  # the line is there
+        call.set_leg("emergency", None)
+        call.set_bridge(bridge_id)
+        self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
+        log.info("emergency line dialled again into the conversation after restart",
+                 extra={"call": call.call_id, "bridge": bridge_id})
+
+    async def _take_back(self, channel_id: str, chan: dict) -> None:
+        """A caller a previous controller was handling: rebuild its call and hand it to people."""
+        call = self._call_by_channel(channel_id) or await self._call_from_channel_vars(channel_id)
+        if call is None:
+            call = self.registry.adopt(Call(call_id=channel_id, channel_id=channel_id,
+                                            number=(chan.get("caller") or {}).get("number") or None))
+        call.set_bridge(None)  # alone in the app: whatever bridge it had is not a conversation any more
+        if call.state in IN_IVR and not call.emergency:
+            call.mark_urgent(f"{call.summary or 'appel muet'}; repris après redémarrage (serveur vocal interrompu)")
+        if self.close_interrupted is not None:
+            await self.close_interrupted(call, "interrupted")
+        if self.resume is None:
+            await self._continue_to_agents(channel_id, "taken_back_after_restart")
+            return
+        self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
+        log.info("call taken back after restart", extra={"call": call.call_id, "state": call.state.value,
+                                                         "emergency": call.emergency})
+
+    async def _call_from_channel_vars(self, channel_id: str) -> Call | None:
+        """The copy of the call's state kept on the caller's channel (when the store has none)."""
+        values: dict[str, str] = {}
+        for name in ("CALLFLOW_CALL", "CALLFLOW_STATE", "CALLFLOW_EMERGENCY", "CALLFLOW_URGENT", "CALLFLOW_ALIVE"):
+            try:
+                values[name] = (await self.client.get(f"channels/{channel_id}/variable", variable=name) or {}).get("value", "")
+            except AriError:
+                values[name] = ""
+        if not values.get("CALLFLOW_CALL"):
+            return None
+        try:
+            state = CallState(values.get("CALLFLOW_STATE") or "ivr")
+        except ValueError:
+            state = CallState.IVR
+        call = Call(call_id=values["CALLFLOW_CALL"], channel_id=channel_id, state=state,
+                    emergency=values.get("CALLFLOW_EMERGENCY") == "1", urgent=values.get("CALLFLOW_URGENT") == "1",
+                    first_sign_of_life=0.0 if values.get("CALLFLOW_ALIVE") == "1" else None)
+        return self.registry.adopt(call)
+
+    async def _stray_leg(self, leg_id: str, *, caller_channel: str | None) -> None:
+        """A leg we placed whose call this process does not run (answered during a restart).
+
+        An emergency line that answers for a caller still here is bridged with them (issue 11 D);
+        any other leg is hung up.
+        """
+        call = self._call_by_channel(caller_channel) if caller_channel else None
+        session = self.calls.get(call.call_id) if call is not None else None
+        if call is not None and call.emergency and caller_channel:
+            try:
+                await self.client.get(f"channels/{caller_channel}")
+                caller_here = True
+            except AriError:
+                caller_here = False
+            if caller_here:
+                bridge_id = call.bridge_id or f"callflow-{call.call_id}"
+                if bridge_id not in {b["id"] for b in await self.client.get("bridges")}:
+                    await self.client.post("bridges", type="mixing,dtmf_events", bridgeId=bridge_id, name=bridge_id)
+                ids = [leg_id] + ([] if caller_channel in (await self.client.get(f"bridges/{bridge_id}")).get("channels", [])
+                                  else [caller_channel])
+                if session is not None:
+                    try:
+                        await session.channel.stop_moh()
+                    except Exception:
+                        pass
+                await self.client.post(f"bridges/{bridge_id}/addChannel", channel=",".join(ids))
+                call.set_bridge(bridge_id)
+                call.set_leg("emergency", leg_id)
+                await self._adopt_bridge(bridge_id)
+                log.warning("emergency line answered across a restart: bridged with its caller",
+                            extra={"call": call.call_id, "bridge": bridge_id})
+                return
+        await self.line.hang_up_leg(leg_id, call_id=call.call_id if call else None, role="leg",
+                                    caller_up=False)
+
+    async def _close_vanished(self, existing: set[str]) -> None:
+        """Calls in the durable state whose caller is gone while we were away: records closed, state ended."""
+        for call in list(self.registry.calls.values()):
+            if call.ended or call.channel_id is None or call.channel_id in existing:
+                continue
+            if call.call_id in self.calls:
+                continue
+            if self.close_interrupted is not None:
+                await self.close_interrupted(call, "interrupted")
+            call.end("caller gone during a restart")
+            self.registry.forget(call.call_id)
+
+    def _call_by_channel(self, channel_id: str | None) -> Call | None:
+        if not channel_id:
+            return None
+        for call in self.registry.calls.values():
+            if call.channel_id == channel_id and not call.ended:
+                return call
+        return None
+
+    def _call_for(self, key: str) -> Call | None:
+        return self.registry.get(key) or self._call_by_channel(key)
+
+    async def _mirror_on_channel(self, call: Call) -> None:
+        """Keep the call's state on the caller's channel as variables (only those that changed)."""
+        session = self.calls.get(call.call_id)
+        if session is None or session.channel.hung_up:
+            return
+        wanted = call.channel_vars()
+        done = self._mirrored.setdefault(call.call_id, {})
+        changed = {k: v for k, v in wanted.items() if done.get(k) != v}
+        if not changed:
+            return
+        try:
+            await session.channel.set_vars(changed)
+            done.update(changed)
+        except (AriError, CallerHungUp):
+            pass
 
     async def _adopt_bridge(self, bridge_id: str) -> None:
         if bridge_id in self._adopted_bridges:
@@ -203,14 +395,18 @@ class Controller:
             return
         self._adopted_bridges.discard(bridge_id)
         for cid in members:
+            call = self._call_by_channel(cid)
             if cid.startswith("leg-"):
-                await self.client.delete(f"channels/{cid}")
-            else:
+                await self.line.hang_up_leg(cid, call_id=None, role="leg", caller_up=False)  # its caller left
+            elif cid.startswith("cb-") or call is None or self.resume is None:
                 await self._continue_to_agents(cid, "conversation_ended_after_restart")
-        try:
-            await self.client.delete(f"bridges/{bridge_id}")
-        except AriError:
-            pass
+            else:
+                # the person (or the emergency line) left: a person takes the caller, urgent, with the diagnosis
+                call.set_leg("emergency", None)
+                await self.line.take_out(bridge_id, cid, call_id=call.call_id, members=members)
+                chan = await self.client.get(f"channels/{cid}")
+                self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx, c=call: self.resume(ctx, c))
+        await self.line.destroy_bridge(bridge_id, call_id=None, members=[])
 
     # -- events no call owns yet ----------------------------------------------------------------
 
@@ -219,9 +415,13 @@ class Controller:
             route = event.args[0] if event.args else ""
             if route == "inbound":
                 await self._new_call(event)
-            elif route in ("leg", "media", "callback"):
-                # a leg or a media fork whose call is gone (controller restarted meanwhile)
-                await self._hang_up_quietly(event.channel.id)
+            elif route == "callback":
+                # a callback answered while its waiting task is gone (restart): a person asked to be called
+                await self._continue_to_agents(event.channel.id, "callback_answered_after_restart")  # issue 11 G
+            elif route == "leg":
+                await self._stray_leg(event.channel.id, caller_channel=event.args[1] if len(event.args) > 1 else None)
+            elif route == "media":
+                await self.line.hang_up_media(event.channel.id)  # a media fork whose call is gone
             else:
                 log.warning("unknown Stasis route; sending to agents", extra={"route": route})
                 await self._continue_to_agents(event.channel.id, "unknown_route")
@@ -233,8 +433,17 @@ class Controller:
     async def _new_call(self, event: AriEvent) -> None:
         info = event.channel
         assert info is not None
+        if self.draining:  # SIGTERM: no new call is taken; the dialplan's agents take it
+            await self._continue_to_agents(info.id, "draining")
+            return
+        self._open_session(event.raw.get("channel") or {"id": info.id}, call_id=info.id, args=list(event.args[1:]),
+                           run=self.flow, info=info)
+
+    def _open_session(self, chan: dict, *, call_id: str, args: list[str], run: Flow, info=None) -> "CallSession":
+        if info is None:
+            info = AriEvent.from_dict({"type": "StasisStart", "channel": chan}).channel
         caller = Caller(number=info.caller_number, name=info.caller_name, dialed=info.dialed, language=info.language or "fr")
-        key = info.id
+        key = call_id
 
         def claim(object_id: str) -> None:
             self.router.claim(key, object_id)
@@ -250,12 +459,14 @@ class Controller:
 
         channel = AriChannel(self.client, info.id, caller, claim=claim, sounds_prefix=self.config.prompts.sounds_prefix,
                              media_factory=media_fork, answered=info.state == "Up")
-        session = CallSession(key=key, channel=channel, args=list(event.args[1:]))
+        session = CallSession(key=key, channel=channel, args=args)
         self.calls[key] = session
         self.router.open(key, session.handle)
         self.router.claim(key, info.id)
+        self.registry.open(key, channel_id=info.id, number=caller.number)
         log.info("call in", extra={"call": key, "caller": caller.masked})
-        session.task = asyncio.get_running_loop().create_task(self._run_call(session), name=f"call:{key}")
+        session.task = asyncio.get_running_loop().create_task(self._run_call(session, run), name=f"call:{key}")
+        return session
 
     def _observe_reading(self, call_id: str, reading: object) -> None:
         for observe in self.reading_observers:
@@ -264,15 +475,15 @@ class Controller:
             except Exception:
                 log.exception("reading observer failed", extra={"call": call_id})
 
-    async def _run_call(self, session: CallSession) -> None:
+    async def _run_call(self, session: CallSession, run: Flow) -> None:
         self.metrics.calls_in_progress.inc()
         channel = session.channel
         try:
-            await self.flow(CallContext(channel=channel, caller=channel.caller, call_id=session.key, args=session.args))
+            await run(CallContext(channel=channel, caller=channel.caller, call_id=session.key, args=session.args))
         except CallerHungUp:
             log.info("caller hung up", extra={"call": session.key})
         except asyncio.CancelledError:
-            await self._rescue(session, "handler_error")
+            await self._rescue(session, "draining" if self.draining else "handler_error")
             raise
         except Exception:
             self.metrics.handler_errors.inc()
@@ -285,6 +496,12 @@ class Controller:
             self.metrics.calls_handled.inc()
             await self.router.close(session.key)
             self.calls.pop(session.key, None)
+            self._mirrored.pop(session.key, None)
+            call = self.registry.get(session.key)
+            if call is not None and channel.hung_up:
+                call.end("caller gone")
+                await self.registry.flush()
+                self.registry.forget(session.key)
 
     async def _rescue(self, session: CallSession, reason: str) -> None:
         """A caller still in our app after the flow must meet a person, not silence."""
@@ -295,15 +512,14 @@ class Controller:
             log.exception("media fork teardown failed", extra={"call": session.key})
         if channel.hung_up or not channel.in_stasis:
             return
-        if latch.is_latched(session.key):
-            # an emergency: never hung up, never pulled out of its conversation with the line
-            for bridge in await self.client.get("bridges"):
-                if channel.id in bridge.get("channels", []) and len(bridge["channels"]) > 1:
-                    await self._adopt_bridge(bridge["id"])  # once alone in it, the caller goes to a person
-                    return
-            await self._continue_to_agents(channel.id, f"{reason}_emergency")  # alone: a person, not silence
-            return
-        await self._continue_to_agents(channel.id, reason)
+        # in a conversation (an agent, the emergency line): never pulled out of it; watched
+        for bridge in await self.client.get("bridges"):
+            if channel.id in bridge.get("channels", []) and len(bridge["channels"]) > 1:
+                await self._adopt_bridge(bridge["id"])  # once alone in it, the caller goes to a person
+                return
+        call = self.registry.get(session.key)
+        emergency = call is not None and call.emergency
+        await self._continue_to_agents(channel.id, f"{reason}_emergency" if emergency else reason)  # a person, not silence
 
     async def _on_handler_error(self, owner: str, exc: BaseException) -> None:
         self.metrics.handler_errors.inc()
@@ -313,8 +529,8 @@ class Controller:
 
     async def _continue_to_agents(self, channel_id: str, reason: str) -> None:
         try:
-            await self.client.post(f"channels/{channel_id}/continue", context=self.config.routing.agents_context,
-                                   extension="s", priority=1)
+            if not await self.line.move(channel_id, self.config.routing.agents_context):
+                return
             self.metrics.sent_to_agents.labels(reason=reason).inc()
             log.info("call sent to the agents", extra={"channel": channel_id, "reason": reason})
         except AriError as exc:
@@ -336,8 +552,7 @@ class Controller:
                 return
             if event.type == "StasisStart":
                 if target == "supervisor":  # seed 001: the supervisor calls back when nobody answered
-                    await self.client.post(f"channels/{channel_id}/continue", context="hotline-agent-direct",
-                                           extension=self.config.escalation.supervisor, priority=1)
+                    await self.line.move(channel_id, "hotline-agent-direct", extension=self.config.escalation.supervisor)
                 else:
                     await self._continue_to_agents(channel_id, f"callback:{target}")
                 outcome.set_result("answered")
@@ -358,12 +573,6 @@ class Controller:
         finally:
             await self.router.close(channel_id)
 
-    async def _hang_up_quietly(self, channel_id: str) -> None:
-        try:
-            await self.client.delete(f"channels/{channel_id}")
-        except AriError:
-            pass
-
     # -- HTTP ---------------------------------------------------------------------------
 
     async def _health(self, _request: web.Request) -> web.Response:
@@ -375,3 +584,9 @@ class Controller:
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+
+def _leg_caller(chan: dict) -> str | None:
+    """The caller's channel id a leg was placed for (appArgs "leg,<caller channel>")."""
+    data = (chan.get("dialplan") or {}).get("app_data", "")
+    parts = data.split(",")
+    return parts[2] if len(parts) > 2 and parts[1] == "leg" else None

@@ -145,6 +145,9 @@ class EmergencyConfig:
     ring_timeout: float = 30.0
     retry_spacing: float = 3.0  # first wait between attempts, doubled each time…
     retry_spacing_max: float = 15.0  # …up to this; the number of attempts is unbounded while the caller is there
+    # No operator within this time (busy, no answer, unreachable): the supervisor and an agent are
+    # alerted at once and a person takes the caller, while the line keeps being tried.
+    person_after: float = 30.0
 
     def validate(self) -> "EmergencyConfig":
         if not re.fullmatch(r"[A-Za-z]+/\S+", self.destination or ""):
@@ -156,6 +159,8 @@ class EmergencyConfig:
             raise ConfigError("emergency.retry_spacing", "seconds between 1 and 30", self.retry_spacing)
         if not self.retry_spacing <= self.retry_spacing_max <= 60:
             raise ConfigError("emergency.retry_spacing_max", "seconds between retry_spacing and 60", self.retry_spacing_max)
+        if not 5 <= self.person_after <= 30:
+            raise ConfigError("emergency.person_after", "seconds between 5 and 30 (a person within 30 s)", self.person_after)
         return self
 
     def check_destination(self, destination: str) -> None:

@@ -12,12 +12,20 @@
 4. An agent answers: (urgent calls: a short whisper « appel urgent ») the
    caller and the agent share the call's mixing bridge.
 5. During the call the agent's keys (feature codes) and the local HTTP API
-   drive: escalation (conference / transfer, callflow/flows/escalation.py),
-   emergency (callflow/flows/emergency.py), firm closing
-   (callflow/flows/closing.py), flags (aggressive → pause, churn red →
+   drive: escalation (conference / transfer, callflow/agents/escalation.py),
+   emergency (callflow/agents/emergency.py), firm closing
+   (callflow/agents/closing.py), flags (aggressive → pause, churn red →
    supervisor notified + J+1 follow-up).
-6. The agent hangs up: the call ends (the agent decided), except in an
-   emergency, where the caller is never hung up and goes to the next agent.
+6. The agent's leg ends without a deliberate action (the agent hangs up, the
+   phone drops): the caller goes back to the head of the queue, never hung up.
+   The call ends only by the agent's closing code (seed 002) or the caller.
+   In an emergency nothing of ours ends, moves or un-bridges the caller.
+7. The desk stops (SIGTERM, a handler error, a cancelled task) while a person
+   is with the caller: the people and the bridge are left as they are (the
+   controller adopts the bridge): a stop is never worse than a crash.
+
+Every hang-up, bridge deletion and move of the caller goes through the call's
+guard (callflow/core/guard.py); the call's state is its one `Call`.
 
 Every action of the call runs in the call's own task, in order.
 """
@@ -31,21 +39,22 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from callflow.agents import latch
 from callflow.agents.bridges import Bridges, bridge_id_for
 from callflow.agents.config import AgentsConfig, EscalationConfig, FeatureCodes
 from callflow.agents.features import KeySequence
-from callflow.agents.legs import CallNotes, PersonGuard, hang_up_quietly, originate_while_up, play_all, wait_down
+from callflow.agents.legs import CallNotes, originate_while_up, play_all, wait_down
 from callflow.agents.overflow import MESSAGE_KEY, SLOT_KEYS, SLOT_PROMPTS, SLOT_REASONS, WaitingLine, position_prompts, slot_delay
 from callflow.agents.pool import Agent, AgentPool, AlwaysPresent, Presence
 from callflow.core.agents import CALLER_STILL_HERE, Diagnosis
+from callflow.core.call import REGISTRY, BadTransition, Call, CallState
+from callflow.core.guard import Guard
 from callflow.core.channel import CallContext, Channel, CallerHungUp, DigitInput
 from callflow.core.handoff import Handoffs
 from callflow.core.recorder import CallRecorder
-from callflow.flows import closing
-from callflow.flows.anger import IncidentCard, RaisedVoiceWatch, schedule_followups
+from callflow.agents import closing
+from callflow.agents.anger import IncidentCard, RaisedVoiceWatch, schedule_followups
 from callflow.handoff import templates
-from callflow.flows.escalation import (
+from callflow.agents.escalation import (
     CONFERENCE,
     CONNECTED,
     ENDED,
@@ -88,11 +97,22 @@ class LiveCall:
     churn_red: bool = False
     callback: str | None = None
     connected_at: float | None = None
-    voice_watch: Any = None  # callflow.flows.anger.RaisedVoiceWatch while an agent has the call
+    voice_watch: Any = None  # callflow.agents.anger.RaisedVoiceWatch while an agent has the call
     raised_voice: bool = False
     followups: bool = False  # seed 004 §3.3: J+1 / J+3 scheduled  # monotonic, when an agent joined (the waiting line's estimate)
     emergency_task: asyncio.Task | None = None
     commands: asyncio.Queue = field(default_factory=asyncio.Queue)
+    call: Call | None = None  # the call's one state (callflow/core/call.py)
+    guard: Guard | None = None  # the only way this caller is hung up, moved or un-bridged
+    requeued: bool = False  # an agent's leg dropped: back at the head of the queue
+
+    def move(self, state: CallState, why: str = "") -> None:
+        if self.call is None:
+            return
+        try:
+            self.call.move(state, why)
+        except BadTransition:
+            log.warning("call state: move refused", extra={"call": self.call_id, "to": state.value, "why": why})
 
     @property
     def emergency_running(self) -> bool:
@@ -120,7 +140,7 @@ class LiveCall:
             "aggressive": self.aggressive,
             "churn_red": self.churn_red,
             "raised_voice": self.raised_voice,
-            "emergency": latch.is_latched(self.call_id),
+            "emergency": bool(self.call and self.call.emergency),
             "started_at": self.started_at,
         }
 
@@ -145,7 +165,7 @@ class AgentDesk:
         self.handoffs = handoffs
         self.bridges = bridges
         self.codes = codes or FeatureCodes()
-        self.emergency = emergency  # callflow.flows.emergency.EmergencyBridge (set after construction if circular)
+        self.emergency = emergency  # callflow.agents.emergency.EmergencyBridge (set after construction if circular)
         self.escalation_config = escalation or EscalationConfig()
         self.queue = queue or SupervisorQueue()
         self.presence = presence or pool.presence or AlwaysPresent()
@@ -159,7 +179,7 @@ class AgentDesk:
         self._numbers: dict[str, str | None] = {}
         self._started: dict[str, float] = {}
         self._flags: dict[str, dict] = {}
-        self.messages = messages  # callflow.flows.after_hours.MessageDesk (source "overflow")
+        self.messages = messages  # callflow.agents.after_hours.MessageDesk (source "overflow")
         self.until_next_opening = until_next_opening or (lambda: None)
 
     # -- callflow.core.agents.Agents ---------------------------------------------------------
@@ -173,38 +193,54 @@ class AgentDesk:
         # the agent group ("multi" when no language was chosen) is shown to the agents; prompts need a real language
         spoken = language if language in PROMPT_LANGUAGES else (call.caller.language or "fr")
         live = LiveCall(ctx=call, diagnosis=diagnosis, language=spoken, group=language, notes=notes)
+        live.call = REGISTRY.open(call.call_id, channel_id=call.channel.id, number=call.caller.number)
+        live.guard = Guard(live.call, notes, notes.now)
+        if diagnosis.urgent:
+            live.call.mark_urgent(diagnosis.summary)
+        else:
+            live.call.diagnose(diagnosis.summary)
         self.live[call.call_id] = live
         await notes("agent_queue", f"{language}{' urgent' if diagnosis.urgent else ''}: {diagnosis.summary}")
+        ended_here = False
         try:
             while True:
                 await self._connect_agent(live)
                 ended = await self._conversation(live)
                 if ended == "reroute":
                     continue
+                ended_here = True
                 return
         except (CallerHungUp, _EndCall):
+            ended_here = True
             return None
         except _MessageLeft:
+            ended_here = True
             return CALLER_STILL_HERE if call.channel.is_up else None
         finally:
             self.line.leave(call.call_id)
-            await self._cleanup(live)
+            # stopped from outside (SIGTERM, a cancelled task, an error) with the caller still there:
+            # leave the people with the caller; the controller adopts the bridge
+            await self._cleanup(live, leave_people=not ended_here and live.caller.is_up)
 
     # -- 1-3: hold, ring the agents, callback offer ------------------------------------------
     async def _connect_agent(self, live: LiveCall) -> None:
         caller, cfg = live.caller, self.config
         live.state = "holding"
-        if live.bridge_id is not None:
-            await self.bridges.remove(live.bridge_id, caller)
-        # the holding words, then music
-        if cfg.hold_prompt:
-            await caller.play(cfg.hold_prompt, language=live.language, barge_in=False)
-        await caller.start_moh()
-        await live.notes("hold", "music on hold")
+        live.move(CallState.WAITING_AGENT, "waiting for an agent")
+        with_the_line = "emergency" in live.call.legs  # talking with the emergency operator: no music over them
+        if live.bridge_id is not None and not with_the_line:
+            await live.guard.remove_caller(self.bridges, live.bridge_id, caller, "back on hold")
+        if not with_the_line:
+            # the holding words, then music
+            if cfg.hold_prompt:
+                await caller.play(cfg.hold_prompt, language=live.language, barge_in=False)
+            await caller.start_moh()
+            await live.notes("hold", "music on hold")
         hold_started = queued_at = announced = time.monotonic()
         foreign = live.group if live.group in FOREIGN else None
-        waiting = self.line.join(live.call_id, urgent=live.diagnosis.urgent, language=foreign)
-        if self.messages is not None:
+        # seed 003: one line, urgent first, then arrival; a caller whose agent's leg dropped goes back to its head
+        waiting = self.line.join(live.call_id, urgent=live.diagnosis.urgent, language=foreign, first=live.requeued)
+        if self.messages is not None and not with_the_line:
             await self._announce_position(live)
         while True:
             # seed 000 cas E: an agent who speaks the caller's language first, anyone after agents.language_wait
@@ -257,7 +293,7 @@ class AgentDesk:
         caller.flush_input()
         await live.notes("overflow_answer", key or "timeout")
         if key == MESSAGE_KEY:
-            from callflow.flows.after_hours import take_message
+            from callflow.agents.after_hours import take_message
 
             ticket = await take_message(live.ctx, self.messages, diagnosis=live.diagnosis, language=live.language,
                                         notes=live.notes)
@@ -304,11 +340,17 @@ class AgentDesk:
             await live.notes("agent_result", f"{agent.extension}: hung up before the bridge")
             return False
         await caller.stop_moh()
+        live.bridge_id = live.bridge_id or live.call.bridge_id  # the emergency line may already share one
         if live.bridge_id is None:
             live.bridge_id = await self.bridges.create(bridge_id_for(live.call_id), caller, leg)
         else:
-            await self.bridges.add(live.bridge_id, caller, leg)
+            members = await self.bridges.members(live.bridge_id)
+            await self.bridges.add(live.bridge_id, *[c for c in (caller, leg) if c.id not in members])
+        live.call.set_bridge(live.bridge_id)
+        live.call.set_leg("agent", leg.id)
+        live.requeued = False
         live.agent, live.legs["agent"], live.state = agent, leg, "with_agent"
+        live.move(CallState.WITH_AGENT, f"agent {agent.extension}")
         live.connected_at = time.monotonic()
         await self._watch_voice(live)
         await live.notes("agent_connected", f"{agent.extension} bridge {live.bridge_id}")
@@ -390,6 +432,7 @@ class AgentDesk:
 
     async def _person_left(self, live: LiveCall, role: str) -> str | None:
         await live.notes("leg_ended", role)
+        live.call.set_leg(role, None)
         if role == "supervisor" and live.escalation is not None:
             await self.queue.release(live.escalation, ENDED, "supervisor left the call")
         if role == "agent" and live.agent is not None:
@@ -397,15 +440,15 @@ class AgentDesk:
         if live.legs:  # somebody is still with the caller (conference)
             live.state = "with_supervisor" if "supervisor" in live.legs else "with_agent"
             return None
-        if latch.is_latched(live.call_id):
+        if live.call.emergency and live.emergency_running:
             # « Ne JAMAIS raccrocher »: the caller stays with the emergency line, then the next agent
-            await live.notes("hangup_refused", f"{role} left an emergency call: "
-                             + ("the caller stays with the emergency line" if live.emergency_running else "next agent"))
-            return None if live.emergency_running else "reroute"
-        # the person ended the call: so does the caller's leg
-        await live.notes("ended_by_agent", role)
-        await PersonGuard(live.caller, live.call_id, live.notes).hang_up(f"{role} hung up")
-        raise _EndCall()
+            await live.notes("hangup_refused", f"{role} left an emergency call: the caller stays with the emergency line")
+            return None
+        # Not a deliberate end (that is the closing code): a dropped phone or a person who hung up.
+        # The caller is never hung up for it: back to the head of the queue, with the diagnosis.
+        await live.notes("agent_leg_dropped", f"{role}: the caller goes back to the head of the queue")
+        live.requeued = True
+        return "reroute"
 
     async def _execute(self, live: LiveCall, command: Command) -> None:
         await live.notes("feature", f"{command.action} ({command.source})")
@@ -440,6 +483,7 @@ class AgentDesk:
         deps = EscalationDeps(self.escalation_config, self.queue, self.bridges, self.handoffs, self.presence,
                               self.speech)
         live.state = "escalating"
+        live.move(CallState.ESCALATING, command.action)
         result = await escalate(deps, caller=live.caller, call_id=live.call_id, bridge_id=live.bridge_id or "",
                                 agent_leg=live.legs.get("agent"), briefing=briefing, mode=mode,
                                 agent=hotliner or None, notes=live.notes, notify=self.notify)
@@ -447,13 +491,17 @@ class AgentDesk:
         if result.supervisor_leg is not None:
             live.legs["supervisor"] = result.supervisor_leg
             if result.agent_released:
-                await hang_up_quietly(live.legs.pop("agent", None), "transferred to the supervisor")
+                await live.guard.drop_leg(live.legs.pop("agent", None), "agent", "transferred to the supervisor",
+                                          caller_up=live.caller.is_up)
                 self._agent_done(live)
                 live.state = "with_supervisor"
             else:
                 live.state = "conference"
         else:
             live.state = "with_agent"
+        if result.supervisor_leg is not None:
+            live.call.set_leg("supervisor", result.supervisor_leg.id)
+        live.move(CallState.WITH_AGENT, "escalation over")
 
     async def _emergency(self, live: LiveCall, command: Command) -> None:
         if self.emergency is None:
@@ -463,6 +511,7 @@ class AgentDesk:
             await live.notes("emergency_ignored", "the emergency line is already being called")
             return
         live.state = "emergency"
+        live.call.latch_emergency("agent's emergency code")
         situation = str(command.payload.get("situation") or "urgence signalée par le conseiller")[:300]
         # runs beside the conversation: the agent's keys and the API still answer meanwhile
         live.emergency_task = asyncio.ensure_future(self.emergency.run(
@@ -478,13 +527,13 @@ class AgentDesk:
         live.state = "with_agent" if "agent" in live.legs else ("with_supervisor" if live.legs else "holding")
 
     async def _close(self, live: LiveCall) -> None:
-        if latch.is_latched(live.call_id):
-            await closing.firm_closing(live.caller, live.call_id, live.notes)  # records the refusal
+        if live.call.emergency:
+            await closing.firm_closing(live.caller, live.call_id, live.notes, guard=live.guard)  # records the refusal
             return
         live.state = "closing"
         if live.bridge_id:
-            await self.bridges.remove(live.bridge_id, live.caller)
-        await closing.firm_closing(live.caller, live.call_id, live.notes, language=live.language,
+            await live.guard.remove_caller(self.bridges, live.bridge_id, live.caller, "firm closing")
+        await closing.firm_closing(live.caller, live.call_id, live.notes, language=live.language, guard=live.guard,
                                    step_wait=self.config.closing_step_wait)
         raise _EndCall()
 
@@ -649,8 +698,16 @@ class AgentDesk:
             self.line.handled(time.monotonic() - live.connected_at)  # « attente estimée » from real call lengths
         asyncio.ensure_future(live.notes("agent_wrap_up", f"{agent.extension} {pause:.0f}s"))
 
-    async def _cleanup(self, live: LiveCall) -> None:
+    async def _cleanup(self, live: LiveCall, *, leave_people: bool = False) -> None:
         live.state = "ended"
+        self.line.leave(live.call_id)
+        if leave_people:
+            # SIGTERM, a cancelled task or a handler error: nothing is torn down under the caller
+            # (a stop is never worse than a crash); the controller adopts the bridge.
+            await live.notes("agent_call_left", "the desk stopped; the caller stays with "
+                             + (", ".join(sorted(live.call.legs)) or "the dialplan's fail-safe"))
+            self.live.pop(live.call_id, None)
+            return
         if live.emergency_task is not None:
             # the emergency procedure notices the caller left and tells the operator; give it the time to
             try:
@@ -662,17 +719,19 @@ class AgentDesk:
         except Exception:
             pass
         for role, leg in list(live.legs.items()):
-            await hang_up_quietly(leg, "the call ended")
+            await live.guard.drop_leg(leg, role, "the call ended", caller_up=live.caller.is_up)
         if live.agent is not None:
             self._agent_done(live)
         if live.escalation is not None and live.escalation.ended_at is None:
             await self.queue.release(live.escalation, ENDED, "call ended")
         if live.bridge_id:
-            await self.bridges.destroy(live.bridge_id)
+            await live.guard.destroy_bridge(self.bridges, live.bridge_id, "the call ended", caller_up=live.caller.is_up)
         await live.notes("agent_call_ended", "caller gone" if not live.caller.is_up else "left the desk")
         self._flags[live.call_id] = {"hotliner": live.agent.extension if live.agent else None, "agressif": live.aggressive,
                                      "churn_rouge": live.churn_red, "voix_forte": live.raised_voice,
                                      "suivis": live.followups, "fin": time.monotonic()}
+        if not live.caller.is_up:
+            live.call.end("caller gone")
         self.live.pop(live.call_id, None)
 
 

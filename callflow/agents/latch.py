@@ -1,24 +1,25 @@
-"""The emergency latch: once a call is an emergency, nothing of ours hangs it up or moves it.
+"""The emergency latch, kept on the call's one state (callflow/core/call.py).
 
 Seed 000 cas F: « Ne JAMAIS raccrocher tant que les secours ne sont pas arrivés. »
-The emergency bridge latches the call id here; the firm closing, the desk and
-(through the hooks described in the issue-6 report) the safety guard and the
-controller's end-of-flow rescue check `is_latched` before ending or moving a call.
-A latch is kept for the life of the process (a call id is never reused).
+There is one emergency flag per call, `Call.emergency`; it is written through to
+the store and to the caller's channel (CALLFLOW_EMERGENCY=1) so a restarted
+controller keeps it. These functions are the old module API, kept for callers
+that only know a call id.
 """
 
 from __future__ import annotations
 
-_LATCHED: set[str] = set()
+from callflow.core.call import REGISTRY
 
 
 def latch(call_id: str) -> None:
-    _LATCHED.add(call_id)
+    REGISTRY.open(call_id).latch_emergency("latched")
 
 
 def is_latched(call_id: str) -> bool:
-    return call_id in _LATCHED
+    call = REGISTRY.get(call_id)
+    return call is not None and call.emergency
 
 
 def latched() -> frozenset[str]:
-    return frozenset(_LATCHED)
+    return REGISTRY.emergencies()

@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 from callflow.core.channel import Channel, CallerHungUp, OriginateResult
+from callflow.core.guard import drop_stray_leg
 from callflow.core.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
@@ -49,35 +50,6 @@ class CallNotes:
             log.exception("call record note failed", extra={"call": self.call_id, "kind": kind})
 
 
-class PersonGuard:
-    """The caller's hang-up when a person decided it (the agent's closing code, the agent hanging up).
-
-    Like callflow/flows/safety.py's guard for the IVR, it refuses while the call is
-    latched as an emergency (« Ne JAMAIS raccrocher tant que les secours ne sont pas
-    arrivés ») and writes the decision or the refusal to the call's record.
-    """
-
-    def __init__(self, channel: Channel, call_id: str, notes: "CallNotes") -> None:
-        self.channel = channel
-        self.call_id = call_id
-        self.notes = notes
-
-    async def hang_up(self, reason: str) -> bool:
-        from callflow.agents import latch
-
-        if latch.is_latched(self.call_id):
-            await self.notes("hangup_refused", f"{reason}: emergency, never hang up until help is there")
-            return False
-        if not self.channel.is_up:
-            return False
-        await self.notes("hangup", reason)
-        try:
-            await self.channel.hang_up(reason)
-        except CallerHungUp:
-            pass
-        return True
-
-
 async def wait_down(*channels: Channel, timeout: float | None = None, stop: Callable[[], bool] | None = None) -> Channel | None:
     """Wait until one of the channels is gone (returned), or timeout / stop() (None)."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -97,12 +69,8 @@ async def wait_down(*channels: Channel, timeout: float | None = None, stop: Call
 
 
 async def hang_up_quietly(channel: Channel | None, reason: str) -> None:
-    if channel is None or not channel.is_up:
-        return
-    try:
-        await channel.hang_up(reason)
-    except Exception:
-        log.info("leg already gone", extra={"channel": getattr(channel, "id", "?")})
+    """A leg nobody needs (answered after its caller left): see callflow/core/guard.py."""
+    await drop_stray_leg(channel, reason)
 
 
 async def originate_while_up(caller: Channel, endpoint: str, *, timeout: float, caller_id: str | None = None) -> OriginateResult:
@@ -115,8 +83,9 @@ async def originate_while_up(caller: Channel, endpoint: str, *, timeout: float, 
     try:
         done, _ = await asyncio.wait({placing, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
+        # stopped from outside (SIGTERM, an error): a leg that answers later is left to the
+        # controller, which bridges an emergency line with its caller (never dropped here)
         watcher.cancel()
-        placing.add_done_callback(_drop_late_leg)
         raise
     if placing in done:
         watcher.cancel()
@@ -130,7 +99,7 @@ def _drop_late_leg(fut: "asyncio.Future[OriginateResult]") -> None:
         return
     result = fut.result()
     if result.answered and result.channel is not None:
-        asyncio.ensure_future(hang_up_quietly(result.channel, "caller left before the answer"))
+        asyncio.ensure_future(drop_stray_leg(result.channel, "caller left before the answer"))
 
 
 async def play_all(channel: Channel, prompts: list[str], *, language: str | None = None) -> bool:

@@ -11,7 +11,7 @@
 * `overflow_offer`, after `agents.hold_max_wait` without an agent: 1 = rappel
   dans 5 minutes, 2 = dans l'heure, 3 = à l'ouverture, 4 = laisser un message,
   anything else (or nothing) = keep waiting. A callback keeps the caller in the
-  line if they stay on; a message ends the wait (callflow/flows/after_hours.py).
+  line if they stay on; a message ends the wait (callflow/agents/after_hours.py).
 
 Choices where the seed and the issue were silent: « dans l'heure » is due 30
 minutes later (`agents.slot_hour_delay`: the scheduler's retries stay within the
@@ -52,13 +52,16 @@ class WaitingLine:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._seq = itertools.count(1)
+        self._head = itertools.count(-1, -1)  # callers put back at the head, the latest first
         self.waiting: dict[str, Waiting] = {}
         self._handled: deque[float] = deque(maxlen=20)  # lengths of the last agent calls
 
-    def join(self, call_id: str, *, urgent: bool, language: str | None) -> Waiting:
+    def join(self, call_id: str, *, urgent: bool, language: str | None, first: bool = False) -> Waiting:
+        """Queue a caller; `first` (an agent's leg dropped: issue 11) puts them at the head of the line."""
         entry = self.waiting.get(call_id)
         if entry is None:
-            entry = self.waiting[call_id] = Waiting(call_id, urgent, language, next(self._seq), self.clock())
+            seq = next(self._head) if first else next(self._seq)
+            entry = self.waiting[call_id] = Waiting(call_id, urgent or first, language, seq, self.clock())
         return entry
 
     def leave(self, call_id: str) -> None:

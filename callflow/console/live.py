@@ -159,7 +159,7 @@ class LiveSource:
         return bool(self.desk.submit(call_id, action, payload or {}, source=source))
 
     def briefing(self, data: dict, call_id: str):
-        from callflow.flows.escalation import Briefing
+        from callflow.agents.escalation import Briefing
 
         live = self.desk.live.get(call_id) if self.desk is not None else None
         hotliner = live.agent.extension if live is not None and live.agent else ""

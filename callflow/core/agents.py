@@ -55,4 +55,19 @@ class DialplanAgents:
         self.extension = extension
 
     async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
-        await call.channel.continue_in_dialplan(self.context, self.extension)
+        from callflow.core.call import REGISTRY, CallState
+        from callflow.core.guard import Guard
+
+        state = REGISTRY.open(call.call_id, channel_id=call.channel.id, number=call.caller.number)
+        if diagnosis.urgent:
+            state.mark_urgent(diagnosis.summary)
+
+        async def no_notes(kind: str, detail: str) -> None:
+            return None
+
+        if await Guard(state, no_notes, lambda: 0.0).move_caller(call.channel, self.context, self.extension,
+                                                                 reason="to the agents' dialplan"):
+            try:
+                state.move(CallState.WAITING_AGENT, "dialplan agents")
+            except Exception:
+                pass

@@ -3,7 +3,7 @@
 A pure calendar (no I/O): weekly hours, public holidays, dated exceptions, and
 the supervisor's override (`callflow hours close|open|auto`, read by the
 controller for every new call). Out of hours a caller hears the personalised
-message and may leave a message (callflow/flows/after_hours.py); « à
+message and may leave a message (callflow/agents/after_hours.py); « à
 l'ouverture » callbacks are due at `next_opening`.
 
 Hand-written because no maintained library reads "09:00-12:00,14:00-18:00" +

@@ -1,13 +1,14 @@
-"""The one place a flow may hang up the caller (caller-safety invariant).
+"""What the IVR shows the one guard (callflow/core/guard.py): signs of life, the final warning.
 
 Seed 000: « Ne pas raccrocher prématurément (le client a un besoin réel) »,
 cas F « Ne JAMAIS raccrocher tant que les secours ne sont pas arrivés ».
 
-`SafeHangup` sees every audio reading and every key/tap of the call. It lets a
-hang-up through only on the cas C path: the seed's 20–30 s of waiting are over,
-the final warning « je vais raccrocher dans 10 secondes » was spoken and its
-countdown has run, and nothing alive was heard during the whole wait. Anything
-else is refused and written to the call record. Flows never call
+`SafeHangup` sees every audio reading and every key/tap of the call and writes
+what proves somebody is there on the call's one state (`callflow.core.call.Call`):
+a sign of life is never forgotten. The decision itself is the guard's: a hang-up
+goes through only on the cas C path — a line that never showed any sign of life,
+the seed's 20–30 s of waiting over, the final warning « je vais raccrocher dans
+10 secondes » spoken and its countdown run, no key waiting. Flows never call
 channel.hang_up themselves.
 """
 
@@ -15,8 +16,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from callflow.agents import latch
-from callflow.core.channel import SIGNS_OF_LIFE, AudioReading, AudioState, CallerInput, Channel
+from callflow.core.call import REGISTRY, Call, CallRegistry
+from callflow.core.channel import SIGNS_OF_LIFE, AudioReading, AudioState, CallerInput, Channel, SpeechStreak
+from callflow.core.guard import By, DeadLineRule, Guard, hangup_refusal
 from callflow.core.recorder import CallRecorder
 from callflow.flows.timers import SilentCallTimers
 
@@ -32,21 +34,50 @@ class SafeHangup:
         call_id: str,
         timers: SilentCallTimers,
         now: Callable[[], float],
+        *,
+        registry: CallRegistry | None = None,
     ) -> None:
         self._channel = channel
         self._recorder = recorder
         self._call_id = call_id
         self._timers = timers
         self._now = now  # seconds since the call was answered
-        self.emergency = False
-        self.last_sign_of_life: float | None = None
-        self.final_warning_at: float | None = None
+        self.call: Call = (registry or REGISTRY).open(call_id, channel_id=getattr(channel, "id", None),
+                                                      number=getattr(getattr(channel, "caller", None), "number", None))
+        self.guard = Guard(self.call, self._note, now)
+        self.rule = DeadLineRule(timers.dead_line_total_wait, timers.final_countdown)
         self.hung_up = False
         self._last_noise_db: float | None = None
+
+    async def _note(self, kind: str, detail: str) -> None:
+        await self._recorder.note(self._call_id, kind, detail, at=self._now())
+
+    # -- the one state's view ---------------------------------------------------
+    @property
+    def emergency(self) -> bool:
+        return self.call.emergency
+
+    @property
+    def last_sign_of_life(self) -> float | None:
+        return self.call.last_sign_of_life
+
+    @property
+    def first_sign_of_life(self) -> float | None:
+        return self.call.first_sign_of_life
+
+    @property
+    def showed_life(self) -> bool:
+        return self.call.showed_life
+
+    @property
+    def final_warning_at(self) -> float | None:
+        return self.call.final_warning_at
 
     # -- what the call shows -------------------------------------------------
     def saw_reading(self, reading: AudioReading) -> None:
         alive = reading.state in SIGNS_OF_LIFE or reading.distress
+        if reading.state is AudioState.SPEECH and reading.confidence < SpeechStreak.CONFIDENCE and not reading.distress:
+            alive = False  # a lone unsure « speech » flicker on a dead line is not somebody (the classifier's own bar)
         if reading.state is AudioState.BACKGROUND_NOISE:
             # « noise that changes »: the caller is handling the phone
             if self._last_noise_db is not None and abs(reading.level_dbfs - self._last_noise_db) >= NOISE_CHANGE_DB:
@@ -64,45 +95,26 @@ class SafeHangup:
 
     def _alive(self) -> None:
         # Clock of the flow at processing time: never earlier than the sound itself.
-        self.last_sign_of_life = self._now()
-        if self.final_warning_at is not None:
-            self.final_warning_at = None  # a new life sign cancels the countdown
+        self.call.sign_of_life(self._now())
 
     def alive_within(self, seconds: float) -> bool:
-        return self.last_sign_of_life is not None and self._now() - self.last_sign_of_life <= seconds
+        last = self.call.last_sign_of_life
+        return last is not None and self._now() - last <= seconds
 
     def latch_emergency(self) -> None:
         """Cas F: from now on, nothing may hang up this caller."""
-        self.emergency = True
+        self.call.latch_emergency("cas F")
 
     def final_warning_given(self) -> None:
         """Call when « Je vais raccrocher dans 10 secondes » has been spoken to the end."""
-        self.final_warning_at = self._now()
+        self.call.final_warning_at = self._now()
 
-    # -- the decision --------------------------------------------------------
+    # -- the decision (the guard's) ---------------------------------------------
     def refusal(self) -> str | None:
         """Why a hang-up now would be premature; None when it is allowed."""
-        now = self._now()
-        t = self._timers
-        if self.emergency or latch.is_latched(self._call_id):  # the IVR's cas F or an agent's *9
-            return "emergency: never hang up until help is there"
-        if self.final_warning_at is None:
-            return "no final warning spoken"
-        if now - self.final_warning_at < t.final_countdown:
-            return f"countdown not over ({now - self.final_warning_at:.1f}s < {t.final_countdown:.0f}s)"
-        if now < t.dead_line_total_wait:
-            return f"waited {now:.1f}s < {t.dead_line_total_wait:.0f}s"
-        if self.alive_within(t.dead_line_total_wait + t.final_countdown):
-            return f"sign of life at {self.last_sign_of_life:.1f}s"
-        return None
+        return hangup_refusal(self.call, by=By.SYSTEM, now=self._now(), rule=self.rule)
 
     async def hang_up(self, reason: str) -> bool:
-        """Hang up the caller if the invariant allows it; else record the refusal."""
-        why_not = self.refusal()
-        if why_not is not None:
-            await self._recorder.note(self._call_id, "hangup_refused", f"{reason}: {why_not}", at=self._now())
-            return False
-        await self._recorder.note(self._call_id, "hangup", reason, at=self._now())
-        self.hung_up = True
-        await self._channel.hang_up(reason)
-        return True
+        """Hang up the caller if the rules allow it; else record the refusal."""
+        self.hung_up = await self.guard.hang_up_caller(self._channel, reason, by=By.SYSTEM, rule=self.rule)
+        return self.hung_up

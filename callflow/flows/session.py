@@ -9,9 +9,11 @@ current step; they are raised as exceptions and handled by the flow's loop:
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from callflow.core.call import BadTransition, CallState
 from callflow.core.channel import (
     AudioReading,
     AudioState,
@@ -25,6 +27,8 @@ from callflow.core.clock import Clock
 from callflow.core.recorder import CallRecorder
 from callflow.flows.safety import SafeHangup
 from callflow.flows.timers import SilentCallTimers
+
+log = logging.getLogger(__name__)
 
 #: Classifier readings arrive about every 500 ms; we look at the line that often.
 SLICE = 0.5
@@ -79,15 +83,24 @@ class FlowCall:
         self.clock = clock
         self._t0 = clock.time()
         self.guard = SafeHangup(self.channel, recorder, self.call_id, timers, self.now)
+        self.state = self.guard.call  # the call's one state (callflow/core/call.py), durable
         self.answers: dict[str, str] = {}
         self.handoffs_done: list[str] = []  # accepted by the outbox: sms, email, rappel, aidant
         self.listen_for_distress = True  # off once cas F's question was asked
         self._speech = SpeechStreak()
+        self._voiced_since: float | None = None  # first reading of the current run of voiced breathing
         self._voiced_seconds = 0.0
         self._segment: list | None = None  # [start, end, state, distress, level]
         self._window: Window | None = None
         self._distress = False
         self._distress_times: deque[float] = deque()
+
+    def enter(self, state: CallState, why: str = "") -> None:
+        """Move the call's state; a move the machine refuses is logged, never breaks the call."""
+        try:
+            self.state.move(state, why)
+        except BadTransition:
+            log.warning("call state: move refused", extra={"call": self.call_id, "to": state.value, "why": why})
 
     def now(self) -> float:
         """Seconds since the flow took the call."""
@@ -116,6 +129,8 @@ class FlowCall:
         Raises SpeechHeard / DistressHeard as soon as they are certain.
         """
         await self.channel.start_listening()  # no-op when already listening (or forked on voice)
+        if self.state.state in (CallState.IVR, CallState.QUESTIONNAIRE, CallState.HANDOFF):
+            self.enter(CallState.LISTENING, "listening")
         window = Window(start=self.now())
         self._window = window
         try:
@@ -165,8 +180,13 @@ class FlowCall:
         if len(self._distress_times) >= DISTRESS_READINGS:
             self._distress = True  # latched: once likely, cas F's question is owed
         if reading.state is AudioState.BREATHING and reading.level_dbfs >= VOICED_DBFS:
-            self._voiced_seconds += SLICE  # « long » voice energy without words: it must last
+            # « long » voice energy without words: it must last. Measured on the readings' own
+            # times, not counted per reading: live readings come every 0.25 s, the fake's every 0.5 s.
+            if self._voiced_since is None:
+                self._voiced_since = reading.at
+            self._voiced_seconds = reading.at - self._voiced_since
         else:
+            self._voiced_since = None
             self._voiced_seconds = 0.0
         await self._timeline(reading)
 

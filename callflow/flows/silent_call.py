@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Optional
 
 from callflow.core.agents import CALLER_STILL_HERE, Agents, DialplanAgents, Diagnosis
+from callflow.core.call import CallState
 from callflow.core.channel import AudioState, CallContext, CallerHungUp, DigitInput
 from callflow.core.clock import Clock, SystemClock
 from callflow.core.handoff import EmergencyLine, Handoffs
@@ -113,7 +114,7 @@ class SilentCallDeps:
     timers: SilentCallTimers = field(default_factory=SilentCallTimers)
     agent_name: str = "Jean"  # [PRENOM_HOTLINER]: signs the SMS
     clock: Clock = field(default_factory=SystemClock)
-    # seed 003, line closed (callflow/flows/after_hours.py): the personalised message instead of the
+    # seed 003, line closed (callflow/agents/after_hours.py): the personalised message instead of the
     # greeting, and no « je vous passe un conseiller » (the message desk invites to leave a message)
     closed_line: bool = False
 
@@ -169,8 +170,11 @@ class SilentCall:
                     step = self.cas_e_language
         except CallerHungUp:
             self.outcome = (HungUpBy.CALLER, f"caller hung up ({self._last_step(step)})")
-        except asyncio.CancelledError:  # the controller saw the call end first
-            self.outcome = self.outcome or (HungUpBy.CALLER, f"cancelled ({self._last_step(step)})")
+        except asyncio.CancelledError:  # the caller left first, or the controller stops (the rescue hands them to people)
+            if self.call.channel.is_up:
+                self.outcome = (HungUpBy.AGENT, f"interrupted ({self._last_step(step)})")
+            else:
+                self.outcome = self.outcome or (HungUpBy.CALLER, f"cancelled ({self._last_step(step)})")
             raise
         except Exception as exc:  # a bug must not leave the caller in silence
             log.exception("silent call %s: flow error", call.call_id)
@@ -310,6 +314,7 @@ class SilentCall:
 
     def keypad(self, *, ask_hears: bool) -> Step:
         async def keypad_questionnaire() -> Step | None:
+            self.call.enter(CallState.QUESTIONNAIRE, "keypad questionnaire")
             preference = await questionnaire(self.call, ask_hears=ask_hears)
             await self._cause_from_answers(preference.answers, preference.cannot_hear)
             if preference.channel is None:
@@ -336,6 +341,8 @@ class SilentCall:
     # -- CAS C – Aucun son, ligne morte ----------------------------------------
     async def cas_c_dead_line(self) -> Step | None:
         call, guard = self.call, self.call.guard
+        if guard.showed_life and not guard.alive_within(self.t.dead_line_total_wait):
+            return self.went_quiet()  # somebody was there: never a dead line
         if self.call_type is None:
             await self.classify(CallType.MUET_COMPLET, Cause.TECHNIQUE)
         # « Hotliner attend 20–30 secondes au total » (since the last sign of life)
@@ -355,10 +362,14 @@ class SilentCall:
         if window.input is not None or guard.final_warning_at is None:
             return self.case_for(window)
         # « Je raccroche maintenant. N'hésitez pas à rappeler ou nous écrire. À bientôt. »
-        await call.say("dead_line_goodbye", barge_in=False)
+        # A key or a tap during the goodbye still cancels the hang-up (it stops the goodbye).
+        result = await call.say("dead_line_goodbye")
+        if result.interrupted_by is not None:
+            return self.case_for(await call.listen(0.1))
         if await guard.hang_up("ligne morte: aucun son après avertissement"):
             self.outcome = (HungUpBy.SYSTEM, "ligne morte")
             return None
+        self.urgent = self.urgent or guard.showed_life
         return self.to_agent("ligne morte, raccrochage refusé")
 
     # -- CAS D – Client pleure / détresse émotionnelle -------------------------
@@ -449,16 +460,26 @@ class SilentCall:
 
     # -- After a handoff: keep the caller company, never hang up on them -------
     async def stay_with_caller(self) -> Step | None:
+        self.call.enter(CallState.HANDOFF, "handoff done; the caller may stay")
         window = await self.call.listen(self.t.after_handoff_wait)
         if window.input is not None:
             return self.to_agent(f"{self.summary()}; appuie encore après l'envoi")
         return self.no_answer(f"{self.summary()}; reste en ligne après l'envoi")
 
     def no_answer(self, summary: str) -> Step:
-        """A question went unanswered: a person if the caller is there, else cas C."""
-        if self.call.guard.alive_within(self.t.dead_line_total_wait):
+        """A question went unanswered: a person if the caller is (or was) there, else cas C."""
+        guard = self.call.guard
+        if guard.alive_within(self.t.dead_line_total_wait):
             return self.to_agent(summary)
+        if guard.showed_life:
+            return self.went_quiet(summary)
         return self.cas_c_dead_line
+
+    def went_quiet(self, summary: str | None = None) -> Step:
+        """Signs of life, then nothing (a caller who faints): a person, urgently, with the diagnosis."""
+        self.urgent = True
+        first = self.call.guard.first_sign_of_life or 0.0
+        return self.to_agent(f"{summary or self.summary()}; signe de vie à {first:.0f}s puis silence")
 
     def to_agent(self, summary: str) -> Step:
         async def hand_to_agent() -> Step | None:
@@ -473,6 +494,11 @@ class SilentCall:
             )
             await call.note("agent", f"{language}: {summary}")
             self.outcome = (HungUpBy.AGENT, f"agent: {summary}")
+            if self.urgent:
+                call.state.mark_urgent(summary)
+            else:
+                call.state.diagnose(summary)
+            call.enter(CallState.WAITING_AGENT, "to a person")
             await call.channel.stop_listening()  # the fork costs the PBX: not needed with a person
             if not self.deps.closed_line:
                 await call.say("to_agent", barge_in=False)  # « Je vous passe un conseiller. Restez en ligne. »

@@ -16,7 +16,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from callflow.flows.anger import CALMED
+from callflow.agents.anger import CALMED
 
 HOLD_MAX = 30.0  # seed 001 « 30 secondes maximum »
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -126,6 +127,49 @@ class Records:
         )
         for table in ("call_actions", "call_audio"):
             self._seq.pop((table, call_id), None)
+
+    # -- each call's one state (callflow/core/call.py), written through -------------------
+    async def save_call_state(self, call) -> None:
+        """A `CallRegistry` sink: the call's state as it changes (upsert)."""
+        snap = call.snapshot()
+        await self._write(
+            "INSERT INTO call_state (call_id, channel_id, number, state, emergency, urgent, summary, first_sign_of_life,"
+            " bridge_id, legs, updated_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (call_id) DO UPDATE SET channel_id = excluded.channel_id, number = excluded.number,"
+            " state = excluded.state, emergency = excluded.emergency, urgent = excluded.urgent,"
+            " summary = excluded.summary, first_sign_of_life = excluded.first_sign_of_life,"
+            " bridge_id = excluded.bridge_id, legs = excluded.legs, updated_epoch = excluded.updated_epoch",
+            (snap["call_id"], snap["channel_id"], snap["number"], snap["state"], int(snap["emergency"]),
+             int(snap["urgent"]), snap["summary"], snap["first_sign_of_life"], snap["bridge_id"],
+             json.dumps(snap["legs"]), snap["updated_at"]),
+        )
+
+    async def live_call_states(self) -> list[dict]:
+        """Every call not ended, as `Call.from_snapshot` reads it (a restarted controller rebuilds from these)."""
+        async with self.conn.execute("SELECT * FROM call_state WHERE state != 'ended'") as cur:
+            rows = await cur.fetchall()
+        out = []
+        for row in rows:
+            data = dict(row)
+            data["legs"] = json.loads(data.get("legs") or "{}")
+            out.append(data)
+        return out
+
+    async def close_interrupted(self, call_id: str, *, hung_up_by: HungUpBy = HungUpBy.AGENT,
+                                reason: str = "interrupted") -> bool:
+        """Close a record left open by a controller that stopped (documented = 100 % still holds)."""
+        now = to_epoch(None)
+        async with self.conn.execute("SELECT started_epoch FROM calls WHERE call_id = ? AND ended_at IS NULL",
+                                     (call_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return False
+        await self._write(
+            "UPDATE calls SET duration = ?, hung_up_by = ?, hangup_reason = ?, ended_at = ?"
+            " WHERE call_id = ? AND ended_at IS NULL",
+            (max(0.0, now - row[0]), HungUpBy(hung_up_by).value, reason, iso(now), call_id),
+        )
+        return True
 
     # -- for the outbox and the inbound SMS matcher ---------------------------------
     async def add_link(self, call_id: str, kind: str, ref: str, at: float | str | datetime | None = None) -> None:

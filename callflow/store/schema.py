@@ -50,6 +50,22 @@ CREATE TABLE IF NOT EXISTS call_links (     -- « SUIVI »: « Si client écrit 
     at       TEXT NOT NULL,                 -- ISO 8601 UTC
     PRIMARY KEY (call_id, kind, ref)
 );
+
+CREATE TABLE IF NOT EXISTS call_state (     -- each call's one state (callflow/core/call.py), written through
+    call_id             TEXT PRIMARY KEY,
+    channel_id          TEXT,               -- the caller's Asterisk channel
+    number              TEXT,
+    state               TEXT NOT NULL,      -- ivr … ended (callflow.core.call.CallState)
+    emergency           INTEGER NOT NULL DEFAULT 0,
+    urgent              INTEGER NOT NULL DEFAULT 0,
+    summary             TEXT NOT NULL DEFAULT '',
+    first_sign_of_life  REAL,
+    bridge_id           TEXT,
+    legs                TEXT NOT NULL DEFAULT '{}',   -- JSON: role → channel id
+    updated_epoch       REAL NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS call_state_live ON call_state (state);
 """
 
 

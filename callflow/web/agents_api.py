@@ -26,7 +26,7 @@ from aiohttp import web
 
 from callflow.agents import latch
 from callflow.agents.desk import AgentDesk
-from callflow.flows.escalation import Briefing
+from callflow.agents.escalation import Briefing
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 

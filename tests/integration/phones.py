@@ -40,7 +40,7 @@ from callflow.agents.pool import AgentPool, AriPresence  # noqa: E402
 from callflow.agents.speech import RuntimeSpeech  # noqa: E402
 from callflow.controller import Controller  # noqa: E402
 from callflow.core.recorder import MemoryRecorder  # noqa: E402
-from callflow.flows.emergency import EmergencyBridge  # noqa: E402
+from callflow.agents.emergency import EmergencyBridge  # noqa: E402
 from callflow.telephony.fake import FakeHandoffs  # noqa: E402
 from callflow.web.agents_api import add_routes  # noqa: E402
 

@@ -17,7 +17,7 @@ from callflow.agents.config import AgentsConfig, EscalationConfig
 from callflow.agents.pool import AgentPool
 from callflow.config import Config
 from callflow.core.channel import AudioReading, AudioState
-from callflow.flows.escalation import Briefing, SupervisorQueue
+from callflow.agents.escalation import Briefing, SupervisorQueue
 
 
 @dataclass

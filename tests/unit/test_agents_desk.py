@@ -74,15 +74,33 @@ async def test_callback_offer_comes_again_while_not_accepted():
     await asyncio.wait_for(task, 3)
 
 
-async def test_agent_hangs_up_the_call_ends():
+async def test_f_agent_leg_drops_the_caller_goes_back_to_the_head_of_the_queue_never_hung_up():
+    """Issue 11 F: any loss of the agent's leg hung the caller up (even an urgent silent caller)."""
     d = Desk()
-    caller, agent = d.caller(), d.leg("agent")
-    caller.plan = {"PJSIP/2001": [agent]}
-    task = await d.start(caller)
+    caller, agent, second = d.caller(), d.leg("agent"), d.leg("agent2")
+    caller.plan = {"PJSIP/2001": [agent], "PJSIP/2002": [second]}
+    task = await d.start(caller, summary="respiration, signe de vie puis silence", urgent=True)
     await until(lambda: d.desk.live["call-1"].state == "with_agent")
-    agent.leaves()
+    agent.leaves()  # a dropped phone: no closing code
+    await until(lambda: d.desk.live["call-1"].agent is not None and d.desk.live["call-1"].agent.extension == "2002"
+                and d.desk.live["call-1"].state == "with_agent", timeout=3)
+    assert caller.hangup_reasons == [] and caller.up
+    assert "agent_leg_dropped" in d.kinds()
+    caller.leaves()
     await asyncio.wait_for(task, 3)
-    assert caller.hangup_reasons == ["agent hung up"]
+    assert caller.hangup_reasons == []
+
+
+async def test_f_a_requeued_caller_is_offered_the_next_agent_before_older_waiting_callers():
+    d = Desk(online={"PJSIP/2001"})
+    line = d.desk.line  # the one waiting line the desk offers agents from (seed 003: urgent, then arrival)
+    line.join("older", urgent=False, language=None)
+    line.join("urgent", urgent=True, language=None)
+    line.join("requeued", urgent=False, language=None, first=True)
+    agent = d.pool.get("2001")
+    assert line.first_for(agent.languages) == "requeued"
+    line.leave("requeued")
+    assert line.first_for(agent.languages) == "urgent"
 
 
 async def test_firm_closing_code_plays_the_closing_then_ends_the_call():

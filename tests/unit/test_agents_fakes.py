@@ -16,7 +16,7 @@ from callflow.agents.desk import AgentDesk
 from callflow.agents.pool import AgentPool
 from callflow.core.channel import CallContext, Caller, CallerHungUp, DigitInput, OriginateResult, PlayResult
 from callflow.core.recorder import MemoryRecorder
-from callflow.flows.emergency import EmergencyBridge
+from callflow.agents.emergency import EmergencyBridge
 from callflow.telephony.fake import FakeHandoffs
 
 _ids = itertools.count(1)

@@ -309,7 +309,7 @@ async def test_the_emergency_line_is_handed_to_the_dialplan_with_the_briefing(se
     await ast.expect("SET PRIORITY 1", "200 result=0")
     assert (await asyncio.wait_for(outcome.get(), 2)) is None
     assert latch.is_latched("1700000000.1")
-    assert notes.kinds == ["emergency_latched", "emergency_dial"]
+    assert notes.kinds == ["emergency_latched", "emergency_dial", "moved"]  # the move went through the guard
     assert await ast.closed_by_controller()
 
 

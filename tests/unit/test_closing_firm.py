@@ -5,7 +5,7 @@ from __future__ import annotations
 from callflow.agents import latch
 from callflow.agents.legs import CallNotes
 from callflow.core.recorder import MemoryRecorder
-from callflow.flows.closing import CLOSING_STEPS, firm_closing, recorded_call_notice
+from callflow.agents.closing import CLOSING_STEPS, firm_closing, recorded_call_notice
 from callflow.telephony.fake import CallerScript, FakeChannel, load_prompts
 
 

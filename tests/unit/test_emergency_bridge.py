@@ -10,7 +10,7 @@ from test_agents_fakes import Desk, until
 from callflow.agents import latch
 from callflow.agents.config import EmergencyConfig
 from callflow.core.errors import ConfigError
-from callflow.flows.emergency import announcement, national
+from callflow.agents.emergency import announcement, national
 
 
 async def test_ivr_cas_f_busy_then_answered_announcement_then_bridge_then_an_agent():
@@ -26,7 +26,7 @@ async def test_ivr_cas_f_busy_then_answered_announcement_then_bridge_then_an_age
     assert latch.is_latched("call-f")
     attempts = [e for e in d.events if e == ("originate", "caller", "PJSIP/emergency-test")]
     assert len(attempts) == 3
-    assert [e[2] for e in d.events if e[1] == "caller" and e[0] == "play"] == ["emergency_reassure"] * 2
+    assert [e[2] for e in d.events if e[1] == "caller" and e[0] == "play"] == ["emergency_calling"] * 2  # help is being called, not coming (issue 11 C)
     heard = [e[2] for e in d.events if e[1] == "operator"]
     assert heard[:3] == ["emergency_announce_intro", "emergency_situation_silent", "emergency_answer_medical"]
     spoken = [p.removeprefix("em_digit_") for p in heard if p.startswith("em_digit_")]
@@ -96,11 +96,16 @@ async def test_a_refused_destination_is_recorded_and_never_dialled():
     d.emergency.config = EmergencyConfig.__new__(EmergencyConfig)
     d.emergency.config.__dict__.update(EmergencyConfig().__dict__, destination="PJSIP/112@trunk")
     caller = d.caller()
+    caller.plan = {"PJSIP/2001": [d.leg("agent")]}
     d.calls["call-r"] = caller
     await d.recorder.start("call-r", number=None, started_at=0, flow="test", language="fr")
+    task = asyncio.ensure_future(d.emergency.start("call-r", caller_number=None, situation="x", answers={}))
+    # never left alone: a person takes the caller at once (issue 11 C), the refusal is recorded
+    await until(lambda: d.desk.live.get("call-r") is not None and d.desk.live["call-r"].state == "with_agent", timeout=5)
+    caller.leaves()
     with pytest.raises(ConfigError):
-        await d.emergency.start("call-r", caller_number=None, situation="x", answers={})
-    assert not [e for e in d.events if e[0] == "originate"]
+        await asyncio.wait_for(task, 5)
+    assert not [e for e in d.events if e[0] == "originate" and e[2] == "PJSIP/112@trunk"]
     assert "emergency_refused" in [k for _, k, _ in d.recorder.calls["call-r"].actions]
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from test_agents_fakes import Desk, until
 
-from callflow.flows.escalation import Briefing, SupervisorQueue, whisper_prompts
+from callflow.agents.escalation import Briefing, SupervisorQueue, whisper_prompts
 
 
 async def connected_call(d: Desk, call_id: str = "call-1"):
@@ -53,9 +53,12 @@ async def test_transfer_the_supervisor_takes_the_caller_alone():
     assert d.bridges.bridges["callflow-call-1"] == [caller.id, supervisor.id]
     assert not agent.up and d.pool.get("2001").call_id is None
     assert "whisper_transfer" in [e[2] for e in d.events if e[1] == "supervisor"]
-    supervisor.leaves()  # the supervisor ends the call
+    supervisor.leaves()  # the supervisor's leg ends without the closing code (issue 11 F)
+    await until(lambda: d.desk.live["call-1"].state == "holding", timeout=3)  # back in the queue, not hung up
+    assert "agent_leg_dropped" in d.kinds()
+    caller.leaves()
     await asyncio.wait_for(task, 3)
-    assert caller.hangup_reasons == ["supervisor hung up"]
+    assert caller.hangup_reasons == []
 
 
 async def test_no_supervisor_within_the_wait_the_agent_takes_the_caller_back_and_a_callback_is_scheduled():

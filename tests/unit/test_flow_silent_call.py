@@ -139,16 +139,17 @@ async def test_after_a_handoff_a_caller_still_on_the_line_goes_to_an_agent():
     assert "reste en ligne" in fake.agents.handed[0][1].summary
 
 
-async def test_after_a_handoff_a_line_gone_dead_ends_through_cas_c():
+async def test_after_a_handoff_a_line_gone_quiet_goes_to_a_person_urgent_never_hung_up():
+    """Issue 11 B: the caller answered keys, then went quiet: never a dead line, a person (urgent)."""
     script = CallerScript(
         sounds=[Sound(0, S.SILENCE), Sound(12, S.BREATHING), Sound(100, S.SILENCE)],
         replies=seed_replies(lambda n: press(str(n))),
     )
     fake = await FakeCall(script).run()
-    (hangup,) = fake.channel.system_hangups()
-    last_answer = max(at for at, kind, _ in fake.record.actions if kind == "answer")
-    assert hangup.at - last_answer >= fake.deps.timers.after_handoff_wait
-    assert fake.channel.prompts()[-2:] == ["dead_line_final", "dead_line_goodbye"]
+    assert_never_hung_up_by_system(fake)
+    (_, diagnosis, _), = fake.agents.handed
+    assert diagnosis.urgent and "signe de vie" in diagnosis.summary
+    assert "dead_line_goodbye" not in fake.channel.prompts()
 
 
 async def test_a_key_after_the_handoff_brings_a_person_at_once():

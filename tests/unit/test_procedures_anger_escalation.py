@@ -8,8 +8,8 @@ import json
 import pytest
 from test_agents_fakes import Desk, until
 
-from callflow.flows.anger import IncidentCard, RaisedVoiceWatch
-from callflow.flows.escalation import Briefing, Outcome
+from callflow.agents.anger import IncidentCard, RaisedVoiceWatch
+from callflow.agents.escalation import Briefing, Outcome
 from callflow.store import procedure_kpi
 
 

@@ -1,7 +1,7 @@
 """Cas F for a FastAGI caller: the emergency line placed by the dialplan (dialplans/agi.conf).
 
 A FastAGI caller is not in our ARI app, so callflow cannot bridge it with a second
-line itself. The dialplan can, with the same steps as `flows/emergency.py`: the
+line itself. The dialplan can, with the same steps as `agents/emergency.py`: the
 call is latched, the operator hears the same briefing (the same prompt files,
 played by Dial's U() subroutine on the operator's leg before the bridge), busy or
 no answer means « Les secours arrivent… » and another attempt, with no limit while
@@ -16,9 +16,11 @@ from collections.abc import Callable
 
 from callflow.agents import latch
 from callflow.agents.config import EmergencyConfig
+from callflow.agents.emergency import announcement
+from callflow.core.call import REGISTRY
 from callflow.core.errors import ConfigError
+from callflow.core.guard import Guard
 from callflow.core.recorder import CallRecorder
-from callflow.flows.emergency import announcement
 
 log = logging.getLogger(__name__)
 
@@ -57,4 +59,10 @@ class DialplanEmergencyLine:
         await channel.set_variable("CALLFLOW_EMERGENCY_RING", str(int(self.config.ring_timeout)))
         await channel.set_variable("CALLFLOW_EMERGENCY_SPACING", str(int(self.config.retry_spacing)))
         await self.recorder.note(call_id, "emergency_dial", f"dialplan {CONTEXT} {self.config.destination}", at=at)
-        await channel.continue_in_dialplan(CONTEXT, "s", 1)
+
+        async def note(kind: str, detail: str) -> None:
+            await self.recorder.note(call_id, kind, detail, at=channel.now())
+
+        # a move of the caller: through the one guard (the emergency context never hangs the caller up)
+        await Guard(REGISTRY.open(call_id), note, channel.now).move_caller(
+            channel, CONTEXT, "s", 1, reason="emergency line placed by the dialplan")

@@ -88,9 +88,30 @@ class AriChannel:
         try:
             return await self.client.request(method, path, {k: v for k, v in params.items()})
         except AriNotFound as exc:
-            # the channel vanished under us: the caller hung up
-            self._mark_hungup()
-            raise CallerHungUp(self.id) from exc
+            # A 404 may be about a sound, a playback, a bridge…: "the caller is gone" only
+            # when the caller's channel itself is verifiably gone (issue 11 H).
+            if await self.verifiably_gone():
+                self._mark_hungup()
+                raise CallerHungUp(self.id) from exc
+            raise
+
+    async def verifiably_gone(self) -> bool:
+        """GET channels/{id} answers 404: the caller's channel no longer exists."""
+        if self._hungup.is_set():
+            return True
+        try:
+            await self.client.get(f"channels/{self.id}")
+        except AriNotFound:
+            return True
+        except Exception:  # cannot tell (ARI down, timeout): the caller is NOT assumed gone
+            log.warning("could not check the caller's channel", extra={"channel": self.id})
+            return False
+        return False
+
+    async def set_vars(self, variables: dict[str, str]) -> None:
+        """Channel variables (the call's state kept in Asterisk, read back after a restart)."""
+        for name, value in variables.items():
+            await self.client.post(f"channels/{self.id}/variable", variable=name, value=value)
 
     def _mark_hungup(self) -> None:
         self._hungup.set()

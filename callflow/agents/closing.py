@@ -22,7 +22,7 @@ on the call's record (`closing_step`), then how it ended (`closing_done`).
 été de faire baisser les dérapages »: `recorded_call_notice` plays that notice at
 the start of a call when configured (the app wiring calls it).
 
-Never during an emergency (callflow/agents/latch.py): the closing is refused.
+Never during an emergency: the call's guard (callflow/core/guard.py) refuses it.
 Choice where the seed is silent: the steps follow each other by themselves
 (the agent keys the code once); the caller is out of the agent's bridge
 meanwhile, as before, so the agent is free.
@@ -30,9 +30,10 @@ meanwhile, as before, so the agent is free.
 
 from __future__ import annotations
 
-from callflow.agents import latch
-from callflow.agents.legs import CallNotes, PersonGuard
+from callflow.agents.legs import CallNotes
+from callflow.core.call import REGISTRY
 from callflow.core.channel import Channel, CallerHungUp
+from callflow.core.guard import By, Guard
 
 CLOSING_STEPS = ("closing_step_1", "closing_step_2", "closing_step_3")
 NOTICE_PROMPT = "recorded_call_notice"
@@ -40,10 +41,10 @@ STEP_WAIT = 5.0  # seconds the caller has to hang up after steps 1 and 2
 
 
 async def firm_closing(caller: Channel, call_id: str, notes: CallNotes, *, language: str | None = None,
-                       guard: PersonGuard | None = None, step_wait: float = STEP_WAIT) -> bool:
+                       guard: Guard | None = None, step_wait: float = STEP_WAIT) -> bool:
     """The three steps, then the end of the call (through the guard). False (and recorded) when refused."""
-    guard = guard or PersonGuard(caller, call_id, notes)
-    if latch.is_latched(call_id):
+    guard = guard or Guard(REGISTRY.open(call_id), notes, notes.now)
+    if guard.call.emergency:
         await notes("closing_refused", "emergency: never hang up until help is there")
         return False
     if not caller.is_up:
@@ -59,7 +60,8 @@ async def firm_closing(caller: Channel, call_id: str, notes: CallNotes, *, langu
         if step < len(CLOSING_STEPS) and await _caller_left_within(caller, step_wait):
             await notes("closing_done", f"the caller hung up after step {step}")
             return True
-    if caller.is_up and not await guard.hang_up("firm closing (seed 002) after the third goodbye"):
+    if caller.is_up and not await guard.hang_up_caller(caller, "firm closing (seed 002) after the third goodbye",
+                                                       by=By.PERSON):
         return False
     await notes("closing_done", f"call ended after step {len(CLOSING_STEPS)} (goodbye)")
     return True

@@ -30,6 +30,8 @@ from callflow.agents.bridges import Bridges
 from callflow.agents.config import EscalationConfig
 from callflow.agents.legs import CallNotes, originate_while_up
 from callflow.agents.pool import Presence
+from callflow.core.call import REGISTRY
+from callflow.core.guard import Guard
 from callflow.core.channel import Channel, CallerHungUp
 from callflow.core.handoff import Handoffs
 
@@ -306,9 +308,10 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
     await notes("escalation", f"{esc.id} {mode} {priority}: {briefing.summary()}")
     deadline = time.monotonic() + cfg.supervisor_answer_timeout
     got_line = False
+    guard = Guard(REGISTRY.open(call_id), notes, notes.now)
     try:
         # « Je vais vous mettre en conférence avec [PRENOM_SUPERVISEUR]… Petite attente, 30 secondes maximum »
-        await deps.bridges.remove(bridge_id, caller)
+        await guard.remove_caller(deps.bridges, bridge_id, caller, "escalation: the caller waits for the supervisor")
         await caller.play(WAIT_PROMPTS[mode], barge_in=False)
         await caller.start_moh()
         got_line = await deps.queue.wait_turn(esc, deadline - time.monotonic())
@@ -345,7 +348,7 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
             await deps.bridges.add(bridge_id, caller, supervisor)
             released = False
             if mode == TRANSFER and agent_leg is not None:
-                await deps.bridges.remove(bridge_id, agent_leg)  # the desk ends the agent's leg
+                await guard.remove_leg(deps.bridges, bridge_id, agent_leg)  # the desk ends the agent's leg
                 released = True
             esc.state = CONNECTED
             esc.connected_at = time.time()

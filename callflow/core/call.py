@@ -1,0 +1,262 @@
+"""One call, one state: what the system knows about a caller, whoever handles them now.
+
+Before this module a call's state was spread over a flow object, the desk's live
+call, an escalation, the emergency bridge's dict and a process-wide latch set.
+`Call` is the one object they all read and write; `CallState` is its explicit
+state machine. Every change is pushed to `CallRegistry`'s sinks: the store (the
+`call_state` table) and the caller's channel (variables CALLFLOW_STATE,
+CALLFLOW_EMERGENCY…, as wazo-calld keeps its call state in Asterisk), so that a
+restarted controller rebuilds the call from Asterisk and the store.
+
+Pure: no sockets, no SQL. Sinks are plain async callables given by the wiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+class CallState(str, enum.Enum):
+    IVR = "ivr"  # greeting, audio check (seed 000 phases 1–2)
+    LISTENING = "listening"  # a case is being listened to (phase 3)
+    QUESTIONNAIRE = "questionnaire"  # keypad / taps questions
+    HANDOFF = "handoff"  # SMS / email / callback promised; the caller may still be there
+    WAITING_AGENT = "waiting_agent"  # on hold, agents being rung
+    WITH_AGENT = "with_agent"  # bridged with an agent (or the supervisor)
+    ESCALATING = "escalating"  # the supervisor is being brought in
+    EMERGENCY = "emergency"  # the emergency line is being called or is in the call
+    ENDED = "ended"
+
+
+S = CallState
+#: Allowed moves. Any state may end (the caller hangs up at any time); nothing leaves ENDED.
+#: Once a call is an emergency, the `emergency` flag stays: states after it only say who is with the caller.
+TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    S.IVR: frozenset({S.LISTENING, S.QUESTIONNAIRE, S.HANDOFF, S.WAITING_AGENT, S.EMERGENCY}),
+    S.LISTENING: frozenset({S.IVR, S.QUESTIONNAIRE, S.HANDOFF, S.WAITING_AGENT, S.EMERGENCY}),
+    S.QUESTIONNAIRE: frozenset({S.LISTENING, S.HANDOFF, S.WAITING_AGENT, S.EMERGENCY}),
+    S.HANDOFF: frozenset({S.LISTENING, S.QUESTIONNAIRE, S.WAITING_AGENT, S.EMERGENCY}),
+    S.WAITING_AGENT: frozenset({S.WITH_AGENT, S.EMERGENCY}),
+    S.WITH_AGENT: frozenset({S.WAITING_AGENT, S.ESCALATING, S.EMERGENCY}),
+    S.ESCALATING: frozenset({S.WITH_AGENT, S.WAITING_AGENT, S.EMERGENCY}),
+    S.EMERGENCY: frozenset({S.WAITING_AGENT, S.WITH_AGENT}),
+    S.ENDED: frozenset(),
+}
+for _state in CallState:
+    if _state is not S.ENDED:
+        TRANSITIONS[_state] = TRANSITIONS[_state] | {S.ENDED}
+
+#: States where the caller is still with the automaton (a restart sends them to a person, urgent).
+IN_IVR = frozenset({S.IVR, S.LISTENING, S.QUESTIONNAIRE, S.HANDOFF})
+
+
+class BadTransition(RuntimeError):
+    pass
+
+
+@dataclass
+class Call:
+    """Everything that decides what may happen to one caller."""
+
+    call_id: str
+    channel_id: str | None = None  # the caller's channel (Asterisk)
+    number: str | None = None
+    state: CallState = CallState.IVR
+    emergency: bool = False  # latched for ever: « Ne JAMAIS raccrocher tant que les secours ne sont pas arrivés »
+    urgent: bool = False
+    summary: str = ""  # the diagnosis so far, shown to whoever takes the caller
+    first_sign_of_life: float | None = None  # seconds since answer; never forgotten
+    last_sign_of_life: float | None = None
+    final_warning_at: float | None = None  # cas C « je vais raccrocher dans 10 secondes » spoken to its end
+    bridge_id: str | None = None
+    legs: dict[str, str] = field(default_factory=dict)  # role (agent, supervisor, emergency) → channel id
+    updated_at: float = field(default_factory=time.time)
+    history: list[tuple[CallState, CallState, str]] = field(default_factory=list)
+    _registry: "CallRegistry | None" = field(default=None, repr=False, compare=False)
+
+    # -- the state machine ----------------------------------------------------------------
+    def move(self, new: CallState, why: str = "") -> None:
+        """Go to `new` (a no-op when already there); BadTransition for a move the machine forbids."""
+        if new is self.state:
+            return
+        if new not in TRANSITIONS[self.state]:
+            raise BadTransition(f"call {self.call_id}: {self.state.value} → {new.value} ({why})")
+        self.history.append((self.state, new, why))
+        self.state = new
+        self._changed()
+
+    def end(self, why: str = "") -> None:
+        self.move(CallState.ENDED, why)
+
+    @property
+    def ended(self) -> bool:
+        return self.state is CallState.ENDED
+
+    # -- what the call showed ------------------------------------------------------------------
+    def sign_of_life(self, at: float) -> None:
+        """Speech, breathing, a tap, a key, a level change: somebody is there (never forgotten)."""
+        first = self.first_sign_of_life is None
+        if first:
+            self.first_sign_of_life = at
+        self.last_sign_of_life = at if self.last_sign_of_life is None else max(self.last_sign_of_life, at)
+        self.final_warning_at = None  # a sign of life cancels cas C's countdown
+        if first:
+            self._changed()
+
+    @property
+    def showed_life(self) -> bool:
+        return self.first_sign_of_life is not None
+
+    def latch_emergency(self, why: str = "") -> None:
+        if not self.emergency:
+            self.emergency = True
+            self.urgent = True
+            if self.state is not CallState.ENDED and self.state is not CallState.EMERGENCY:
+                self.move(CallState.EMERGENCY, why or "emergency")
+            else:
+                self._changed()
+
+    def mark_urgent(self, summary: str | None = None) -> None:
+        changed = not self.urgent or (summary is not None and summary != self.summary)
+        self.urgent = True
+        if summary is not None:
+            self.summary = summary
+        if changed:
+            self._changed()
+
+    def diagnose(self, summary: str) -> None:
+        if summary != self.summary:
+            self.summary = summary
+            self._changed()
+
+    def set_bridge(self, bridge_id: str | None) -> None:
+        if bridge_id != self.bridge_id:
+            self.bridge_id = bridge_id
+            self._changed()
+
+    def set_leg(self, role: str, channel_id: str | None) -> None:
+        if channel_id is None:
+            if self.legs.pop(role, None) is not None:
+                self._changed()
+        elif self.legs.get(role) != channel_id:
+            self.legs[role] = channel_id
+            self._changed()
+
+    # -- durable copies ------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        return {
+            "call_id": self.call_id, "channel_id": self.channel_id, "number": self.number,
+            "state": self.state.value, "emergency": self.emergency, "urgent": self.urgent,
+            "summary": self.summary, "first_sign_of_life": self.first_sign_of_life,
+            "bridge_id": self.bridge_id, "legs": dict(self.legs), "updated_at": self.updated_at,
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict) -> "Call":
+        return cls(
+            call_id=data["call_id"], channel_id=data.get("channel_id"), number=data.get("number"),
+            state=CallState(data.get("state") or "ivr"), emergency=bool(data.get("emergency")),
+            urgent=bool(data.get("urgent")), summary=data.get("summary") or "",
+            first_sign_of_life=data.get("first_sign_of_life"), bridge_id=data.get("bridge_id"),
+            legs=dict(data.get("legs") or {}),
+        )
+
+    def channel_vars(self) -> dict[str, str]:
+        """The copy kept on the caller's channel (survives the controller; read back after a restart)."""
+        return {
+            "CALLFLOW_CALL": self.call_id,
+            "CALLFLOW_STATE": self.state.value,
+            "CALLFLOW_EMERGENCY": "1" if self.emergency else "0",
+            "CALLFLOW_URGENT": "1" if self.urgent else "0",
+            "CALLFLOW_ALIVE": "1" if self.showed_life else "0",
+            "CALLFLOW_BRIDGE": self.bridge_id or "",
+        }
+
+    def _changed(self) -> None:
+        self.updated_at = time.time()
+        if self._registry is not None:
+            self._registry.changed(self)
+
+
+Sink = Callable[[Call], Awaitable[None]]
+
+
+class CallRegistry:
+    """The calls this process handles, and where their state is written through.
+
+    Writes go through one ordered queue per registry so a slow store never blocks a
+    flow and two changes are never written out of order. `flush()` waits for them.
+    """
+
+    def __init__(self) -> None:
+        self.calls: dict[str, Call] = {}
+        self.sinks: list[Sink] = []
+        self._pending: asyncio.Queue[Call] | None = None
+        self._writer: asyncio.Task | None = None
+        self.draining = False  # SIGTERM: no new calls
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def get(self, call_id: str) -> Call | None:
+        return self.calls.get(call_id)
+
+    def open(self, call_id: str, **fields) -> Call:
+        call = self.calls.get(call_id)
+        if call is None:
+            call = Call(call_id=call_id, **fields)
+            call._registry = self
+            self.calls[call_id] = call
+            self.changed(call)
+        return call
+
+    def adopt(self, call: Call) -> Call:
+        """A call rebuilt from the store / Asterisk after a restart."""
+        call._registry = self
+        self.calls[call.call_id] = call
+        return call
+
+    def forget(self, call_id: str) -> None:
+        self.calls.pop(call_id, None)
+
+    def emergencies(self) -> frozenset[str]:
+        return frozenset(cid for cid, c in self.calls.items() if c.emergency)
+
+    def changed(self, call: Call) -> None:
+        if not self.sinks:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a sync test): nothing to write to
+        if self._pending is None:
+            self._pending = asyncio.Queue()
+        self._pending.put_nowait(call)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_all(), name="call-state-writer")
+
+    async def _write_all(self) -> None:
+        assert self._pending is not None
+        while not self._pending.empty():
+            call = self._pending.get_nowait()
+            for sink in self.sinks:
+                try:
+                    await sink(call)
+                except Exception:  # a failing copy must never break the call itself
+                    log.exception("call state write failed", extra={"call": call.call_id})
+            self._pending.task_done()
+
+    async def flush(self) -> None:
+        if self._pending is not None:
+            await self._pending.join()
+
+
+#: The registry of this process (the controller, the desk and the flows share it).
+REGISTRY = CallRegistry()
