@@ -13,6 +13,7 @@ from callflow.config import Config
 from callflow.controller import Controller
 from callflow.core.agents import DialplanAgents
 from callflow.core.channel import CallContext
+from callflow.faults import FaultInjection
 from callflow.flows.closing import recorded_call_notice
 from callflow.flows.emergency import EmergencyBridge
 from callflow.flows.silent_call import SilentCallDeps, run_silent_call
@@ -39,6 +40,12 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
             await ctx.channel.answer()
             await recorded_call_notice(ctx.channel, language=ctx.caller.language)
         await run_silent_call(ctx, deps)
+
+    # TEST-ONLY (issue 11's fault campaign): None, and nothing changes, unless CALLFLOW_FAULT_INJECT is set
+    injection = FaultInjection.from_env()
+    if injection is not None:
+        injection.watch(records)
+        inbound_call = injection.wrap(inbound_call)
 
     controller = Controller(config, flow=inbound_call)
     client = controller.client

@@ -41,9 +41,10 @@ def test_hang_up_with_a_key_in_the_window_is_premature():
     assert is_premature(call("c", actions=actions))
 
 
-def test_old_sign_of_life_is_not_premature():
+def test_an_old_sign_of_life_still_makes_a_system_hang_up_premature():
+    # issue 11 bug B: a caller who breathed for a minute then went quiet was hung up at 150 s
     audio = [{"start_at": 0.0, "end_at": 60.0, "state": "breathing", "distress": 0}]
-    assert not is_premature(call("c", duration=150.0, audio=audio))
+    assert is_premature(call("c", duration=150.0, audio=audio))
 
 
 def test_the_section_8_metrics():
@@ -73,6 +74,10 @@ def test_no_calls_no_division_by_zero():
     assert k.silent_pct is None and k.premature_pct is None and k.documented_pct is None
 
 
+# The audit (callflow/store/audit.py) reads c-5 — breathed, answered with keys, then quiet from 100 s and
+# hung up by the system at 166 s — as premature: that is issue 11's bug B in the guard (flows/safety.py
+# forgets signs of life after 40 s). strict: once the guard is fixed (branch callstate) this must pass.
+@pytest.mark.xfail(strict=True, reason="issue 11 bug B: the hang-up guard forgets signs of life after 40 s")
 async def test_kpis_over_real_flow_runs_premature_0_and_documented_100(tmp_path):
     store = await Records.open(tmp_path / "kpi.db")
     breathing = [Sound(0, S.SILENCE), Sound(12, S.BREATHING)]
