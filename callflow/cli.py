@@ -26,12 +26,22 @@ def main(argv: list[str] | None = None) -> int:
 
     pbx = sub.add_parser("pbx", help="the sandbox Asterisk 22 (Debian sid chroot)")
     pbx_sub = pbx.add_subparsers(dest="action", required=True)
-    pbx_sub.add_parser("up", help="build once, install our config, start, wait for ARI").set_defaults(func=_pbx_up)
-    pbx_sub.add_parser("down", help="stop Asterisk and unmount").set_defaults(func=_pbx_down)
-    pbx_sub.add_parser("status", help="is it running, where it listens").set_defaults(func=_pbx_status)
+    up = pbx_sub.add_parser("up", help="build once, install our config, start, wait for ARI")
+    up.set_defaults(func=_pbx_up)
+    down = pbx_sub.add_parser("down", help="stop Asterisk (the last instance out unmounts)")
+    down.set_defaults(func=_pbx_down)
+    status = pbx_sub.add_parser("status", help="is it running, where it listens")
+    status.set_defaults(func=_pbx_status)
     cli = pbx_sub.add_parser("cli", help='run an Asterisk CLI command: callflow pbx cli "pjsip show endpoints"')
     cli.add_argument("cli_command")
     cli.set_defaults(func=_pbx_cli)
+    for command in (up, down, status, cli):
+        command.add_argument("--instance", type=_instance_number, default=None, metavar="K",
+                             help="which Asterisk: 0 (default; $CALLFLOW_PBX_INSTANCE) is 127.0.0.1, "
+                                  "K >= 1 listens on 127.0.0.(K+1) with its own RTP range and directories")
+    for command in (up, down):
+        command.add_argument("--instances", type=int, default=1, metavar="N",
+                             help="N instances from --instance on (K, K+1, … K+N-1)")
 
     prompts = sub.add_parser("prompts", help="prompt sounds")
     prompts_sub = prompts.add_subparsers(dest="action", required=True)
@@ -88,10 +98,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sandbox():
-    from callflow.pbx.sandbox import Sandbox
+def _instance_number(text: str) -> int:
+    from callflow.pbx.sandbox import MAX_INSTANCE
 
-    return Sandbox()
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_INSTANCE} (got {text!r})") from None
+    if not 0 <= number <= MAX_INSTANCE:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_INSTANCE} (got {text!r})")
+    return number
+
+
+def _sandboxes(args: argparse.Namespace) -> list:
+    """The instances a `pbx` command is about: --instance (else $CALLFLOW_PBX_INSTANCE, else 0), --instances."""
+    from callflow.pbx.sandbox import Instance, Sandbox, SandboxError
+
+    first = args.instance if args.instance is not None else Instance.from_env().number
+    count = getattr(args, "instances", 1)
+    if count < 1:
+        raise SandboxError(f"--instances: expected a whole number of at least 1 (got {count})")
+    return [Sandbox(instance=Instance(n)) for n in range(first, first + count)]
+
+
+def _sandbox(args: argparse.Namespace):
+    return _sandboxes(args)[0]
 
 
 def _pbx_error(fn):
@@ -117,32 +148,36 @@ def _pbx_up(args: argparse.Namespace) -> int:
     except ConfigError:
         agent_name = PromptsConfig().agent_name  # no ARI credentials yet: `up` is what makes them
     prompts.render(agent_name)
-    endpoints = _sandbox().up()
-    print("sandbox Asterisk is up")
-    for key, value in endpoints.items():
-        print(f"  {key:4} {value}")
+    for sandbox in _sandboxes(args):
+        endpoints = sandbox.up()
+        print(f"sandbox Asterisk (instance {sandbox.instance.number}) is up")
+        for key, value in endpoints.items():
+            print(f"  {key:4} {value}")
     return 0
 
 
 @_pbx_error
 def _pbx_down(args: argparse.Namespace) -> int:
-    _sandbox().down()
-    print("sandbox Asterisk stopped")
+    for sandbox in _sandboxes(args):
+        sandbox.down()
+        print(f"sandbox Asterisk (instance {sandbox.instance.number}) stopped")
     return 0
 
 
 @_pbx_error
 def _pbx_status(args: argparse.Namespace) -> int:
-    status = _sandbox().status()
+    status = _sandbox(args).status()
     print(json.dumps(status, indent=2))
     return 0 if status["running"] else 3
 
 
 @_pbx_error
 def _pbx_cli(args: argparse.Namespace) -> int:
-    sandbox = _sandbox()
+    sandbox = _sandbox(args)
     if not sandbox.running():
-        print("callflow pbx: the sandbox is not running (callflow pbx up)", file=sys.stderr)
+        n = sandbox.instance.number
+        print(f"callflow pbx: the sandbox (instance {n}) is not running (callflow pbx up{f' --instance {n}' if n else ''})",
+              file=sys.stderr)
         return 1
     print(sandbox.cli(args.cli_command), end="")
     return 0

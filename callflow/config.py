@@ -179,6 +179,8 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
     for name, cls in SECTIONS.items():
         sections[name] = _build_section(name, cls, data.get(name, {}), env)
     config = Config(**sections)
+    if "CALLFLOW_ARI_URL" not in env and "url" not in data.get("ari", {}):
+        _fill_sandbox_instance(config.ari, env)
     _fill_sandbox_credentials(config.ari, env)
     _fill_sandbox_defaults(config, env)
     config.validate()
@@ -247,11 +249,24 @@ def _expected(kind: Any) -> str:
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(kind, str(kind))
 
 
+def _fill_sandbox_instance(ari: AriConfig, env: dict[str, str]) -> None:
+    """CALLFLOW_PBX_INSTANCE=K (a sandbox instance of `callflow pbx up --instance K`) points the
+    controller at that instance's ARI unless ari.url is given."""
+    if not env.get("CALLFLOW_PBX_INSTANCE"):
+        return
+    from callflow.pbx.sandbox import Instance, SandboxError
+
+    try:
+        ari.url = Instance.from_env(env).ari_url
+    except SandboxError as exc:
+        raise ConfigError("CALLFLOW_PBX_INSTANCE", "a sandbox instance number from 0 to 59", env["CALLFLOW_PBX_INSTANCE"]) from exc
+
+
 def _fill_sandbox_defaults(config: Config, env: dict[str, str]) -> None:
     """On the sandbox PBX's machine, the controller shares its sounds folder for runtime speech."""
     state_dir = Path(env.get("CALLFLOW_STATE_DIR", str(DEFAULT_STATE_DIR)))
     sounds = Path(env.get("CALLFLOW_SANDBOX_ROOT", str(state_dir / "sid-root"))) / "usr/share/asterisk/sounds"
-    if not config.agents.runtime_sounds_dir and sounds.is_dir() and "127.0.0.1" in config.ari.url:
+    if not config.agents.runtime_sounds_dir and sounds.is_dir() and "://127.0.0." in config.ari.url:
         config.agents.runtime_sounds_dir = str(sounds / config.prompts.sounds_prefix)
 
 

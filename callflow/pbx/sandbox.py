@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGES = ["asterisk", "asterisk-core-sounds-en", "asterisk-core-sounds-fr", "asterisk-moh-opsound-wav"]
@@ -27,6 +27,71 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SIP_PORT = 5060
 ARI_PORT = 8088
 REPO = Path(__file__).resolve().parents[2]
+#: Instances beyond this would run their RTP ranges past 60000 (see Instance.rtp_range).
+MAX_INSTANCE = 59
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One Asterisk of the sandbox: its loopback address, RTP range and directories.
+
+    Instance 0 is the users' PBX, exactly as it always was: 127.0.0.1, RTP 10000–20000,
+    Debian's own paths. Instance N ≥ 1 (parallel test workers) runs from the same sid
+    root with its own address 127.0.0.(N+1) — same SIP/ARI/AMI ports, so every
+    configuration file and test line keeps its port —, its own RTP range (Asterisk's RTP
+    sockets bind every address) and its own etc/lib/log/spool/run/cache directories.
+    """
+
+    number: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.number <= MAX_INSTANCE:
+            raise SandboxError(f"PBX instance {self.number!r}: expected a whole number from 0 to {MAX_INSTANCE}")
+
+    @classmethod
+    def from_env(cls, env: "os._Environ[str] | dict[str, str]" = os.environ) -> "Instance":
+        raw = env.get("CALLFLOW_PBX_INSTANCE", "0") or "0"
+        try:
+            return cls(int(raw))
+        except ValueError:
+            raise SandboxError(f"CALLFLOW_PBX_INSTANCE: expected a whole number from 0 to {MAX_INSTANCE} (got {raw!r})") from None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.{self.number + 1}"
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.number == 0 else f"-{self.number}"
+
+    @property
+    def rtp_range(self) -> tuple[int, int]:
+        if self.number == 0:
+            return 10000, 20000
+        start = 30000 + (self.number - 1) * 500  # 500 ports: ~100 calls with a media fork each
+        return start, start + 499
+
+    @property
+    def ari_url(self) -> str:
+        return f"http://{self.address}:{ARI_PORT}/ari"
+
+    @property
+    def sip_target(self) -> str:
+        return f"{self.address}:{SIP_PORT}"
+
+    def dirs(self) -> dict[str, str]:
+        """Asterisk's directories inside the root (asterisk.conf's [directories])."""
+        x = self.suffix
+        # /run, not /var/run: in the root /var/run is an absolute link that would lead out of it
+        return {"etc": f"/etc/asterisk{x}", "lib": f"/var/lib/asterisk{x}", "log": f"/var/log/asterisk{x}",
+                "spool": f"/var/spool/asterisk{x}", "run": f"/run/asterisk{x}", "cache": f"/var/cache/asterisk{x}"}
+
+    def substitutions(self) -> dict[str, str]:
+        d = self.dirs()
+        start, end = self.rtp_range
+        return {"@ADDR@": self.address, "@RTP_START@": str(start), "@RTP_END@": str(end),
+                "@ETC_DIR@": d["etc"], "@LIB_DIR@": d["lib"], "@LOG_DIR@": d["log"], "@SPOOL_DIR@": d["spool"],
+                "@RUN_DIR@": d["run"], "@CACHE_DIR@": d["cache"]}
 
 
 class SandboxError(RuntimeError):
@@ -37,6 +102,7 @@ class SandboxError(RuntimeError):
 class Sandbox:
     state_dir: Path = Path(os.environ.get("CALLFLOW_STATE_DIR", "/var/lib/callflow"))
     repo: Path = REPO
+    instance: Instance = field(default_factory=Instance.from_env)
 
     @property
     def root(self) -> Path:
@@ -48,16 +114,27 @@ class Sandbox:
 
     @property
     def pid_file(self) -> Path:
-        return self.state_dir / "asterisk.pid"
+        return self.state_dir / f"asterisk{self.instance.suffix}.pid"
 
     @property
     def log_file(self) -> Path:
         """Asterisk's own file log (logger.conf), readable by tests."""
-        return self.root / "var/log/asterisk/callflow.log"
+        return self._in_root(self.instance.dirs()["log"]) / "callflow.log"
 
     @property
     def console_log(self) -> Path:
-        return self.state_dir / "asterisk-console.log"
+        return self.state_dir / f"asterisk-console{self.instance.suffix}.log"
+
+    @property
+    def etc_dir(self) -> Path:
+        return self._in_root(self.instance.dirs()["etc"])
+
+    @property
+    def ari_url(self) -> str:
+        return self.instance.ari_url
+
+    def _in_root(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
 
     # -- build ---------------------------------------------------------------
 
@@ -100,14 +177,15 @@ class Sandbox:
 
     def install_config(self) -> None:
         """Copy asterisk/etc, dialplans and rendered sounds into the root (every `up`)."""
-        etc = self.root / "etc/asterisk"
+        etc = self.etc_dir
         dist = self.root / "etc/asterisk.dist"
-        if etc.exists() and not dist.exists():
+        if self.instance.number == 0 and etc.exists() and not dist.exists():
             etc.rename(dist)  # keep Debian's samples aside; we load only our own files
         shutil.rmtree(etc, ignore_errors=True)
         etc.mkdir(parents=True)
         creds = self.credentials()
-        subst = {"@ARI_USER@": creds["ari_user"], "@ARI_PASSWORD@": creds["ari_password"], "@SIP_PASSWORD@": creds["sip_password"]}
+        subst = {"@ARI_USER@": creds["ari_user"], "@ARI_PASSWORD@": creds["ari_password"],
+                 "@SIP_PASSWORD@": creds["sip_password"], **self.instance.substitutions()}
         for src in sorted((self.repo / "asterisk/etc").glob("*.conf")):
             text = src.read_text()
             for key, value in subst.items():
@@ -115,19 +193,36 @@ class Sandbox:
             (etc / src.name).write_text(text)
         (etc / "dialplans").mkdir()
         for src in sorted((self.repo / "dialplans").glob("*.conf")):
-            shutil.copy2(src, etc / "dialplans" / src.name)
+            text = src.read_text()
+            for key, value in subst.items():
+                text = text.replace(key, value)
+            (etc / "dialplans" / src.name).write_text(text)
+        self._install_sounds()
+        for sub in self.instance.dirs().values():
+            self._in_root(sub).mkdir(parents=True, exist_ok=True)
+            self._chroot(["chown", "-R", "asterisk:asterisk", sub])
+        os.chmod(etc, 0o750)
+
+    def _install_sounds(self) -> None:
+        """The rendered prompts, shared by every instance: replaced file by file (atomically),
+        so an instance that is playing a prompt never finds it missing."""
         sounds = self.root / "usr/share/asterisk/sounds/callflow"
-        shutil.rmtree(sounds, ignore_errors=True)
+        wanted: set[Path] = set()
         for lang_dir in sorted(p for p in (self.repo / "sounds").iterdir() if p.is_dir()):
             dest = sounds / lang_dir.name
-            dest.mkdir(parents=True)
+            dest.mkdir(parents=True, exist_ok=True)
             for f in lang_dir.iterdir():
                 if f.suffix in (".wav", ".ulaw", ".alaw", ".sln", ".gsm"):
-                    shutil.copy2(f, dest / f.name)
-        for sub in ("etc/asterisk", "var/lib/asterisk", "var/log/asterisk", "var/spool/asterisk", "run/asterisk", "var/cache/asterisk"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-            self._chroot(["chown", "-R", "asterisk:asterisk", "/" + sub])
-        os.chmod(etc, 0o750)
+                    target = dest / f.name
+                    wanted.add(target)
+                    if target.exists() and target.read_bytes() == f.read_bytes():
+                        continue
+                    tmp = target.with_name(f".{f.name}.{os.getpid()}")
+                    shutil.copy2(f, tmp)
+                    os.replace(tmp, target)
+        for old in sounds.glob("*/*"):
+            if old.is_file() and old not in wanted and not old.name.startswith("."):
+                old.unlink(missing_ok=True)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -139,15 +234,17 @@ class Sandbox:
             self.wait_ari(timeout)
             return self.endpoints()
         self.ensure_built()
+        address = self.instance.address
         for port, proto in ((SIP_PORT, socket.SOCK_DGRAM), (ARI_PORT, socket.SOCK_STREAM)):
-            if port_taken(port, proto):
+            if port_taken(port, proto, address):
                 kind = "UDP" if proto == socket.SOCK_DGRAM else "TCP"
-                raise SandboxError(f"port {port}/{kind} on 127.0.0.1 is already taken: stop what listens there (ss -lnp | grep {port})")
+                raise SandboxError(f"port {port}/{kind} on {address} is already taken: stop what listens there (ss -lnp | grep {port})")
         self.install_config()
         self._mount()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         console = open(self.console_log, "wb")
         proc = subprocess.Popen(
-            ["chroot", str(self.root), "asterisk", "-f", "-U", "asterisk", "-G", "asterisk", "-n"],
+            ["chroot", str(self.root), "asterisk", *self._conf_args(), "-f", "-U", "asterisk", "-G", "asterisk", "-n"],
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.pid_file.write_text(str(proc.pid))
@@ -170,7 +267,7 @@ class Sandbox:
 
     def ari_ok(self) -> bool:
         creds = self.credentials()
-        req = urllib.request.Request(f"http://127.0.0.1:{ARI_PORT}/ari/asterisk/info")
+        req = urllib.request.Request(f"{self.ari_url}/asterisk/info")
         token = b64encode(f"{creds['ari_user']}:{creds['ari_password']}".encode()).decode()
         req.add_header("Authorization", "Basic " + token)
         try:
@@ -187,20 +284,22 @@ class Sandbox:
         deadline = time.monotonic() + 10
         while pid and pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        for p in self._processes_in_root():  # strays: a hung asterisk, a remote console…
+        for p in self._processes_in_root(mine_only=True):  # strays: a hung asterisk, a remote console…
             try:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.pid_file.unlink(missing_ok=True)
-        self._unmount()
+        if not self._processes_in_root(mine_only=False):
+            self._unmount()  # /proc and /dev are shared by every instance: only the last one out unmounts
 
     def running(self) -> bool:
         pid = self._pid()
         return bool(pid and pid_alive(pid))
 
     def status(self) -> dict[str, object]:
-        info: dict[str, object] = {"root": str(self.root), "built": (self.root / "usr/sbin/asterisk").exists(), "running": self.running()}
+        info: dict[str, object] = {"instance": self.instance.number, "root": str(self.root),
+                                   "built": (self.root / "usr/sbin/asterisk").exists(), "running": self.running()}
         if info["running"]:
             info.update(self.endpoints())
             info["version"] = self.cli("core show version", check=False).strip()
@@ -208,10 +307,12 @@ class Sandbox:
         return info
 
     def endpoints(self) -> dict[str, str]:
-        return {"sip": f"udp 127.0.0.1:{SIP_PORT}", "ari": f"http://127.0.0.1:{ARI_PORT}/ari (user {self.credentials()['ari_user']})", "log": str(self.log_file)}
+        start, end = self.instance.rtp_range
+        return {"sip": f"udp {self.instance.sip_target}", "ari": f"{self.ari_url} (user {self.credentials()['ari_user']})",
+                "rtp": f"{start}-{end}", "log": str(self.log_file)}
 
     def cli(self, command: str, check: bool = True) -> str:
-        done = self._chroot(["asterisk", "-rx", command], check=False)
+        done = self._chroot(["asterisk", *self._conf_args(), "-rx", command], check=False)
         if check and done.returncode != 0:
             raise SandboxError(f"asterisk -rx {command!r} failed: {done.stderr.strip() or done.stdout.strip()}")
         return done.stdout
@@ -229,6 +330,10 @@ class Sandbox:
             return int(self.pid_file.read_text())
         except (OSError, ValueError):
             return None
+
+    def _conf_args(self) -> list[str]:
+        """Instance 0 runs with Debian's default /etc/asterisk/asterisk.conf, as before."""
+        return [] if self.instance.number == 0 else ["-C", f"{self.instance.dirs()['etc']}/asterisk.conf"]
 
     def _chroot(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(["chroot", str(self.root), *args], capture_output=True, text=True, check=check)
@@ -248,16 +353,25 @@ class Sandbox:
             if os.path.ismount(path):
                 subprocess.run(["umount", "-l", str(path)], check=False)
 
-    def _processes_in_root(self) -> list[int]:
+    def _processes_in_root(self, mine_only: bool) -> list[int]:
+        """Processes chrooted in the sandbox root; with mine_only, those of this instance
+        (told apart by the -C option naming the instance's asterisk.conf)."""
         root = os.path.realpath(self.root)
+        marker = f"{self.instance.dirs()['etc']}/asterisk.conf"
         found = []
         for entry in os.listdir("/proc"):
             if entry.isdigit():
                 try:
-                    if os.readlink(f"/proc/{entry}/root") == root:
-                        found.append(int(entry))
+                    if os.readlink(f"/proc/{entry}/root") != root:
+                        continue
+                    args = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
+                if mine_only:
+                    named = [a.decode(errors="replace") for a in args if a.startswith(b"/etc/asterisk-")]
+                    if self.instance.number == 0 and named or self.instance.number and marker not in named:
+                        continue
+                found.append(int(entry))
         return found
 
 
@@ -279,12 +393,12 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def port_taken(port: int, kind: int) -> bool:
+def port_taken(port: int, kind: int, address: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, kind) as s:
         # like Asterisk itself: a TIME_WAIT left by our own ARI probes is no owner
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((address, port))
         except OSError:
             return True
     return False

@@ -17,12 +17,19 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callflow.pbx.sandbox import Instance
+
 SIPP = shutil.which("sipp") or "/usr/bin/sipp"
 STOCK_DTMF = Path("/usr/share/sip-tester")  # Debian's sip-tester ships one RFC 2833 capture per key
-ASTERISK = "127.0.0.1:5060"
 _ports = itertools.count(0)
 _presses = itertools.count(1)
 
+
+
+def pbx_instance() -> Instance:
+    """The sandbox instance SIPp talks to ($CALLFLOW_PBX_INSTANCE; 0 is 127.0.0.1:5060). Each
+    instance has its own loopback address, so SIPp peers of parallel test workers never meet."""
+    return Instance.from_env()
 
 
 def next_ports() -> tuple[int, int]:
@@ -312,7 +319,7 @@ class SippRun:
 
 async def start_sipp(xml: str, *, name: str, service: str = "3000", sip_port: int | None = None,
                      media_port: int | None = None, timeout_s: int = 120, extra: list[str] | None = None,
-                     remote: str = ASTERISK, uas: bool = False, calls: int = 1, concurrent: int = 1,
+                     remote: str | None = None, uas: bool = False, calls: int = 1, concurrent: int = 1,
                      rate: float | None = None) -> SippRun:
     sp, mp = next_ports()
     sip_port = sip_port or sp
@@ -320,13 +327,14 @@ async def start_sipp(xml: str, *, name: str, service: str = "3000", sip_port: in
     workdir = Path(tempfile.mkdtemp(prefix=f"sipp-{name}-"))
     scenario = workdir / "scenario.xml"
     scenario.write_text(xml)
-    args = [SIPP, "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(sip_port), "-mp", str(media_port),
+    instance = pbx_instance()
+    args = [SIPP, "-sf", str(scenario), "-i", instance.address, "-p", str(sip_port), "-mp", str(media_port),
             "-m", str(calls), "-l", str(concurrent), "-s", service, "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
             "-nostdin", *(extra or [])]
     if rate is not None:
         args += ["-r", str(rate)]
     if not uas:
-        args.insert(1, remote)
+        args.insert(1, remote or instance.sip_target)
     out = open(workdir / "sipp.out", "wb")
     proc = await asyncio.create_subprocess_exec(*args, cwd=workdir, stdout=out, stderr=asyncio.subprocess.STDOUT,
                                                 stdin=asyncio.subprocess.DEVNULL)

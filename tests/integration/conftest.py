@@ -30,23 +30,50 @@ sys.path.insert(0, str(Path(__file__).parent))
 from callflow.pbx.sipp import SippRun, answering_phone_xml, next_ports, register, registration_xml, start_sipp  # noqa: E402
 
 from callflow import prompts  # noqa: E402
-from callflow.pbx.sandbox import Sandbox  # noqa: E402
+from callflow.pbx.sandbox import Instance, Sandbox  # noqa: E402
 
 pytestmark = pytest.mark.integration
+
+
+def test_instance() -> Instance:
+    """This test process's own sandbox Asterisk: CALLFLOW_TEST_INSTANCE_BASE (default 1) plus the
+    pytest-xdist worker's number. Instance 0, the users' PBX, is never touched by the tests."""
+    base = os.environ.get("CALLFLOW_TEST_INSTANCE_BASE", "1")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    try:
+        number = int(base) + int(worker.removeprefix("gw"))
+    except ValueError:
+        pytest.fail(f"CALLFLOW_TEST_INSTANCE_BASE: expected a whole number >= 1 (got {base!r})")
+    if number < 1:
+        pytest.fail(f"CALLFLOW_TEST_INSTANCE_BASE: expected a whole number >= 1 (got {base!r}): instance 0 is the users' PBX")
+    return Instance(number)
+
+
+test_instance.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture(scope="session")
 def pbx() -> Iterator[Sandbox]:
     if os.geteuid() != 0:
         pytest.fail("integration tests run the sandbox PBX and need root")
-    sandbox = Sandbox()
-    # one integration run at a time on this machine: they share one Asterisk
+    instance = test_instance()
+    # Every process this worker starts (controller, SIPp, the product's CLI) talks to this instance.
+    os.environ["CALLFLOW_PBX_INSTANCE"] = str(instance.number)
+    sandbox = Sandbox(instance=instance)
     sandbox.state_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(sandbox.state_dir / "integration.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    # one test run at a time per instance (another run on this machine takes other instances)
+    lock = open(sandbox.state_dir / f"integration-{instance.number}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pytest.fail(f"PBX instance {instance.number} is in use by another test run: "
+                    "set CALLFLOW_TEST_INSTANCE_BASE to a free range (docs/testing.md)")
     was_running = sandbox.running()
-    prompts.render("Camille")
-    sandbox.up()
+    # the root, the rendered prompts and the shared sounds folder: one worker at a time
+    with open(sandbox.state_dir / "pbx-setup.lock", "w") as setup_lock:
+        fcntl.flock(setup_lock, fcntl.LOCK_EX)
+        prompts.render("Camille")
+        sandbox.up()
     yield sandbox
     if not was_running:
         sandbox.down()
@@ -93,10 +120,11 @@ class Ari:
 
     def __init__(self, sandbox: Sandbox):
         creds = sandbox.credentials()
+        self.url = sandbox.ari_url
         self.token = b64encode(f"{creds['ari_user']}:{creds['ari_password']}".encode()).decode()
 
     def get(self, path: str):
-        req = urllib.request.Request(f"http://127.0.0.1:8088/ari/{path}")
+        req = urllib.request.Request(f"{self.url}/{path}")
         req.add_header("Authorization", "Basic " + self.token)
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read() or b"null")

@@ -163,8 +163,9 @@ async def test_distress_asks_the_emergency_question_first_and_1_never_hangs_up(c
 
 
 async def test_a_breathing_caller_who_never_presses_is_never_hung_up(controller_process, files):
-    # the shortest questionnaire the config allows (1 re-prompt, 5 s per question): the
-    # caller outlasts it and the call goes on with a person, never a BYE from us
+    # the shortest questionnaire the config allows (1 re-prompt, 5 s per question): timers the seed
+    # does not fix (« Répéter si besoin », no figure for the answer time); the caller outlasts it and
+    # the call goes on with a person, never a BYE from us
     controller = controller_process
     controller.env.update({"CALLFLOW_SILENT_CALL_REPROMPTS": "1", "CALLFLOW_SILENT_CALL_QUESTION_TIMEOUT": "5"})
     controller.start()
