@@ -351,17 +351,17 @@ async def register(user: str, password: str, sip_port: int, *, expires: int = 30
 
 EMERGENCY_BEHAVIOURS = ("answers", "busy", "never_answers", "answers_then_hangs_up")
 
-_UAS_HEAD_REMEMBERING = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+def _uas_head_remembering(**headers: str) -> str:
+    """A UAS head that keeps INVITE headers in SIPp variables (SIPp refuses a variable never used)."""
+    actions = "".join(f'      <ereg regexp="{regexp}" search_in="hdr" header="{header}:" assign_to="{name}"/>\n'
+                      for name, (header, regexp) in headers.items())
+    return ("""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="emergency line">
   <recv request="INVITE" crlf="true">
     <action>
-      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_from"/>
-      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_to"/>
-      <ereg regexp=".*" search_in="hdr" header="CSeq:" assign_to="invite_cseq"/>
-      <ereg regexp="sip:[^>;]*" search_in="hdr" header="Contact:" assign_to="remote_contact"/>
-    </action>
+""" + actions + """    </action>
   </recv>
-""" + _uas_reply("180 Ringing", contact=True)
+""" + _uas_reply("180 Ringing", contact=True))
 
 
 def emergency_line_xml(behaviour: str = "answers", *, ring_seconds: float = 0.5, talk_audio: str | None = None,
@@ -379,15 +379,16 @@ def emergency_line_xml(behaviour: str = "answers", *, ring_seconds: float = 0.5,
         return answering_phone_xml(ring_seconds=ring_seconds, reject_with=486)
     ring = f'<pause milliseconds="{int(ring_seconds * 1000)}"/>'
     if behaviour == "never_answers":
-        return (_UAS_HEAD_REMEMBERING + '  <recv request="CANCEL" timeout="600000"/>\n' + _uas_reply("200 OK", new_tag=False)
+        return (_uas_head_remembering(invite_cseq=("CSeq", ".*")) + '  <recv request="CANCEL" timeout="600000"/>\n' + _uas_reply("200 OK", new_tag=False)
                 + "  <send>\n    <![CDATA[\n      SIP/2.0 487 Request Terminated\n      [last_Via:]\n      [last_From:]\n"
                 "      [last_To:];tag=[pid]SIPpTag01[call_number]\n      [last_Call-ID:]\n      CSeq:[$invite_cseq]\n"
                 "      Content-Length: 0\n\n    ]]>\n  </send>\n"
                 '  <recv request="ACK"/>\n</scenario>\n')
-    media = f'<nop><action><exec rtp_stream="{talk_audio},-1,0"/></action></nop>' if talk_audio else ""
-    head = _UAS_HEAD_REMEMBERING + ring + _UAS_ANSWER + media
     if behaviour == "answers":
-        return head + WAIT_FOR_BYE
+        return answering_phone_xml(ring_seconds=ring_seconds, talk_audio=talk_audio)
+    media = f'<nop><action><exec rtp_stream="{talk_audio},-1,0"/></action></nop>' if talk_audio else ""
+    head = _uas_head_remembering(remote_from=("From", ".*"), local_to=("To", ".*"),
+                                 remote_contact=("Contact", "sip:[^>;]*")) + ring + _UAS_ANSWER + media
     return head + f"""
   <pause milliseconds="{int(talk_seconds * 1000)}"/>
   <send retrans="500">

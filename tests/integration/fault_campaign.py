@@ -193,3 +193,26 @@ async def closed_record(db: Path, call_id: str, timeout: float = 30.0) -> dict:
 
 def audit_reasons(call: dict) -> list[str]:
     return audit_call(call).reasons if call else ["no record"]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The fault table (fault × phase → what the caller got) from the campaign's JSON rows."""
+    lines = ["| fault | phase | what the caller got (Asterisk's view, from the fault) | hung up by us | left on PBX | record |",
+             "|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["fault"], r["phase"])):
+        by_us = "no" if r["caller_sipp_exit"] == 0 else f"SIPp exit {r['caller_sipp_exit']}"
+        if r.get("separated_from_operator"):
+            by_us += f"; separated from operator {r['separated_from_operator']}"
+        left = ", ".join(r["left_channels"] + r["left_bridges"]) or "nothing"
+        record = (f"closed: {r['hung_up_by']} ({(r['hangup_reason'] or '')[:40]})" if r["record_ended"] else "NOT closed")
+        if r["audit"]:
+            record += "; audit: " + "; ".join(r["audit"])[:80]
+        lines.append(f"| {r['fault']} | {r['phase']} | {r['caller_got']} | {by_us} | {left} | {record} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python tests/integration/fault_campaign.py rows.jsonl
+    import json
+    import sys
+
+    print(markdown_table([json.loads(line) for line in open(sys.argv[1]) if line.strip()]))

@@ -134,6 +134,8 @@ async def test_fault(fault, phase_name, pbx, ari, controller_process, desk_phone
                      audio_dir):
     phase = PHASES[phase_name]
     ctl = controller_process
+    for bridge in await asyncio.to_thread(ari.bridges):  # a clean slate: nothing left by an earlier test
+        await asyncio.to_thread(pbx.cli, f"bridge destroy {bridge['id']}", False)
     ctl.env["CALLFLOW_LOG_LEVEL"] = "INFO"
     proxy = None
     if fault == "handler_error":
