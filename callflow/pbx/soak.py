@@ -6,7 +6,7 @@ product's real flows (issue 11, item 7):
 
 - speakers (half): talk over the greeting, go to an agent on a desk phone (2001–2003, SIPp
   phones that answer, talk a few seconds and key the firm closing *0), and get our BYE after
-  the closing words;
+  the closing words — or, still holding for a free agent after 85 s, hang up on their own;
 - breathers (a quarter): breathe through the IVR and hang up on their own after 40 s;
 - dead lines (a quarter): digital silence, hung up by us after the seed's cas C (20–30 s,
   the final warning, 10 s).
@@ -35,7 +35,7 @@ from pathlib import Path
 from callflow.pbx.bench import _failed_calls, machine
 from callflow.pbx.sandbox import Instance, Sandbox
 from callflow.pbx.sipp import Caller, SippRun, dtmf_pcap, register, start_sipp
-from callflow.pbx.sipp import _UAS_ANSWER, _UAS_HEAD, WAIT_FOR_BYE
+from callflow.pbx.sipp import _BYE_FROM_US, _UAS_ANSWER, _UAS_HEAD, WAIT_FOR_BYE, _uas_reply
 
 # seconds each kind of caller takes (for the number of calls that fills the run)
 SPEAKER_SECONDS = 25.0
@@ -115,6 +115,16 @@ def _agent_phone_xml(workdir: Path, talk: Path) -> str:
             + WAIT_FOR_BYE)
 
 
+def _speaker_xml(audio: Path, wait_for_bye: float) -> str:
+    """Talks, then waits up to `wait_for_bye` s for our BYE (the agent's firm closing); a speaker still
+    holding for a free agent after that hangs up on their own, as a real caller would."""
+    head = Caller().audio(audio).xml(hang_up=False, answer_within=30).split('  <recv request="BYE"')[0]
+    ours = _BYE_FROM_US.replace("</scenario>", "").strip("\n")
+    return (head + f'  <recv request="BYE" timeout="{int(wait_for_bye * 1000)}" ontimeout="1"/>\n'
+            + _uas_reply("200 OK", new_tag=False).replace("  <send>", '  <send next="2">', 1)
+            + '  <label id="1"/>\n' + ours + '\n  <label id="2"/>\n</scenario>\n')
+
+
 def _audio(sandbox: Sandbox, workdir: Path) -> dict[str, Path]:
     out = {"speech": workdir / "speech.ulaw", "breathing": workdir / "breathing.ulaw", "silence": workdir / "silence.ulaw",
            "tone": workdir / "tone.ulaw"}
@@ -165,8 +175,7 @@ async def soak(minutes: float, concurrent: int, *, sample_every: float = 10.0, d
         breathers = max(1, concurrent // 4)
         dead = max(1, concurrent - speakers - breathers)
         plan = [
-            ("speakers", Caller().audio(audio["speech"]).pause(SPEAKER_SECONDS + 60).xml(hang_up=False, answer_within=30),
-             speakers, SPEAKER_SECONDS),
+            ("speakers", _speaker_xml(audio["speech"], SPEAKER_SECONDS + 60), speakers, SPEAKER_SECONDS),
             ("breathers", Caller().audio(audio["breathing"]).pause(BREATHER_SECONDS).xml(answer_within=30),
              breathers, BREATHER_SECONDS),
             ("dead_lines", Caller().audio(audio["silence"]).xml(hang_up=False, answer_within=30), dead, DEAD_LINE_SECONDS),
