@@ -18,8 +18,8 @@ Faults:
   dropped phone or network would.
 
 CI runs DEFAULT_CELLS (the phases where a fault can separate people, chosen to stay within the
-suite's time budget); CALLFLOW_FAULTS_FULL=1 runs every meaningful cell (opt-in, ~45 min on one
-instance). Each cell writes its row (what the caller got) to $CALLFLOW_FAULT_TABLE (JSON lines).
+suite's time budget); CALLFLOW_FAULTS_FULL=1 runs every meaningful cell (opt-in, 45 cells, about
+an hour of worker time), CALLFLOW_FAULT_CELLS="kill9:greeting,…" the cells listed. Each cell writes its row (what the caller got) to $CALLFLOW_FAULT_TABLE (JSON lines).
 """
 
 from __future__ import annotations
@@ -69,7 +69,21 @@ def all_cells() -> list[tuple[str, str]]:
     return [(f, p) for f in FAULTS for p in PHASES if f not in _NEEDS_AGENT or p in _AGENT_PHASES]
 
 
-CELLS = all_cells() if os.environ.get("CALLFLOW_FAULTS_FULL") == "1" else DEFAULT_CELLS
+def chosen_cells() -> list[tuple[str, str]]:
+    """DEFAULT_CELLS; every cell with CALLFLOW_FAULTS_FULL=1; or CALLFLOW_FAULT_CELLS="kill9:greeting,sigterm:with_agent"."""
+    if os.environ.get("CALLFLOW_FAULTS_FULL") == "1":
+        return all_cells()
+    listed = os.environ.get("CALLFLOW_FAULT_CELLS", "").strip()
+    if not listed:
+        return DEFAULT_CELLS
+    cells = [tuple(item.strip().split(":", 1)) for item in listed.split(",") if item.strip()]
+    unknown = [c for c in cells if c not in all_cells()]
+    if unknown:
+        raise ValueError(f"CALLFLOW_FAULT_CELLS: expected FAULT:PHASE items among {all_cells()} (got {unknown})")
+    return cells
+
+
+CELLS = chosen_cells()
 
 
 async def healthy(ctl, timeout: float = 30.0) -> None:
