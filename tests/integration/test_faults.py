@@ -18,7 +18,7 @@ Faults:
   dropped phone or network would.
 
 CI runs DEFAULT_CELLS (the phases where a fault can separate people, chosen to stay within the
-suite's time budget); CALLFLOW_FAULTS_FULL=1 runs every meaningful cell (opt-in, 45 cells, about
+suite's time budget); CALLFLOW_FAULTS_FULL=1 runs every meaningful cell (opt-in, 39 cells, about
 an hour of worker time), CALLFLOW_FAULT_CELLS="kill9:greeting,…" the cells listed. Each cell writes its row (what the caller got) to $CALLFLOW_FAULT_TABLE (JSON lines).
 """
 
