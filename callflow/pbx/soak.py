@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +32,7 @@ from base64 import b64encode
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from callflow.pbx.bench import _failed_calls, machine
+from callflow.pbx.bench import machine
 from callflow.pbx.sandbox import Instance, Sandbox
 from callflow.pbx.sipp import Caller, SippRun, dtmf_pcap, register, start_sipp
 from callflow.pbx.sipp import _BYE_FROM_US, _UAS_ANSWER, _UAS_HEAD, WAIT_FOR_BYE, _uas_reply
@@ -76,6 +76,16 @@ class SoakResult:
                 f"{self.premature_hangups} premature hang-ups, {len(self.channels_left)} channels and "
                 f"{len(self.bridges_left)} bridges left, controller RSS {self.rss_start_kb / 1024:.0f} → peak "
                 f"{self.rss_peak_kb / 1024:.0f} → end {self.rss_end_kb / 1024:.0f} MB ({growth / 1024:+.1f} MB)")
+
+
+def _sipp_count(workdir: Path, row: str) -> int:
+    """A cumulative counter of SIPp's final statistics screen ("Successful call", "Failed call")."""
+    text = (workdir / "sipp.out").read_text(errors="replace")
+    count = 0
+    for line in text.splitlines():
+        if line.strip().startswith(row):
+            count = int(line.rsplit("|", 2)[-2].strip() or 0)  # the last screen is the final one
+    return count
 
 
 def _rss_kb(pid: int) -> int:
@@ -180,21 +190,25 @@ async def soak(minutes: float, concurrent: int, *, sample_every: float = 10.0, d
              breathers, BREATHER_SECONDS),
             ("dead_lines", Caller().audio(audio["silence"]).xml(hang_up=False, answer_within=30), dead, DEAD_LINE_SECONDS),
         ]
-        placed = 0
         t0 = time.monotonic()
         for name, xml, conc, length in plan:
-            count = max(conc, math.ceil(conc * seconds / length))
-            placed += count
-            callers.append(await start_sipp(xml, name=f"soak-{name}", calls=count, concurrent=conc,
-                                            rate=max(conc / length, 0.2), timeout_s=int(seconds + 600)))
+            callers.append(await start_sipp(xml, name=f"soak-{name}", calls=10_000_000, concurrent=conc,
+                                            rate=max(conc / length, 0.2), timeout_s=int(seconds + 900)))
         samples: list[Sample] = []
+        stopping = False
         while any(c.proc.returncode is None for c in callers) and time.monotonic() - t0 < seconds + 900:
+            if not stopping and time.monotonic() - t0 >= seconds:
+                stopping = True  # SIGUSR1: SIPp places no new call and exits once its calls have ended
+                for c in callers:
+                    if c.proc.returncode is None:
+                        c.proc.send_signal(signal.SIGUSR1)
             samples.append(await _sample(t0, controller.pid, http_port, ari))
             log(json.dumps(asdict(samples[-1])))
             await asyncio.sleep(sample_every)
         for c in callers:
             await c.wait(60)
-        failed = sum(_failed_calls(c.workdir) for c in callers)
+        placed = sum(_sipp_count(c.workdir, "Successful call") + _sipp_count(c.workdir, "Failed call") for c in callers)
+        failed = sum(_sipp_count(c.workdir, "Failed call") for c in callers)
         # the last calls' cleanup (and a late BYE) settle before we look for leftovers
         channels, bridges = await _settle(ari, drain)
         samples.append(await _sample(t0, controller.pid, http_port, ari))
