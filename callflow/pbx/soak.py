@@ -84,7 +84,7 @@ def _sipp_count(workdir: Path, row: str) -> int:
     count = 0
     for line in text.splitlines():
         if line.strip().startswith(row):
-            count = int(line.rsplit("|", 2)[-2].strip() or 0)  # the last screen is the final one
+            count = int(line.rsplit("|", 1)[-1].strip() or 0)  # cumulative column; the last screen is the final one
     return count
 
 
