@@ -263,7 +263,7 @@ class ControllerProcess:
 
 @pytest.fixture
 def records_db(tmp_path: Path) -> Path:
-    """The controller's database; a module may share one across its tests (override this fixture)."""
+    """The controller's database, one per test (tests run on parallel workers)."""
     return tmp_path / "callflow.db"
 
 

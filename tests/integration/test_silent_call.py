@@ -32,10 +32,23 @@ def actions(record: dict, kind: str) -> list[dict]:
     return [a for a in record["actions"] if a["kind"] == kind]
 
 
-@pytest.fixture(scope="module")
-def records_db(tmp_path_factory) -> Path:
-    """Every call of this module in one database: the last test computes the KPIs over them."""
-    return tmp_path_factory.mktemp("records") / "callflow.db"
+@pytest.fixture(autouse=True)
+def kpis_show_no_premature_hang_up_and_every_call_documented(records_db: Path):
+    """After each test of this module, `callflow kpi` over the calls it made: no premature hang-up,
+    every call documented. Per test (each test has its own database), so the check holds whichever
+    pytest-xdist worker runs which test."""
+    yield
+    import json
+    import subprocess
+    import sys
+
+    assert records_db.exists(), "every test of this module runs calls through the controller"
+    out = subprocess.run([sys.executable, "-m", "callflow.cli", "kpi", "--db", str(records_db), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    kpi = json.loads(out)
+    assert kpi["calls"] >= 1, kpi
+    assert kpi["premature_hangups"] == 0, kpi["premature_call_ids"]
+    assert kpi["documented_pct"] == 100.0, kpi["undocumented_call_ids"]
 
 
 @pytest.fixture(scope="module")
@@ -176,16 +189,3 @@ async def test_a_breathing_caller_who_never_presses_is_never_hung_up(controller_
     record = await controller.record(call["call"])
     assert record["hung_up_by"] != "system"  # the caller, or a person after the questionnaire
     assert actions(record, "hangup") == []  # the system never even tried
-
-
-def test_kpis_over_this_modules_calls_show_no_premature_hang_up_and_every_call_documented(records_db):
-    import json
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-m", "callflow.cli", "kpi", "--db", str(records_db), "--json"],
-                         capture_output=True, text=True, check=True).stdout
-    kpi = json.loads(out)
-    assert kpi["calls"] >= 1, "run with the module's other tests: they make the calls"
-    assert kpi["premature_hangups"] == 0, kpi["premature_call_ids"]
-    assert kpi["documented_pct"] == 100.0, kpi["undocumented_call_ids"]
