@@ -158,6 +158,8 @@ async def soak(minutes: float, concurrent: int, *, sample_every: float = 10.0, d
     sandbox = Sandbox(instance=instance)
     await asyncio.to_thread(sandbox.up)
     ari = _Ari(sandbox)
+    # what was on the PBX before us (a users' PBX has calls of its own) is not ours to count as left
+    before = ({c["id"] for c in ari.get("channels")}, {b["id"] for b in ari.get("bridges")})
     workdir = Path(tempfile.mkdtemp(prefix="callflow-soak-"))
     audio = await asyncio.to_thread(_audio, sandbox, workdir)
     db = workdir / "soak.db"
@@ -210,7 +212,7 @@ async def soak(minutes: float, concurrent: int, *, sample_every: float = 10.0, d
         placed = sum(_sipp_count(c.workdir, "Successful call") + _sipp_count(c.workdir, "Failed call") for c in callers)
         failed = sum(_sipp_count(c.workdir, "Failed call") for c in callers)
         # the last calls' cleanup (and a late BYE) settle before we look for leftovers
-        channels, bridges = await _settle(ari, drain)
+        channels, bridges = await _settle(ari, drain, before)
         samples.append(await _sample(t0, controller.pid, http_port, ari))
         from callflow.store.audit import audit_call
         from callflow.store.records import Records
@@ -256,11 +258,12 @@ async def _sample(t0: float, pid: int, http_port: int, ari: _Ari) -> Sample:
     return await asyncio.to_thread(read)
 
 
-async def _settle(ari: _Ari, timeout: float) -> tuple[list[str], list[str]]:
+async def _settle(ari: _Ari, timeout: float, before: tuple[set[str], set[str]]) -> tuple[list[str], list[str]]:
     deadline = time.monotonic() + timeout
     while True:
-        channels = [c["name"] for c in await asyncio.to_thread(ari.get, "channels")]
-        bridges = [f"{b['id']}({len(b['channels'])})" for b in await asyncio.to_thread(ari.get, "bridges")]
+        channels = [c["name"] for c in await asyncio.to_thread(ari.get, "channels") if c["id"] not in before[0]]
+        bridges = [f"{b['id']}({len(b['channels'])})" for b in await asyncio.to_thread(ari.get, "bridges")
+                   if b["id"] not in before[1]]
         if (not channels and not bridges) or time.monotonic() > deadline:
             return channels, bridges
         await asyncio.sleep(1)
