@@ -219,6 +219,9 @@ async def test_fault(fault, phase_name, pbx, ari, controller_process, desk_phone
         assert watch.separated_from_operator is None, f"emergency caller separated from the operator: {watch.story()}"
         assert not channels and not bridges, f"left on the PBX: channels {channels}, bridges {bridges}"
         assert record.get("ended_at") and record.get("hung_up_by"), f"record not closed: {record}"
+        if fault != "asterisk_restart" and record.get("hung_up_by") == "caller":
+            # the caller hangs up at the end of their script: a record that says so earlier is false (issue 11 H)
+            assert record["duration"] >= phase.stay - 5, f"the record says the caller hung up at {record['duration']:.0f} s"
         assert not reasons, reasons
     finally:
         if proxy is not None:
