@@ -59,7 +59,8 @@ DEFAULT_CELLS = [
     ("kill9", "greeting"), ("kill9", "with_agent"), ("kill9", "emergency_bridged"),
     ("sigterm", "questionnaire"), ("sigterm", "emergency_dialling"),
     ("handler_error", "greeting"), ("handler_error", "with_agent"), ("handler_error", "emergency_bridged"),
-    ("ari_cut", "with_agent"), ("ari_cut", "emergency_bridged"),
+    ("sigterm", "emergency_bridged"),
+    ("ari_cut", "greeting"), ("ari_cut", "with_agent"), ("ari_cut", "emergency_bridged"),
     ("agent_leg_dropped", "with_agent"), ("agent_leg_dropped", "emergency_bridged"),
     ("asterisk_restart", "with_agent"),
 ]
