@@ -74,7 +74,7 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
                   audio: dict[str, Path]) -> ArmResult:
     asterisk_pid = int(sandbox.pid_file.read_text())
     controller = None
-    if arm == "callflow":
+    if arm in ("callflow", "fastagi"):
         # hand speakers to the same bench-hold as the reference (not to the agent desk's music and hunting)
         env = dict(os.environ, CALLFLOW_LOG_LEVEL="WARNING", CALLFLOW_ROUTING_AGENTS_CONTEXT="bench-hold",
                    CALLFLOW_ROUTING_AGENTS_VIA="dialplan",
@@ -83,6 +83,7 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await _wait_healthy(18090)
     user = "bench-reference" if arm == "reference" else "0612345678"
+    service = "agi" if arm == "fastagi" else "3000"  # fastagi: the same flow from AGI(agi://…) (dialplans/agi.conf)
     share = {"realistic": 0.95, "silent": 0.0}[mix]
     groups = [("speaker", round(concurrent * share), round(total * share)),
               ("silent", concurrent - round(concurrent * share), total - round(total * share))]
@@ -94,7 +95,7 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
         if count == 0:
             continue
         xml = Caller().audio(audio[kind]).pause(length).xml(caller_number=user)
-        runs.append(await start_sipp(xml, name=f"bench-{arm}-{kind}", calls=count, concurrent=conc,
+        runs.append(await start_sipp(xml, name=f"bench-{arm}-{kind}", calls=count, concurrent=conc, service=service,
                                      rate=max(conc / length, 1.0), timeout_s=int(length * total / max(conc, 1) + 120)))
     codes = [await run.wait(length * total / concurrent + 300) for run in runs]
     wall = time.monotonic() - t0
@@ -138,7 +139,8 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def run(concurrent: int, total: int, length: float, mixes: list[str]) -> list[ArmResult]:
+def run(concurrent: int, total: int, length: float, mixes: list[str],
+        arms: tuple[str, ...] = ("reference", "callflow")) -> list[ArmResult]:
     sandbox = Sandbox()
     sandbox.up()
     results = []
@@ -148,7 +150,7 @@ def run(concurrent: int, total: int, length: float, mixes: list[str]) -> list[Ar
     with lock, tempfile.TemporaryDirectory() as tmp:
         audio = make_audio(sandbox, Path(tmp), length + 5)
         for mix in mixes:
-            for arm in ("reference", "callflow"):
+            for arm in arms:
                 results.append(asyncio.run(run_arm(arm, mix, concurrent=concurrent, total=total, length=length,
                                                    sandbox=sandbox, audio=audio)))
                 sandbox.cli("channel request hangup all", check=False)
@@ -168,11 +170,13 @@ def report(results: list[ArmResult]) -> str:
     for r in results:
         by_mix.setdefault(r.mix, {})[r.arm] = r
     for mix, arms in by_mix.items():
-        if {"reference", "callflow"} <= arms.keys():
-            ref, ours = arms["reference"], arms["callflow"]
-            pbx = ref.pbx_cpu_per_call / max(ours.pbx_cpu_per_call, 1e-9)
-            total = ref.total_cpu_per_call / max(ours.total_cpu_per_call, 1e-9)
-            lines.append(f"- {mix}: capacity vs reference, PBX CPU only {pbx:.0%}; PBX + controller {total:.0%}")
+        for name in ("callflow", "fastagi"):
+            if {"reference", name} <= arms.keys():
+                ref, ours = arms["reference"], arms[name]
+                pbx = ref.pbx_cpu_per_call / max(ours.pbx_cpu_per_call, 1e-9)
+                total = ref.total_cpu_per_call / max(ours.total_cpu_per_call, 1e-9)
+                label = "" if name == "callflow" else f" ({name})"
+                lines.append(f"- {mix}{label}: capacity vs reference, PBX CPU only {pbx:.0%}; PBX + controller {total:.0%}")
     return "\n".join(lines)
 
 
@@ -183,12 +187,14 @@ def register_bench(bench_sub) -> None:
     p.add_argument("--length", type=float, default=20.0, help="seconds each caller stays")
     p.add_argument("--mix", choices=["realistic", "silent", "both"], default="both")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--fastagi", action="store_true", help="also run the flow through FastAGI (AGI(agi://…))")
     p.set_defaults(func=_cli)
 
 
 def _cli(args) -> int:
     mixes = ["realistic", "silent"] if args.mix == "both" else [args.mix]
-    results = run(args.concurrent, args.calls, args.length, mixes)
+    arms = ("reference", "callflow", "fastagi") if args.fastagi else ("reference", "callflow")
+    results = run(args.concurrent, args.calls, args.length, mixes, arms)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
