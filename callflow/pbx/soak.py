@@ -269,7 +269,7 @@ async def _settle(ari: _Ari, timeout: float, before: tuple[set[str], set[str]]) 
         await asyncio.sleep(1)
 
 
-async def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+async def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     import urllib.request
 
     deadline = time.monotonic() + timeout

@@ -87,7 +87,7 @@ def chosen_cells() -> list[tuple[str, str]]:
 CELLS = chosen_cells()
 
 
-async def healthy(ctl, timeout: float = 30.0) -> None:
+async def healthy(ctl, timeout: float = 60.0) -> None:
     """/health answers 200 (async: the ARI proxy runs in this event loop)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
