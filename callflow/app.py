@@ -21,6 +21,7 @@ from callflow.core.channel import CallContext
 from callflow.agents.closing import recorded_call_notice
 from callflow.agents.emergency import EmergencyBridge
 from callflow.agents.after_hours import HoursHandoffs, MessageDesk, MessageSettings
+from callflow.faults import FaultInjection
 from callflow.flows.silent_call import SilentCallDeps, run_silent_call
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.service import HandoffService
@@ -95,6 +96,12 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
 
     async def close_interrupted(call: Call, reason: str) -> None:
         await records.close_interrupted(call.call_id, reason=reason)
+
+    # TEST-ONLY (issue 11's fault campaign): None, and nothing changes, unless CALLFLOW_FAULT_INJECT is set
+    injection = FaultInjection.from_env()
+    if injection is not None:
+        injection.watch(records)
+        inbound_call = injection.wrap(inbound_call)
 
     controller = Controller(config, flow=inbound_call, resume=resume_call, close_interrupted=close_interrupted)
     client = controller.client

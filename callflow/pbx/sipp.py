@@ -346,3 +346,65 @@ async def register(user: str, password: str, sip_port: int, *, expires: int = 30
     run = await start_sipp(registration_xml(user, password, expires), name=f"register-{user}", sip_port=sip_port)
     code = await run.wait(15)
     assert code == 0, f"SIPp could not register {user} (exit {code})\n{run.errors()}"
+
+
+# -- the emergency test line's behaviours (issue 11's fault campaign) ------------------------------
+
+EMERGENCY_BEHAVIOURS = ("answers", "busy", "never_answers", "answers_then_hangs_up")
+
+def _uas_head_remembering(**headers: str) -> str:
+    """A UAS head that keeps INVITE headers in SIPp variables (SIPp refuses a variable never used)."""
+    actions = "".join(f'      <ereg regexp="{regexp}" search_in="hdr" header="{header}:" assign_to="{name}"/>\n'
+                      for name, (header, regexp) in headers.items())
+    return ("""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="emergency line">
+  <recv request="INVITE" crlf="true">
+    <action>
+""" + actions + """    </action>
+  </recv>
+""" + _uas_reply("180 Ringing", contact=True))
+
+
+def emergency_line_xml(behaviour: str = "answers", *, ring_seconds: float = 0.5, talk_audio: str | None = None,
+                       talk_seconds: float = 10.0) -> str:
+    """The SIPp UAS standing in for 15/17/18/112, one call:
+
+    - "answers": rings, answers, waits for our BYE;
+    - "busy": rejects with 486 Busy Here;
+    - "never_answers": rings until Asterisk gives up (CANCEL → 200, 487 Request Terminated);
+    - "answers_then_hangs_up": answers, talks for `talk_seconds`, then sends its own BYE.
+    """
+    if behaviour not in EMERGENCY_BEHAVIOURS:
+        raise ValueError(f"emergency line behaviour: expected one of {EMERGENCY_BEHAVIOURS} (got {behaviour!r})")
+    if behaviour == "busy":
+        return answering_phone_xml(ring_seconds=ring_seconds, reject_with=486)
+    ring = f'<pause milliseconds="{int(ring_seconds * 1000)}"/>'
+    if behaviour == "never_answers":
+        return (_uas_head_remembering(invite_cseq=("CSeq", ".*")) + '  <recv request="CANCEL" timeout="600000"/>\n' + _uas_reply("200 OK", new_tag=False)
+                + "  <send>\n    <![CDATA[\n      SIP/2.0 487 Request Terminated\n      [last_Via:]\n      [last_From:]\n"
+                "      [last_To:];tag=[pid]SIPpTag01[call_number]\n      [last_Call-ID:]\n      CSeq:[$invite_cseq]\n"
+                "      Content-Length: 0\n\n    ]]>\n  </send>\n"
+                '  <recv request="ACK"/>\n</scenario>\n')
+    if behaviour == "answers":
+        return answering_phone_xml(ring_seconds=ring_seconds, talk_audio=talk_audio)
+    media = f'<nop><action><exec rtp_stream="{talk_audio},-1,0"/></action></nop>' if talk_audio else ""
+    head = _uas_head_remembering(remote_from=("From", ".*"), local_to=("To", ".*"),
+                                 remote_contact=("Contact", "sip:[^>;]*")) + ring + _UAS_ANSWER + media
+    return head + f"""
+  <pause milliseconds="{int(talk_seconds * 1000)}"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [$remote_contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From:[$local_to];tag=[pid]SIPpTag01[call_number]
+      To:[$remote_from]
+      [last_Call-ID:]
+      CSeq: 2 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""

@@ -133,8 +133,10 @@ async def _kpi(args) -> int:
     print(f"Taux urgence détectée           : {_pct(k.emergency_pct)}  ({k.emergencies})   cible < 2 %")
     print(f"Taux raccrochage prématuré      : {_pct(k.premature_pct)}  ({k.premature_hangups})   doit être 0")
     print(f"Appels muets documentés         : {_pct(k.documented_pct)}  ({k.documented})   doit être 100 %")
-    for call_id in k.premature_call_ids:
-        print(f"  raccrochage prématuré : {call_id}")
+    if k.premature_all_calls != k.premature_hangups:
+        print(f"Raccrochages prématurés, tous appels : {k.premature_all_calls}   doit être 0")
+    for call_id, reasons in k.premature_reasons.items():  # the audit's reading (callflow/store/audit.py)
+        print(f"  raccrochage prématuré : {call_id}: {'; '.join(reasons)}")
     for call_id in k.undocumented_call_ids:
         print(f"  non documenté         : {call_id}")
     _print_procedures(p)

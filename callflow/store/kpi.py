@@ -1,22 +1,21 @@
 """Seed 000 section 8, « KPIs Appels muets », from the call records.
 
 A silent call is a recorded call whose type is known and is not « parole »
-(the caller spoke at once). The premature hang-up rate is audited from the
-record itself, not from what the flow believed: a system hang-up counts as
-premature when the timeline or the actions show a sign of life in the
-dead-line window before it, when no final warning was spoken, or when it came
-before the seed's 20–30 s. It must be 0; documented calls must be 100 %.
+(the caller spoke at once). The premature hang-up rate is the audit's
+(callflow/store/audit.py): read from the record alone, independently of the
+hang-up guard, any system hang-up after any sign of life, during an emergency,
+without the final warning or before the seed's 20 s counts. It must be 0;
+documented calls must be 100 %.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from callflow.core.recorder import CallType
+from callflow.store.audit import audit_call
 
-SIGN_OF_LIFE_STATES = {"breathing", "speech", "taps"}
-LIFE_ACTIONS = {"input", "answer", "barge_in", "invalid", "ignored"}
 CONVERSIONS = {"sms", "email", "rappel", "aidant"}  # « résolus via SMS/email/chat » (and callbacks)
 
 
@@ -36,6 +35,8 @@ class SilentCallKpis:
     documented_pct: float | None  # must be 100
     premature_call_ids: list[str]
     undocumented_call_ids: list[str]
+    premature_all_calls: int = 0  # every call, spoken ones included: caller safety is for all
+    premature_reasons: dict[str, list[str]] = field(default_factory=dict)  # call id → the audit's reasons
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,34 +57,24 @@ def is_documented(call: dict) -> bool:
     )
 
 
-def is_premature(call: dict, window: float = 40.0, min_wait: float = 20.0) -> bool:
-    """A system hang-up with a sign of life in the `window` seconds before it, or without warning."""
-    if call.get("hung_up_by") != "system":
-        return False
-    end = call.get("duration") or 0.0
-    if end < min_wait:
-        return True
-    prompts = [a["detail"] for a in call.get("actions", []) if a["kind"] == "prompt"]
-    if "dead_line_final" not in prompts:
-        return True
-    for seg in call.get("audio", []):
-        alive = seg["state"] in SIGN_OF_LIFE_STATES or seg["distress"]
-        if alive and seg["end_at"] > end - window:
-            return True
-    return any(a["kind"] in LIFE_ACTIONS and a["at"] > end - window for a in call.get("actions", []))
+def is_premature(call: dict) -> bool:
+    """A system hang-up the audit finds premature (callflow/store/audit.py)."""
+    return audit_call(call).premature
 
 
 def converted(call: dict) -> bool:
     return any(a["kind"] == "handoff" and a["detail"].split(" ")[0] in CONVERSIONS for a in call.get("actions", []))
 
 
-def compute(calls: list[dict], *, window: float = 40.0, min_wait: float = 20.0) -> SilentCallKpis:
+def compute(calls: list[dict]) -> SilentCallKpis:
     """KPIs over calls as returned by Records.calls_with_details (with actions, audio, links)."""
     silent = [c for c in calls if is_silent(c)]
     n = len(silent)
     durations = [c["duration"] for c in silent if c.get("duration") is not None]
-    hangups = [c for c in silent if c.get("hung_up_by") == "system"]
-    premature = [c["call_id"] for c in hangups if is_premature(c, window, min_wait)]
+    audits = {c["call_id"]: audit_call(c) for c in calls}
+    hangups = [c for c in silent if audits[c["call_id"]].hung_up_by_system]
+    premature = [c["call_id"] for c in hangups if audits[c["call_id"]].premature]
+    premature_all = [a for a in audits.values() if a.premature]
     undocumented = [c["call_id"] for c in silent if not is_documented(c)]
     emergencies = [c for c in silent if c.get("call_type") == CallType.URGENCE.value]
     return SilentCallKpis(
@@ -101,11 +92,13 @@ def compute(calls: list[dict], *, window: float = 40.0, min_wait: float = 20.0) 
         documented_pct=_pct(n - len(undocumented), n),
         premature_call_ids=premature,
         undocumented_call_ids=undocumented,
+        premature_all_calls=len(premature_all),
+        premature_reasons={a.call_id: a.reasons for a in premature_all},
     )
 
 
-async def kpis(records, since: Any = None, until: Any = None, **kw) -> SilentCallKpis:
-    return compute(await records.calls_with_details(since, until), **kw)
+async def kpis(records, since: Any = None, until: Any = None) -> SilentCallKpis:
+    return compute(await records.calls_with_details(since, until))
 
 
 def _pct(part: int, whole: int) -> float | None:

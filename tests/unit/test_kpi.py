@@ -41,9 +41,10 @@ def test_hang_up_with_a_key_in_the_window_is_premature():
     assert is_premature(call("c", actions=actions))
 
 
-def test_old_sign_of_life_is_not_premature():
+def test_an_old_sign_of_life_still_makes_a_system_hang_up_premature():
+    # issue 11 bug B: a caller who breathed for a minute then went quiet was hung up at 150 s
     audio = [{"start_at": 0.0, "end_at": 60.0, "state": "breathing", "distress": 0}]
-    assert not is_premature(call("c", duration=150.0, audio=audio))
+    assert is_premature(call("c", duration=150.0, audio=audio))
 
 
 def test_the_section_8_metrics():

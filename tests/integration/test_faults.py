@@ -1,0 +1,230 @@
+"""Issue 11 item 6: the fault campaign — each fault at each phase where it can strike, on the real PBX.
+
+Table-driven: a cell is (fault, phase) (fault_campaign.py says how each phase is reached and
+watched). For every cell: no caller hung up by us (the caller's own SIPp scenario fails on any
+BYE from us), no emergency caller separated from the operator, no channel or bridge left on the
+PBX once the caller left, the call's record closed and not premature by the audit.
+
+Faults:
+- kill9: `kill -9` of `callflow run`, restarted 2 s later (as systemd would);
+- sigterm: a graceful stop, restarted once it exited;
+- handler_error: the TEST-ONLY hook (CALLFLOW_FAULT_INJECT, callflow/faults.py) makes the call's
+  handler raise at the phase;
+- ari_cut: the controller's ARI link (WebSocket and REST) cut for 5 s by a TCP proxy (ari_proxy.py);
+- asterisk_restart: this worker's Asterisk stopped and started; every SIP call dies with it (not
+  our decision): what is checked is that the controller comes back, takes new calls, and closes the
+  lost call's record without counting it as a system hang-up;
+- agent_leg_dropped: the agent's channel hung up by Asterisk (`channel request hangup`), as a
+  dropped phone or network would.
+
+CI runs DEFAULT_CELLS (the phases where a fault can separate people, chosen to stay within the
+suite's time budget); CALLFLOW_FAULTS_FULL=1 runs every meaningful cell (opt-in, 39 cells, about
+an hour of worker time), CALLFLOW_FAULT_CELLS="kill9:greeting,…" the cells listed. Each cell writes its row (what the caller got) to $CALLFLOW_FAULT_TABLE (JSON lines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ari_proxy import AriProxy
+from fault_campaign import (
+    FAULTS,
+    PHASES,
+    audit_reasons,
+    caller_files,
+    caller_xml,
+    closed_record,
+    leftovers,
+    read_calls,
+    start_emergency_line,
+    wait_trigger,
+    watch_caller,
+)
+from phones import DeskPhoneScript, desk_phones, tone  # noqa: F401  (fixtures)
+from callflow.pbx.sipp import Caller, start_sipp
+
+# faults that only make sense once somebody else is on the call
+_NEEDS_AGENT = {"agent_leg_dropped"}
+_AGENT_PHASES = {"with_agent", "escalation_whisper", "emergency_dialling", "emergency_bridged"}
+
+DEFAULT_CELLS = [
+    ("kill9", "greeting"), ("kill9", "with_agent"), ("kill9", "emergency_bridged"),
+    ("sigterm", "questionnaire"), ("sigterm", "emergency_dialling"),
+    ("handler_error", "greeting"), ("handler_error", "with_agent"), ("handler_error", "emergency_bridged"),
+    ("sigterm", "emergency_bridged"),
+    ("ari_cut", "greeting"), ("ari_cut", "with_agent"), ("ari_cut", "emergency_bridged"),
+    ("agent_leg_dropped", "with_agent"), ("agent_leg_dropped", "emergency_bridged"),
+    ("asterisk_restart", "with_agent"),
+]
+
+
+def all_cells() -> list[tuple[str, str]]:
+    return [(f, p) for f in FAULTS for p in PHASES if f not in _NEEDS_AGENT or p in _AGENT_PHASES]
+
+
+def chosen_cells() -> list[tuple[str, str]]:
+    """DEFAULT_CELLS; every cell with CALLFLOW_FAULTS_FULL=1; or CALLFLOW_FAULT_CELLS="kill9:greeting,sigterm:with_agent"."""
+    if os.environ.get("CALLFLOW_FAULTS_FULL") == "1":
+        return all_cells()
+    listed = os.environ.get("CALLFLOW_FAULT_CELLS", "").strip()
+    if not listed:
+        return DEFAULT_CELLS
+    cells = [tuple(item.strip().split(":", 1)) for item in listed.split(",") if item.strip()]
+    unknown = [c for c in cells if c not in all_cells()]
+    if unknown:
+        raise ValueError(f"CALLFLOW_FAULT_CELLS: expected FAULT:PHASE items among {all_cells()} (got {unknown})")
+    return cells
+
+
+CELLS = chosen_cells()
+
+
+async def healthy(ctl, timeout: float = 60.0) -> None:
+    """/health answers 200 (async: the ARI proxy runs in this event loop)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ctl.proc is not None and ctl.proc.poll() is not None:
+            raise AssertionError(f"controller exited ({ctl.proc.returncode}):\n{ctl.output()[-3000:]}")
+        if (await asyncio.to_thread(ctl.health))[0] == 200:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"controller not healthy within {timeout} s:\n{ctl.output()[-3000:]}")
+
+
+def desk_script(steps: tuple[str, ...], ring: float, audio: str) -> DeskPhoneScript:
+    script = DeskPhoneScript(ring_seconds=ring, talk_audio=audio)
+    for step in steps:
+        what, _, arg = step.partition(":")
+        script = script.pause(float(arg)) if what == "pause" else script.press(arg)
+    return script
+
+
+async def strike(fault: str, *, ctl, pbx, ari, proxy: AriProxy | None) -> str:
+    """The fault itself; returns a short description for the table."""
+    if fault == "kill9":
+        await asyncio.to_thread(ctl.kill)
+        await asyncio.sleep(2)
+        ctl.start(wait=False)
+        await healthy(ctl)
+        return "kill -9, restarted after 2 s"
+    if fault == "sigterm":
+        ctl.proc.terminate()
+        code = await asyncio.to_thread(ctl.proc.wait, 60)
+        ctl.start(wait=False)
+        await healthy(ctl)
+        return f"SIGTERM (exit {code}), restarted"
+    if fault == "ari_cut":
+        assert proxy is not None
+        proxy.cut(5.0)
+        return "ARI cut for 5 s"
+    if fault == "asterisk_restart":
+        await asyncio.to_thread(pbx.down)
+        await asyncio.to_thread(pbx.up)
+        await healthy(ctl, timeout=60)
+        return "Asterisk stopped and started"
+    if fault == "agent_leg_dropped":
+        agents = [c["name"] for c in await asyncio.to_thread(ari.channels) if c["name"].startswith("PJSIP/2001")]
+        assert agents, "no agent channel to drop"
+        await asyncio.to_thread(pbx.cli, f"channel request hangup {agents[0]}")
+        return f"{agents[0].split('-')[0]} hung up by Asterisk"
+    if fault == "handler_error":
+        return "handler raised (CALLFLOW_FAULT_INJECT)"
+    raise ValueError(fault)
+
+
+def ari_delete(ari, path: str) -> None:
+    req = urllib.request.Request(f"{ari.url}/{path}", method="DELETE")
+    req.add_header("Authorization", "Basic " + ari.token)
+    try:
+        urllib.request.urlopen(req, timeout=5).close()
+    except urllib.error.HTTPError:
+        pass  # already gone
+
+
+def write_row(row: dict, tmp_path: Path) -> None:
+    path = Path(os.environ.get("CALLFLOW_FAULT_TABLE") or tmp_path / "fault_table.jsonl")
+    with open(path, "a") as out:
+        out.write(json.dumps(row) + "\n")
+
+
+@pytest.mark.parametrize("fault,phase_name", CELLS, ids=[f"{f}-{p}" for f, p in CELLS])
+async def test_fault(fault, phase_name, pbx, ari, controller_process, desk_phones, records_db, tmp_path,
+                     audio_dir):
+    phase = PHASES[phase_name]
+    ctl = controller_process
+    for bridge in await asyncio.to_thread(ari.bridges):  # a clean slate: nothing left by an earlier test
+        await asyncio.to_thread(ari_delete, ari, f"bridges/{bridge['id']}")
+    ctl.env["CALLFLOW_LOG_LEVEL"] = "INFO"
+    proxy = None
+    if fault == "handler_error":
+        ctl.env["CALLFLOW_FAULT_INJECT"] = f"{phase.trigger}@{phase.delay}"
+    if fault == "ari_cut":
+        proxy = await AriProxy(pbx.instance.address).start()
+        ctl.env["CALLFLOW_ARI_URL"] = proxy.url
+    ctl.start(wait=False)
+    try:
+        await healthy(ctl)
+        files = caller_files(audio_dir)
+        talk = str(tone(audio_dir / "tone.ulaw"))
+        if phase.agent is not None:
+            await desk_phones("2001", desk_script(phase.agent, phase.agent_ring, talk))
+        if phase.supervisor:
+            await desk_phones("2100", DeskPhoneScript(ring_seconds=1.0, talk_audio=talk))
+        line = await start_emergency_line(phase.emergency, talk_audio=talk) if phase.emergency else None
+        caller = await start_sipp(caller_xml(phase, files), name=f"{fault}-{phase_name}", timeout_s=int(phase.stay) + 90)
+
+        call, _ = await wait_trigger(records_db, phase.trigger, timeout=phase.stay - 10)
+        if fault != "handler_error":
+            await asyncio.sleep(phase.delay)
+        t_fault = time.monotonic()
+        watching = asyncio.ensure_future(watch_caller(ari, t_fault, caller,
+                                                      must_stay_with_operator=phase_name == "emergency_bridged"))
+        what = await strike(fault, ctl=ctl, pbx=pbx, ari=ari, proxy=proxy)
+        watch = await watching
+        code = await caller.wait(phase.stay + 60)
+        channels, bridges = await leftovers(ari)
+        record = await closed_record(records_db, call["call_id"])
+        reasons = audit_reasons(record)
+        after = None
+        if fault == "asterisk_restart":  # the controller takes a new call on the restarted PBX
+            again = await start_sipp(Caller().audio(files["silent"]).pause(8).xml(answer_within=15), name="after-restart",
+                                     timeout_s=60)
+            after = await again.wait(40)
+            new_calls = [c for c in await read_calls(records_db) if c["call_id"] != call["call_id"]]
+        row = {
+            "fault": fault, "phase": phase_name, "what": what, "caller_sipp_exit": code,
+            "caller_got": watch.story(), "separated_from_operator": watch.separated_from_operator,
+            "left_channels": channels, "left_bridges": bridges,
+            "record_ended": bool(record.get("ended_at")), "hung_up_by": record.get("hung_up_by"),
+            "hangup_reason": record.get("hangup_reason"), "audit": reasons,
+            "emergency_line_exit": None if line is None else line.proc.returncode,
+        }
+        write_row(row, tmp_path)
+        print(json.dumps(row, indent=1))
+
+        if fault == "asterisk_restart":
+            # the SIP call died with Asterisk (not our decision); the controller must be back for new calls
+            assert after == 0, again.errors()
+            assert any(a["kind"] == "prompt" for c in new_calls for a in c["actions"]), new_calls
+            assert record.get("hung_up_by") != "system", record
+        else:
+            assert code == 0, f"the caller was hung up by us or lost: {watch.story()}\n{caller.errors()[-1500:]}"
+        assert watch.separated_from_operator is None, f"emergency caller separated from the operator: {watch.story()}"
+        assert not channels and not bridges, f"left on the PBX: channels {channels}, bridges {bridges}"
+        assert record.get("ended_at") and record.get("hung_up_by"), f"record not closed: {record}"
+        if fault != "asterisk_restart" and record.get("hung_up_by") == "caller":
+            # the caller hangs up at the end of their script: a record that says so earlier is false (issue 11 H)
+            assert record["duration"] >= phase.stay - 5, f"the record says the caller hung up at {record['duration']:.0f} s"
+        assert not reasons, reasons
+    finally:
+        if proxy is not None:
+            await proxy.close()
+        ctl.stop()
