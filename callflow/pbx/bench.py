@@ -9,6 +9,11 @@ report CPU per call and the capacity ratio (reference CPU per call / ours).
 Mixes: "realistic" (95 % of callers speak within 3 s, 5 % stay silent) and
 "silent" (every caller stays silent: the media fork and classifier run the
 longest). Loopback only; the run is bounded by its call count.
+
+Throw-away arms (issue 15, `--arms`): the media paths Asterisk 22 offers, each
+in a minimal Stasis app (callflow/pbx/bench_probe.py) beside the reference in
+the same run; `--rounds` repeats the whole set, interleaved, so a busy machine
+moves every arm alike and the spread between rounds is visible.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from callflow.pbx.bench_probe import OPTIONS as PROBE_OPTIONS
 from callflow.pbx.sandbox import Sandbox
 from callflow.pbx.sipp import Caller, start_sipp
 
@@ -40,6 +46,8 @@ class ArmResult:
     wall_seconds: float
     asterisk_cpu_s: float
     controller_cpu_s: float
+    round: int = 1
+    load_average: float = 0.0  # 1-minute load average at the arm's end: how busy the machine was
 
     @property
     def pbx_cpu_per_call(self) -> float:
@@ -74,7 +82,15 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
                   audio: dict[str, Path]) -> ArmResult:
     asterisk_pid = int(sandbox.pid_file.read_text())
     controller = None
-    if arm == "callflow":
+    if arm in PROBE_OPTIONS:
+        creds = sandbox.credentials()
+        env = dict(os.environ, BENCH_ARI_USER=creds["ari_user"], BENCH_ARI_PASSWORD=creds["ari_password"])
+        controller = subprocess.Popen([sys.executable, "-m", "callflow.pbx.bench_probe", "--option", arm,
+                                       "--ari-url", sandbox.ari_url, "--host", sandbox.instance.address],
+                                      env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if controller.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the {arm} probe did not start")
+    elif arm == "callflow":
         # hand speakers to the same bench-hold as the reference (not to the agent desk's music and hunting)
         env = dict(os.environ, CALLFLOW_LOG_LEVEL="WARNING", CALLFLOW_ROUTING_AGENTS_CONTEXT="bench-hold",
                    CALLFLOW_ROUTING_AGENTS_VIA="dialplan",
@@ -82,7 +98,7 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
         controller = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await _wait_healthy(18090)
-    user = "bench-reference" if arm == "reference" else "0612345678"
+    user = {"reference": "bench-reference", "callflow": "0612345678"}.get(arm, "bench-probe")
     share = {"realistic": 0.95, "silent": 0.0}[mix]
     groups = [("speaker", round(concurrent * share), round(total * share)),
               ("silent", concurrent - round(concurrent * share), total - round(total * share))]
@@ -100,13 +116,21 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
     wall = time.monotonic() - t0
     a1 = cpu_seconds(asterisk_pid)
     c1 = cpu_seconds(controller.pid) if controller else 0.0
-    if controller:
+    load = os.getloadavg()[0]
+    if controller and controller.stdin:  # a probe: ends when its stdin closes, says what its sink received
+        controller.stdin.close()
+        received = controller.stdout.readline().strip()
+        controller.wait(10)
+        if not received or json.loads(received)["packets"] == 0 and arm not in ("stasis", "stasis-filtered", "talkdetect"):
+            raise RuntimeError(f"the {arm} arm's sink received no audio: the arm measured nothing")
+    elif controller:
         controller.terminate()
         controller.wait(10)
     failed = sum(_failed_calls(run.workdir) for run in runs)
     if any(codes) and not failed:
         failed = -1  # SIPp failed without per-call counts: say so rather than report a clean run
-    return ArmResult(arm, mix, total, failed, round(wall, 1), round(a1 - a0, 2), round(c1 - c0, 2))
+    return ArmResult(arm, mix, total, failed, round(wall, 1), round(a1 - a0, 2), round(c1 - c0, 2),
+                     load_average=round(load, 1))
 
 
 def _failed_calls(workdir: Path) -> int:
@@ -138,7 +162,8 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
-def run(concurrent: int, total: int, length: float, mixes: list[str]) -> list[ArmResult]:
+def run(concurrent: int, total: int, length: float, mixes: list[str], arms: tuple[str, ...] = ("reference", "callflow"),
+        rounds: int = 1) -> list[ArmResult]:
     sandbox = Sandbox()
     sandbox.up()
     results = []
@@ -147,33 +172,54 @@ def run(concurrent: int, total: int, length: float, mixes: list[str]) -> list[Ar
     fcntl.flock(lock, fcntl.LOCK_EX)
     with lock, tempfile.TemporaryDirectory() as tmp:
         audio = make_audio(sandbox, Path(tmp), length + 5)
-        for mix in mixes:
-            for arm in ("reference", "callflow"):
-                results.append(asyncio.run(run_arm(arm, mix, concurrent=concurrent, total=total, length=length,
-                                                   sandbox=sandbox, audio=audio)))
-                sandbox.cli("channel request hangup all", check=False)
-                time.sleep(2)
+        for n in range(1, rounds + 1):
+            for mix in mixes:
+                for arm in arms:
+                    result = asyncio.run(run_arm(arm, mix, concurrent=concurrent, total=total, length=length,
+                                                 sandbox=sandbox, audio=audio))
+                    result.round = n
+                    results.append(result)
+                    print(json.dumps(asdict(result)), file=sys.stderr, flush=True)  # progress of a long run
+                    sandbox.cli("channel request hangup all", check=False)
+                    time.sleep(2)
     return results
 
 
 def report(results: list[ArmResult]) -> str:
     lines = [f"machine: {machine()}", "",
-             "| mix | arm | calls | failed | Asterisk CPU s | controller CPU s | PBX CPU ms/call | total CPU ms/call |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| round | mix | arm | calls | failed | load avg | Asterisk CPU s | controller CPU s | PBX CPU ms/call "
+             "| total CPU ms/call |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r.mix} | {r.arm} | {r.calls} | {r.failed_calls} | {r.asterisk_cpu_s} | {r.controller_cpu_s} "
+        lines.append(f"| {r.round} | {r.mix} | {r.arm} | {r.calls} | {r.failed_calls} | {r.load_average} "
+                     f"| {r.asterisk_cpu_s} | {r.controller_cpu_s} "
                      f"| {r.pbx_cpu_per_call * 1000:.0f} | {r.total_cpu_per_call * 1000:.0f} |")
     lines.append("")
-    by_mix: dict[str, dict[str, ArmResult]] = {}
-    for r in results:
-        by_mix.setdefault(r.mix, {})[r.arm] = r
-    for mix, arms in by_mix.items():
-        if {"reference", "callflow"} <= arms.keys():
-            ref, ours = arms["reference"], arms["callflow"]
-            pbx = ref.pbx_cpu_per_call / max(ours.pbx_cpu_per_call, 1e-9)
-            total = ref.total_cpu_per_call / max(ours.total_cpu_per_call, 1e-9)
-            lines.append(f"- {mix}: capacity vs reference, PBX CPU only {pbx:.0%}; PBX + controller {total:.0%}")
+    lines.append("Capacity vs the reference of the same round (reference PBX CPU per call / the arm's), "
+                 "min–max over rounds:")
+    for mix, arm, pbx, total in capacity_ratios(results):
+        lines.append(f"- {mix} / {arm}: PBX CPU only {_span(pbx)}; PBX + controller {_span(total)}")
     return "\n".join(lines)
+
+
+def capacity_ratios(results: list[ArmResult]) -> list[tuple[str, str, list[float], list[float]]]:
+    """Each arm against the reference measured in the same round and mix (never across rounds:
+    the machine's load moves both)."""
+    refs = {(r.round, r.mix): r for r in results if r.arm == "reference"}
+    out: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for r in results:
+        ref = refs.get((r.round, r.mix))
+        if r.arm == "reference" or ref is None:
+            continue
+        pbx, total = out.setdefault((r.mix, r.arm), ([], []))
+        pbx.append(ref.pbx_cpu_per_call / max(r.pbx_cpu_per_call, 1e-9))
+        total.append(ref.pbx_cpu_per_call / max(r.total_cpu_per_call, 1e-9))
+    return [(mix, arm, pbx, total) for (mix, arm), (pbx, total) in out.items()]
+
+
+def _span(values: list[float]) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.0%}" if round(low, 2) == round(high, 2) else f"{low:.0%}–{high:.0%}"
 
 
 def register_bench(bench_sub) -> None:
@@ -182,13 +228,22 @@ def register_bench(bench_sub) -> None:
     p.add_argument("--calls", type=int, default=200, help="calls per arm")
     p.add_argument("--length", type=float, default=20.0, help="seconds each caller stays")
     p.add_argument("--mix", choices=["realistic", "silent", "both"], default="both")
+    p.add_argument("--arms", default="reference,callflow",
+                   help="comma-separated: reference, callflow, and the throw-away media arms "
+                        f"({', '.join(PROBE_OPTIONS)})")
+    p.add_argument("--rounds", type=int, default=1, help="repeat every arm, interleaved, to show the spread")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cli)
 
 
 def _cli(args) -> int:
     mixes = ["realistic", "silent"] if args.mix == "both" else [args.mix]
-    results = run(args.concurrent, args.calls, args.length, mixes)
+    arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+    unknown = set(arms) - {"reference", "callflow", *PROBE_OPTIONS}
+    if unknown:
+        raise SystemExit(f"bench pbx --arms: unknown arm(s) {', '.join(sorted(unknown))}; "
+                         f"expected reference, callflow, {', '.join(PROBE_OPTIONS)}")
+    results = run(args.concurrent, args.calls, args.length, mixes, arms, args.rounds)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))
     else:
