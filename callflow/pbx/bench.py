@@ -30,6 +30,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from callflow import prompts
+from callflow.config import PromptsConfig
 from callflow.pbx.bench_probe import OPTIONS as PROBE_OPTIONS
 from callflow.pbx.sandbox import Sandbox
 from callflow.pbx.sipp import Caller, start_sipp
@@ -165,11 +167,20 @@ def machine() -> str:
 def run(concurrent: int, total: int, length: float, mixes: list[str], arms: tuple[str, ...] = ("reference", "callflow"),
         rounds: int = 1) -> list[ArmResult]:
     sandbox = Sandbox()
+    # one user of an instance at a time: the lock the integration tests take for theirs
+    # (tests/integration/conftest.py), taken before `up` reinstalls the config under anyone's feet;
+    # never one lock for all instances (a bench on one instance must not wait for another's)
+    lock = open(sandbox.state_dir / f"integration-{sandbox.instance.number}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"bench pbx: instance {sandbox.instance.number} is in use (its lock "
+                         f"{lock.name} is held): pick another with CALLFLOW_PBX_INSTANCE") from None
+    # like `pbx up`: `up` installs this checkout's prompts into the root the instances share,
+    # and removes the ones it does not have (unrendered, that would be all of them)
+    prompts.render(PromptsConfig().agent_name)
     sandbox.up()
     results = []
-    # the sandbox is shared with the integration tests: one user of it at a time
-    lock = open(sandbox.state_dir / "integration.lock", "w")
-    fcntl.flock(lock, fcntl.LOCK_EX)
     with lock, tempfile.TemporaryDirectory() as tmp:
         audio = make_audio(sandbox, Path(tmp), length + 5)
         for n in range(1, rounds + 1):

@@ -12,7 +12,12 @@ run, the arms separate what each path costs the PBX per call-second:
 - ``snoop``: today's fork: snoop spy=in + externalMedia RTP + a mixing bridge;
 - ``direct``: externalMedia RTP bridged straight with the caller (no snoop);
 - ``websocket``: externalMedia over chan_websocket (server mode, ``d(in)``), bridged with the caller;
-- ``audiosocket``: `continue` into a dialplan context that runs AudioSocket() to a TCP sink.
+- ``audiosocket``: `continue` into a dialplan context that runs AudioSocket() to a TCP sink;
+- ``snoop-prompts``: ``snoop`` while two prompts are played to the caller by ARI (what a silent
+  caller gets: the procedure speaks while it listens);
+- ``direct-spoken``: ``direct`` with the same two prompts sent by the probe itself as RTP into the
+  externalMedia channel (an ARI playback would suspend the caller's bridge, bridge_channel.c
+  BRIDGE_CHANNEL_ACTION_PLAY_FILE, and the fork would hear nothing while we speak).
 
 Not the product: no classifier, no flow, no safety; the sinks only count what arrives.
 """
@@ -25,7 +30,9 @@ import json
 import logging
 import os
 import sys
+import struct
 import uuid
+from pathlib import Path
 
 import aiohttp
 
@@ -34,9 +41,13 @@ from callflow.telephony.ari.events import AriEvent
 
 log = logging.getLogger("bench-probe")
 
-OPTIONS = ("stasis", "stasis-filtered", "talkdetect", "snoop", "direct", "websocket", "audiosocket")
+OPTIONS = ("stasis", "stasis-filtered", "talkdetect", "snoop", "direct", "websocket", "audiosocket", "snoop-prompts",
+           "direct-spoken")
 APP = "bench-probe"
 GREETING = "sound:callflow/fr/greeting"
+#: the prompts arms speak twice while listening (9.4 s of the silent-call procedure's audio check)
+PROMPT = "audio_check"
+PROMPT_FILE = Path(__file__).resolve().parents[2] / "sounds/fr" / f"{PROMPT}.ulaw"
 #: what the filtered arm still needs: the call's start and end and its playbacks
 FILTER_ALLOWED = ("StasisStart", "StasisEnd", "PlaybackFinished", "ChannelDtmfReceived", "ChannelHangupRequest")
 
@@ -60,6 +71,7 @@ class Sinks:
                 sinks.bytes += len(data)
 
         transport, _ = await loop.create_datagram_endpoint(Udp, local_addr=(host, 0))
+        self.udp = transport
         self.udp_address = transport.get_extra_info("sockname")[:2]
         server = await asyncio.start_server(self._audiosocket, host, 0)
         self.tcp_port = server.sockets[0].getsockname()[1]
@@ -131,11 +143,12 @@ class Probe:
         self.entering[channel_id] = future
         return future
 
-    async def _external_rtp(self, media_id: str) -> None:
+    async def _external_rtp(self, media_id: str) -> dict[str, str]:
         host, port = self.sinks.udp_address
-        await self.client.post("channels/externalMedia", app=APP, appArgs="media", channelId=media_id,
+        reply = await self.client.post("channels/externalMedia", app=APP, appArgs="media", channelId=media_id,
                                external_host=f"{host}:{port}", format="ulaw", encapsulation="rtp",
                                transport="udp", direction="both")
+        return reply.get("channelvars") or {}
 
     async def fork_snoop(self, cid: str) -> None:
         tag = uuid.uuid4().hex[:12]
@@ -149,15 +162,42 @@ class Probe:
         await asyncio.wait_for(asyncio.gather(*entered), 5)
         await self.client.post(f"bridges/{bridge}/addChannel", channel=f"{snoop},{media}")
 
-    async def fork_direct(self, cid: str) -> None:
+    async def fork_snoop_prompts(self, cid: str) -> None:
+        await self.fork_snoop(cid)
+        for _ in range(2):
+            playback = f"pb-{uuid.uuid4().hex[:12]}"
+            done = asyncio.get_running_loop().create_future()
+            self.playbacks[playback] = done
+            await self.client.post(f"channels/{cid}/play", media=f"sound:callflow/fr/{PROMPT}", playbackId=playback)
+            await asyncio.wait_for(done, 30)
+
+    async def fork_direct_spoken(self, cid: str) -> None:
+        media_address = await self.fork_direct(cid)
+        audio = PROMPT_FILE.read_bytes()
+        loop = asyncio.get_running_loop()
+        ssrc = uuid.uuid4().int & 0xFFFFFFFF
+        seq = 0
+        for _ in range(2):
+            start = loop.time()
+            for n, offset in enumerate(range(0, len(audio) - 159, 160)):
+                if cid not in self.forks:
+                    return
+                header = struct.pack("!BBHII", 0x80, 0x80 if seq == 0 else 0x00, seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, ssrc)
+                self.sinks.udp.sendto(header + audio[offset:offset + 160], media_address)
+                seq += 1
+                # paced on the clock, not on sleep's drift: packet n leaves at start + n * 20 ms
+                await asyncio.sleep(max(0.0, start + (n + 1) * 0.02 - loop.time()))
+
+    async def fork_direct(self, cid: str) -> tuple[str, int]:
         tag = uuid.uuid4().hex[:12]
         media, bridge = f"media-{tag}", f"fork-{tag}"
         self.forks[cid] = [bridge, media]
         entered = await self._enter(media)
-        await self._external_rtp(media)
+        variables = await self._external_rtp(media)
         await self.client.post("bridges", type="mixing", bridgeId=bridge, name=bridge)
         await asyncio.wait_for(entered, 5)
         await self.client.post(f"bridges/{bridge}/addChannel", channel=f"{cid},{media}")
+        return variables["UNICASTRTP_LOCAL_ADDRESS"], int(variables["UNICASTRTP_LOCAL_PORT"])
 
     async def fork_websocket(self, cid: str) -> None:
         tag = uuid.uuid4().hex[:12]
