@@ -92,15 +92,17 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
                                       env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if controller.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the {arm} probe did not start")
-    elif arm == "callflow":
+    elif arm in ("callflow", "baseline"):
         # hand speakers to the same bench-hold as the reference (not to the agent desk's music and hunting)
         env = dict(os.environ, CALLFLOW_LOG_LEVEL="WARNING", CALLFLOW_ROUTING_AGENTS_CONTEXT="bench-hold",
                    CALLFLOW_ROUTING_AGENTS_VIA="dialplan",
                    CALLFLOW_STORE_DATABASE=str(Path(tempfile.mkdtemp()) / "bench.db"), CALLFLOW_HTTP_PORT="18090")
+        if arm == "baseline":  # the controller of another checkout (before/after a change, same run)
+            env["PYTHONPATH"] = os.environ["CALLFLOW_BENCH_BASELINE"]
         controller = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await _wait_healthy(18090)
-    user = {"reference": "bench-reference", "callflow": "0612345678"}.get(arm, "bench-probe")
+    user = {"reference": "bench-reference", "callflow": "0612345678", "baseline": "0612345678"}.get(arm, "bench-probe")
     share = {"realistic": 0.95, "silent": 0.0}[mix]
     groups = [("speaker", round(concurrent * share), round(total * share)),
               ("silent", concurrent - round(concurrent * share), total - round(total * share))]
@@ -128,19 +130,24 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
     elif controller:
         controller.terminate()
         controller.wait(10)
-    failed = sum(_failed_calls(run.workdir) for run in runs)
+    counts = [_failed_calls(run.workdir, count) for run, (_, _, count) in zip(runs, [g for g in groups if g[2]])]
+    failed = -1 if -1 in counts else sum(counts)
     if any(codes) and not failed:
         failed = -1  # SIPp failed without per-call counts: say so rather than report a clean run
     return ArmResult(arm, mix, total, failed, round(wall, 1), round(a1 - a0, 2), round(c1 - c0, 2),
                      load_average=round(load, 1))
 
 
-def _failed_calls(workdir: Path) -> int:
+def _failed_calls(workdir: Path, calls: int) -> int:
+    """Calls that did not complete: SIPp's last cumulative count of successful calls against the calls
+    placed (the screen's first column is the last period's, and a call cut by the run's timeout is
+    neither "successful" nor "failed" there). -1 when SIPp printed no statistics."""
     text = (workdir / "sipp.out").read_text(errors="replace")
+    successful = None
     for line in text.splitlines():
-        if line.strip().startswith("Failed call"):
-            return int(line.rsplit("|", 2)[-2].strip() or 0)
-    return 0
+        if line.strip().startswith("Successful call"):
+            successful = int(line.rsplit("|", 1)[-1].strip() or 0)
+    return -1 if successful is None else calls - successful
 
 
 async def _wait_healthy(port: int, timeout: float = 20.0) -> None:
@@ -240,7 +247,8 @@ def register_bench(bench_sub) -> None:
     p.add_argument("--length", type=float, default=20.0, help="seconds each caller stays")
     p.add_argument("--mix", choices=["realistic", "silent", "both"], default="both")
     p.add_argument("--arms", default="reference,callflow",
-                   help="comma-separated: reference, callflow, and the throw-away media arms "
+                   help="comma-separated: reference, callflow, baseline (the controller of the checkout in "
+                        "$CALLFLOW_BENCH_BASELINE), and the throw-away media arms "
                         f"({', '.join(PROBE_OPTIONS)})")
     p.add_argument("--rounds", type=int, default=1, help="repeat every arm, interleaved, to show the spread")
     p.add_argument("--json", action="store_true")
@@ -250,7 +258,9 @@ def register_bench(bench_sub) -> None:
 def _cli(args) -> int:
     mixes = ["realistic", "silent"] if args.mix == "both" else [args.mix]
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
-    unknown = set(arms) - {"reference", "callflow", *PROBE_OPTIONS}
+    if "baseline" in arms and not os.environ.get("CALLFLOW_BENCH_BASELINE"):
+        raise SystemExit("bench pbx --arms baseline: set CALLFLOW_BENCH_BASELINE to the checkout whose controller it runs")
+    unknown = set(arms) - {"reference", "callflow", "baseline", *PROBE_OPTIONS}
     if unknown:
         raise SystemExit(f"bench pbx --arms: unknown arm(s) {', '.join(sorted(unknown))}; "
                          f"expected reference, callflow, {', '.join(PROBE_OPTIONS)}")

@@ -248,7 +248,9 @@ async def main(args: argparse.Namespace) -> None:
     sinks = Sinks()
     await sinks.start(args.host)
     # credentials from the environment, not the command line (other users can read `ps`)
-    client = AriClient(args.ari_url, os.environ["BENCH_ARI_USER"], os.environ["BENCH_ARI_PASSWORD"], APP)
+    # a long ping: on a machine loaded far beyond its cores the 2 s default dropped the socket (calls failed)
+    client = AriClient(args.ari_url, os.environ["BENCH_ARI_USER"], os.environ["BENCH_ARI_PASSWORD"], APP,
+                       ping_interval=30.0)
     probe = Probe(client, args.option, sinks)
     ready = asyncio.Event()
 

@@ -39,3 +39,14 @@ def test_unknown_arm_names_the_expected_ones():
                               rounds=1, json=False)
     with pytest.raises(SystemExit, match="unknown arm.*snop.*expected reference, callflow, stasis"):
         bench._cli(args)
+
+
+def test_failed_calls_are_the_calls_placed_minus_the_last_cumulative_successes(tmp_path):
+    # the shape of SIPp's screen dumps: periodic column first, cumulative last; several screens per run
+    screen = """  Successful call        |        {p}                  |       {c}                 
+  Failed call            |        0                  |        {f}                 
+"""
+    (tmp_path / "sipp.out").write_text(screen.format(p=40, c=40, f=0) + "...\n" + screen.format(p=0, c=89, f=6))
+    assert bench._failed_calls(tmp_path, 100) == 11  # 6 failed + 5 cut by the run's timeout
+    (tmp_path / "sipp.out").write_text("no statistics at all\n")
+    assert bench._failed_calls(tmp_path, 100) == -1
