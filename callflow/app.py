@@ -54,6 +54,8 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
 
     # people: agents' desk phones, the supervisor, the emergency line (seeds 000 cas F, 001, 002, 004)
     presence, bridges = AriPresence(client), AriBridges(client)
+    if config.ami.enabled:
+        presence = await start_ami_feed(config, controller, presence, services)
     speech = RuntimeSpeech(config.agents.runtime_sounds_dir) if config.agents.runtime_sounds_dir else None
 
     def channel_of(call_id: str):
@@ -73,4 +75,53 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
         recorder=records, handoffs=handoffs, emergency=emergency, agents=agents, timers=config.silent_call,
         agent_name=config.prompts.agent_name,
     )
+    if config.agi.enabled:
+        await start_fastagi(config, controller, deps, handoffs, services)
     return controller
+
+
+async def start_ami_feed(config: Config, controller: Controller, fallback, services: AsyncExitStack):
+    """Agents' device states from AMI (GET /api/pbx/agents); the desk's presence reads them."""
+    from callflow.telephony.ami import AmiFeed, AmiPresence, add_routes
+
+    feed = AmiFeed(config.ami.host, config.ami.port, config.ami.user or config.ari.user,
+                   config.ami.password or config.ari.password, ping_interval=config.ami.ping_interval,
+                   pong_timeout=config.ami.pong_timeout)
+    feed.start()
+    services.push_async_callback(feed.stop)
+    add_routes(controller.web_app, feed)
+    return AmiPresence(feed, fallback=fallback)
+
+
+async def start_fastagi(config: Config, controller: Controller, deps: SilentCallDeps, handoffs: HandoffService,
+                        services: AsyncExitStack) -> None:
+    """The same flows from a classic dialplan: AGI(agi://host:port/silent_call) (dialplans/agi.conf)."""
+    import dataclasses
+
+    from callflow.telephony.agi.emergency import DialplanEmergencyLine
+    from callflow.telephony.agi.server import AgiServer
+
+    # a FastAGI caller is not in our ARI app: people are reached through the dialplan
+    agi_deps = dataclasses.replace(deps, agents=DialplanAgents(config.routing.agents_context),
+                                   emergency=DialplanEmergencyLine(config.emergency, recorder=deps.recorder,
+                                                                   channels=lambda call_id: server.channels.get(call_id)))
+
+    async def silent_call(ctx: CallContext) -> None:
+        await handoffs.note_call(ctx.call_id, ctx.caller.number)
+        if config.prompts.recorded_call_notice:
+            await ctx.channel.answer()
+            await recorded_call_notice(ctx.channel, language=ctx.caller.language)
+        await run_silent_call(ctx, agi_deps)
+
+    server = AgiServer(config.agi.host, config.agi.port, controller=controller,
+                       sounds_prefix=config.prompts.sounds_prefix)
+    server.add_flow("silent_call", silent_call)
+    try:
+        await server.start()
+    except OSError as exc:
+        from callflow.core.errors import ConfigError
+
+        raise ConfigError("agi.host/agi.port", f"an address and port free to listen on ({exc.strerror})",
+                          f"{config.agi.host}:{config.agi.port}") from None
+    services.push_async_callback(server.stop)
+    controller.agi = server  # type: ignore[attr-defined]  # for /health readers and tests

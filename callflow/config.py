@@ -107,6 +107,42 @@ class MediaConfig:
 
 
 @dataclass
+class AgiConfig:
+    """The FastAGI server `callflow run` starts beside the ARI app (dialplan: AGI(agi://host:port/silent_call))."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4573  # FastAGI's registered port
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("agi.port", "a TCP port between 1 and 65535", self.port)
+        if not self.host:
+            raise ConfigError("agi.host", "an address to listen on, e.g. 127.0.0.1")
+
+
+@dataclass
+class AmiConfig:
+    """The AMI feed (agents' device states and queue members, for a PBX whose own Queue() takes callers)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 5038
+    user: str = ""  # empty: the ARI user (the sandbox's manager.conf uses the ARI credentials)
+    password: str = ""
+    ping_interval: float = 5.0  # a Ping this often; no Pong within pong_timeout: reconnect
+    pong_timeout: float = 3.0
+
+    def validate(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("ami.port", "a TCP port between 1 and 65535", self.port)
+        if not 0.2 <= self.ping_interval <= 60:
+            raise ConfigError("ami.ping_interval", "seconds between 0.2 and 60", self.ping_interval)
+        if not 0.2 <= self.pong_timeout <= 30:
+            raise ConfigError("ami.pong_timeout", "seconds between 0.2 and 30", self.pong_timeout)
+
+
+@dataclass
 class StoreConfig:
     database: str = DEFAULT_DB  # the SQLite file of records, outbox and callbacks
 
@@ -132,6 +168,8 @@ SECTIONS: dict[str, type] = {
     "escalation": EscalationConfig,
     "emergency": EmergencyConfig,
     "feature_codes": FeatureCodes,
+    "agi": AgiConfig,
+    "ami": AmiConfig,
 }
 
 
@@ -153,6 +191,8 @@ class Config:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     emergency: EmergencyConfig = field(default_factory=EmergencyConfig)
     feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
+    agi: AgiConfig = field(default_factory=AgiConfig)
+    ami: AmiConfig = field(default_factory=AmiConfig)
 
     def validate(self) -> None:
         self.outbox.db_path = self.store.database  # one database for every room
@@ -181,6 +221,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
     config = Config(**sections)
     if "CALLFLOW_ARI_URL" not in env and "url" not in data.get("ari", {}):
         _fill_sandbox_instance(config.ari, env)
+    _fill_sandbox_instance_listeners(config, env)
     _fill_sandbox_credentials(config.ari, env)
     _fill_sandbox_defaults(config, env)
     config.validate()
@@ -260,6 +301,20 @@ def _fill_sandbox_instance(ari: AriConfig, env: dict[str, str]) -> None:
         ari.url = Instance.from_env(env).ari_url
     except SandboxError as exc:
         raise ConfigError("CALLFLOW_PBX_INSTANCE", "a sandbox instance number from 0 to 59", env["CALLFLOW_PBX_INSTANCE"]) from exc
+
+
+def _fill_sandbox_instance_listeners(config: Config, env: dict[str, str]) -> None:
+    """On sandbox instance K, FastAGI listens on (and AMI is read from) the instance's own address,
+    as its dialplan and manager.conf say (@ADDR@), unless agi.host / ami.host are given."""
+    if not env.get("CALLFLOW_PBX_INSTANCE"):
+        return
+    from callflow.pbx.sandbox import Instance
+
+    address = Instance.from_env(env).address
+    if config.agi.host == AgiConfig.host and "CALLFLOW_AGI_HOST" not in env:
+        config.agi.host = address
+    if config.ami.host == AmiConfig.host and "CALLFLOW_AMI_HOST" not in env:
+        config.ami.host = address
 
 
 def _fill_sandbox_defaults(config: Config, env: dict[str, str]) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -20,7 +22,31 @@ import yaml
 
 from callflow.core.errors import ConfigError
 
-SOUNDS = Path(__file__).resolve().parents[1] / "sounds"
+#: the repository's sounds/ (a checkout or an editable install): Asterisk's copy comes from here
+CHECKOUT_SOUNDS = Path(__file__).resolve().parents[1] / "sounds"
+#: an installed wheel's copy of the prompt source (pyproject's data-files: <prefix>/share/callflow/sounds)
+INSTALLED_SOUNDS = Path(sysconfig.get_path("data")) / "share" / "callflow" / "sounds"
+
+
+def sounds_dir(env: "os._Environ[str] | dict[str, str]" = os.environ) -> Path:
+    """Where prompts are rendered: $CALLFLOW_SOUNDS_DIR, else the checkout's sounds/, else the installed copy."""
+    if env.get("CALLFLOW_SOUNDS_DIR"):
+        return Path(env["CALLFLOW_SOUNDS_DIR"])
+    if (CHECKOUT_SOUNDS / "prompts.yaml").exists():
+        return CHECKOUT_SOUNDS
+    return INSTALLED_SOUNDS
+
+
+def source_dir(sounds: Path) -> Path:
+    """Where prompts.yaml is read: next to the rendered sounds, else the copy installed with the package."""
+    for candidate in (sounds, CHECKOUT_SOUNDS, INSTALLED_SOUNDS):
+        if (candidate / SOURCE_FILES[0]).exists():
+            return candidate
+    raise ConfigError("CALLFLOW_SOUNDS_DIR", f"a folder with {SOURCE_FILES[0]} (looked in {sounds}, "
+                      f"{CHECKOUT_SOUNDS} and {INSTALLED_SOUNDS}; reinstall callflow)", str(sounds))
+
+
+SOUNDS = sounds_dir()
 VOICES = {"fr": "fr-fr", "en": "en-gb", "es": "es", "it": "it"}
 SOURCE_FILES = ("prompts.yaml",)
 
@@ -28,7 +54,7 @@ SOURCE_FILES = ("prompts.yaml",)
 def load_prompts(sounds_dir: Path = SOUNDS) -> dict[str, dict[str, str]]:
     prompts: dict[str, dict[str, str]] = {}
     for name in SOURCE_FILES:
-        path = sounds_dir / name
+        path = source_dir(sounds_dir) / name
         data = yaml.safe_load(path.read_text()) or {}
         for prompt_id, texts in data.items():
             if not isinstance(texts, dict) or not all(isinstance(t, str) for t in texts.values()):
@@ -43,7 +69,7 @@ def voice_overrides(sounds_dir: Path = SOUNDS) -> dict[str, str]:
     """Prompts spoken in another language than their file's (`voice:` key), e.g. the English hint of cas E."""
     found = {}
     for name in SOURCE_FILES:
-        for prompt_id, texts in (yaml.safe_load((sounds_dir / name).read_text()) or {}).items():
+        for prompt_id, texts in (yaml.safe_load((source_dir(sounds_dir) / name).read_text()) or {}).items():
             if isinstance(texts, dict) and "voice" in texts:
                 found[prompt_id] = texts["voice"]
     return found
@@ -61,7 +87,7 @@ def render(agent_name: str, sounds_dir: Path = SOUNDS, force: bool = False) -> l
             voice = voices.get(prompt_id, VOICES.get(lang, lang))
             text = text.replace("{agent_name}", agent_name)
             out_dir = sounds_dir / lang
-            out_dir.mkdir(exist_ok=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
             target = out_dir / f"{prompt_id}.ulaw"
             if (out_dir / f"{prompt_id}.wav").exists():  # a studio recording wins
                 target.unlink(missing_ok=True)

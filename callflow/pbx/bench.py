@@ -92,7 +92,7 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
                                       env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if controller.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the {arm} probe did not start")
-    elif arm in ("callflow", "baseline"):
+    elif arm in ("callflow", "baseline", "fastagi"):
         # hand speakers to the same bench-hold as the reference (not to the agent desk's music and hunting)
         env = dict(os.environ, CALLFLOW_LOG_LEVEL="WARNING", CALLFLOW_ROUTING_AGENTS_CONTEXT="bench-hold",
                    CALLFLOW_ROUTING_AGENTS_VIA="dialplan",
@@ -102,7 +102,9 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
         controller = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await _wait_healthy(18090)
-    user = {"reference": "bench-reference", "callflow": "0612345678", "baseline": "0612345678"}.get(arm, "bench-probe")
+    user = {"reference": "bench-reference", "callflow": "0612345678", "baseline": "0612345678",
+            "fastagi": "0612345678"}.get(arm, "bench-probe")
+    service = "agi" if arm == "fastagi" else "3000"  # fastagi: the same flow from AGI(agi://…) (dialplans/agi.conf)
     share = {"realistic": 0.95, "silent": 0.0}[mix]
     groups = [("speaker", round(concurrent * share), round(total * share)),
               ("silent", concurrent - round(concurrent * share), total - round(total * share))]
@@ -114,7 +116,7 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
         if count == 0:
             continue
         xml = Caller().audio(audio[kind]).pause(length).xml(caller_number=user)
-        runs.append(await start_sipp(xml, name=f"bench-{arm}-{kind}", calls=count, concurrent=conc,
+        runs.append(await start_sipp(xml, name=f"bench-{arm}-{kind}", calls=count, concurrent=conc, service=service,
                                      rate=max(conc / length, 1.0), timeout_s=int(length * total / max(conc, 1) + 120)))
     codes = [await run.wait(length * total / concurrent + 300) for run in runs]
     wall = time.monotonic() - t0
@@ -247,23 +249,26 @@ def register_bench(bench_sub) -> None:
     p.add_argument("--length", type=float, default=20.0, help="seconds each caller stays")
     p.add_argument("--mix", choices=["realistic", "silent", "both"], default="both")
     p.add_argument("--arms", default="reference,callflow",
-                   help="comma-separated: reference, callflow, baseline (the controller of the checkout in "
+                   help="comma-separated: reference, callflow, fastagi, baseline (the controller of the checkout in "
                         "$CALLFLOW_BENCH_BASELINE), and the throw-away media arms "
                         f"({', '.join(PROBE_OPTIONS)})")
     p.add_argument("--rounds", type=int, default=1, help="repeat every arm, interleaved, to show the spread")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--fastagi", action="store_true", help="also run the flow through FastAGI (AGI(agi://…))")
     p.set_defaults(func=_cli)
 
 
 def _cli(args) -> int:
     mixes = ["realistic", "silent"] if args.mix == "both" else [args.mix]
     arms = tuple(a.strip() for a in args.arms.split(",") if a.strip())
+    if args.fastagi and "fastagi" not in arms:
+        arms += ("fastagi",)
     if "baseline" in arms and not os.environ.get("CALLFLOW_BENCH_BASELINE"):
         raise SystemExit("bench pbx --arms baseline: set CALLFLOW_BENCH_BASELINE to the checkout whose controller it runs")
-    unknown = set(arms) - {"reference", "callflow", "baseline", *PROBE_OPTIONS}
+    unknown = set(arms) - {"reference", "callflow", "baseline", "fastagi", *PROBE_OPTIONS}
     if unknown:
         raise SystemExit(f"bench pbx --arms: unknown arm(s) {', '.join(sorted(unknown))}; "
-                         f"expected reference, callflow, {', '.join(PROBE_OPTIONS)}")
+                         f"expected reference, callflow, baseline, fastagi, {', '.join(PROBE_OPTIONS)}")
     results = run(args.concurrent, args.calls, args.length, mixes, arms, args.rounds)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))

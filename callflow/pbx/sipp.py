@@ -320,7 +320,8 @@ class SippRun:
 async def start_sipp(xml: str, *, name: str, service: str = "3000", sip_port: int | None = None,
                      media_port: int | None = None, timeout_s: int = 120, extra: list[str] | None = None,
                      remote: str | None = None, uas: bool = False, calls: int = 1, concurrent: int = 1,
-                     rate: float | None = None) -> SippRun:
+                     rate: float | None = None, local: str | None = None) -> SippRun:
+    """local: the address SIPp binds (default: the sandbox instance's; test-call against another PBX)."""
     sp, mp = next_ports()
     sip_port = sip_port or sp
     media_port = media_port or mp
@@ -328,7 +329,7 @@ async def start_sipp(xml: str, *, name: str, service: str = "3000", sip_port: in
     scenario = workdir / "scenario.xml"
     scenario.write_text(xml)
     instance = pbx_instance()
-    args = [SIPP, "-sf", str(scenario), "-i", instance.address, "-p", str(sip_port), "-mp", str(media_port),
+    args = [SIPP, "-sf", str(scenario), "-i", local or instance.address, "-p", str(sip_port), "-mp", str(media_port),
             "-m", str(calls), "-l", str(concurrent), "-s", service, "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
             "-nostdin", *(extra or [])]
     if rate is not None:

@@ -1,0 +1,132 @@
+"""Seed 000 through FastAGI: `AGI(agi://…/silent_call)` in a classic dialplan (dialplans/agi.conf).
+
+Same callers as test_silent_call.py (real Asterisk, SIPp with real RTP audio and
+RFC 2833 keys, `callflow run` as a real process), but the call enters through the
+number "agi", whose dialplan runs the flow over FastAGI instead of Stasis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import caller_audio as audio
+import pytest
+from callflow.pbx.sipp import Caller, start_sipp
+
+from caller_audio import keypad_caller, prompt_seconds
+from phones import emergency_line
+
+NUMBER = "0612345678"
+AGI = "agi"  # the trunk's number that enters through FastAGI
+SEED_EXAMPLE = ["m_entendez_vous=oui", "probleme_technique=non", "difficulte_a_parler=oui", "preference=sms",
+                "confirmation_sms=oui"]
+
+
+def actions(record: dict, kind: str) -> list[dict]:
+    return [a for a in record["actions"] if a["kind"] == kind]
+
+
+
+@pytest.fixture
+def controller(controller_process):
+    """`callflow run`, given a minute to get healthy: on this shared 2-core machine (load average
+    20–35) its start alone measured 12–17 s, main's as well, against the shared fixture's 20 s."""
+    controller_process.start(wait=False)
+    controller_process.wait_healthy(timeout=60)
+    return controller_process
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("agi-callers")
+    return {
+        "breathing": audio.write_ulaw(d / "breathing.ulaw", audio.breathing(11, 150)),
+        "speech": audio.write_ulaw(d / "speech.ulaw", audio.speech(15, 40)),
+        "sobbing": audio.write_ulaw(d / "sobbing.ulaw", audio.sobbing(16, 120)),
+        "tone": audio.write_ulaw(d / "tone.ulaw", 0.2 * __import__("numpy").sin(
+            2 * 3.14159 * 440 * __import__("numpy").arange(8000 * 60) / 8000)),
+    }
+
+
+async def test_dead_line_through_fastagi_is_hung_up_only_after_the_seeds_wait(controller, asterisk_log):
+    caller = Caller()  # answers, then sends nothing at all and waits for our BYE
+    run = await start_sipp(caller.xml(caller_number=NUMBER, hang_up=False), name="agi-dead", service=AGI, timeout_s=150)
+    assert await run.wait(120) == 0, run.errors()
+    call = await controller.wait_for_event("call in", via="fastagi")
+    record = await controller.record(call["call"])
+    assert record["call_type"] == "muet_complet"
+    assert record["hung_up_by"] == "system"
+    assert record["duration"] >= 30
+    prompts = {a["detail"]: a["at"] for a in actions(record, "prompt")}
+    assert prompts["audio_check"] < prompts["dead_line_final"]
+    assert actions(record, "hangup")[-1]["at"] >= prompts["dead_line_final"] + 10
+    line = await asterisk_log.wait_for("Playing 'callflow/fr/dead_line_final")
+    assert "escape_digits" in line  # played by STREAM FILE over FastAGI, not by an ARI playback
+
+
+async def test_the_seeds_full_example_through_fastagi(controller, files):
+    caller = keypad_caller(Caller().audio(files["breathing"]), "12111", then=12)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-seed", service=AGI, timeout_s=200)
+    assert await run.wait(180) == 0, run.errors()  # the caller hung up itself: never a BYE from us
+    call = await controller.wait_for_event("call in", via="fastagi")
+    record = await controller.record(call["call"])
+    answers = [a["detail"] for a in actions(record, "answer")]
+    assert answers[:5] == SEED_EXAMPLE, record["actions"]
+    assert record["call_type"] == "respiration"  # the ARI snoop of the AGI channel heard the breathing
+    assert record["hung_up_by"] == "caller"
+    sms = [m for m in controller.sms_sent() if m["to"] == "+33612345678"]
+    assert len(sms) == 1, controller.sms_sent()
+    assert record["audio"], "the audio timeline is on the record"
+
+
+async def test_a_caller_who_speaks_through_fastagi_reaches_an_agent_phone(controller, phones, files):
+    agent = await phones("2001")
+    caller = Caller().audio(files["speech"]).pause(25)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-speech", service=AGI, timeout_s=60)
+    assert await run.wait(50) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()  # rang, answered, got the BYE
+    call = await controller.wait_for_event("call in", via="fastagi")
+    record = await controller.record(call["call"])
+    assert record["call_type"] == "parole"
+    barge = [a["detail"] for a in actions(record, "barge_in")]
+    assert any(d.endswith(": speech") for d in barge), record["actions"]  # TALK_DETECT → fork → prompt cut
+    await controller.wait_for_event("call continues in the dialplan", context="hotline-agents")
+
+
+async def test_controller_down_the_fastagi_call_reaches_an_agent_within_5_s(pbx, phones, audio_dir, asterisk_log):
+    agent = await phones("2001")
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(2)
+    run = await start_sipp(caller.xml(answer_within=5.0), name="agi-failsafe", service=AGI)
+    assert await run.wait(30) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()
+    await asterisk_log.wait_for("callflow FastAGI ended without sending the call on (AGISTATUS=FAILURE)")
+
+
+async def test_controller_killed_mid_fastagi_call_the_caller_reaches_an_agent(controller, phones, audio_dir, asterisk_log):
+    agent = await phones("2001")
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(12)
+    run = await start_sipp(caller.xml(answer_within=5.0), name="agi-killed", service=AGI)
+    await controller.wait_for_event("call in", via="fastagi", timeout=10)
+    controller.kill()  # the socket closes: AGI() returns and the next line sends the caller on
+    assert await run.wait(40) == 0, run.errors()
+    assert await agent.run.wait(15) == 0, agent.run.errors()
+    await asterisk_log.wait_for("callflow FastAGI ended without sending the call on")
+
+
+async def test_distress_through_fastagi_places_the_emergency_line_and_never_hangs_up(controller, files, asterisk_log):
+    operator = await emergency_line(talk_audio=str(files["tone"]))
+    asked = prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint")
+    caller = Caller().audio(files["sobbing"]).pause(asked + prompt_seconds("q_emergency") + 2).press("1").pause(30)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-distress", service=AGI, timeout_s=120)
+    assert await run.wait(110) == 0, run.errors()  # no BYE from us, for the whole call
+    assert await operator.wait(20) == 0, operator.errors()  # the line answered, was briefed, then got the BYE
+    call = await controller.wait_for_event("call in", via="fastagi")
+    record = await controller.record(call["call"])
+    assert record["call_type"] == "urgence", record["actions"]
+    assert "urgence_medicale=oui" in [a["detail"] for a in actions(record, "answer")]
+    kinds = [a["kind"] for a in record["actions"]]
+    assert "emergency_latched" in kinds and "emergency_dial" in kinds, kinds
+    assert actions(record, "hangup") == []
+    intro = await asterisk_log.wait_for("Playing 'callflow/fr/emergency_announce_intro", timeout=5)
+    assert "PJSIP/emergency-test-" in intro  # the briefing is played to the emergency line, before the bridge
+    for digit in "0612345678":
+        assert f"Playing 'callflow/fr/em_digit_{digit}" in asterisk_log.text()
