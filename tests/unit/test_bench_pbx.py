@@ -36,8 +36,8 @@ def test_report_gives_the_spread_over_rounds():
 
 def test_unknown_arm_names_the_expected_ones():
     args = argparse.Namespace(mix="silent", arms="reference,snop", concurrent=1, calls=1, length=1.0,
-                              rounds=1, json=False)
-    with pytest.raises(SystemExit, match="unknown arm.*snop.*expected reference, callflow, stasis"):
+                              rounds=1, json=False, fastagi=False)
+    with pytest.raises(SystemExit, match="unknown arm.*snop.*expected reference, callflow, baseline, fastagi, stasis"):
         bench._cli(args)
 
 
