@@ -70,6 +70,15 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
     add_agents_routes(controller.web_app, desk, emergency)
 
+    if config.console.enabled:  # the agent and supervisor console in the browser, under /console
+        from callflow.console.web import attach as attach_console
+
+        try:
+            await attach_console(controller.web_app, config, services=services, controller=controller, desk=desk,
+                                 emergency=emergency, records=records, handoffs=handoffs)
+        except Exception:  # the console is for people watching; callers must not lose the controller over it
+            log.exception("console could not start; the controller runs without it")
+
     agents = desk if config.routing.agents_via == "desk" else DialplanAgents(config.routing.agents_context)
     deps = SilentCallDeps(
         recorder=records, handoffs=handoffs, emergency=emergency, agents=agents, timers=config.silent_call,

@@ -13,7 +13,8 @@ from contextlib import AsyncExitStack
 from callflow.core.errors import ConfigError
 
 # Rooms that add their own subcommands: module → register functions it offers.
-_PLUGINS = ("callflow.audio.cli", "callflow.store.cli", "callflow.handoff.cli", "callflow.pbx.bench", "callflow.pbx.testcall")
+_PLUGINS = ("callflow.audio.cli", "callflow.store.cli", "callflow.handoff.cli", "callflow.pbx.bench", "callflow.pbx.testcall",
+            "callflow.console.cli")
 
 
 def main(argv: list[str] | None = None) -> int:

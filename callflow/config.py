@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes
+from callflow.console.config import ConsoleConfig
 from callflow.core.errors import ConfigError
 from callflow.flows.timers import SilentCallTimers
 from callflow.handoff.config import CallbackConfig, OutboxConfig, SmsConfig, SmtpConfig
@@ -170,6 +171,7 @@ SECTIONS: dict[str, type] = {
     "feature_codes": FeatureCodes,
     "agi": AgiConfig,
     "ami": AmiConfig,
+    "console": ConsoleConfig,
 }
 
 
@@ -193,6 +195,7 @@ class Config:
     feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
     agi: AgiConfig = field(default_factory=AgiConfig)
     ami: AmiConfig = field(default_factory=AmiConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def validate(self) -> None:
         self.outbox.db_path = self.store.database  # one database for every room

@@ -93,6 +93,8 @@ class Controller:
         self.receiver = RtpReceiver()
         self.metrics.registry.register(_ReceiverCollector(self.receiver))
         self.calls: dict[str, CallSession] = {}
+        # (call id, AudioReading) → None, e.g. the console's live timeline; never allowed to break a call
+        self.reading_observers: list[Callable[[str, object], None]] = []
         self.app_registered = False
         self._adopted_bridges: set[str] = set()
         self._runner: web.AppRunner | None = None
@@ -238,8 +240,12 @@ class Controller:
             self.router.claim(key, object_id)
 
         def media_fork(chan: AriChannel) -> MediaFork:
+            def on_reading(reading) -> None:
+                chan.on_reading(reading)
+                self._observe_reading(key, reading)
+
             return MediaFork(self.client, chan.id, self.receiver, claim=claim, on_taps=chan.push_input,
-                             on_reading=chan.on_reading,
+                             on_reading=on_reading,
                              answered_at=chan.answered_at)
 
         channel = AriChannel(self.client, info.id, caller, claim=claim, sounds_prefix=self.config.prompts.sounds_prefix,
@@ -250,6 +256,13 @@ class Controller:
         self.router.claim(key, info.id)
         log.info("call in", extra={"call": key, "caller": caller.masked})
         session.task = asyncio.get_running_loop().create_task(self._run_call(session), name=f"call:{key}")
+
+    def _observe_reading(self, call_id: str, reading: object) -> None:
+        for observe in self.reading_observers:
+            try:
+                observe(call_id, reading)
+            except Exception:
+                log.exception("reading observer failed", extra={"call": call_id})
 
     async def _run_call(self, session: CallSession) -> None:
         self.metrics.calls_in_progress.inc()

@@ -443,6 +443,8 @@ class CallAudio:
                 breathing = self.breathing_score()
             if breathing >= 0.6:
                 return AudioReading(AudioState.BREATHING, breathing, now, level, distress=self._distress())
+        if speech < 0.5 and _is_tone(window):
+            return AudioReading(AudioState.LINE_TONE, 0.8, now, level)
         if speech >= 0.5:
             voiced = self._voiced(window)
             raised = bool(voiced.sum() >= 5 and _quantile(window[voiced, F.LEVEL], 0.9) > cfg.raised_voice_dbfs)
@@ -465,8 +467,7 @@ class CallAudio:
         return bool(0.05 <= voiced.mean() <= 0.3 and np.ptp(w[:, F.LEVEL]) > 25.0)
 
     def _tap_recent(self, now: float) -> bool:
-        t = float(self._pool.taps.last_tap[self._slot])
-        return not math.isnan(t) and now - t <= self.config.tap_state_hold
+        return self._pool.taps.answering(self._slot, now, self.config.tap_state_hold)
 
     def _record(self, reading: AudioReading) -> None:
         start = self._last_reading.at if self._last_reading is not None else 0.0
@@ -531,6 +532,22 @@ class CallAudio:
 
     async def next_taps(self, timeout: float) -> TapInput | None:
         return await _next(self.taps, timeout)
+
+
+#: Line tones: frames louder than this are checked; a frame is tonal at this prediction gain.
+TONE_MIN_DBFS = -55.0
+TONE_GAIN_DB = 25.0
+TONE_MIN_FRAMES = 10  # 200 ms of tone in the last second (a busy tone's half period is 250 ms or more)
+TONE_SHARE = 0.6  # of the frames that carry sound
+
+
+def _is_tone(window: np.ndarray) -> bool:
+    """The last second is mostly one or two steady tones: busy, ringback, dial tone, fax or
+    modem answer tone (not a caller; noted on the record's timeline)."""
+    sounding = window[:, F.LEVEL] > TONE_MIN_DBFS
+    tonal = sounding & (window[:, F.TONAL] >= TONE_GAIN_DB)
+    n = int(tonal.sum())
+    return n >= TONE_MIN_FRAMES and n >= TONE_SHARE * int(sounding.sum())
 
 
 def _dbfs(power: np.float32) -> float:
@@ -762,6 +779,9 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         np.cumsum(counts[:-1], out=starts[1:])
         cslots = slots[which]
         feats = F.compute_features(frames, _whitening(pool, frames, cslots, starts, counts))
+        loud = np.flatnonzero(feats[:, F.LEVEL] > TONE_MIN_DBFS)
+        if loud.size:
+            feats[loud, F.TONAL] = F.tonality(frames[loud])
         _mark_voiced(pool, feats, frames, cslots, counts, [calls[i]._vad for i in which.tolist()])
         _consume(pool, feats, cslots, starts, counts, t[which])
     if fresh.any():
@@ -894,6 +914,9 @@ def _masked_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.sqrt((((x - mean[:, None]) ** 2) * mask).sum(axis=1) / count)
 
 
+VAD_AGREEMENT = 0.6  # webrtcvad confirms at least this share of a voice's voiced frames
+
+
 def speech_scores(windows: np.ndarray, active_floor: np.ndarray, col: dict = _ALL_COLUMNS) -> np.ndarray:
     """Speech score of many 1 s windows (n, frames, columns) at once, 0..1 each.
 
@@ -909,11 +932,15 @@ def speech_scores(windows: np.ndarray, active_floor: np.ndarray, col: dict = _AL
     active = level > active_floor[:, None]
     modulation = np.where(active.sum(axis=1) > 3, _masked_std(level - smooth, active), 0.0)
     movement = np.where(voiced.sum(axis=1) > 2, _masked_std(windows[:, :, col[F.CENTROID]].astype(np.float64), voiced), 0.0)
+    # webrtcvad is asked about voiced frames only: on a voice it confirms nearly all of them
+    # (measured: its share ≈ the voiced share on speech), on a ship's horn, a gull or an
+    # engine's harmonics it confirms few (real recordings, docs/audio-eval.md).
+    agreement = np.minimum(vad_frac / np.maximum(VAD_AGREEMENT * voiced_frac, 1e-9), 1.0)
     score = (
         0.5 * np.minimum(voiced_frac / 0.3, 1.0)
         + 0.25 * np.minimum(vad_frac / 0.5, 1.0)
         + 0.25 * np.minimum(modulation / 4.0, 1.0)
-    ) * np.minimum(movement / 60.0, 1.0)
+    ) * np.minimum(movement / 60.0, 1.0) * agreement
     return np.where(voiced_frac > 0, np.clip(score, 0.0, 1.0), 0.0)
 
 
@@ -952,7 +979,8 @@ def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioSt
     """One state for a listening window (what a flow's `listen(seconds)` would decide).
 
     Signs of life win over absence: enough speech → speech; any tap group → taps;
-    a quarter of breathing → breathing; then noise, silence, dead line by majority.
+    a quarter of breathing → breathing; line tones (two readings, more than noise);
+    then noise, silence, dead line by majority.
     A dead line is only the verdict when most readings said so.
     """
     if not readings:
@@ -967,6 +995,8 @@ def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioSt
         return AudioState.TAPS
     if counts[AudioState.BREATHING] >= 0.25 * n:
         return AudioState.BREATHING
+    if counts[AudioState.LINE_TONE] >= 2 and counts[AudioState.LINE_TONE] >= counts[AudioState.BACKGROUND_NOISE]:
+        return AudioState.LINE_TONE  # the network's tones, not a caller (cadenced tones leave silences between)
     if counts[AudioState.DEAD_LINE] > n / 2:
         return AudioState.DEAD_LINE
     if counts[AudioState.BACKGROUND_NOISE] >= counts[AudioState.SILENCE]:

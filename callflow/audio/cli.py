@@ -24,6 +24,7 @@ def register_cli(subparsers) -> None:
     evaluate = sub.add_parser("eval", help="score the classifier on folders named by label (speech/, taps_2/, …)")
     evaluate.add_argument("dir", type=Path)
     evaluate.add_argument("-v", "--verbose", action="store_true", help="one line per clip")
+    evaluate.add_argument("--workers", type=int, default=1, help="clips analysed in this many processes (classifier backend)")
     evaluate.add_argument(
         "--backend",
         choices=["classifier", "silero"],
@@ -75,7 +76,7 @@ def _plot(pcm, result, out: Path, title: str) -> None:
     level = 10 * np.log10(np.mean(x * x, axis=1) + 1e-10)
     t = np.arange(frames) * 0.02
     states = list(AudioState)
-    colours = dict(zip(states, ["black", "lightgrey", "tab:orange", "tab:green", "tab:blue", "tab:red"]))
+    colours = dict(zip(states, ["black", "lightgrey", "tab:orange", "tab:green", "tab:blue", "tab:red", "tab:purple"]))
     fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(11, 5), height_ratios=[3, 1])
     top.plot(t, level, lw=0.8, color="tab:blue")
     top.set_ylabel("level (dBFS)")
@@ -110,7 +111,7 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"callflow audio eval: {e}", file=sys.stderr)
             return 2
     else:
-        evaluation = evaluate(args.dir, verbose=args.verbose)
+        evaluation = evaluate(args.dir, verbose=args.verbose, workers=max(getattr(args, "workers", 1), 1))
     if not evaluation.rows:
         print(f"no labelled clips under {args.dir} (expected folders such as speech/, taps_2/)", file=sys.stderr)
         return 2

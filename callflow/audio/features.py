@@ -34,7 +34,8 @@ DIGITAL_SILENCE = 8  # 1.0 when the frame is constant (all-zero PCM / μ-law 0xF
 CREST = 9  # peak²/mean² of the frame's loudest block, dB: ~10 for a one-sample line click
 BLOCK_MEAN = 10  # mean of the frame's block energies (dB): the tap detector's quick reference
 VOICED = 11  # 1.0 when voiced (set by the classifier: it needs the call's noise floor)
-BLOCKS = 12  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a whitened (or high-passed) copy, dB
+TONAL = 12  # per-frame linear-prediction gain (dB, order LPC_ORDER): ≥ ~30 only for one or two steady tones (set by the classifier)
+BLOCKS = 13  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a whitened (or high-passed) copy, dB
 N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
 
 _NFFT = 256  # ≥ 160 + the longest pitch lag, so the autocorrelation does not wrap
@@ -105,6 +106,42 @@ def levinson(acf: np.ndarray) -> np.ndarray:
         a[:, i] = k
         err *= 1.0 - k * k
     return a
+
+
+#: Floor of the tonality measure's prediction error: G.711 quantisation keeps a clean tone near 35 dB.
+TONAL_FLOOR = 1e-5
+
+
+def prediction_gain_db(acf: np.ndarray) -> np.ndarray:
+    """Per-frame order-LPC_ORDER prediction gain in dB from normalised autocorrelations (n, LPC_ORDER+1).
+
+    One or two steady sinusoids (dial tone, ringback, busy, fax, modem answer) are
+    predicted almost exactly (the G.711 floor leaves ~30–38 dB); vowels stay ~10–25 dB
+    (the glottal pulses are not predictable), noise a few dB.
+    """
+    r = np.array(acf, dtype=np.float64)
+    r[:, 0] += TONAL_FLOOR
+    m, p1 = r.shape
+    a = np.zeros((m, p1))
+    a[:, 0] = 1.0
+    err = r[:, 0].copy()
+    for i in range(1, p1):
+        acc = r[:, i] + np.einsum("ij,ij->i", a[:, 1:i], r[:, i - 1 : 0 : -1]) if i > 1 else r[:, i].copy()
+        k = np.clip(-acc / err, -0.9999, 0.9999)
+        a[:, 1:i] = a[:, 1:i] + k[:, None] * a[:, i - 1 : 0 : -1]
+        a[:, i] = k
+        err *= 1.0 - k * k
+    return 10.0 * np.log10(r[:, 0] / np.maximum(err, 1e-12))
+
+
+_HANN = np.hanning(FRAME_SAMPLES).astype(np.float32)
+
+
+def tonality(frames: np.ndarray) -> np.ndarray:
+    """Per-frame prediction gain (dB) of the Hann-windowed frame: ~28–32 for line tones
+    through G.711, under ~22 for voices, breaths and real noise (measured, docs/benchmarks.md)."""
+    acf, r0 = autocorrelation(np.asarray(frames, dtype=np.float32) * _HANN)
+    return np.where(r0 > 0, prediction_gain_db(acf), 0.0)
 
 
 def compute_features(frames: np.ndarray, whiten: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:

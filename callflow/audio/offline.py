@@ -169,6 +169,37 @@ class Evaluation:
 
         return sum(1 for r in self.rows if label_of(r[1])[0] is AudioState.DEAD_LINE and r[2] in SIGNS_OF_LIFE)
 
+    def recall(self, state: AudioState) -> float:
+        return self.precision_recall()[state][1]
+
+    def macro_recall(self, states=None) -> float:
+        """Mean recall over `states` (default: the six caller-audio classes of issue 3)."""
+        states = states or SIX_CLASSES
+        return float(np.mean([self.recall(s) for s in states]))
+
+    def called(self, truth: AudioState, verdicts) -> float:
+        """Share of the `truth` clips whose verdict is in `verdicts`."""
+        mine = [r for r in self.rows if label_of(r[1])[0] is truth]
+        return sum(1 for r in mine if r[2] in verdicts) / len(mine) if mine else float("nan")
+
+    def tones_as_caller(self) -> int:
+        """Line-tone clips whose verdict was a sign of life (must be 0)."""
+        from callflow.core.channel import SIGNS_OF_LIFE
+
+        return sum(1 for r in self.rows if label_of(r[1])[0] is AudioState.LINE_TONE and r[2] in SIGNS_OF_LIFE)
+
+    def tap_count_by_bed(self, beds: dict[str, str]) -> dict[str, tuple[int, int]]:
+        """Tap count exactness per bed; `beds` maps a clip's file name to its bed."""
+        out: dict[str, list[int]] = {}
+        for f, label, _v, taps, _s in self.rows:
+            expected = label_of(label)[1]
+            if expected is None:
+                continue
+            ok_n = out.setdefault(beds.get(Path(f).name, "?"), [0, 0])
+            ok_n[0] += taps == expected
+            ok_n[1] += 1
+        return {bed: (ok, n) for bed, (ok, n) in sorted(out.items())}
+
     def false_breathing_rate(self) -> float:
         others = [r for r in self.rows if label_of(r[1])[0] is not AudioState.BREATHING]
         return sum(1 for r in others if r[2] is AudioState.BREATHING) / len(others) if others else float("nan")
@@ -189,16 +220,43 @@ class Evaluation:
             f"breathing called on other clips: {self.false_breathing_rate():.1%}",
             f"dead line reported as a present caller: {self.dead_line_as_present()}",
         ]
+        if any(label_of(r[1])[0] is AudioState.LINE_TONE for r in self.rows):
+            lines.append(f"line tones reported as a caller: {self.tones_as_caller()}")
+        lines += [
+            f"background noise called speech: {self.called(AudioState.BACKGROUND_NOISE, {AudioState.SPEECH}):.1%},"
+            f" taps: {self.called(AudioState.BACKGROUND_NOISE, {AudioState.TAPS}):.1%},"
+            f" breathing: {self.called(AudioState.BACKGROUND_NOISE, {AudioState.BREATHING}):.1%}",
+            f"6-class macro recall: {self.macro_recall():.3f}",
+        ]
         return "\n".join(lines)
 
 
-def evaluate(root: str | Path, config: ClassifierConfig = DEFAULT_CONFIG, verbose: bool = False) -> Evaluation:
+SIX_CLASSES = (
+    AudioState.DEAD_LINE, AudioState.SILENCE, AudioState.BACKGROUND_NOISE,
+    AudioState.BREATHING, AudioState.SPEECH, AudioState.TAPS,
+)
+
+
+def _run_clip(args) -> tuple[str, str, OfflineResult]:
+    path, label, config = args
+    return str(path), label, run_offline(load_audio(path), config)
+
+
+def evaluate(root: str | Path, config: ClassifierConfig = DEFAULT_CONFIG, verbose: bool = False, workers: int = 1) -> Evaluation:
+    """Every labelled clip under ROOT as a live call; `workers` > 1 runs clips in that many processes."""
     evaluation = Evaluation()
-    for path, label in collect(root):
-        result = run_offline(load_audio(path), config)
-        evaluation.add(path, label, result)
+    jobs = [(path, label, config) for path, label in collect(root)]
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_run_clip, jobs, chunksize=4))
+    else:
+        results = map(_run_clip, jobs)
+    for path, label, result in results:
+        evaluation.add(Path(path), label, result)
         if verbose:
-            print(f"{label:<17} {result.verdict.value:<17} taps={result.tap_count} score={result.speech_score:.2f} {path.name}")
+            print(f"{label:<17} {result.verdict.value:<17} taps={result.tap_count} score={result.speech_score:.2f} {Path(path).name}")
     return evaluation
 
 

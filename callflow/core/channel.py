@@ -23,6 +23,7 @@ class AudioState(str, enum.Enum):
     BREATHING = "breathing"  # somebody is there but does not speak (cas B)
     SPEECH = "speech"  # the caller talks
     TAPS = "taps"  # the caller taps the handset to communicate
+    LINE_TONE = "line_tone"  # busy, ringback, dial tone, fax/modem: the network, not a caller
 
 
 #: States that prove somebody is on the line. The system never hangs up while

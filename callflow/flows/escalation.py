@@ -134,6 +134,7 @@ class Escalation:
     outcome: str = ""
     answered_at: float | None = None
     ended_at: float | None = None
+    picked: int = 0  # the console's [Prendre l'appel]: the latest pick rings first
 
     @property
     def urgent(self) -> bool:
@@ -151,6 +152,7 @@ class SupervisorQueue:
     def __init__(self, clock=time.time) -> None:
         self.clock = clock
         self._seq = itertools.count(1)
+        self._picks = itertools.count(1)
         self.waiting: list[Escalation] = []
         self.active: Escalation | None = None  # ringing or talking with the supervisor
         self.history: list[Escalation] = []
@@ -164,7 +166,7 @@ class SupervisorQueue:
         return esc
 
     def ordered(self) -> list[Escalation]:
-        return sorted(self.waiting, key=lambda e: (not e.urgent, e.seq))
+        return sorted(self.waiting, key=lambda e: (-e.picked, not e.urgent, e.seq))
 
     async def wait_turn(self, esc: Escalation, timeout: float) -> bool:
         """True once `esc` holds the supervisor line; False (and out of the queue) on timeout."""
@@ -184,6 +186,18 @@ class SupervisorQueue:
             self.waiting.remove(esc)
             self.active = esc
             return True
+
+    async def take(self, esc_id: str) -> dict | None:
+        """The supervisor picks this escalation (console [Prendre l'appel]): it rings the line next."""
+        async with self._cond:
+            if self.active is not None and self.active.id == esc_id:
+                return self.active.as_dict()  # already ringing or connected
+            for esc in self.waiting:
+                if esc.id == esc_id:
+                    esc.picked = next(self._picks)
+                    self._cond.notify_all()
+                    return esc.as_dict()
+        return None
 
     def _drop(self, esc: Escalation) -> None:
         if esc in self.waiting:

@@ -39,10 +39,11 @@ def test_background_noise(kind, level):
     assert r.speech_score < 0.3
 
 
-def test_a_steady_tone_is_not_speech():
+def test_a_steady_tone_is_a_line_tone_not_speech():
     t = np.arange(8 * 8000) / 8000
     r = classify(0.1 * np.sin(2 * np.pi * 425 * t) + synth.hiss(6, 8.0))
-    assert r.verdict is AudioState.BACKGROUND_NOISE
+    assert r.verdict is AudioState.LINE_TONE
+    assert r.verdict not in SIGNS_OF_LIFE
 
 
 @pytest.mark.parametrize("seed, rate, level", [(7, 0.25, -40.0), (8, 0.35, -30.0), (9, 0.45, -45.0)])

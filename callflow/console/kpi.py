@@ -1,0 +1,156 @@
+"""The wallboard's KPIs, from the call records (pure: rows in, numbers out).
+
+Contact-centre KPIs (stated formulas, T = console.service_level_seconds):
+- service level = calls an agent answered within T of being queued for one
+                  ÷ every call queued for an agent (abandoned ones included) × 100
+- ASA (average speed of answer) = mean of (agent_connected − agent_queue) over answered calls
+- abandonment = calls queued for an agent that ended before any agent answered ÷ calls queued × 100
+- handle time = mean of (end of call − agent_connected) over answered calls that ended
+
+Seed 000 §8 comes from callflow.store.kpi; seed 001 §7/§9 and 004 §8 from the record's actions
+(escalation, escalation_connected, escalation_back_to_agent, flag « agressif ») and the console's
+incident cards (hotliner well-being). What the records cannot give is listed in NOT_FROM_RECORDS.
+"""
+
+from __future__ import annotations
+
+from statistics import mean
+from typing import Any
+
+from callflow.store import kpi as silent_kpi
+
+NOT_FROM_RECORDS = {
+    "000 §8 satisfaction post-résolution": "no customer survey is recorded",
+    "001 §7 justification / décisions / valeur des exceptions": "the supervisor's decision and the amount are not recorded",
+    "001 §7/§9 satisfaction, rétention, ROI, feedback hotliner": "no survey, churn or cost data reach callflow",
+    "004 §8 taux de désescalade, rétention, geste commercial, escalade N2 utile, temps de désescalade":
+        "the conversation's outcome is not recorded (only the incident card's free fields)",
+}
+
+
+def _first(actions: list[dict], kind: str, after: float = -1.0) -> float | None:
+    for a in actions:
+        if a["kind"] == kind and a["at"] >= after:
+            return float(a["at"])
+    return None
+
+
+def _kpi(kid: str, label: str, value: float | None, unit: str, target: str, ok: bool | None, source: str) -> dict:
+    return {"id": kid, "label": label, "value": None if value is None else round(value, 1), "unit": unit,
+            "target": target, "ok": ok, "source": source}
+
+
+def compute(calls: list[dict], *, service_level_seconds: float = 20.0, service_level_target: float = 80.0,
+            abandonment_target: float = 5.0, cards: list[dict] | None = None) -> dict[str, Any]:
+    """`calls` as Records.calls_with_details returns them."""
+    queued = answered_in_t = abandoned = 0
+    waits: list[float] = []
+    handle: list[float] = []
+    escalations = esc_connected = esc_missed = aggressive = 0
+    esc_waits: list[float] = []
+    esc_talk: list[float] = []
+    for call in calls:
+        actions = call.get("actions", [])
+        t_queue = _first(actions, "agent_queue")
+        if t_queue is not None:
+            queued += 1
+            t_conn = _first(actions, "agent_connected", t_queue)
+            if t_conn is not None:
+                waits.append(t_conn - t_queue)
+                if t_conn - t_queue <= service_level_seconds:
+                    answered_in_t += 1
+                if call.get("duration") is not None:
+                    handle.append(max(0.0, float(call["duration"]) - t_conn))
+            elif call.get("duration") is not None:
+                abandoned += 1
+        for a in actions:
+            if a["kind"] == "escalation":
+                escalations += 1
+                t_c = _first(actions, "escalation_connected", a["at"])
+                if t_c is not None:
+                    esc_connected += 1
+                    esc_waits.append(t_c - a["at"])
+                    if call.get("duration") is not None:
+                        esc_talk.append(float(call["duration"]) - t_c)
+            elif a["kind"] == "escalation_back_to_agent":
+                esc_missed += 1
+        if any(a["kind"] == "flag" and a["detail"].startswith("agressif") for a in actions):
+            aggressive += 1
+    n = len(calls)
+
+    def pct(part: int, whole: int) -> float | None:
+        return None if whole == 0 else 100.0 * part / whole
+
+    sl = pct(answered_in_t, queued)
+    ab = pct(abandoned, queued)
+    asa = mean(waits) if waits else None
+    aht = mean(handle) if handle else None
+    centre = [
+        _kpi("service_level", f"Niveau de service ({service_level_seconds:.0f} s)", sl, "%",
+             f"≥ {service_level_target:.0f} %", None if sl is None else sl >= service_level_target,
+             f"répondus en ≤ {service_level_seconds:.0f} s ÷ mis en file pour un conseiller"),
+        _kpi("asa", "Temps moyen de réponse (ASA)", asa, "s", f"≤ {service_level_seconds:.0f} s",
+             None if asa is None else asa <= service_level_seconds, "moyenne(agent_connected − agent_queue)"),
+        _kpi("abandonment", "Abandon avant réponse", ab, "%", f"≤ {abandonment_target:.0f} %",
+             None if ab is None else ab <= abandonment_target, "raccrochés avant un conseiller ÷ mis en file"),
+        _kpi("handle_time", "Durée moyenne de traitement", aht, "s", "—", None, "moyenne(fin − agent_connected)"),
+        _kpi("offered", "Appels reçus", float(n), "", "—", None, "enregistrements"),
+    ]
+    s = silent_kpi.compute(calls)
+    silent = [
+        _kpi("silent_pct", "% appels muets", s.silent_pct, "%", "2–5 %", None if s.silent_pct is None else 2 <= s.silent_pct <= 5, "000 §8"),
+        _kpi("silent_duration", "Durée moyenne appel muet", s.mean_silent_duration, "s", "60–180 s",
+             None if s.mean_silent_duration is None else 60 <= s.mean_silent_duration <= 180, "000 §8"),
+        _kpi("conversion", "Conversion vers autre canal", s.conversion_pct, "%", "≥ 60 %",
+             None if s.conversion_pct is None else s.conversion_pct >= 60, "000 §8"),
+        _kpi("emergency_pct", "Urgences détectées", s.emergency_pct, "%", "< 2 %",
+             None if s.emergency_pct is None else s.emergency_pct < 2, "000 §8"),
+        _kpi("premature", "Raccrochage prématuré", s.premature_pct, "%", "0 % (seed: < 5 %)",
+             None if s.premature_pct is None else s.premature_pct == 0, "000 §8"),
+        _kpi("documented", "Appels muets documentés", s.documented_pct, "%", "100 %",
+             None if s.documented_pct is None else s.documented_pct == 100, "000 §8"),
+    ]
+    esc_rate = pct(escalations, n)
+    esc_wait = mean(esc_waits) if esc_waits else None
+    esc_len = mean(esc_talk) if esc_talk else None
+    escal = [
+        _kpi("escalations", "Total escalades", float(escalations), "", "—", None, "001 §7"),
+        _kpi("escalation_rate", "Escalades / total appels", esc_rate, "%", "5–10 %",
+             None if esc_rate is None or not escalations else 5 <= esc_rate <= 10, "001 §7"),
+        _kpi("escalation_answer", "Temps réponse escalade", esc_wait, "s", "≤ 300 s",
+             None if esc_wait is None else esc_wait <= 300, "001 §9"),
+        _kpi("escalation_missed", "Escalades sans réponse", pct(esc_missed, escalations), "%", "—", None, "001 §3A"),
+        _kpi("escalation_talk", "Temps appel escalade", esc_len, "s", "300–480 s",
+             None if esc_len is None else 300 <= esc_len <= 480, "001 §9"),
+    ]
+    agg = pct(aggressive, n)
+    wellbeing = [float(c["bien_etre"]) for c in (cards or []) if str(c.get("bien_etre", "")).strip().isdigit()]
+    anger = [
+        _kpi("aggressive_pct", "% appels agressifs", agg, "%", "3–7 %", None if agg is None or not n else 3 <= agg <= 7, "004 §8"),
+        _kpi("wellbeing", "Bien-être hotliner après appel agressif", mean(wellbeing) if wellbeing else None, "/5",
+             "≥ 3/5", None if not wellbeing else mean(wellbeing) >= 3, "004 §8 (fiche incident)"),
+    ]
+    return {"centre": centre, "silent": silent, "escalations": escal, "anger": anger,
+            "not_from_records": NOT_FROM_RECORDS, "calls": n}
+
+
+def series(calls: list[dict], bucket_seconds: float = 3600.0) -> dict[str, list]:
+    """Per time bucket: calls, silent calls, queued, answered, abandoned (for the plots)."""
+    buckets: dict[float, dict[str, int]] = {}
+    for call in calls:
+        b = float(call["started_epoch"]) // bucket_seconds * bucket_seconds
+        row = buckets.setdefault(b, {"calls": 0, "silent": 0, "queued": 0, "answered": 0, "abandoned": 0})
+        row["calls"] += 1
+        row["silent"] += silent_kpi.is_silent(call)
+        actions = call.get("actions", [])
+        if _first(actions, "agent_queue") is not None:
+            row["queued"] += 1
+            if _first(actions, "agent_connected") is not None:
+                row["answered"] += 1
+            elif call.get("duration") is not None:
+                row["abandoned"] += 1
+    keys = sorted(buckets)
+    out: dict[str, list] = {"t": keys}
+    for name in ("calls", "silent", "queued", "answered", "abandoned"):
+        out[name] = [buckets[k][name] for k in keys]
+    return out

@@ -1,0 +1,399 @@
+"""Issue 13 in a real browser: headless Chromium from Debian driven by Playwright, against the real
+`callflow run` (the console mounted on the controller), the real sandbox Asterisk and SIPp callers.
+
+Set CALLFLOW_CONSOLE_SCREENSHOTS=docs/console to refresh the screenshots of each view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import caller_audio as audio
+import pytest
+from aiohttp import web
+from playwright.async_api import Page, async_playwright, expect
+
+from callflow.handoff.sms.http import TIMESTAMP_HEADER, sign
+from callflow.pbx.sipp import Caller, answering_phone_xml, next_ports, register, registration_xml, start_sipp
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SMS_SECRET = "console-test-secret-0123456789"
+PEOPLE = {"sup": ("supervisor pass 1", "supervisor", ""), "ag1": ("agent one pass", "agent", "2001"),
+          "ag2": ("agent two pass", "agent", "2002")}
+SHOTS = os.environ.get("CALLFLOW_CONSOLE_SCREENSHOTS")
+
+
+def add_users(env: dict) -> None:
+    for name, (password, role, ext) in PEOPLE.items():
+        cmd = [sys.executable, "-m", "callflow.cli", "users", "add", name, "--role", role, "--password-stdin"]
+        if ext:
+            cmd += ["--extension", ext]
+        subprocess.run(cmd, input=password + "\n", env=env, check=True, capture_output=True, text=True)
+
+
+@pytest.fixture
+def console_controller(controller_process):
+    """`callflow run` with the console, its users made with `callflow users add`; call it to start (extra env first)."""
+    def start(**env: str):
+        controller_process.env.update({"CALLFLOW_SMS_HTTP_SECRET": SMS_SECRET, **env})
+        add_users(controller_process.env)
+        controller_process.start()
+        return controller_process
+    return start
+
+
+@pytest.fixture
+async def browser():
+    """`await browser("ag1")`: a fresh Chromium profile logged in as that person; returns the page."""
+    contexts = []
+    async with async_playwright() as p:
+        async def open_as(user: str | None, base: str) -> Page:
+            ctx = await p.chromium.launch_persistent_context(
+                tempfile.mkdtemp(prefix="console-chromium-"), executable_path=CHROMIUM, args=FLAGS, headless=True,
+                viewport={"width": 1400, "height": 1000})
+            contexts.append(ctx)
+            page = ctx.pages[0] if ctx.pages else await ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.errors = errors  # type: ignore[attr-defined]
+            await page.goto(f"{base}/console/login")
+            if user is not None:
+                await page.fill("input[name=username]", user)
+                await page.fill("input[name=password]", PEOPLE[user][0])
+                await page.press("input[name=password]", "Enter")
+                await page.wait_for_url("**/console/" + ("supervisor" if PEOPLE[user][1] == "supervisor" else "agent"))
+                await expect(page.locator("#link-state")).to_have_text("en direct", timeout=5000)
+            return page
+        yield open_as
+        for ctx in contexts:
+            await ctx.close()
+
+
+def base(ctl) -> str:
+    return f"http://127.0.0.1:{ctl.http_port}"
+
+
+async def shot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+def post_json(url: str, body: dict, headers: dict | None = None) -> tuple[int, str]:
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def caller_sms(ctl, number: str, text: str) -> None:
+    """The caller's SMS reply, as the provider's signed webhook posts it."""
+    body = json.dumps({"from": number, "text": text, "id": f"mo-{time.monotonic_ns()}"}).encode()
+    ts = str(int(time.time()))
+    req = urllib.request.Request(f"{base(ctl)}/sms/inbound", data=body, method="POST", headers={
+        "Content-Type": "application/json", TIMESTAMP_HEADER: ts, "X-Callflow-Signature": sign(SMS_SECRET, ts, body)})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
+
+
+async def tab_reaches_every_control(page: Page) -> None:
+    """Tab from the top: every button, link and field of the page gets the focus (nothing needs a mouse)."""
+    controls = await page.evaluate("""() => Array.from(document.querySelectorAll('main button, main a[href], main input:not([type=hidden]), main select, main textarea'))
+        .filter(e => e.offsetParent !== null).map((e, i) => { e.dataset.tabProbe = String(i); return i; })""")
+    assert controls, "no controls on the page"
+    seen: set[str] = set()
+    await page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    for _ in range(len(controls) * 3 + 30):
+        await page.keyboard.press("Tab")
+        probe = await page.evaluate("() => document.activeElement ? (document.activeElement.dataset.tabProbe || '') : ''")
+        if probe:
+            seen.add(probe)
+        if len(seen) == len(controls):
+            break
+    missing = await page.evaluate("""(seen) => Array.from(document.querySelectorAll('[data-tab-probe]'))
+        .filter(e => !seen.includes(e.dataset.tabProbe)).map(e => e.outerHTML.slice(0, 120))""", sorted(seen))
+    assert not missing, f"not reachable with Tab: {missing}"
+
+
+# -- people, roles, keyboard -------------------------------------------------------------------------
+
+async def test_agent_and_supervisor_log_in_an_agent_cannot_reach_supervisor_pages_and_keys_do_everything(
+        console_controller, browser):
+    ctl = console_controller()
+    anon = await browser(None, base(ctl))
+    await anon.fill("input[name=username]", "sup")
+    await anon.fill("input[name=password]", "not the password")
+    await anon.press("input[name=password]", "Enter")
+    await expect(anon.locator(".error")).to_contain_text("incorrect")
+    await shot(anon, "login")
+
+    sup = await browser("sup", base(ctl))
+    await expect(sup.locator("[data-section=agents]")).to_contain_text("2001")
+    await expect(sup.locator("[data-section=queue]")).to_contain_text("ESCALADES EN ATTENTE")
+    await tab_reaches_every_control(sup)
+
+    agent = await browser("ag1", base(ctl))
+    await expect(agent.locator("[data-section=mystate]")).to_contain_text("disponible")
+    for path in ("/console/supervisor", "/console/kpi", "/console/audit", "/console/escalations/esc-1"):
+        resp = await agent.goto(base(ctl) + path)
+        assert resp.status == 403, (path, resp.status)
+    await agent.goto(base(ctl) + "/console/agent")
+    await expect(agent.locator("#link-state")).to_have_text("en direct")
+    await tab_reaches_every_control(agent)
+    # Alt+P: pause from the keyboard; the supervisor's grid follows live (SSE)
+    await agent.keyboard.press("Alt+p")
+    await expect(agent.locator("[data-section=mystate]")).to_contain_text("en pause", timeout=5000)
+    row = sup.locator("[data-section=agents] tr", has_text="2001")
+    await expect(row).to_contain_text("en pause", timeout=5000)
+    # the supervisor resumes them: audited
+    await row.get_by_role("button", name="Reprendre").press("Enter")
+    await expect(agent.locator("[data-section=mystate]")).to_contain_text("disponible", timeout=5000)
+    await sup.goto(base(ctl) + "/console/audit")
+    await expect(sup.locator("table")).to_contain_text("resume")
+    await shot(sup, "audit")
+    assert not sup.errors and not agent.errors, (sup.errors, agent.errors)
+
+
+async def test_a_reconnecting_view_shows_it_is_disconnected_then_catches_up(console_controller, browser):
+    ctl = console_controller()
+    sup = await browser("sup", base(ctl))
+    row = sup.locator("[data-section=agents] tr", has_text="2002")
+    await expect(row).to_contain_text("disponible")
+    # the stream cannot come back until we say so: changes made meanwhile must still reach the view
+    await sup.route("**/console/events**", lambda route: route.abort())
+    ctl.kill()
+    await expect(sup.locator("#disconnected")).to_be_visible(timeout=10000)
+    await expect(sup.locator("#link-state")).to_have_text("déconnecté")
+    ctl.start()
+    status, _ = post_json(f"{base(ctl)}/api/agents/2002/pause", {"reason": "formation"})
+    assert status == 200
+    await asyncio.sleep(4)  # the browser retries and is refused meanwhile
+    await expect(row).to_contain_text("disponible")  # stale, and the banner says so
+    await expect(sup.locator("#disconnected")).to_be_visible()
+    await shot(sup, "supervisor-disconnected")
+    await sup.unroute("**/console/events**")
+    await expect(sup.locator("#link-state")).to_have_text("en direct", timeout=15000)
+    await expect(row).to_contain_text("en pause", timeout=5000)
+    await expect(row).to_contain_text("formation")
+    await expect(sup.locator("#disconnected")).to_be_hidden()
+
+
+# -- SMS ----------------------------------------------------------------------------------------------
+
+async def test_an_sms_reply_shows_up_and_the_agents_answer_leaves_through_the_outbox(console_controller, browser):
+    ctl = console_controller()
+    agent = await browser("ag1", base(ctl))
+    sup = await browser("sup", base(ctl))
+    caller_sms(ctl, "+33612345678", "Je ne peux pas parler, mon fils est malade")
+    conv = agent.locator("[data-section=conversations]")
+    await expect(conv).to_contain_text("à répondre", timeout=5000)
+    await expect(sup.locator("[data-section=alerts]")).to_contain_text("Réponse SMS d'un appelant", timeout=5000)
+    await conv.get_by_role("link").first.click()
+    await expect(agent.locator(".thread")).to_contain_text("mon fils est malade")
+    await agent.fill("textarea[name=text]", "Bonjour, nous vous rappelons dans 10 minutes. Numi")
+    await agent.get_by_role("button", name="Envoyer").click()
+    await expect(agent.locator(".msg.out")).to_contain_text("nous vous rappelons")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("nous vous rappelons" in m.get("text", "") for m in ctl.sms_sent()):
+        await asyncio.sleep(0.2)
+    sent = [m for m in ctl.sms_sent() if "nous vous rappelons" in m.get("text", "")]
+    assert sent and sent[0]["to"] == "+33612345678", ctl.sms_sent()
+    await agent.reload()
+    await expect(agent.locator(".msg.out .tag")).to_contain_text("sent")
+    await expect(sup.locator("[data-section=alerts]")).not_to_contain_text("Réponse SMS", timeout=5000)
+    await shot(agent, "sms")
+    await agent.fill("input[name=note]", "rappel programmé, client rassuré")
+    await agent.get_by_role("button", name="Clore la conversation").click()
+    await expect(agent.locator(".conversations")).to_contain_text("closed")
+
+
+async def test_an_alert_appears_when_the_sms_gateway_refuses_a_message(console_controller, browser):
+    refused: list[dict] = []
+
+    async def gateway(request: web.Request) -> web.Response:
+        refused.append(await request.json())
+        return web.json_response({"error": "invalid destination"}, status=400)
+
+    app = web.Application()
+    app.router.add_post("/send", gateway)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        ctl = console_controller(CALLFLOW_SMS_BACKEND="http", CALLFLOW_SMS_HTTP_URL=f"http://127.0.0.1:{port}/send")
+        sup = await browser("sup", base(ctl))
+        agent = await browser("ag1", base(ctl))
+        caller_sms(ctl, "+33699887766", "allo ?")
+        await expect(agent.locator("[data-section=conversations]")).to_contain_text("à répondre", timeout=5000)
+        await agent.goto(base(ctl) + "/console/sms/+33699887766")
+        await agent.fill("textarea[name=text]", "Bonjour, ici numi.support.")
+        await agent.get_by_role("button", name="Envoyer").click()
+        alert = sup.locator("[data-section=alerts] [data-kind=sms_failed]")
+        await expect(alert).to_contain_text("Message non délivré", timeout=15000)
+        await expect(alert).to_contain_text("400")
+        assert refused and refused[0]["to"] == "+33699887766"
+        await shot(sup, "supervisor-alert")
+    finally:
+        await runner.cleanup()
+
+
+# -- real calls ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def callers(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("console-callers")
+    return {"breathing": audio.write_ulaw(d / "breathing.ulaw", audio.breathing(21, 90)),
+            "speech": audio.write_ulaw(d / "speech.ulaw", audio.speech(22, 60))}
+
+
+async def test_a_real_call_appears_within_2_s_and_its_timeline_moves_while_the_caller_breathes(
+        console_controller, browser, callers):
+    ctl = console_controller()
+    sup = await browser("sup", base(ctl))
+    started = time.monotonic()
+    run = await start_sipp(Caller().audio(callers["breathing"]).pause(40).xml(answer_within=10), name="console-breather",
+                           timeout_s=90)
+    row = sup.locator("[data-section=calls] tr[data-call]")
+    while await row.count() == 0:
+        assert time.monotonic() - started < 30, "the call never showed on the supervisor's view"
+        await asyncio.sleep(0.05)
+    shown_at, since_sipp = time.time(), time.monotonic() - started
+    # from the moment the controller took the call (its own log line) to the row on the screen
+    call_in = await ctl.wait_for_event("call in", timeout=5)
+    taken_at = datetime.fromisoformat(call_in["timestamp"].replace("Z", "+00:00")).timestamp()
+    appeared = shown_at - taken_at
+    assert appeared <= 2.0, f"the call showed {appeared:.2f} s after the controller took it"
+    timeline = sup.locator("[data-section=calls] figure[data-timeline]")
+    points, classes = [], set()
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        points.append(int(await timeline.get_attribute("data-points") or 0))
+        classes.add((await timeline.get_attribute("data-last") or "@").split("@")[0])
+        if "breathing" in classes and len({p for p in points if p > 0}) >= 5:
+            break
+        await asyncio.sleep(1)
+    print(f"call on the supervisor's view {appeared:.2f} s after the controller took it "
+          f"({since_sipp:.2f} s after SIPp started); timeline points {points}; classes {classes}")
+    assert len({p for p in points if p > 0}) >= 5 and points == sorted(points), points  # it moves, never back
+    assert "breathing" in classes, classes  # what the classifier hears of the breather, live
+    await expect(row.locator(".stage")).not_to_be_empty()
+    await shot(sup, "supervisor")
+    run.proc.kill() if run.proc.returncode is None else None
+
+
+async def test_the_agent_escalates_from_the_console_and_the_supervisors_phone_rings(
+        console_controller, browser, callers, pbx, ari):
+    password = pbx.credentials()["sip_password"]
+    phones = []
+    try:
+        for ext, ring in (("2001", 0.5), ("2100", 4.0)):
+            sip_port, media_port = next_ports()
+            await register(ext, password, sip_port)
+            run = await start_sipp(answering_phone_xml(ring_seconds=ring), name=f"console-desk-{ext}", sip_port=sip_port,
+                                   media_port=media_port, uas=True)
+            phones.append((ext, sip_port, run))
+        ctl = console_controller()
+        agent = await browser("ag1", base(ctl))
+        sup = await browser("sup", base(ctl))
+        caller = Caller().audio(callers["speech"]).pause(60)
+        run = await start_sipp(caller.xml(answer_within=10), name="console-escalation", timeout_s=120)
+        card = agent.locator("[data-section=mycall] .callcard")
+        await expect(card).to_be_visible(timeout=45000)
+        await expect(card).to_contain_text("0612345678")
+        await shot(agent, "agent")
+        await agent.fill("input[name=client]", "Marie Dupuis (CLT-00245), cliente depuis 4 mois")
+        await agent.fill("input[name=probleme]", "atelier manqué")
+        await agent.fill("input[name=demande]", "remboursement")
+        await agent.keyboard.press("Alt+1")  # the same as *1 on the phone, from the keyboard
+        queue = sup.locator("[data-section=queue]")
+        await expect(queue).to_contain_text("Marie Dupuis", timeout=15000)
+        await shot(sup, "supervisor-escalation")
+        waiting = queue.get_by_role("button", name="PRENDRE L'APPEL")
+        took = await waiting.count() > 0  # queued while the caller hears « petite attente… »
+        if took:
+            await waiting.first.press("Enter")  # it rings the supervisor's line next (first if the line is free)
+        await expect(queue).to_contain_text("connected", timeout=40000)
+        call_id = (await agent.locator("[data-section=mycall] .callcard").get_attribute("data-call"))
+        bridge = next(b for b in ari.bridges() if b["id"] == f"callflow-{call_id}")
+        names = {ari.get(f"channels/{cid}")["name"].split("-")[0] for cid in bridge["channels"]}
+        assert "PJSIP/2100" in names, names  # the supervisor's SIPp phone rang, answered, and is in the call
+        await queue.get_by_role("link", name="Lire briefing").first.click()
+        await expect(sup.locator("main")).to_contain_text("atelier manqué")
+        await shot(sup, "briefing")
+        await sup.goto(base(ctl) + "/console/audit")
+        audit = await sup.locator("table").inner_text()
+        assert "read_briefing" in audit and (not took or "take_escalation" in audit), audit
+        run.proc.kill() if run.proc.returncode is None else None
+    finally:
+        for ext, sip_port, run in phones:
+            run.kill()
+            unreg = await start_sipp(registration_xml(ext, password, expires=0), name=f"unregister-{ext}", sip_port=sip_port)
+            await unreg.wait(15)
+
+
+async def test_kpi_wallboard_and_report(console_controller, browser, tmp_path):
+    ctl = console_controller()
+    sup = await browser("sup", base(ctl))
+    await sup.goto(base(ctl) + "/console/kpi?since=2020-01-01")
+    await expect(sup.locator("[data-kpi=service_level]")).to_contain_text("Niveau de service")
+    await expect(sup.locator("#period-plot canvas")).to_have_count(1)
+    await shot(sup, "kpi")
+    out = tmp_path / "report.pdf"
+    done = subprocess.run([sys.executable, "-m", "callflow.cli", "report", "--since", "2020-01-01", "--format", "pdf",
+                           "--out", str(out)], env=ctl.env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes().startswith(b"%PDF")
+
+
+async def test_the_supervisor_listens_to_a_live_call_from_their_phone(console_controller, browser, callers, pbx, ari):
+    password = pbx.credentials()["sip_password"]
+    phones = []
+    try:
+        for ext in ("2001", "2100"):
+            sip_port, media_port = next_ports()
+            await register(ext, password, sip_port)
+            run = await start_sipp(answering_phone_xml(ring_seconds=1.0), name=f"console-listen-{ext}", sip_port=sip_port,
+                                   media_port=media_port, uas=True)
+            phones.append((ext, sip_port, run))
+        ctl = console_controller()
+        sup = await browser("sup", base(ctl))
+        caller = Caller().audio(callers["speech"]).pause(60)
+        run = await start_sipp(caller.xml(answer_within=10), name="console-listen", timeout_s=120)
+        row = sup.locator("[data-section=calls] tr[data-call]", has_text="agent 2001")
+        await expect(row).to_have_count(1, timeout=45000)
+        call_id = await row.get_attribute("data-call")
+        await row.get_by_role("button", name="Écouter").press("Enter")
+        deadline, spy = time.monotonic() + 30, None
+        while time.monotonic() < deadline and spy is None:
+            spy = next((b for b in ari.bridges() if b["id"].startswith("leg-spy-") and len(b["channels"]) == 2), None)
+            await asyncio.sleep(0.3)
+        assert spy is not None, ari.bridges()
+        names = sorted(ari.get(f"channels/{cid}")["name"].split("/")[0] + "/" + ari.get(f"channels/{cid}")["name"].split("/")[1][:4]
+                       for cid in spy["channels"])
+        assert names[0].startswith("PJSIP/2100") and names[1].startswith("Snoop/"), names
+        call_bridge = next(b for b in ari.bridges() if b["id"] == f"callflow-{call_id}")
+        assert len(call_bridge["channels"]) == 2  # the caller and the agent only: nobody hears the supervisor
+        await sup.goto(base(ctl) + "/console/audit")
+        await expect(sup.locator("table")).to_contain_text("listen")
+        run.proc.kill() if run.proc.returncode is None else None
+    finally:
+        for ext, sip_port, run in phones:
+            run.kill()
+            unreg = await start_sipp(registration_xml(ext, password, expires=0), name=f"unregister-{ext}", sip_port=sip_port)
+            await unreg.wait(15)

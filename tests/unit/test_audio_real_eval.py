@@ -1,0 +1,70 @@
+"""The classifier's evaluation on the real-recording set (issue 12), with floors.
+
+tests/audio/real/ is built by tools/make_real_audio.py from recordings shipped in
+Debian packages (sources and licences: tests/audio/real/MANIFEST.md). `dev` is what
+the classifier was tuned on; `holdout` was scored once, at the end. The floors sit just
+below the figures reached (docs/benchmarks.md): a change that loses ground fails here.
+A dead line is never called a present caller (no slack).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from callflow.audio.offline import evaluate
+from callflow.core.channel import AudioState
+
+REAL = Path(__file__).resolve().parents[1] / "audio" / "real"
+
+#: split → floor, just below the figures reached (docs/benchmarks.md, "Real recordings"):
+#: dev 47/54 taps exact, macro recall 0.872, noise recall 14/30, noise called speech 4/30,
+#: ROC-AUC 0.999, tones 14/14; holdout (scored once) 42/54, 0.823, 10/30, 7/30, 0.996, 12/14.
+FLOORS = {
+    "dev": {"tap_exact": 0.85, "macro6": 0.86, "noise_recall": 0.45, "noise_as_speech": 0.15, "speech_auc": 0.99, "tones": 0.95,
+            "tones_as_caller": 0},
+    # One holdout tone (of 14) was heard as a tap group: the target "tones never called a
+    # caller" is not met there, and the holdout is not tuned on, so the floor says so.
+    "holdout": {"tap_exact": 0.77, "macro6": 0.82, "noise_recall": 0.33, "noise_as_speech": 0.24, "speech_auc": 0.99, "tones": 0.85,
+                "tones_as_caller": 1},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(FLOORS))
+def scored(request):
+    split = request.param
+    root = REAL / split
+    assert root.is_dir(), f"{root} missing: python tools/make_real_audio.py"
+    return split, evaluate(root, workers=min(os.cpu_count() or 1, 2))
+
+
+def test_the_set_is_all_there(scored):
+    split, ev = scored
+    labels = {Path(r[0]).parent.name for r in ev.rows}
+    assert labels == {"dead_line", "silence", "background_noise", "breathing", "speech", "taps_1", "taps_2", "taps_3", "line_tone"}
+    assert len(ev.rows) >= 130
+
+
+def test_safety_figures(scored):
+    split, ev = scored
+    assert ev.dead_line_as_present() == 0
+    assert ev.tones_as_caller() <= FLOORS[split]["tones_as_caller"]
+
+
+def test_figures_stay_above_their_floors(scored):
+    split, ev = scored
+    floor = FLOORS[split]
+    ok, n = ev.tap_count_accuracy()
+    figures = {
+        "tap_exact": ok / n,
+        "macro6": ev.macro_recall(),
+        "noise_recall": ev.recall(AudioState.BACKGROUND_NOISE),
+        "speech_auc": ev.speech_auc(),
+        "tones": ev.recall(AudioState.LINE_TONE),
+    }
+    below = {k: v for k, v in figures.items() if v < floor[k]}
+    assert not below, f"{split}: below the floor: {below}\n{ev.report()}"
+    noise_as_speech = ev.called(AudioState.BACKGROUND_NOISE, {AudioState.SPEECH})
+    assert noise_as_speech <= floor["noise_as_speech"], f"{split}: noise called speech {noise_as_speech:.1%}\n{ev.report()}"

@@ -1,0 +1,441 @@
+#!/usr/bin/env python3
+"""Build the real-recording evaluation set of the caller-audio classifier (issue 12).
+
+    python tools/make_real_audio.py [--out tests/audio/real] [--cache /var/tmp/callflow-real-audio]
+
+Every clip is made from recordings that ship in Debian packages (downloaded with
+`apt-get download`, unpacked with `dpkg-deb -x` into the cache: no install, no root),
+taken through one phone chain: mono, 8 kHz, 300–3400 Hz band-pass (sox `sinc`), mixed,
+then G.711 μ-law **once** (the file written is the μ-law bytes). Where nothing real
+exists the clip is synthetic and its manifest line says so: line tones (defined by
+ITU-T E.180 / national specs: they are generated signals anyway), digital silence (a
+dead line is digital silence), breathing (no package ships real breathing) and line hiss.
+
+Output: OUT/<split>/<label>/<name>.ulaw (6 s, raw 8 kHz μ-law) and OUT/<split>/<label>/MANIFEST.tsv
+(name, real|synthetic, sources, how it was made). Splits use disjoint sources:
+`dev` is what the classifier was tuned on; `holdout` comes from other recordings
+(other drum kits and tap sources, other ambiences, other speakers, other countries'
+tones) and was scored once, at the end. The composition is seeded: re-running the
+script with the same package versions rewrites the same bytes.
+
+Sources and licences: tests/audio/real/MANIFEST.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import make_test_audio as synth  # noqa: E402  (seeded synthetic breathing and hiss)
+
+SR = 8000
+CLIP_SECONDS = 6.0
+N = int(CLIP_SECONDS * SR)
+DEAD_LINE_SECONDS = 10.0
+
+#: Debian packages read (bookworm). Versions are recorded in the manifests.
+PACKAGES = (
+    "hydrogen-drumkits",
+    "tuxpaint-data",
+    "pingus-data",
+    "lincity-ng-data",
+    "hedgewars-data",
+    "asterisk-core-sounds-fr-gsm",
+    "asterisk-core-sounds-en-gsm",
+)
+
+_KITS = "hydrogen-drumkits/usr/share/hydrogen/data/drumkits"
+_CITY = "lincity-ng-data/usr/share/games/lincity-ng/sounds"
+_HOGS = "hedgewars-data/usr/share/games/hedgewars/Data/Sounds/voices"
+
+#: Real hits used as taps: sticks, rims, woodblocks, claves, clicks (a knuckle, a nail or a
+#: pen on plastic is the same kind of short broadband impulse). Disjoint sources per split.
+TAP_SOURCES = {
+    "dev": [
+        f"{_KITS}/ForzeeStereo/Stick-*.wav",
+        f"{_KITS}/ForzeeStereo/RimClick-*.wav",
+        f"{_KITS}/Gimme A Hand 1.0/WoodBlock-*.wav",
+        f"{_KITS}/Gimme A Hand 1.0/Clave-*.wav",
+        f"{_KITS}/Millo-Drums_v.1/stick_Woody.flac",
+        "tuxpaint-data/usr/share/tuxpaint/sounds/click.wav",
+    ],
+    "holdout": [
+        f"{_KITS}/The Black Pearl 1.0/PearlSideStick-*.wav",
+        f"{_KITS}/Millo_MultiLayered2/rim_*.flac",
+        f"{_KITS}/ColomboAcousticDrumkit/stick-rim-9.flac",
+        f"{_KITS}/ElectricEmpireKit/EE_Click.flac",
+        f"{_KITS}/VariBreaks/VP Click.flac",
+        "tuxpaint-data/usr/share/tuxpaint/sounds/keyclick.wav",
+        "pingus-data/usr/share/games/pingus/data/sounds/tick.wav",
+        f"{_CITY}/Click.wav",
+    ],
+}
+
+#: Real ambiences (lincity-ng's field recordings): engines, trains, aircraft, wind,
+#: crowds, machines, traffic. Groups, not files, are split (files of a group are takes
+#: of one place).
+NOISE_SOURCES = {
+    "dev": {
+        "traffic": ["TraficHigh"], "train": ["RailTrain"], "aircraft": ["ParklandPlane"],
+        "crowd": ["SportsCroud", "MarketFull"], "machines": ["IndustryHigh", "CoalMine", "PowerCoal"],
+        "harbour": ["Harbor"], "wind": ["WindMill"], "fire": ["Fire"], "farm": ["Farm"],
+    },
+    "holdout": {
+        "traffic": ["TraficLow", "DirtTrack"], "jet/rocket": ["Rocket", "RocketTakeoff"],
+        "crowd": ["MarketMed", "School", "University"], "machines": ["IndustryLight", "OreMine", "Mill", "Recycle"],
+        "workshop": ["Blacksmith", "MonumentConstruction"], "wind": ["WindMillHTech"], "water": ["Water"],
+        "town": ["ResidentialHigh", "Health"],
+    },
+}
+#: Quiet ambiences used as room noise under taps and as "silence" beds.
+ROOM_SOURCES = {"dev": ["Green", "ParklandLake", "ResidentialLow"], "holdout": ["ResidentialLowLow", "ResidentialMed", "PowerSolar"]}
+
+#: Real speech: Asterisk prompts (June, fr_CA; Allison, en_US) and Hedgewars voice packs (actors).
+SPEECH_SOURCES = {
+    "dev": {"prompts": ["asterisk-core-sounds-fr-gsm/usr/share/asterisk/sounds/fr_CA_f_June/*.gsm"], "hash": 0,
+            "voices": [f"{_HOGS}/{v}/*.ogg" for v in ("Default", "British", "Classic", "Mobster")]},
+    "holdout": {"prompts": ["asterisk-core-sounds-fr-gsm/usr/share/asterisk/sounds/fr_CA_f_June/*.gsm",
+                            "asterisk-core-sounds-en-gsm/usr/share/asterisk/sounds/en_US_f_Allison/*.gsm"], "hash": 1,
+                "voices": [f"{_HOGS}/{v}/*.ogg" for v in ("Pirate", "Russian", "Surfer", "Default_es", "HillBilly")]},
+}
+
+#: Line tones (synthetic by nature): (name, [(f1, f2)], cadence [(on, off), …] or None = steady).
+TONES = {
+    "dev": [
+        ("FR dial 440 Hz", (440,), None),
+        ("FR ringback 440 Hz 1.5/3.5", (440,), [(1.5, 3.5)]),
+        ("FR busy 440 Hz 0.5/0.5", (440,), [(0.5, 0.5)]),
+        ("US dial 350+440", (350, 440), None),
+        ("US ringback 440+480 2/4", (440, 480), [(2.0, 4.0)]),
+        ("US busy 480+620 0.5/0.5", (480, 620), [(0.5, 0.5)]),
+        ("fax CNG 1100 Hz 0.5/3", (1100,), [(0.5, 3.0)]),
+    ],
+    "holdout": [
+        ("EU dial 425 Hz", (425,), None),
+        ("EU ringback 425 Hz 1/4", (425,), [(1.0, 4.0)]),
+        ("EU busy 425 Hz 0.5/0.5", (425,), [(0.5, 0.5)]),
+        ("UK ringback 400+450 .4/.2/.4/2", (400, 450), [(0.4, 0.2), (0.4, 2.0)]),
+        ("UK busy 400 Hz .375/.375", (400,), [(0.375, 0.375)]),
+        ("fax CED / modem answer 2100 Hz", (2100,), None),
+        ("modem V.21 FSK 980/1180 Hz", "fsk", None),
+    ],
+}
+
+COUNTS = {"taps_1": 18, "taps_2": 18, "taps_3": 18, "background_noise": 30, "speech": 16, "breathing": 10,
+          "silence": 8, "dead_line": 6, "line_tone": 14}
+
+
+# ---------------------------------------------------------------------------- sources
+def fetch_packages(cache: Path) -> dict[str, str]:
+    """apt-get download + dpkg-deb -x each package into cache/x/<package>; returns versions."""
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    versions = {}
+    for package in PACKAGES:
+        target = cache / "x" / package
+        found = sorted(debs.glob(f"{package}_*.deb"))
+        if not found:
+            subprocess.run(["apt-get", "download", "-q", package], cwd=debs, check=True)
+            found = sorted(debs.glob(f"{package}_*.deb"))
+        deb = found[-1]
+        versions[package] = deb.name.split("_")[1].replace("%3a", ":")
+        if not target.is_dir():
+            target.mkdir(parents=True)
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
+    return versions
+
+
+_LOADED: dict[Path, np.ndarray] = {}
+
+
+def load(path: Path) -> np.ndarray:
+    """Any file sox reads → float mono 8 kHz, 300–3400 Hz (the phone's band)."""
+    if path not in _LOADED:
+        out = subprocess.run(
+            ["sox", "-q", str(path), "-t", "f32", "-c", "1", "-r", str(SR), "-", "remix", "-", "rate", str(SR), "sinc", "300-3400"],
+            check=True, capture_output=True,
+        ).stdout
+        _LOADED[path] = np.frombuffer(out, dtype=np.float32).astype(np.float64)
+    return _LOADED[path]
+
+
+def files(cache: Path, patterns: list[str]) -> list[Path]:
+    base = cache / "x"
+    out: list[Path] = []
+    for pattern in patterns:
+        out += sorted(base.glob(pattern))
+    return out
+
+
+def city_group(cache: Path, prefixes: list[str]) -> list[Path]:
+    """lincity-ng files whose name is a prefix followed by digits (RailTrain1.wav …)."""
+    base = cache / "x" / _CITY
+    out = []
+    for prefix in prefixes:
+        out += sorted(p for p in base.glob(f"{prefix}*.wav") if p.stem[len(prefix):].isdigit() or p.stem[len(prefix):] in ("Low", "Med", "Full", "Empty"))
+    return out
+
+
+def rel(path: Path, cache: Path) -> str:
+    return str(path.relative_to(cache / "x"))
+
+
+# ---------------------------------------------------------------------------- helpers
+def rng_for(*parts: object) -> np.random.Generator:
+    return synth.rng_for("real", *parts)
+
+
+def db(x: float) -> float:
+    return 10.0 ** (x / 20.0)
+
+
+def peak_dbfs(x: np.ndarray) -> float:
+    return 20 * np.log10(np.abs(x).max() + 1e-12)
+
+
+def bed_from(sources: list[Path], rng, n: int = N) -> tuple[np.ndarray, list[Path]]:
+    """`n` samples of real ambience: files of one group joined with 50 ms cross-fades from random offsets."""
+    out = np.zeros(0)
+    used = []
+    fade = int(0.05 * SR)
+    while len(out) < n:
+        path = sources[rng.integers(len(sources))]
+        x = load(path)
+        x = x[int(rng.uniform(0, 0.3) * len(x)) :]
+        # Skip a leading fade-in / the clip's quiet start: the ambience at full level.
+        if len(out):
+            ramp = np.linspace(0, 1, fade)
+            head = out[-fade:] * (1 - ramp) + x[:fade] * ramp
+            out = np.concatenate((out[:-fade], head, x[fade:]))
+        else:
+            out = x.copy()
+        used.append(path)
+    out = out[:n]
+    return out / synth.rms(out), used
+
+
+def tap_hit(path: Path) -> np.ndarray:
+    """The recorded hit from its attack, cut where it has decayed 40 dB (at most 250 ms), 10 ms fade."""
+    x = load(path)
+    env = np.abs(x)
+    start = int(np.argmax(env > env.max() * 0.05))
+    x = x[max(start - 8, 0) :]
+    env = np.abs(x)
+    frames = np.sqrt(np.convolve(env**2, np.ones(40) / 40, mode="same"))
+    peak = frames.max()
+    quiet = np.flatnonzero(frames < peak * db(-40))
+    quiet = quiet[quiet > int(0.01 * SR)]
+    end = min(int(quiet[0]) if len(quiet) else len(x), int(0.25 * SR))
+    y = x[:end].copy()
+    fade = min(int(0.01 * SR), len(y))
+    y[-fade:] *= np.linspace(1, 0, fade)
+    return y / np.abs(y).max()
+
+
+def g711(x: np.ndarray) -> bytes:
+    from callflow.audio.g711 import ulaw_encode
+
+    peak = np.abs(x).max()
+    if peak > 0.98:
+        x = x * (0.98 / peak)
+    return ulaw_encode(np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16))
+
+
+# ---------------------------------------------------------------------------- clip makers
+def make_taps(count: int):
+    def make(split, i, cache):
+        rng = rng_for(split, f"taps_{count}", i)
+        hits = files(cache, TAP_SOURCES[split])
+        x = np.zeros(N)
+        at = rng.uniform(0.5, 1.5)
+        peak = rng.uniform(-35, -6)  # the issue's range of tap peaks
+        used, gaps = [], []
+        for k in range(count):
+            path = hits[rng.integers(len(hits))]
+            hit = tap_hit(path) * db(peak + rng.uniform(-3, 3))
+            synth.place(x, hit, int(at * SR))
+            used.append(path)
+            gap = rng.uniform(0.25, 0.8)  # the issue's range of gaps between taps
+            gaps.append(gap)
+            at += gap
+        bed_kind = ["digital silence", "line hiss", "room noise", "breathing"][i % 4]
+        real = True
+        if bed_kind == "line hiss":
+            x = x + synth.line_hiss(rng, N, rng.uniform(-75, -60))
+        elif bed_kind == "room noise":
+            bed, beds = bed_from(city_group(cache, ROOM_SOURCES[split]), rng)
+            level = min(rng.uniform(-60, -45), peak - 15)  # a tap on the handset is loud at the microphone
+            x = x + bed * db(level)
+            used += beds[:1]
+            bed_kind += f" {level:.0f} dBFS"
+        elif bed_kind == "breathing":
+            breath, rate = synth.breath_train(rng, N)
+            level = min(rng.uniform(-55, -35), peak - 12)
+            x = x + synth.set_active_level(breath, level) + synth.line_hiss(rng, N, rng.uniform(-75, -65))
+            bed_kind += f" (synthetic) {level:.0f} dBFS {rate:.2f}/s"
+        what = f"{count} taps peak {peak:.0f} dBFS gaps {'/'.join(f'{g * 1000:.0f}' for g in gaps[:-1]) or '-'} ms over {bed_kind}"
+        return x, real, used, what
+
+    return make
+
+
+def make_background_noise(split, i, cache):
+    rng = rng_for(split, "background_noise", i)
+    groups = NOISE_SOURCES[split]
+    kind = sorted(groups)[i % len(groups)]
+    bed, used = bed_from(city_group(cache, groups[kind]), rng)
+    level = rng.uniform(-45, -15)
+    return bed * db(level), True, used, f"{kind} {level:.0f} dBFS"
+
+
+def _utterances(split, cache, rng) -> list[Path]:
+    spec = SPEECH_SOURCES[split]
+    prompts = [p for p in files(cache, spec["prompts"]) if p.stat().st_size > 5000]
+    prompts = [p for p in prompts if int(hashlib.md5(p.name.encode()).hexdigest(), 16) % 2 == spec["hash"]]
+    voices = [p for p in files(cache, spec["voices"]) if p.stat().st_size > 6000]
+    return prompts, voices
+
+
+def make_speech(split, i, cache):
+    rng = rng_for(split, "speech", i)
+    prompts, voices = _utterances(split, cache, rng)
+    pool = prompts if i % 2 == 0 else voices
+    x = np.zeros(N)
+    at = int(rng.uniform(0.0, 0.6) * SR)
+    used = []
+    while at < N - SR // 2:
+        path = pool[rng.integers(len(pool))]
+        u = load(path)
+        u = u / (np.abs(u).max() + 1e-9)
+        synth.place(x, u, at)
+        used.append(path)
+        at += len(u) + int(rng.uniform(0.2, 0.8) * SR)
+    level = rng.uniform(-32, -10)
+    x = synth.set_active_level(x, level)
+    what = f"{'prompts' if i % 2 == 0 else 'voice actors'} {level:.0f} dBFS"
+    if i % 3 == 1:
+        groups = NOISE_SOURCES[split]
+        kind = sorted(groups)[rng.integers(len(groups))]
+        bed, beds = bed_from(city_group(cache, groups[kind]), rng)
+        snr = rng.uniform(8, 20)
+        x = x + bed * db(level - snr)
+        used += beds[:1]
+        what += f" + {kind} snr {snr:.0f}"
+    else:
+        x = x + synth.line_hiss(rng, N, rng.uniform(-75, -62))
+    return x, True, used, what
+
+
+def make_breathing(split, i, cache):
+    rng = rng_for(split, "breathing", i)
+    x, rate = synth.breath_train(rng, N)
+    level = rng.uniform(-50, -28)
+    x = synth.set_active_level(x, level) + synth.line_hiss(rng, N, rng.uniform(-75, -62))
+    what = f"synthetic breathing {rate:.2f}/s {level:.0f} dBFS"
+    used = []
+    if i % 3 == 2:
+        bed, used = bed_from(city_group(cache, ROOM_SOURCES[split]), rng)
+        x = x + bed * db(level - 15)
+        used = used[:1]
+        what += " + real room noise 15 dB under"
+    return x, False, used, what
+
+
+def make_silence(split, i, cache):
+    rng = rng_for(split, "silence", i)
+    if i % 2:
+        bed, used = bed_from(city_group(cache, ROOM_SOURCES[split]), rng)
+        level = rng.uniform(-75, -62)
+        return bed * db(level), True, used[:1], f"real room noise at {level:.0f} dBFS (far from the phone)"
+    level = rng.uniform(-78, -62)
+    return synth.line_hiss(rng, N, level), False, [], f"synthetic line hiss {level:.0f} dBFS"
+
+
+def make_dead_line(split, i, cache):
+    rng = rng_for(split, "dead_line", i)
+    x = np.zeros(int(DEAD_LINE_SECONDS * SR))  # the classifier calls digital silence dead after 3 s
+    what = "digital silence"
+    if i % 2:
+        cut = int(rng.uniform(0.3, 1.2) * SR)
+        x[:cut] = synth.line_hiss(rng, cut, rng.uniform(-60, -45))
+        what += " after a burst of hiss"
+    return x, False, [], what
+
+
+def make_line_tone(split, i, cache):
+    rng = rng_for(split, "line_tone", i)
+    name, freqs, cadence = TONES[split][i % len(TONES[split])]
+    t = np.arange(N) / SR
+    if freqs == "fsk":  # V.21 channel 1: 300 baud, 980 Hz = 1, 1180 Hz = 0, random bits
+        bits = rng.integers(0, 2, int(CLIP_SECONDS * 300) + 1)
+        f = np.where(np.repeat(bits, SR // 300 + 1)[:N] == 1, 980.0, 1180.0)
+        x = np.sin(2 * np.pi * np.cumsum(f) / SR)
+    else:
+        phase = rng.uniform(0, 2 * np.pi, len(freqs))
+        x = sum(np.sin(2 * np.pi * f * t + p) for f, p in zip(freqs, phase)) / len(freqs)
+    if cadence:
+        period = sum(on + off for on, off in cadence)
+        gate = np.zeros(N, dtype=bool)
+        pos = (t + rng.uniform(0, period)) % period
+        start = 0.0
+        for on, off in cadence:
+            gate |= (pos >= start) & (pos < start + on)
+            start += on + off
+        x = x * gate
+    level = rng.uniform(-30, -10)
+    x = x * db(level) * np.sqrt(2) + synth.line_hiss(rng, N, rng.uniform(-72, -60))
+    return x, False, [], f"synthetic {name} {level:.0f} dBFS"
+
+
+MAKERS = {
+    "taps_1": make_taps(1), "taps_2": make_taps(2), "taps_3": make_taps(3),
+    "background_noise": make_background_noise, "speech": make_speech, "breathing": make_breathing,
+    "silence": make_silence, "dead_line": make_dead_line, "line_tone": make_line_tone,
+}
+
+
+def build(out: Path, cache: Path, splits: list[str]) -> None:
+    versions = fetch_packages(cache)
+    for split in splits:
+        for label, count in COUNTS.items():
+            folder = out / split / label
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True)
+            lines = []
+            for i in range(count):
+                x, real, used, what = MAKERS[label](split, i, cache)
+                name = f"{label}_{split}_{i:03d}.ulaw"
+                (folder / name).write_bytes(g711(x))
+                sources = ",".join(sorted({rel(p, cache) for p in used})) or "-"
+                lines.append(f"{name}\t{'real' if real else 'synthetic'}\t{what}\t{sources}")
+            (folder / "MANIFEST.tsv").write_text("name\tkind\twhat\tsources\n" + "\n".join(lines) + "\n")
+            print(f"{split}/{label}: {count} clips", file=sys.stderr)
+    (out / "PACKAGES.tsv").write_text("".join(f"{p}\t{v}\n" for p, v in sorted(versions.items())))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "tests/audio/real")
+    parser.add_argument("--cache", type=Path, default=Path("/var/tmp/callflow-real-audio"))
+    parser.add_argument("--splits", nargs="+", default=["dev", "holdout"], choices=["dev", "holdout"])
+    args = parser.parse_args(argv)
+    for tool in ("sox", "apt-get", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is needed")
+    build(args.out, args.cache, args.splits)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
