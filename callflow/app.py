@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from contextlib import AsyncExitStack
+from datetime import datetime, timezone
 
 from callflow.agents.bridges import AriBridges
 from callflow.agents.desk import AgentDesk
@@ -14,13 +17,16 @@ from callflow.controller import Controller
 from callflow.core.agents import DialplanAgents
 from callflow.core.channel import CallContext
 from callflow.flows.closing import recorded_call_notice
+from callflow.flows.after_hours import HoursHandoffs, MessageDesk, MessageSettings
 from callflow.flows.emergency import EmergencyBridge
 from callflow.flows.silent_call import SilentCallDeps, run_silent_call
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.service import HandoffService
 from callflow.handoff.web import add_routes as add_handoff_routes
+from callflow.store.messages import Messages
 from callflow.store.records import Records
 from callflow.web.agents_api import add_routes as add_agents_routes
+from callflow.web.procedures_api import add_routes as add_procedures_routes
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +36,37 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     records = await Records.open(config.store.database)
     services.push_async_callback(records.close)
 
+    messages = await Messages.open(config.store.database)
+    services.push_async_callback(messages.close)
+    calendar = config.hours.calendar()
+    message_settings = MessageSettings(max_seconds=config.hours.message_max_seconds,
+                                       max_silence=config.hours.message_silence_seconds)
+
     deps: SilentCallDeps | None = None  # built below: the services need the controller's ARI client
 
     async def inbound_call(ctx: CallContext) -> None:
         assert deps is not None
         await handoffs.note_call(ctx.call_id, ctx.caller.number)
+        # seed 003: the calendar and the supervisor's override (`callflow hours close|open|auto`), read for every call
+        override = await messages.override()
+        now = datetime.fromtimestamp(time.time(), timezone.utc)
+        call_deps = deps if calendar.is_open(now, override) else closed_line(override)
         if config.prompts.recorded_call_notice:
             await ctx.channel.answer()
             await recorded_call_notice(ctx.channel, language=ctx.caller.language)
-        await run_silent_call(ctx, deps)
+        await run_silent_call(ctx, call_deps)
+
+    def closed_line(override: str) -> SilentCallDeps:
+        """Seed 000's procedure behind the closed line's message; messages instead of agents."""
+        assert deps is not None
+
+        def until_opening() -> float | None:
+            return calendar.seconds_until_opening(datetime.fromtimestamp(time.time(), timezone.utc), override)
+
+        line_handoffs = HoursHandoffs(handoffs, until_opening)
+        desk = MessageDesk(tickets=messages, recorder=records, handoffs=line_handoffs,
+                           seconds_until_opening=until_opening, settings=message_settings, source="closed")
+        return dataclasses.replace(deps, agents=desk, handoffs=line_handoffs, closed_line=True)
 
     controller = Controller(config, flow=inbound_call)
     client = controller.client
@@ -64,11 +92,20 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
 
     emergency = EmergencyBridge(config.emergency, recorder=records, bridges=bridges, channels=channel_of,
                                 agents_context=config.routing.agents_context, speech=speech)
+    def next_opening_after_today() -> float | None:  # overflow slot 3 « à l'ouverture »
+        return calendar.seconds_until_opening(datetime.fromtimestamp(time.time(), timezone.utc), "closed")
+
+    # seed 003 overflow key 4: a message; an urgent one is called back after the usual callback delay
+    overflow_messages = MessageDesk(tickets=messages, recorder=records, handoffs=handoffs,
+                                    seconds_until_opening=lambda: config.agents.callback_delay,
+                                    settings=message_settings, source="overflow")
     desk = AgentDesk(pool=AgentPool(config.agents, presence=presence), recorder=records, handoffs=handoffs,
                      bridges=bridges, escalation=config.escalation, codes=config.feature_codes,
-                     emergency=emergency, presence=presence, speech=speech)
+                     emergency=emergency, presence=presence, speech=speech, messages=overflow_messages,
+                     until_next_opening=next_opening_after_today)
     emergency.agents = desk  # after the emergency line hangs up, a person takes the caller
     add_agents_routes(controller.web_app, desk, emergency)
+    add_procedures_routes(controller.web_app, desk, messages)
 
     if config.console.enabled:  # the agent and supervisor console in the browser, under /console
         from callflow.console.web import attach as attach_console

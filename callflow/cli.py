@@ -14,7 +14,7 @@ from callflow.core.errors import ConfigError
 
 # Rooms that add their own subcommands: module → register functions it offers.
 _PLUGINS = ("callflow.audio.cli", "callflow.store.cli", "callflow.handoff.cli", "callflow.pbx.bench", "callflow.pbx.testcall",
-            "callflow.console.cli")
+            "callflow.console.cli", "callflow.store.messages_cli")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes
 from callflow.console.config import ConsoleConfig
 from callflow.core.errors import ConfigError
+from callflow.core.hours import HoursConfig
 from callflow.flows.timers import SilentCallTimers
 from callflow.handoff.config import CallbackConfig, OutboxConfig, SmsConfig, SmtpConfig
 from callflow.paths import DEFAULT_DB, STATE_DIR as DEFAULT_STATE_DIR
@@ -171,6 +172,7 @@ SECTIONS: dict[str, type] = {
     "feature_codes": FeatureCodes,
     "agi": AgiConfig,
     "ami": AmiConfig,
+    "hours": HoursConfig,
     "console": ConsoleConfig,
 }
 
@@ -195,6 +197,7 @@ class Config:
     feature_codes: FeatureCodes = field(default_factory=FeatureCodes)
     agi: AgiConfig = field(default_factory=AgiConfig)
     ami: AmiConfig = field(default_factory=AmiConfig)
+    hours: HoursConfig = field(default_factory=HoursConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def validate(self) -> None:

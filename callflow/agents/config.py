@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from callflow.core.errors import ConfigError
 
 DTMF = set("0123456789*#ABCD")
+AGENT_LANGUAGES = ("fr", "en", "es", "it")
 
 #: Numbers that reach real emergency services (France, EU, a few common foreign ones).
 #: In test mode none of them may appear in the emergency destination.
@@ -34,6 +35,18 @@ class AgentsConfig:
     offer_timeout: float = 8.0  # seconds to answer the callback offer
     check_registration: bool = True  # skip agents whose phone is not registered (ARI endpoint state)
     hold_prompt: str = "agents_hold"  # the holding words before the music ("" when the flow already said them)
+    # seed 000 cas E « un collègue multilingue »: what each agent speaks, "2001:fr/en"; unlisted agents speak French
+    languages: list[str] = field(default_factory=list)
+    language_wait: float = 60.0  # seconds an en/es/it caller waits for an agent of their language before anyone
+    position_interval: float = 60.0  # seed 003: the waiting caller hears their position and wait this often
+    slot_hour_delay: float = 1800.0  # overflow slot 2 « dans l'heure »: when the callback is due (≤ 3600)
+    followup_j3_delay: float = 259200.0  # seed 004 §3.3: the second proactive call, J+3 (followup_delay is J+1)
+    # seed 004 « voix forte » while an agent has the call: TALK_DETECT's average amplitude (16-bit) that counts
+    # as shouting (≈ −15 dBFS; normal speech is ≈ 2,000), and how long within how long (0 = off)
+    raised_voice_threshold: int = 6000
+    raised_voice_seconds: float = 6.0
+    raised_voice_window: float = 20.0
+    closing_step_wait: float = 5.0  # seed 002: seconds the caller has to hang up after closing steps 1 and 2
     runtime_sounds_dir: str = ""  # Asterisk's sounds/<prefix> dir: whisper the card's words, read the address ("" = off)
 
     def validate(self) -> "AgentsConfig":
@@ -59,12 +72,41 @@ class AgentsConfig:
             raise ConfigError("agents.followup_delay", "seconds between 3600 and 259200 (J+1 to J+3)", self.followup_delay)
         if self.hold_prompt and not re.fullmatch(r"[a-z0-9_]{1,60}", self.hold_prompt):
             raise ConfigError("agents.hold_prompt", "a prompt id such as agents_hold, or empty", self.hold_prompt)
+        self.spoken()
+        if not 0 <= self.language_wait <= 600:
+            raise ConfigError("agents.language_wait", "seconds between 0 and 600", self.language_wait)
+        if not 86400 <= self.followup_j3_delay <= 7 * 86400:
+            raise ConfigError("agents.followup_j3_delay", "seconds between 86400 and 604800 (J+1 to J+7)", self.followup_j3_delay)
+        if self.raised_voice_threshold and not 1000 <= self.raised_voice_threshold <= 30000:
+            raise ConfigError("agents.raised_voice_threshold", "0 (off) or an amplitude between 1000 and 30000",
+                              self.raised_voice_threshold)
+        if not 2 <= self.raised_voice_seconds <= self.raised_voice_window <= 120:
+            raise ConfigError("agents.raised_voice_seconds", "seconds ≥ 2 and ≤ raised_voice_window ≤ 120",
+                              (self.raised_voice_seconds, self.raised_voice_window))
+        if not 30 <= self.position_interval <= 600:
+            raise ConfigError("agents.position_interval", "seconds between 30 and 600", self.position_interval)
+        if not 10 <= self.slot_hour_delay <= 3600:
+            raise ConfigError("agents.slot_hour_delay", "seconds between 10 and 3600 (« dans l'heure »)", self.slot_hour_delay)
+        if not 1 <= self.closing_step_wait <= 20:
+            raise ConfigError("agents.closing_step_wait", "seconds between 1 and 20", self.closing_step_wait)
         if not 3 <= self.offer_timeout <= 30:
             raise ConfigError("agents.offer_timeout", "seconds between 3 and 30", self.offer_timeout)
         return self
 
     def endpoint(self, extension: str) -> str:
         return f"{self.technology}/{extension}"
+
+    def spoken(self) -> dict[str, tuple[str, ...]]:
+        """extension → the languages the agent speaks (French when not listed)."""
+        spoken = {ext: ("fr",) for ext in self.extensions}
+        for entry in self.languages:
+            ext, _, langs = str(entry).partition(":")
+            codes = tuple(code.strip() for code in langs.split("/") if code.strip())
+            if ext not in spoken or not codes or not all(c in AGENT_LANGUAGES for c in codes):
+                raise ConfigError("agents.languages",
+                                  'entries such as "2001:fr/en" (a configured extension, then fr, en, es or it)', entry)
+            spoken[ext] = codes
+        return spoken
 
 
 @dataclass
@@ -74,6 +116,7 @@ class EscalationConfig:
     supervisor_answer_timeout: float = 30.0  # seed 001: « Petite attente, 30 secondes maximum »
     default_mode: str = "conference"  # "conference" (seed 001's default) or "transfer"
     callback_delay: float = 900.0  # the supervisor calls back when nobody answered
+    hotliner_email: str = "equipe@numi.support"  # seed 001 §4.1: where the hotliner's feedback email goes ("" = none)
 
     def validate(self) -> "EscalationConfig":
         if not re.fullmatch(r"[0-9A-Za-z_-]{1,40}", self.supervisor or ""):
@@ -85,6 +128,8 @@ class EscalationConfig:
             raise ConfigError("escalation.default_mode", '"conference" or "transfer"', self.default_mode)
         if not 60 <= self.callback_delay <= 86400:
             raise ConfigError("escalation.callback_delay", "seconds between 60 and 86400", self.callback_delay)
+        if self.hotliner_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.hotliner_email):
+            raise ConfigError("escalation.hotliner_email", "an email address, or empty", self.hotliner_email)
         return self
 
     @property

@@ -25,9 +25,10 @@ Every action of the call runs in the call's own task, in order.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from callflow.agents import latch
@@ -35,12 +36,15 @@ from callflow.agents.bridges import Bridges, bridge_id_for
 from callflow.agents.config import AgentsConfig, EscalationConfig, FeatureCodes
 from callflow.agents.features import KeySequence
 from callflow.agents.legs import CallNotes, PersonGuard, hang_up_quietly, originate_while_up, play_all, wait_down
+from callflow.agents.overflow import MESSAGE_KEY, SLOT_KEYS, SLOT_PROMPTS, SLOT_REASONS, WaitingLine, position_prompts, slot_delay
 from callflow.agents.pool import Agent, AgentPool, AlwaysPresent, Presence
-from callflow.core.agents import Diagnosis
+from callflow.core.agents import CALLER_STILL_HERE, Diagnosis
 from callflow.core.channel import CallContext, Channel, CallerHungUp, DigitInput
 from callflow.core.handoff import Handoffs
 from callflow.core.recorder import CallRecorder
 from callflow.flows import closing
+from callflow.flows.anger import IncidentCard, RaisedVoiceWatch, schedule_followups
+from callflow.handoff import templates
 from callflow.flows.escalation import (
     CONFERENCE,
     CONNECTED,
@@ -48,6 +52,7 @@ from callflow.flows.escalation import (
     TRANSFER,
     Briefing,
     EscalationDeps,
+    Outcome,
     SupervisorQueue,
     escalate,
 )
@@ -55,6 +60,7 @@ from callflow.flows.escalation import (
 log = logging.getLogger(__name__)
 
 PROMPT_LANGUAGES = ("fr", "en", "es", "it")
+FOREIGN = ("en", "es", "it")  # a caller who chose one of these is offered to an agent who speaks it first
 ACTIONS = ("escalate", "transfer", "emergency", "close", "flag_aggressive", "flag_churn_red")
 
 
@@ -81,6 +87,10 @@ class LiveCall:
     aggressive: bool = False
     churn_red: bool = False
     callback: str | None = None
+    connected_at: float | None = None
+    voice_watch: Any = None  # callflow.flows.anger.RaisedVoiceWatch while an agent has the call
+    raised_voice: bool = False
+    followups: bool = False  # seed 004 §3.3: J+1 / J+3 scheduled  # monotonic, when an agent joined (the waiting line's estimate)
     emergency_task: asyncio.Task | None = None
     commands: asyncio.Queue = field(default_factory=asyncio.Queue)
 
@@ -109,6 +119,7 @@ class LiveCall:
             "group": self.group,
             "aggressive": self.aggressive,
             "churn_red": self.churn_red,
+            "raised_voice": self.raised_voice,
             "emergency": latch.is_latched(self.call_id),
             "started_at": self.started_at,
         }
@@ -118,11 +129,16 @@ class _EndCall(Exception):
     """The conversation is over (closing done, caller gone…)."""
 
 
+class _MessageLeft(Exception):
+    """Seed 003 overflow: the caller chose to leave a message instead of waiting."""
+
+
 class AgentDesk:
     def __init__(self, *, pool: AgentPool, recorder: CallRecorder, handoffs: Handoffs, bridges: Bridges,
                  config: AgentsConfig | None = None, escalation: EscalationConfig | None = None,
                  codes: FeatureCodes | None = None, emergency=None, presence: Presence | None = None,
-                 queue: SupervisorQueue | None = None, speech=None) -> None:
+                 queue: SupervisorQueue | None = None, speech=None, messages=None,
+                 until_next_opening=None) -> None:
         self.pool = pool
         self.config = config or pool.config
         self.recorder = recorder
@@ -136,10 +152,24 @@ class AgentDesk:
         self.speech = speech  # callflow.agents.speech.RuntimeSpeech, or None: fixed prompts only
         self.live: dict[str, LiveCall] = {}
         self.notifications: list[dict] = []
+        # seed 003 « débordement »: the ordered line of waiting callers, the message desk (key 4 of the
+        # overflow offer; None: the plain callback offer) and when the line next opens (slot 3)
+        self.line = WaitingLine()
+        # for what comes after the call (outcome, incident card): number, start, flags of recent calls
+        self._numbers: dict[str, str | None] = {}
+        self._started: dict[str, float] = {}
+        self._flags: dict[str, dict] = {}
+        self.messages = messages  # callflow.flows.after_hours.MessageDesk (source "overflow")
+        self.until_next_opening = until_next_opening or (lambda: None)
 
     # -- callflow.core.agents.Agents ---------------------------------------------------------
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> str | None:
         notes = CallNotes(self.recorder, call.call_id, call.channel)
+        if len(self._numbers) > 2000:
+            for table in (self._numbers, self._started, self._flags):
+                table.clear()
+        self._numbers[call.call_id] = call.caller.number
+        self._started[call.call_id] = time.monotonic() - notes.now()
         # the agent group ("multi" when no language was chosen) is shown to the agents; prompts need a real language
         spoken = language if language in PROMPT_LANGUAGES else (call.caller.language or "fr")
         live = LiveCall(ctx=call, diagnosis=diagnosis, language=spoken, group=language, notes=notes)
@@ -153,8 +183,11 @@ class AgentDesk:
                     continue
                 return
         except (CallerHungUp, _EndCall):
-            return
+            return None
+        except _MessageLeft:
+            return CALLER_STILL_HERE if call.channel.is_up else None
         finally:
+            self.line.leave(call.call_id)
             await self._cleanup(live)
 
     # -- 1-3: hold, ring the agents, callback offer ------------------------------------------
@@ -168,21 +201,83 @@ class AgentDesk:
             await caller.play(cfg.hold_prompt, language=live.language, barge_in=False)
         await caller.start_moh()
         await live.notes("hold", "music on hold")
-        hold_started = time.monotonic()
+        hold_started = queued_at = announced = time.monotonic()
+        foreign = live.group if live.group in FOREIGN else None
+        waiting = self.line.join(live.call_id, urgent=live.diagnosis.urgent, language=foreign)
+        if self.messages is not None:
+            await self._announce_position(live)
         while True:
-            for agent in await self.pool.candidates():
+            # seed 000 cas E: an agent who speaks the caller's language first, anyone after agents.language_wait
+            if waiting.language is not None and time.monotonic() - queued_at >= cfg.language_wait:
+                waiting.language = None
+            for agent in await self.pool.candidates(waiting.language):
                 if not caller.is_up:
                     raise CallerHungUp(live.call_id)
+                if self.line.first_for(agent.languages) != live.call_id:
+                    continue  # seed 003: urgent first, then arrival — a caller before us takes this agent
                 if not self.pool.claim(agent, live.call_id):
                     continue
                 leg = await self._ring(live, agent)
                 if leg is not None and await self._join(live, agent, leg):
+                    self.line.leave(live.call_id)
                     return
-            if time.monotonic() - hold_started >= cfg.hold_max_wait and live.callback is None:
-                await self._offer_callback(live)
-                hold_started = time.monotonic()
+            if time.monotonic() - hold_started >= cfg.hold_max_wait and (live.callback is None or self.messages):
+                if self.messages is not None:
+                    await self._overflow_offer(live)
+                else:
+                    await self._offer_callback(live)
+                hold_started = announced = time.monotonic()
+            elif self.messages is not None and time.monotonic() - announced >= cfg.position_interval:
+                await caller.stop_moh()
+                await self._announce_position(live)
+                await caller.start_moh()
+                announced = time.monotonic()
             if await wait_down(caller, timeout=cfg.retry_interval) is caller:
                 raise CallerHungUp(live.call_id)
+
+    async def _announce_position(self, live: LiveCall) -> None:
+        """« Vous êtes le prochain » / « Attente estimée : … » (seed 003: the call never rings into the void)."""
+        online = [a for a in await self.pool.candidates()] or []
+        busy = sum(1 for a in self.pool.agents.values() if a.state.value in ("on_call", "ringing", "wrap_up"))
+        position = self.line.position(live.call_id)
+        estimate = self.line.estimate(live.call_id, len(online) + busy)
+        await live.notes("queue_position", f"{position}, estimated {estimate / 60:.0f} min")
+        for prompt in position_prompts(position, estimate):
+            await live.caller.play(prompt, language=live.language, barge_in=False)
+
+    async def _overflow_offer(self, live: LiveCall) -> None:
+        """Seed 003 « débordement »: 1 = 5 minutes, 2 = dans l'heure, 3 = à l'ouverture, 4 = message, else wait."""
+        caller = live.caller
+        await caller.stop_moh()
+        await live.notes("overflow_offer", f"after {self.config.hold_max_wait:.0f}s on hold")
+        caller.flush_input()
+        result = await caller.play("overflow_offer", language=live.language)
+        got = result.interrupted_by or await caller.next_input(self.config.offer_timeout, accept_taps=False)
+        key = got.digit if isinstance(got, DigitInput) else None
+        caller.flush_input()
+        await live.notes("overflow_answer", key or "timeout")
+        if key == MESSAGE_KEY:
+            from callflow.flows.after_hours import take_message
+
+            ticket = await take_message(live.ctx, self.messages, diagnosis=live.diagnosis, language=live.language,
+                                        notes=live.notes)
+            if ticket is not None:
+                raise _MessageLeft()
+        elif key in SLOT_KEYS:
+            slot = SLOT_KEYS[key]
+            delay = slot_delay(slot, hour_delay=self.config.slot_hour_delay, until_next_opening=self.until_next_opening)
+            result = await self.handoffs.schedule_callback(live.call_id, caller.caller.number, delay_seconds=delay,
+                                                           reason=f"{SLOT_REASONS[slot]}: aucun conseiller disponible",
+                                                           target="agents")
+            if result.accepted:
+                live.callback = result.message_id or "scheduled"
+                await live.notes("callback", f"slot {slot} in {delay / 60:.0f} min: scheduled {live.callback}")
+                await caller.play(SLOT_PROMPTS[slot], language=live.language, barge_in=False)
+            else:
+                await live.notes("callback", f"slot {slot} refused: {result.reason}")
+                await caller.play("callback_impossible", language=live.language, barge_in=False)
+        caller.flush_input()
+        await caller.start_moh()
 
     async def _ring(self, live: LiveCall, agent: Agent) -> Channel | None:
         await live.notes("agent_ring", agent.extension)
@@ -214,6 +309,8 @@ class AgentDesk:
         else:
             await self.bridges.add(live.bridge_id, caller, leg)
         live.agent, live.legs["agent"], live.state = agent, leg, "with_agent"
+        live.connected_at = time.monotonic()
+        await self._watch_voice(live)
         await live.notes("agent_connected", f"{agent.extension} bridge {live.bridge_id}")
         return True
 
@@ -263,6 +360,8 @@ class AgentDesk:
                         return outcome
                 if live.emergency_task is not None and live.emergency_task.done():
                     await self._emergency_done(live)
+                if live.voice_watch is not None and live.voice_watch.check():
+                    await self._raised_voice(live)
                 if not live.legs and not live.emergency_running:
                     return "reroute"  # latched: the emergency line ended and nobody is with the caller
                 try:
@@ -385,7 +484,8 @@ class AgentDesk:
         live.state = "closing"
         if live.bridge_id:
             await self.bridges.remove(live.bridge_id, live.caller)
-        await closing.firm_closing(live.caller, live.call_id, live.notes, language=live.language)
+        await closing.firm_closing(live.caller, live.call_id, live.notes, language=live.language,
+                                   step_wait=self.config.closing_step_wait)
         raise _EndCall()
 
     async def _flag_aggressive(self, live: LiveCall, command: Command) -> None:
@@ -397,18 +497,54 @@ class AgentDesk:
         await live.notes("flag", f"agressif: pause de {self.config.aggressive_pause:.0f}s après l'appel")
         await self.notify("aggressive_call", live.call_id,
                           f"agent {live.agent.extension if live.agent else '?'}: pause après appel agressif")
+        await self._followups(live, "appel agressif (*7)")
 
     async def _flag_churn_red(self, live: LiveCall, command: Command) -> None:
         if live.churn_red:
             return
         live.churn_red = True
-        await live.notes("flag", "risque churn rouge: superviseur averti, suivi J+1")
+        await live.notes("flag", "risque churn rouge: superviseur averti, suivi J+1 et J+3")
         await self.notify("churn_red", live.call_id, str(command.payload.get("detail") or live.diagnosis.summary)[:500])
-        result = await self.handoffs.schedule_callback(live.call_id, live.caller.caller.number,
-                                                       delay_seconds=self.config.followup_delay,
-                                                       reason="suivi J+1: risque churn rouge (seed 004 §3.2)",
-                                                       target="supervisor")
-        await live.notes("callback", "J+1 follow-up " + (f"scheduled {result.message_id}" if result.accepted else f"refused: {result.reason}"))
+        await self._followups(live, "risque churn rouge")
+
+    async def _followups(self, live: LiveCall, why: str) -> None:
+        """Seed 004 §3.2/§3.3: the supervisor calls back at J+1 and J+3 (once per call)."""
+        if live.followups:
+            return
+        live.followups = True
+        for delay, result in await schedule_followups(self.handoffs, live.call_id, live.caller.caller.number,
+                                                      delays=[self.config.followup_delay, self.config.followup_j3_delay],
+                                                      why=why):
+            await live.notes("callback", f"J+{max(1, round(delay / 86400))} follow-up "
+                             + (f"scheduled {result.message_id}" if result.accepted else f"refused: {result.reason}"))
+
+    async def _watch_voice(self, live: LiveCall) -> None:
+        """Seed 004 « voix forte »: Asterisk's talk detector with a shouting threshold, while an agent has the call."""
+        cfg = self.config
+        if not cfg.raised_voice_threshold or live.voice_watch is not None:
+            return
+        watch = RaisedVoiceWatch(seconds=cfg.raised_voice_seconds, window=cfg.raised_voice_window)
+        live.voice_watch = watch
+        try:
+            await live.caller.watch_loudness(cfg.raised_voice_threshold,
+                                             lambda loud: watch.started() if loud else watch.finished())
+        except CallerHungUp:
+            raise
+        except Exception:
+            log.exception("level watch not started", extra={"call": live.call_id})
+
+    async def _raised_voice(self, live: LiveCall) -> None:
+        live.raised_voice = True
+        detail = (f"voix forte: {live.voice_watch.loud_seconds():.0f}s sur {self.config.raised_voice_window:.0f}s"
+                  f" (agent {live.agent.extension if live.agent else '?'})")
+        await live.notes("raised_voice", detail)
+        await self.notify("raised_voice", live.call_id, detail)
+        agent = live.legs.get("agent")
+        if agent is not None and agent.is_up:
+            try:
+                await agent.play("whisper_raised_voice", language="fr", barge_in=False)  # only the agent hears it
+            except CallerHungUp:
+                pass
 
     async def notify(self, kind: str, call_id: str, detail: str) -> None:
         """A notification for the supervisor (API GET /api/notifications) and the call's record."""
@@ -419,6 +555,78 @@ class AgentDesk:
         live = self.live.get(call_id)
         if live is not None:
             await live.notes("notification", f"{kind}: {detail}")
+
+    # -- after the call: seed 001's outcome, seed 004's incident card ----------------------------
+    async def escalation_outcome(self, esc_id: str, data: dict) -> dict:
+        """Phase 4–6: the supervisor's decision on the call's record, and the §4 emails through the outbox."""
+        esc = self.queue.find(esc_id)
+        if esc is None:
+            raise KeyError(esc_id)
+        outcome = Outcome.from_json(data)
+        if esc.decision is not None:
+            raise ValueError(f"{esc_id} already has an outcome")
+        hold = (esc.connected_at or esc.ended_at or time.time()) - esc.created_at
+        answer = None if esc.answered_at is None else esc.answered_at - esc.created_at
+        esc.decision = {**asdict(outcome), "escalation": esc.id, "motif": esc.briefing.motif,
+                        "situation": esc.briefing.situation, "justifiee_matrice": esc.briefing.justifiee,
+                        "hold_seconds": round(hold, 1), "answer_seconds": None if answer is None else round(answer, 1),
+                        "state": esc.state, "hotliner": esc.agent}
+        await self._post_call_note(esc.call_id, "escalation_outcome", json.dumps(esc.decision, ensure_ascii=False))
+        client, hotliner = templates.escalation_emails(
+            decision=outcome.decision, value_eur=outcome.valeur_eur, reason=outcome.motif_decision,
+            steps=outcome.prochaines_etapes, supervisor=outcome.superviseur, hotliner=esc.agent or "",
+            feedback=outcome.feedback_hotliner, call_id=esc.call_id)
+        results = await self.handoffs.escalation_emails(esc.call_id, self._numbers.get(esc.call_id), client=client,
+                                                        hotliner=hotliner,
+                                                        hotliner_email=self.escalation_config.hotliner_email)
+        sent = [r.message_id for r in results if r.accepted]
+        await self._post_call_note(esc.call_id, "escalation_emails",
+                                   ", ".join(sent) if sent else "none: " + ", ".join(r.reason for r in results))
+        return esc.decision
+
+    async def incident_card(self, call_id: str, data: dict) -> dict:
+        """Seed 004 §3.1: the card, with what the system knows, on the call's record; churn red → §3.2."""
+        card = IncidentCard.from_json(data)
+        live = self.live.get(call_id)
+        known = self._flags.get(call_id)
+        if live is None and known is None:
+            raise KeyError(call_id)
+        flags = known or {}
+        if live is not None:
+            flags = {"hotliner": live.agent.extension if live.agent else None, "agressif": live.aggressive,
+                     "churn_rouge": live.churn_red, "voix_forte": live.raised_voice, "suivis": live.followups}
+        # « Date/Heure appel », « Durée appel »: what the system knows, next to the agent's answers
+        started, ended = self._started.get(call_id), flags.get("fin")
+        flags = {k: v for k, v in flags.items() if k != "fin"}
+        flags.update(rempli_le=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     duree_appel_s=None if started is None else round((ended or time.monotonic()) - started, 1))
+        stored = card.stored(**flags)
+        await self._post_call_note(call_id, "incident_card", stored)
+        if card.churn_red and not flags.get("churn_rouge"):
+            await self.notify("churn_red", call_id, f"fiche d'incident: risque churn {card.risque_churn}")
+        if card.churn_red and not flags.get("suivis"):
+            number = self._numbers.get(call_id)
+            for delay, result in await schedule_followups(
+                    self.handoffs, call_id, number, delays=[self.config.followup_delay, self.config.followup_j3_delay],
+                    why=f"fiche d'incident, risque churn {card.risque_churn}"):
+                await self._post_call_note(call_id, "callback", f"J+{max(1, round(delay / 86400))} follow-up "
+                                           + (f"scheduled {result.message_id}" if result.accepted else f"refused: {result.reason}"))
+            if live is not None:
+                live.followups = True
+            else:
+                flags["suivis"] = True
+        return json.loads(stored)
+
+    async def _post_call_note(self, call_id: str, kind: str, detail: str) -> None:
+        live = self.live.get(call_id)
+        if live is not None:
+            await live.notes(kind, detail)
+            return
+        try:
+            at = round(time.monotonic() - self._started.get(call_id, time.monotonic()), 1)
+            await self.recorder.note(call_id, kind, detail, at=at)
+        except Exception:
+            log.exception("post-call note failed", extra={"call": call_id, "kind": kind})
 
     # -- the API's way in --------------------------------------------------------------------
     def submit(self, call_id: str, action: str, payload: dict | None = None, source: str = "api") -> bool:
@@ -437,6 +645,8 @@ class AgentDesk:
         if agent is None or agent.call_id != live.call_id:
             return
         pause = self.pool.call_ended(agent, aggressive=live.aggressive)
+        if live.connected_at is not None:
+            self.line.handled(time.monotonic() - live.connected_at)  # « attente estimée » from real call lengths
         asyncio.ensure_future(live.notes("agent_wrap_up", f"{agent.extension} {pause:.0f}s"))
 
     async def _cleanup(self, live: LiveCall) -> None:
@@ -460,6 +670,9 @@ class AgentDesk:
         if live.bridge_id:
             await self.bridges.destroy(live.bridge_id)
         await live.notes("agent_call_ended", "caller gone" if not live.caller.is_up else "left the desk")
+        self._flags[live.call_id] = {"hotliner": live.agent.extension if live.agent else None, "agressif": live.aggressive,
+                                     "churn_rouge": live.churn_red, "voix_forte": live.raised_voice,
+                                     "suivis": live.followups, "fin": time.monotonic()}
         self.live.pop(live.call_id, None)
 
 

@@ -38,6 +38,7 @@ class Agent:
     call_id: str | None = None
     aggressive_calls: int = 0
     pause_reason: str = ""
+    languages: tuple[str, ...] = ("fr",)
 
     def as_dict(self, now: float) -> dict:
         return {
@@ -49,6 +50,7 @@ class Agent:
             "call_id": self.call_id,
             "aggressive_calls": self.aggressive_calls,
             "pause_reason": self.pause_reason or None,
+            "languages": list(self.languages),
         }
 
 
@@ -82,9 +84,11 @@ class AgentPool:
         self.presence = presence or AlwaysPresent()
         self.clock = clock
         now = clock()
+        spoken = config.spoken()
         # the configured order breaks ties between agents idle since the start
         self.agents: dict[str, Agent] = {
-            ext: Agent(ext, config.endpoint(ext), idle_since=now + i * 1e-6) for i, ext in enumerate(config.extensions)
+            ext: Agent(ext, config.endpoint(ext), idle_since=now + i * 1e-6, languages=spoken[ext])
+            for i, ext in enumerate(config.extensions)
         }
 
     def get(self, extension: str) -> Agent | None:
@@ -103,10 +107,11 @@ class AgentPool:
         now = self.clock()
         return [a.as_dict(now) for a in self.agents.values()]
 
-    async def candidates(self) -> list[Agent]:
-        """Available agents with a registered phone, longest idle first."""
+    async def candidates(self, language: str | None = None) -> list[Agent]:
+        """Available agents with a registered phone, longest idle first (only those who speak `language` if given)."""
         self._tick()
-        free = sorted((a for a in self.agents.values() if a.state is AgentState.AVAILABLE), key=lambda a: a.idle_since)
+        free = sorted((a for a in self.agents.values() if a.state is AgentState.AVAILABLE
+                       and (language is None or language in a.languages)), key=lambda a: a.idle_since)
         if not self.config.check_registration:
             return free
         return [a for a in free if await self.presence.registered(a.endpoint)]

@@ -25,11 +25,19 @@ class Diagnosis:
     urgent: bool = False  # distress heard: the agent should pick this one first
 
 
+#: What `hand_to_agent` returns when the caller is still on the line and still the
+#: flow's (a message was taken: seed 003): the flow keeps them company as after
+#: any hand-off, it never hangs up on them.
+CALLER_STILL_HERE = "caller_still_here"
+
+
 class Agents(Protocol):
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> str | None:
         """Put the caller with an agent of the `language` group ("fr", "en", "es", "it", "multi").
 
-        Returns once the call has left the flow; the flow does nothing after it.
+        Returns once the call has left the flow (None; the flow does nothing after
+        it), or CALLER_STILL_HERE when nobody could take the call and the caller's
+        message was taken instead.
         """
         ...
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 
 class AudioState(str, enum.Enum):
@@ -139,6 +139,16 @@ class OriginateResult:
     channel: "Channel | None" = None
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A message the caller recorded (Asterisk stores it; seed 003's messages)."""
+
+    name: str  # Asterisk's stored recording name
+    duration: float  # seconds recorded
+    ended_by: str  # "key" (# pressed), "silence", "max_duration", "hangup", "failed"
+    talked: float = 0.0  # seconds Asterisk heard talking, when it says so
+
+
 @runtime_checkable
 class Channel(Protocol):
     """One leg of a call, as the flows see it."""
@@ -193,6 +203,27 @@ class Channel(Protocol):
 
     async def next_reading(self, timeout: float) -> AudioReading | None:
         """Next classifier reading while listening; None on timeout, or at once when not listening."""
+        ...
+
+    async def record(self, name: str, *, max_seconds: float, max_silence: float, beep: bool = True,
+                     terminate_on: str = "#") -> Recording:
+        """Record the caller until `terminate_on`, `max_silence` of silence, `max_seconds` or hang-up.
+
+        A caller who hangs up keeps what they said (ended_by "hangup"): it does
+        not raise CallerHungUp.
+        """
+        ...
+
+    async def play_recording(self, name: str) -> PlayResult:
+        """Play a recording made with `record` back to this leg (not interruptible)."""
+        ...
+
+    async def watch_loudness(self, threshold: int, on_change: "Callable[[bool], None] | None") -> None:
+        """Seed 004 « voix forte »: call on_change(True) when the caller gets louder than `threshold`
+        (average amplitude, 16-bit), on_change(False) when they stop; None stops watching.
+
+        The PBX's own talk detector with a high threshold (no media fork).
+        """
         ...
 
     async def start_moh(self, moh_class: str = "default") -> None: ...

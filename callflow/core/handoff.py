@@ -34,8 +34,15 @@ class Handoffs(Protocol):
         """« Je vous rappelle dans 5 minutes », caregiver calls, J+1 / J+3 follow-ups."""
         ...
 
-    async def followup_email(self, call_id: str, caller_number: str | None, *, called_at: float) -> HandoffResult:
-        """Section 6 email after a silent call, when an email is known for the number."""
+    async def followup_email(self, call_id: str, caller_number: str | None, *, called_at: float,
+                             language: str = "fr") -> HandoffResult:
+        """Section 6 email after a silent call, when an email is known for the number (in the caller's language)."""
+        ...
+
+
+    async def escalation_emails(self, call_id: str, caller_number: str | None, *, client: tuple[str, str],
+                                hotliner: tuple[str, str], hotliner_email: str) -> list[HandoffResult]:
+        """Seed 001 §4 / phase 6: the resolution email to the client (email on file) and the hotliner's feedback."""
         ...
 
 

@@ -92,7 +92,7 @@ async def _fallback(call: FlowCall, handoffs: Handoffs, *, refused: str, agent_n
 
 async def followup(call: FlowCall, handoffs: Handoffs, *, called_at: float) -> None:
     """Seed section 6, after a silent call that found no other channel (recorded, never a conversion)."""
-    result = await handoffs.followup_email(call.call_id, call.number, called_at=called_at)
+    result = await handoffs.followup_email(call.call_id, call.number, called_at=called_at, language=call.language)
     if result.accepted:
         await call.note("followup_email", result.message_id or "")
         if result.message_id:

@@ -43,6 +43,35 @@ NO_ANSWER_PROMPT = "escalation_no_answer"
 BRIEFING_FIELDS = ("client", "probleme", "demande", "raison", "avis", "sensibilite")
 MAX_FIELD = 2000
 
+# Phase 2 « Vous me demandez un superviseur parce que : A) … B) … C) … D) »
+MOTIFS = {
+    "A": "pense que le superviseur peut faire ce que le hotliner ne peut pas",
+    "B": "ne croit pas le hotliner / ne lui fait pas confiance",
+    "C": "pense que la réponse n'est pas juste / équitable",
+    "D": "autre raison",
+}
+# Phase 2 « MATRICE DE DÉCISION – ESCALADE JUSTIFIÉE ? »: situation → (verdict, the seed's words)
+OUI, NON, PEUT_ETRE, REDIRECTION = "oui", "non", "peut_etre", "redirection"
+MATRIX = {
+    "ne_croit_pas": (OUI, "Client ne croit pas le hotliner (« Vous me mentez »)"),
+    "exception": (OUI, "Hotliner a dit « Non » mais client pense mériter exception"),
+    "technique": (OUI, "Problème technique complexe (hors compétences hotliner)"),
+    "hors_perimetre": (REDIRECTION, "Demande hors-périmètre validée"),
+    "agressif": (PEUT_ETRE, "Client très agressif/hostile (sécurité hotliner)"),
+    "repete": (NON, "Client répète même question (déjà répondu 3x)"),
+    "exception_possible": (OUI, "Demande légitime avec exception possible"),
+    "teste": (NON, "Client « teste » le système"),
+    "litige": (OUI, "Litige/compensation demandée"),
+    "satisfaction_basse": (PEUT_ETRE, "Satisfaction client basse (mais problème identifié)"),
+}
+# Phase 4 « OPTIONS SUPERVISEUR »
+DECISIONS = ("approuvee", "alternative", "refusee", "escaladee")
+
+
+def justified(situation: str) -> str | None:
+    """The matrix's verdict for a situation (None when the hotliner gave none)."""
+    return MATRIX[situation][0] if situation in MATRIX else None
+
 
 @dataclass
 class Briefing:
@@ -57,6 +86,12 @@ class Briefing:
     options: list[str] = field(default_factory=list)  # OPTIONS POUR SUPERVISEUR
     hotliner: str = ""
     urgent: bool = False
+    motif: str = ""  # A–D (phase 2)
+    situation: str = ""  # a MATRIX key: « Escalade justifiée ? »
+
+    @property
+    def justifiee(self) -> str | None:
+        return justified(self.situation)
 
     @classmethod
     def minimal(cls, *, hotliner: str, summary: str = "", urgent: bool = False) -> "Briefing":
@@ -71,7 +106,7 @@ class Briefing:
             data = {}
         if not isinstance(data, dict):
             raise ValueError("the briefing is a JSON object")
-        known = set(BRIEFING_FIELDS) | {"options", "urgent", "hotliner", "mode", "priority"}
+        known = set(BRIEFING_FIELDS) | {"options", "urgent", "hotliner", "mode", "priority", "motif", "situation"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown briefing field(s): {', '.join(sorted(unknown))}")
@@ -88,12 +123,22 @@ class Briefing:
         if not isinstance(urgent, bool):
             raise ValueError("briefing 'urgent' is true or false")
         values["hotliner"] = values["hotliner"] or hotliner
-        return cls(options=[o.strip() for o in options], urgent=urgent, **values)
+        motif = str(data.get("motif") or "").upper()
+        if motif and motif not in MOTIFS:
+            raise ValueError("briefing 'motif' is A, B, C or D (seed 001 phase 2)")
+        situation = str(data.get("situation") or "")
+        if situation and situation not in MATRIX:
+            raise ValueError(f"briefing 'situation' is one of {', '.join(MATRIX)}")
+        return cls(options=[o.strip() for o in options], urgent=urgent, motif=motif, situation=situation, **values)
 
     def summary(self) -> str:
         parts = [f"{label}: {getattr(self, name)}" for name, label in
                  (("client", "client"), ("probleme", "problème"), ("demande", "demande"), ("raison", "raison"),
                   ("sensibilite", "sensibilité")) if getattr(self, name)]
+        if self.motif:
+            parts.append(f"motif {self.motif}: {MOTIFS[self.motif]}")
+        if self.situation:
+            parts.append(f"justifiée ? {self.justifiee} ({MATRIX[self.situation][1]})")
         return "; ".join(parts) or "escalade"
 
 
@@ -101,7 +146,9 @@ def whisper_prompts(briefing: Briefing, mode: str) -> list[str]:
     """What the supervisor hears before joining: the briefing summary, from rendered prompts."""
     prompts = ["whisper_escalation", "whisper_urgent" if briefing.urgent else "whisper_normal"]
     reason = f"{briefing.raison} {briefing.demande}".lower()
-    if "litige" in reason:
+    if briefing.justifiee in (NON, PEUT_ETRE) and briefing.situation in ("repete", "teste"):
+        prompts.append("whisper_reason_insists")  # Phase 3C: « escalade inutile mais demandée »
+    elif "litige" in reason or briefing.situation == "litige":
         prompts.append("whisper_reason_dispute")
     elif any(w in reason for w in ("exception", "compensation", "rembours", "geste", "crédit", "credit")):
         prompts.append("whisper_reason_exception")
@@ -134,6 +181,8 @@ class Escalation:
     outcome: str = ""
     answered_at: float | None = None
     ended_at: float | None = None
+    connected_at: float | None = None
+    decision: dict | None = None  # the supervisor's outcome (phase 4–6)
     picked: int = 0  # the console's [Prendre l'appel]: the latest pick rings first
 
     @property
@@ -216,6 +265,12 @@ class SupervisorQueue:
                 del self.history[:-200]
             self._cond.notify_all()
 
+    def find(self, esc_id: str) -> Escalation | None:
+        for esc in [*self.waiting, *([self.active] if self.active else []), *self.history]:
+            if esc.id == esc_id:
+                return esc
+        return None
+
     def snapshot(self) -> dict:
         return {
             "waiting": [e.as_dict() for e in self.ordered()],
@@ -273,10 +328,17 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
         if result is not None and result.answered and result.channel is not None:
             supervisor = result.channel
             esc.answered_at = time.time()
-            # the whisper: the supervisor hears the briefing, the caller does not
+            # the whisper: the supervisor hears the briefing, the caller does not. « 30 secondes maximum »
+            # covers the caller's whole hold: at the deadline the conference starts, whisper heard or not
             for prompt in await _whisper(deps, briefing, mode):
-                if supervisor.is_up:
-                    await supervisor.play(prompt, language="fr", barge_in=False)
+                remaining = deadline - time.monotonic()
+                if not supervisor.is_up or remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(supervisor.play(prompt, language="fr", barge_in=False), remaining)
+                except asyncio.TimeoutError:  # the cancelled playback stops (AriChannel.play)
+                    await notes("escalation_whisper_cut", f"{esc.id}: the 30 s hold is over")
+                    break
             if not supervisor.is_up:
                 raise _SupervisorLeft()
             await caller.stop_moh()
@@ -286,7 +348,8 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
                 await deps.bridges.remove(bridge_id, agent_leg)  # the desk ends the agent's leg
                 released = True
             esc.state = CONNECTED
-            await notes("escalation_connected", f"{esc.id} {mode}")
+            esc.connected_at = time.time()
+            await notes("escalation_connected", f"{esc.id} {mode} after {esc.connected_at - esc.created_at:.1f}s on hold")
             return EscalationResult(esc, supervisor, released)
         raise _SupervisorLeft()
     except _SupervisorLeft:
@@ -311,6 +374,52 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
     except (CallerHungUp, asyncio.CancelledError):
         await deps.queue.release(esc, CANCELLED, "caller left")
         raise
+
+
+@dataclass
+class Outcome:
+    """Phase 6 « FICHE DE SUIVI POST-ESCALADE »: what the supervisor decided."""
+
+    decision: str  # approuvee / alternative / refusee / escaladee (« escalader encore »)
+    valeur_eur: float | None = None  # the exception's value (« Coût moyen exception »)
+    motif_decision: str = ""
+    prochaines_etapes: list[str] = field(default_factory=list)
+    justifiee: bool | None = None  # the supervisor's view of the escalation (« Escalades inutiles »)
+    satisfaction: int | None = None  # 1–5, « Satisfaction post-escalade »
+    feedback_hotliner: str = ""  # §4.1 email to the hotliner
+    superviseur: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> "Outcome":
+        if not isinstance(data, dict):
+            raise ValueError("the outcome is a JSON object")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown outcome field(s): {', '.join(sorted(unknown))}")
+        decision = data.get("decision")
+        if decision not in DECISIONS:
+            raise ValueError(f"outcome 'decision' is one of {', '.join(DECISIONS)}")
+        value = data.get("valeur_eur")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100000):
+            raise ValueError("outcome 'valeur_eur' is a number of euros")
+        satisfaction = data.get("satisfaction")
+        if satisfaction is not None and (isinstance(satisfaction, bool) or not isinstance(satisfaction, int)
+                                         or not 1 <= satisfaction <= 5):
+            raise ValueError("outcome 'satisfaction' is a whole number from 1 to 5")
+        just = data.get("justifiee")
+        if just is not None and not isinstance(just, bool):
+            raise ValueError("outcome 'justifiee' is true or false")
+        texts = {}
+        for name in ("motif_decision", "feedback_hotliner", "superviseur"):
+            v = data.get(name, "")
+            if not isinstance(v, str) or len(v) > MAX_FIELD:
+                raise ValueError(f"outcome {name!r} is a text of at most {MAX_FIELD} characters")
+            texts[name] = v.strip()
+        steps = data.get("prochaines_etapes", [])
+        if not isinstance(steps, list) or len(steps) > 5 or not all(isinstance(x, str) and len(x) <= 500 for x in steps):
+            raise ValueError("outcome 'prochaines_etapes' is a list of at most 5 texts")
+        return cls(decision=decision, valeur_eur=None if value is None else float(value), justifiee=just,
+                   satisfaction=satisfaction, prochaines_etapes=[x.strip() for x in steps], **texts)
 
 
 async def _whisper(deps: EscalationDeps, briefing: Briefing, mode: str) -> list[str]:

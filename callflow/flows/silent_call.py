@@ -61,7 +61,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Optional
 
-from callflow.core.agents import Agents, DialplanAgents, Diagnosis
+from callflow.core.agents import CALLER_STILL_HERE, Agents, DialplanAgents, Diagnosis
 from callflow.core.channel import AudioState, CallContext, CallerHungUp, DigitInput
 from callflow.core.clock import Clock, SystemClock
 from callflow.core.handoff import EmergencyLine, Handoffs
@@ -113,6 +113,9 @@ class SilentCallDeps:
     timers: SilentCallTimers = field(default_factory=SilentCallTimers)
     agent_name: str = "Jean"  # [PRENOM_HOTLINER]: signs the SMS
     clock: Clock = field(default_factory=SystemClock)
+    # seed 003, line closed (callflow/flows/after_hours.py): the personalised message instead of the
+    # greeting, and no « je vous passe un conseiller » (the message desk invites to leave a message)
+    closed_line: bool = False
 
 
 async def run_silent_call(ctx: CallContext, deps: SilentCallDeps) -> None:
@@ -225,7 +228,11 @@ class SilentCall:
         # starts only if the line gets loud during the greeting, else for the listening below.
         await channel.listen_on_voice()
         # « Bonjour, numi.support, [PRENOM_HOTLINER] à l'appareil. Je vous écoute. »
-        await self.call.say("greeting")
+        if self.deps.closed_line:
+            # seed 003: « Notre permanence est fermée … relevé et traité dès la réouverture »
+            await self.call.say("closed_greeting")
+        else:
+            await self.call.say("greeting")
         # « Hotliner attend 2–3 secondes (pas de réaction immédiate). »
         window = await self.call.listen(self.t.greeting_listen)
         self._remember(window)
@@ -467,8 +474,13 @@ class SilentCall:
             await call.note("agent", f"{language}: {summary}")
             self.outcome = (HungUpBy.AGENT, f"agent: {summary}")
             await call.channel.stop_listening()  # the fork costs the PBX: not needed with a person
-            await call.say("to_agent", barge_in=False)  # « Je vous passe un conseiller. Restez en ligne. »
-            await self.deps.agents.hand_to_agent(self.ctx, diagnosis, language)
+            if not self.deps.closed_line:
+                await call.say("to_agent", barge_in=False)  # « Je vous passe un conseiller. Restez en ligne. »
+            left = await self.deps.agents.hand_to_agent(self.ctx, diagnosis, language)
+            if left == CALLER_STILL_HERE:  # seed 003: nobody to take the call, the message desk had it
+                self.outcome = (HungUpBy.CALLER, "message")
+                call.handoffs_done.append("message")
+                return self.stay_with_caller
             return None
 
         return hand_to_agent

@@ -16,26 +16,39 @@ import aiosmtplib
 
 from callflow.handoff.config import SmtpConfig
 from callflow.handoff.errors import PermanentDeliveryError, TemporaryDeliveryError
-from callflow.handoff.templates import email_followup
+from callflow.handoff.templates import DAY_WORDS, email_followup
 
 
-def call_time_words(called_at: float, timezone: str, now: float | None = None) -> tuple[str, str]:
-    """(« aujourd'hui » | « le 19/12/2025 », « 14h45 ») in the caller's time zone."""
+def call_time_words(called_at: float, timezone: str, now: float | None = None, language: str = "fr") -> tuple[str, str]:
+    """(« aujourd'hui » | « le 19/12/2025 », « 14h45 ») in the caller's time zone (and language)."""
     tz = ZoneInfo(timezone)
     called = datetime.fromtimestamp(called_at, tz)
     today = datetime.fromtimestamp(now, tz).date() if now is not None else datetime.now(tz).date()
-    day = "aujourd'hui" if called.date() == today else f"le {called:%d/%m/%Y}"
-    return day, f"{called:%H}h{called:%M}"
+    same_day, other_day = DAY_WORDS.get(language, DAY_WORDS["fr"])
+    day = same_day if called.date() == today else other_day.format(date=f"{called:%d/%m/%Y}")
+    hour = f"{called:%H}h{called:%M}" if language == "fr" else f"{called:%H}:{called:%M}"
+    return day, hour
 
 
-def build_followup(config: SmtpConfig, *, to: str, called_at: float, message_id: str, now: float | None = None) -> EmailMessage:
-    day, hour = call_time_words(called_at, config.timezone, now)
-    subject, body = email_followup(day=day, time=hour, support_phone=config.support_phone)
+def build_followup(config: SmtpConfig, *, to: str, called_at: float, message_id: str, now: float | None = None,
+                   language: str = "fr") -> EmailMessage:
+    day, hour = call_time_words(called_at, config.timezone, now, language)
+    subject, body = email_followup(day=day, time=hour, support_phone=config.support_phone, language=language)
     msg = EmailMessage()
     msg["From"] = config.sender
     msg["To"] = to
     msg["Subject"] = subject
     # Stable Message-ID from the outbox id: a retried send is recognisable downstream.
+    msg["Message-ID"] = make_msgid(idstring=message_id, domain=config.sender.rsplit("@", 1)[1])
+    msg.set_content(body)
+    return msg
+
+
+def build_plain(config: SmtpConfig, *, to: str, subject: str, body: str, message_id: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = config.sender
+    msg["To"] = to
+    msg["Subject"] = subject
     msg["Message-ID"] = make_msgid(idstring=message_id, domain=config.sender.rsplit("@", 1)[1])
     msg.set_content(body)
     return msg

@@ -30,7 +30,7 @@ from callflow.handoff import templates
 from callflow.handoff.callbacks import CallbackScheduler, Originate
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.contacts import Contacts
-from callflow.handoff.email import SmtpSender, build_followup
+from callflow.handoff.email import SmtpSender, build_followup, build_plain
 from callflow.handoff.errors import PermanentDeliveryError
 from callflow.handoff.inbound import CallLinks, FindRecentCall, InboundSms
 from callflow.handoff.outbox import Outbox, OutboxMessage, OutboxWorker, idempotency_key
@@ -133,7 +133,7 @@ class HandoffService:
             await self.contacts.note_call(call_id, number.e164)
             contact = await self.contacts.get(number.e164)
             if contact and contact.email and self.config.smtp.enabled:
-                return await self._queue_followup_email(call_id, contact.email, called_at=time.time())
+                return await self._queue_followup_email(call_id, contact.email, called_at=time.time(), language=language)
             sms = self._check_sms(caller_number)
             if not sms.sms_ok:
                 return self._refused("email", call_id, caller_number, "no_email_on_file")
@@ -164,7 +164,8 @@ class HandoffService:
             log.exception("schedule_callback failed for call %s", call_id)
             return HandoffResult(False, "internal_error")
 
-    async def followup_email(self, call_id: str, caller_number: str | None, *, called_at: float) -> HandoffResult:
+    async def followup_email(self, call_id: str, caller_number: str | None, *, called_at: float,
+                             language: str = "fr") -> HandoffResult:
         number = check_for_call(caller_number, self.config.sms.region)
         if number.e164 is None:
             return self._refused("email", call_id, caller_number, number.reason)
@@ -175,7 +176,7 @@ class HandoffService:
             contact = await self.contacts.get(number.e164)
             if not contact or not contact.email:
                 return HandoffResult(False, "no_email_on_file")
-            return await self._queue_followup_email(call_id, contact.email, called_at=called_at)
+            return await self._queue_followup_email(call_id, contact.email, called_at=called_at, language=language)
         except Exception:
             log.exception("followup_email failed for call %s", call_id)
             return HandoffResult(False, "internal_error")
@@ -195,6 +196,34 @@ class HandoffService:
             )
             for days in self.config.callbacks.followup_days
         ]
+
+    async def escalation_emails(self, call_id: str, caller_number: str | None, *, client: tuple[str, str],
+                                hotliner: tuple[str, str], hotliner_email: str) -> list[HandoffResult]:
+        """Seed 001 phase 6 (to the client, when an email is on file) and §4.1 (to the hotliner), via the outbox."""
+        results = []
+        if not self.config.smtp.enabled:
+            return [HandoffResult(False, "email_disabled")]
+        try:
+            number = check_for_call(caller_number, self.config.sms.region)
+            contact = await self.contacts.get(number.e164) if number.e164 else None
+            targets = [("escalation_client", contact.email if contact and contact.email else None, client),
+                       ("escalation_hotliner", hotliner_email or None, hotliner)]
+            for purpose, address, (subject, body) in targets:
+                if not address:
+                    results.append(HandoffResult(False, "no_email_on_file"))
+                    continue
+                row, created = await self.outbox.enqueue(
+                    call_id=call_id, kind="email", destination=address,
+                    payload={"purpose": purpose, "subject": subject, "body": body},
+                    key=idempotency_key(call_id, "email", purpose, address))
+                if created:
+                    await self.links.add(call_id, "email", row.id, row.created_at)
+                    self.worker.notify()
+                results.append(HandoffResult(True, message_id=row.id))
+        except Exception:
+            log.exception("escalation emails failed for call %s", call_id)
+            results.append(HandoffResult(False, "internal_error"))
+        return results
 
     async def list_for_call(self, call_id: str) -> dict[str, list]:
         return {
@@ -233,12 +262,13 @@ class HandoffService:
             self.worker.notify()
         return HandoffResult(True, message_id=row.id)
 
-    async def _queue_followup_email(self, call_id: str, email: str, *, called_at: float) -> HandoffResult:
+    async def _queue_followup_email(self, call_id: str, email: str, *, called_at: float,
+                                    language: str = "fr") -> HandoffResult:
         row, created = await self.outbox.enqueue(
             call_id=call_id,
             kind="email",
             destination=email,
-            payload={"purpose": "followup", "called_at": called_at},
+            payload={"purpose": "followup", "called_at": called_at, "language": language},
             key=idempotency_key(call_id, "email", "followup", email),
         )
         if created:
@@ -254,7 +284,12 @@ class HandoffService:
     async def _deliver_email(self, message: OutboxMessage) -> str | None:
         if not self.config.smtp.enabled:
             raise PermanentDeliveryError("smtp disabled")
+        if "subject" in message.payload:  # rendered when queued (seed 001's emails)
+            return await self.smtp_sender.send(build_plain(self.config.smtp, to=message.destination,
+                                                           subject=message.payload["subject"],
+                                                           body=message.payload["body"], message_id=message.id))
         email = build_followup(
-            self.config.smtp, to=message.destination, called_at=float(message.payload["called_at"]), message_id=message.id
+            self.config.smtp, to=message.destination, called_at=float(message.payload["called_at"]), message_id=message.id,
+            language=str(message.payload.get("language") or "fr"),
         )
         return await self.smtp_sender.send(email)

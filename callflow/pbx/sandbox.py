@@ -198,7 +198,8 @@ class Sandbox:
                 text = text.replace(key, value)
             (etc / "dialplans" / src.name).write_text(text)
         self._install_sounds()
-        for sub in self.instance.dirs().values():
+        # spool/recording: where ARI's live recordings go (seed 003's messages); Asterisk does not create it
+        for sub in [*self.instance.dirs().values(), f"{self.instance.dirs()['spool']}/recording"]:
             self._in_root(sub).mkdir(parents=True, exist_ok=True)
             self._chroot(["chown", "-R", "asterisk:asterisk", sub])
         os.chmod(etc, 0o750)

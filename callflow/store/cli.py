@@ -111,13 +111,19 @@ async def _export(args) -> int:
 
 
 async def _kpi(args) -> int:
+    from callflow.store.messages import Messages
+    from callflow.store.procedure_kpi import kpis as procedure_kpis
+
     records = await _open(args)
+    messages = await Messages.open(args.db)
     try:
         k = await kpis(records, args.since, args.until)
+        p = await procedure_kpis(records, messages, args.since, args.until)
     finally:
+        await messages.close()
         await records.close()
     if args.json:
-        print(json.dumps(k.as_dict(), indent=2))
+        print(json.dumps({**k.as_dict(), "procedures": p.as_dict()}, indent=2))
         return 0
     print(f"Appels                          : {k.calls}")
     print(f"% appels muets                  : {_pct(k.silent_pct)}  ({k.silent_calls})   cible 2–5 %")
@@ -131,7 +137,47 @@ async def _kpi(args) -> int:
         print(f"  raccrochage prématuré : {call_id}")
     for call_id in k.undocumented_call_ids:
         print(f"  non documenté         : {call_id}")
+    _print_procedures(p)
     return 0
+
+
+def _print_procedures(p) -> None:
+    e, a, m = p.escalation, p.anger, p.messages
+    print("\n— Seed 001, escalades superviseur (§7, §9)")
+    print(f"Escalades / total appels        : {_pct(e.escalation_pct)}  ({e.escalations})   cible 5–10 %")
+    print(f"Escalades justifiées            : {_pct(e.justified_pct)}  ({e.outcomes} décisions)   cible ≥ 70 %")
+    print(f"Escalades inutiles              : {_pct(e.useless_pct)}   cible < 25 %")
+    print(f"Taux approbation exception      : {_pct(e.approved_pct)}   cible 30–40 %")
+    print(f"Refusées / alternative / direction : {_pct(e.refused_pct)} / {_pct(e.alternative_pct)} / {_pct(e.direction_pct)}")
+    print(f"Coût moyen exception            : {_eur(e.mean_exception_eur)} (médiane {_eur(e.median_exception_eur)}, max {_eur(e.max_exception_eur)})   cible < 50 €")
+    print(f"Temps réponse superviseur       : {_sec(e.mean_answer_seconds)}   cible ≤ 5 min")
+    print(f"Attente client avant conférence : {_sec(e.mean_hold_seconds)} ({_pct(e.hold_within_30s_pct)} ≤ 30 s)   seed : 30 s maximum")
+    print(f"Satisfaction post-escalade      : {_pct(e.satisfied_pct)}   cible ≥ 85 %")
+    print("\n— Seed 004, gestion colère (§8)")
+    print(f"% appels agressifs              : {_pct(a.angry_pct)}  ({a.angry_calls}, dont {a.raised_voice_alerts} alertes voix forte)   cible 3–7 %")
+    print(f"Taux de-escalade réussi         : {_pct(a.deescalated_pct)}  ({a.cards} fiches)   cible ≥ 80 %")
+    print(f"Rétention post-colère (approx.) : {_pct(a.retained_pct)}  (risque churn ≠ critique en fin d'appel)   cible ≥ 85 %")
+    print(f"Satisfaction du plan            : {_score(a.mean_plan_satisfaction)}   cible ≥ 4/5")
+    print(f"Bien-être hotliner              : {_score(a.mean_wellbeing)}   cible ≥ 3/5")
+    print(f"Temps de désescalade            : {'-' if a.mean_deescalation_minutes is None else f'{a.mean_deescalation_minutes:.1f} min'}   cible < 5 min")
+    print(f"Gestes commerciaux              : {a.gestures} (moyenne {_eur(a.mean_gesture_eur)})")
+    print(f"Suivis J+1 / J+3 planifiés      : {a.followups_scheduled}")
+    print("\n— Seed 003, permanence et débordement")
+    print(f"Messages laissés                : {m.messages} (urgents {m.urgent}, confirmés {_pct(m.confirmed_pct)})")
+    print(f"Messages à traiter / traités    : {m.open} / {m.done}")
+    print(f"Offres de débordement           : {m.overflow_offers} (créneaux de rappel choisis : {m.callback_slots})")
+
+
+def _eur(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} €"
+
+
+def _sec(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}/5"
 
 
 def _pct(value: float | None) -> str:

@@ -35,6 +35,7 @@ from callflow.core.channel import (
     DigitInput,
     OriginateResult,
     PlayResult,
+    Recording,
     SpeechStreak,
     TapInput,
 )
@@ -124,6 +125,8 @@ class CallerScript:
     # prompt id → the caller's replies, one per time that prompt is played
     replies: dict[str, list[Reply]] = field(default_factory=dict)
     hangs_up_at: float | None = None
+    # seconds the caller talks into each recording, in order (then presses #); none left: silence
+    messages: list[float] = field(default_factory=list)
     number: str | None = "+33612345678"
     language: str = "fr"
 
@@ -179,6 +182,7 @@ class FakeChannel:
         self._listening = False
         self._voice_armed_at: float | None = None  # listen_on_voice
         self._next_tick = 0.0
+        self._messages = list(self.script.messages)
 
     # -- clock and caller hang-up ------------------------------------------
     @property
@@ -350,6 +354,36 @@ class FakeChannel:
                 sound = s
         return AudioReading(sound.state, sound.confidence, at, sound.level_dbfs, distress=sound.distress)
 
+    async def record(self, name: str, *, max_seconds: float, max_silence: float, beep: bool = True,
+                     terminate_on: str = "#") -> Recording:
+        self._alive()
+        start = self.now
+        talk = self._messages.pop(0) if self._messages else 0.0
+        length, ended_by = (min(talk, max_seconds), "key") if talk > 0 else (max_silence, "silence")
+        if talk >= max_seconds:
+            ended_by = "max_duration"
+        try:
+            self._advance(start + length)
+        except CallerHungUp:
+            self.log.append(Event(start, "record", name, self.now, False))
+            return Recording(name=name, duration=self.now - start, ended_by="hangup", talked=min(talk, self.now - start))
+        self.log.append(Event(start, "record", name, self.now, True))
+        return Recording(name=name, duration=length, ended_by=ended_by, talked=min(talk, length))
+
+    async def play_recording(self, name: str) -> PlayResult:
+        self._alive()
+        start = self.now
+        took = next((e.end - e.at for e in reversed(self.log) if e.kind == "record" and e.detail == name), 1.0)
+        try:
+            self._advance(start + (took or 1.0))
+        finally:
+            self.log.append(Event(start, "play", f"recording:{name}", self.now, True))
+        return PlayResult(completed=True)
+
+    async def watch_loudness(self, threshold: int, on_change) -> None:
+        self._alive()
+        self.log.append(Event(self.now, "loudness", str(threshold) if on_change else "off"))
+
     async def start_moh(self, moh_class: str = "default") -> None:
         self._alive()
         self.log.append(Event(self.now, "moh", f"start {moh_class}"))
@@ -382,7 +416,10 @@ class FakeChannel:
 
     # -- what tests look at -------------------------------------------------
     def prompts(self) -> list[str]:
-        return [e.detail for e in self.log if e.kind == "play"]
+        return [e.detail for e in self.log if e.kind == "play" and not e.detail.startswith("recording:")]
+
+    def recordings(self) -> list[Event]:
+        return [e for e in self.log if e.kind == "record"]
 
     def plays(self, prompt: str) -> list[Event]:
         return [e for e in self.log if e.kind == "play" and e.detail == prompt]
@@ -420,8 +457,14 @@ class FakeHandoffs:
             "callback", call_id=call_id, number=number, delay_seconds=delay_seconds, reason=reason, target=target
         )
 
-    async def followup_email(self, call_id, caller_number, *, called_at) -> HandoffResult:
-        return self._result("followup_email", call_id=call_id, number=caller_number, called_at=called_at)
+    async def followup_email(self, call_id, caller_number, *, called_at, language="fr") -> HandoffResult:
+        return self._result("followup_email", call_id=call_id, number=caller_number, called_at=called_at,
+                            language=language)
+
+    async def escalation_emails(self, call_id, caller_number, *, client, hotliner, hotliner_email) -> list[HandoffResult]:
+        return [self._result("escalation_email_client", call_id=call_id, number=caller_number, subject=client[0], body=client[1]),
+                self._result("escalation_email_hotliner", call_id=call_id, to=hotliner_email, subject=hotliner[0],
+                             body=hotliner[1])]
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.requests]

@@ -35,6 +35,7 @@ from callflow import config as callflow_config  # noqa: E402
 from callflow.agents.bridges import AriBridges  # noqa: E402
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes  # noqa: E402
 from callflow.agents.desk import AgentDesk  # noqa: E402
+from callflow.web.procedures_api import add_routes as add_procedures_routes  # noqa: E402
 from callflow.agents.pool import AgentPool, AriPresence  # noqa: E402
 from callflow.agents.speech import RuntimeSpeech  # noqa: E402
 from callflow.controller import Controller  # noqa: E402
@@ -225,6 +226,7 @@ async def desk_env(pbx, tmp_path) -> AsyncIterator[DeskEnv]:
                      presence=presence, speech=speech)
     emergency.agents = desk
     add_routes(controller.web_app, desk)
+    add_procedures_routes(controller.web_app, desk, None)  # issue 16: incident card, escalation outcome
     denv = DeskEnv(controller, desk, emergency, recorder, handoffs, port)
     holder["env"] = denv
     task = asyncio.get_running_loop().create_task(controller.run())

@@ -14,7 +14,7 @@ async def to_agent(ctx, env) -> None:
     await env.desk.hand_to_agent(ctx, Diagnosis(summary="parole entendue"), "fr")
 
 
-async def test_closing_code_plays_the_closing_then_bye_to_the_caller(desk_env, desk_phones, asterisk_log, audio_dir, ari):
+async def test_closing_code_plays_the_three_closing_steps_then_bye_to_the_caller(desk_env, desk_phones, asterisk_log, audio_dir, ari):
     desk_env.flow = to_agent
     agent = await desk_phones("2001", DeskPhoneScript(talk_audio=str(tone(audio_dir / "tone.ulaw"))).pause(4).press("*0"))
     caller = Caller().audio(audio_dir / "silence.ulaw")
@@ -24,12 +24,16 @@ async def test_closing_code_plays_the_closing_then_bye_to_the_caller(desk_env, d
     bridge = f"callflow-{desk_env.calls[0]}"
     assert any(b["id"] == bridge and len(b["channels"]) == 2 for b in ari.bridges())
     await desk_env.wait_note("closing", timeout=20)
-    assert await run.wait(40) == 0, run.errors()  # got our BYE after the closing prompt
-    line = await asterisk_log.wait_for("Playing 'callflow/fr/closing_firm")
-    assert "<PJSIP/trunk-" in line  # played to the caller
+    assert await run.wait(50) == 0, run.errors()  # got our BYE after the third step (seed 002)
+    for step in (1, 2, 3):
+        line = await asterisk_log.wait_for(f"Playing 'callflow/fr/closing_step_{step}")
+        assert "<PJSIP/trunk-" in line  # played to the caller
+    log = asterisk_log.text()
+    assert log.index("closing_step_1") < log.index("closing_step_2") < log.index("closing_step_3")
     assert await agent.run.wait(15) == 0, agent.run.errors()
     notes = desk_env.kinds(desk_env.calls[0])
-    assert notes.index("closing") < notes.index("hangup") < notes.index("closing_done")
+    assert notes.index("closing") < notes.index("closing_step") < notes.index("hangup") < notes.index("closing_done")
+    assert notes.count("closing_step") == 3
 
 
 async def test_aggressive_flag_the_agent_is_skipped_for_the_pause(desk_env, desk_phones, audio_dir):

@@ -80,7 +80,7 @@ async def test_agent_emergency_code_bridges_the_line_with_caller_and_agent(desk_
     assert {n.split("-")[0] for n in names} == {"PJSIP/trunk", "PJSIP/2001", "PJSIP/emergency"}, names
     await desk_env.call_with("closing_refused", timeout=10)
     assert call in desk_env.calls  # *0 during an emergency: refused
-    assert "Playing 'callflow/fr/closing_firm" not in asterisk_log.text()
+    assert "Playing 'callflow/fr/closing_step" not in asterisk_log.text()
     assert await run.wait(80) == 0, run.errors()
     assert await operator.wait(20) == 0, operator.errors()
     assert await agent.run.wait(15) == 0, agent.run.errors()

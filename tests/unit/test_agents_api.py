@@ -46,7 +46,7 @@ async def test_api_drives_a_live_call():
         assert notes["notifications"][0]["kind"] == "churn_red"
         assert (await client.post("/api/calls/api-1/close")).status == 202
         await asyncio.wait_for(task, 3)
-        assert ("play", "caller", "closing_firm") in d.events
+        assert ("play", "caller", "closing_step_3") in d.events
     finally:
         await client.close()
         caller.up = False

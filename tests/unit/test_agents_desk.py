@@ -93,9 +93,10 @@ async def test_firm_closing_code_plays_the_closing_then_ends_the_call():
     await until(lambda: d.desk.live["call-1"].state == "with_agent")
     agent.press("*0")
     await asyncio.wait_for(task, 3)
-    closing = d.events.index(("play", "caller", "closing_firm"))
-    hangup = d.events.index(("hangup", "caller", "firm closing (seed 002) after the courteous goodbye"))
-    assert closing < hangup
+    steps = [d.events.index(("play", "caller", f"closing_step_{n}")) for n in (1, 2, 3)]
+    hangup = d.events.index(("hangup", "caller", "firm closing (seed 002) after the third goodbye"))
+    assert steps == sorted(steps) and steps[-1] < hangup
+    assert d.kinds().count("closing_step") == 3
     assert ("remove", "callflow-call-1", (caller.id,)) in d.bridges.log  # the agent does not hear the prompt twice
     assert not agent.up
 

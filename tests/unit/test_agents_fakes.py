@@ -78,6 +78,16 @@ class Leg:
     def flush_input(self) -> None:
         self.inputs.clear()
 
+    async def watch_loudness(self, threshold: int, on_change) -> None:
+        self._check()
+        self.loudness = on_change
+        self.events.append(("loudness", self.name, threshold if on_change else "off"))
+
+    def shouts(self, loud: bool) -> None:
+        """The caller's level crosses the loudness threshold (TALK_DETECT started / finished)."""
+        if getattr(self, "loudness", None):
+            self.loudness(loud)
+
     async def start_moh(self, moh_class: str = "default") -> None:
         self._check()
         self.events.append(("moh", self.name, "start"))
@@ -128,7 +138,8 @@ class Registered:
 def fast_configs() -> tuple[AgentsConfig, EscalationConfig, EmergencyConfig, FeatureCodes]:
     """Timers shrunk for tests (not validated: validate() keeps production minimums)."""
     agents = AgentsConfig(extensions=["2001", "2002", "2003"], ring_timeout=0.2, hold_max_wait=0.6, retry_interval=0.05,
-                          wrap_up_seconds=0.0, aggressive_pause=300.0, offer_timeout=0.5)
+                          wrap_up_seconds=0.0, aggressive_pause=300.0, offer_timeout=0.5,
+                          closing_step_wait=0.1)
     escalation = EscalationConfig(supervisor_answer_timeout=1.0)
     emergency = EmergencyConfig(retry_spacing=0.05, retry_spacing_max=0.1)
     return agents, escalation, emergency, FeatureCodes(inter_digit_timeout=1.0)

@@ -17,6 +17,7 @@ from callflow.core.channel import (
     DigitInput,
     OriginateResult,
     PlayResult,
+    Recording,
     SpeechStreak,
     TapInput,
 )
@@ -52,6 +53,7 @@ class AriChannel:
         self._input_ready = asyncio.Event()
         self._hungup = asyncio.Event()
         self._playbacks: dict[str, asyncio.Future[bool]] = {}
+        self._recordings: dict[str, asyncio.Future[dict]] = {}  # name → the finished recording's JSON
         self._current_playback: str | None = None
         self._legs: dict[str, asyncio.Future[OriginateResult]] = {}
         self.legs: dict[str, AriChannel] = {}
@@ -61,6 +63,7 @@ class AriChannel:
         self._voice_armed = False  # listen_on_voice: fork when TALK_DETECT says the line got loud
         self._voice_task: asyncio.Task[None] | None = None
         self._speech = SpeechStreak()  # a barge-in prompt stops when the caller talks over it
+        self._loudness: Callable[[bool], None] | None = None  # watch_loudness (seed 004 « voix forte »)
         self.in_stasis = True
 
     # -- state ------------------------------------------------------------------
@@ -109,6 +112,12 @@ class AriChannel:
             fut = self._playbacks.get(event.playback_id)
             if fut and not fut.done():
                 fut.set_result(kind == "PlaybackFinished" and event.raw.get("playback", {}).get("state") == "done")
+        elif kind in ("ChannelTalkingStarted", "ChannelTalkingFinished") and self._loudness is not None:
+            self._loudness(kind == "ChannelTalkingStarted")
+        elif kind in ("RecordingFinished", "RecordingFailed") and event.recording_name in self._recordings:
+            fut = self._recordings[event.recording_name]
+            if not fut.done():
+                fut.set_result(dict(event.raw.get("recording") or {}, event=kind))
         elif kind == "ChannelTalkingStarted" and self._voice_armed and self._voice_task is None:
             # not awaited here: the fork waits for its channels' StasisStart, which this pump delivers
             self._voice_task = self._loop.create_task(self._listen_now_on_voice(), name=f"voice:{self.id}")
@@ -157,6 +166,10 @@ class AriChannel:
         try:
             await self._call("POST", f"channels/{self.id}/play/{playback_id}", media=self.media_uri(prompt, language))
             completed = await fut
+        except asyncio.CancelledError:
+            # whoever waited gave up (e.g. seed 001's 30 s are over during the whisper): the sound stops too
+            self._loop.create_task(self._stop_quietly(playback_id))
+            raise
         finally:
             self._playbacks.pop(playback_id, None)
             if self._current_playback == playback_id:
@@ -164,6 +177,20 @@ class AriChannel:
         self._check_up()
         interrupted = self._inputs[0] if (barge_in and self._inputs and not completed) else None
         return PlayResult(completed=completed, interrupted_by=interrupted)
+
+    async def play_recording(self, name: str) -> PlayResult:
+        self._check_up()
+        playback_id = f"pb-{uuid.uuid4().hex[:16]}"
+        fut: asyncio.Future[bool] = self._loop.create_future()
+        self._playbacks[playback_id] = fut
+        self._claim(playback_id)
+        try:
+            await self._call("POST", f"channels/{self.id}/play/{playback_id}", media=f"recording:{name}")
+            completed = await fut
+        finally:
+            self._playbacks.pop(playback_id, None)
+        self._check_up()
+        return PlayResult(completed=completed)
 
     async def _stop_quietly(self, playback_id: str) -> None:
         try:
@@ -238,6 +265,66 @@ class AriChannel:
         if self.media is None or not self.media.active:
             return None  # nothing to hear yet (FlowCall.listen starts the fork before it waits)
         return await self.media.next_reading(timeout)
+
+    async def record(self, name: str, *, max_seconds: float, max_silence: float, beep: bool = True,
+                     terminate_on: str = "#") -> Recording:
+        self._check_up()
+        fut: asyncio.Future[dict] = self._loop.create_future()
+        self._recordings[name] = fut
+        self._claim(name)
+        self.flush_input()
+        try:
+            await self._call("POST", f"channels/{self.id}/record", name=name, format="wav",
+                             maxDurationSeconds=int(max_seconds), maxSilenceSeconds=int(max_silence),
+                             ifExists="overwrite", beep=beep, terminateOn=terminate_on)
+            hangup = asyncio.ensure_future(self._hungup.wait())
+            try:
+                await asyncio.wait({fut, hangup}, timeout=max_seconds + 10, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                hangup.cancel()
+            if not fut.done():
+                # the caller hung up: Asterisk closes the file and says so shortly after; a message is never lost
+                try:
+                    await asyncio.wait_for(asyncio.shield(fut), 3.0)
+                except asyncio.TimeoutError:
+                    pass
+        except CallerHungUp:
+            pass  # hung up before the recording started: maybe nothing, checked below
+        finally:
+            self._recordings.pop(name, None)
+        info = fut.result() if fut.done() else {}
+        duration = float(info.get("duration") or 0.0)
+        talked = float(info.get("talking_duration") or 0.0)
+        if self.hung_up:
+            if not info:
+                duration = await self._stored_seconds(name)
+            ended_by = "hangup"
+        elif info.get("event") == "RecordingFailed" or not info:
+            ended_by = "failed"
+        elif duration >= max_seconds - 1:
+            ended_by = "max_duration"
+        elif any(isinstance(i, DigitInput) and i.digit in terminate_on for i in self._inputs):
+            ended_by = "key"
+        else:
+            ended_by = "silence"
+        self.flush_input()  # the # that ended it is not an answer to the next question
+        return Recording(name=name, duration=duration, ended_by=ended_by, talked=talked)
+
+    async def _stored_seconds(self, name: str) -> float:
+        """A recording Asterisk kept though we missed its end: 1 s if it exists (its length is unknown here)."""
+        try:
+            await self.client.get(f"recordings/stored/{name}")
+        except AriError:
+            return 0.0
+        return 1.0
+
+    async def watch_loudness(self, threshold: int, on_change: Callable[[bool], None] | None) -> None:
+        self._check_up()
+        self._loudness = on_change
+        self._voice_armed = False  # the fork-on-voice trigger is off while a person has the call
+        # TALK_DETECT(set)=<ms of quiet before "finished">,<average amplitude that counts as talking>
+        value = f"1000,{int(threshold)}" if on_change is not None else ""
+        await self._call("POST", f"channels/{self.id}/variable", variable="TALK_DETECT(set)", value=value)
 
     async def start_moh(self, moh_class: str = "default") -> None:
         self._check_up()

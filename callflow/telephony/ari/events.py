@@ -53,6 +53,7 @@ class AriEvent:
     bridge_id: str | None = None
     cause: int | None = None
     peer_id: str | None = None  # Dial events: the called leg
+    recording_name: str | None = None  # Recording* events
 
     @classmethod
     def from_json(cls, text: str) -> "AriEvent":
@@ -67,6 +68,7 @@ class AriEvent:
         playback = raw.get("playback") or {}
         bridge = raw.get("bridge") or {}
         peer = raw.get("peer") or {}
+        recording = raw.get("recording") or {}
         return cls(
             type=raw["type"],
             raw=raw,
@@ -77,6 +79,7 @@ class AriEvent:
             bridge_id=bridge.get("id"),
             cause=raw.get("cause"),
             peer_id=peer.get("id"),
+            recording_name=recording.get("name"),
         )
 
     @property
@@ -134,7 +137,7 @@ class EventRouter:
             await asyncio.gather(pump, return_exceptions=True)
 
     def owner_for(self, event: AriEvent) -> str | None:
-        for object_id in (event.playback_id, event.channel_id, event.bridge_id, event.peer_id):
+        for object_id in (event.playback_id, event.channel_id, event.bridge_id, event.peer_id, event.recording_name):
             if object_id and object_id in self._owner_of:
                 return self._owner_of[object_id]
         return None

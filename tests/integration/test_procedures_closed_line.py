@@ -1,0 +1,120 @@
+"""Issue 16, seed 003 on the real PBX: a closed-line caller leaves a message (Asterisk records it) and it is listed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import caller_audio as audio
+from caller_audio import prompt_seconds
+from callflow.pbx.sipp import Caller, start_sipp
+
+NUMBER = "0612345678"
+
+
+def cli(controller, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "callflow.cli", *args, "--db", controller.env["CALLFLOW_STORE_DATABASE"]],
+                          env=controller.env, capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def closed(controller_process):
+    """The supervisor closes the line by hand (`callflow hours close`); it takes effect on the next call."""
+    done = cli(controller_process, "hours", "close", "--by", "test")
+    assert done.returncode == 0, done.stderr
+    controller_process.start()
+    return controller_process
+
+
+def message_caller(d: Path, *, speak_at: float, speak_for: float, total: float) -> Path:
+    """Talks 3 s at once (a person: the closed line invites to a message), then again into the recording."""
+    x = np.zeros(int(total * audio.SR))
+    x[: 3 * audio.SR] = audio.speech(21, 3)
+    start = int(speak_at * audio.SR)
+    x[start: start + int(speak_for * audio.SR)] = audio.speech(22, speak_for)
+    return audio.write_ulaw(d / f"message-{speak_at:.0f}.ulaw", x)
+
+
+async def test_closed_line_message_confirmed_urgent_listed_played_and_called_back_at_opening(closed, ari, tmp_path, asterisk_log):
+    invite = prompt_seconds("message_invite")
+    speak_at = 3 + invite + 2  # after the beep, whatever the speech detection's latency (1–3 s)
+    hash_at = speak_at + 7
+    # « Voici votre message » + the recording played back (from the beep to #) + « Pour le confirmer, tapez 1 »
+    confirm_end = hash_at + 1 + prompt_seconds("message_playback") + (hash_at - 3 - invite) + prompt_seconds("message_confirm")
+    caller = Caller().audio(message_caller(tmp_path, speak_at=speak_at, speak_for=6, total=hash_at + 90))
+    caller.pause(hash_at).press("#").pause(confirm_end + 1.5 - hash_at - 0.6)
+    caller.press("1").pause(prompt_seconds("message_motive") + 1.5).press("1")
+    caller.pause(prompt_seconds("message_thanks_urgent") + 3)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="closed-message", timeout_s=150)
+    assert await run.wait(140) == 0, run.errors()  # the caller hung up itself
+    call = (await closed.wait_for_event("call in"))["call"]
+    record = await closed.record(call)
+    kinds = [a["kind"] for a in record["actions"]]
+    details = [(a["kind"], a["detail"]) for a in record["actions"]]
+    assert ("prompt", "closed_greeting") in details and ("prompt", "greeting") not in details, details
+    assert ("prompt", "to_agent") not in details  # nobody to pass the caller to: a message instead
+    assert ("message_confirm", "1") in details and ("message_motive", "urgent (1)") in details, details
+    assert kinds.index("message_recorded") < kinds.index("ticket") < kinds.index("callback")
+    await asterisk_log.wait_for("Playing 'callflow/fr/closed_greeting")
+
+    listed = cli(closed, "messages", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [ticket] = json.loads(listed.stdout)
+    assert ticket["call_id"] == call and ticket["motive"] == "urgent" and ticket["confirmed"] is True
+    assert ticket["number"] == "+33612345678" or ticket["number"] == NUMBER
+    assert 3 <= ticket["duration"] <= 20, ticket
+    assert ticket["callback_id"], ticket  # « rappel à l'ouverture »
+    assert {"kind": "ticket", "ref": ticket["id"]}.items() <= next(l for l in record["links"] if l["kind"] == "ticket").items()
+    # Asterisk keeps the recording; `messages play` fetches it over ARI
+    assert ari.get(f"recordings/stored/{ticket['recording']}")["name"] == ticket["recording"]
+    out = tmp_path / "m.wav"
+    played = cli(closed, "messages", "play", ticket["id"], "--out", str(out), "--no-speaker")
+    assert played.returncode == 0, played.stderr
+    assert out.read_bytes()[:4] == b"RIFF" and out.stat().st_size > 8000 * 2 * 3  # ≥ 3 s of 8 kHz 16-bit audio
+    # the urgent message's callback is due at the next opening (closed by hand: tomorrow at the earliest)
+    with sqlite3.connect(closed.env["CALLFLOW_STORE_DATABASE"]) as db:
+        (due_at,) = db.execute("SELECT due_at FROM callbacks WHERE id = ?", (ticket["callback_id"],)).fetchone()
+    assert due_at - record_started(record) > 3600
+    kpi = cli(closed, "kpi", "--json")  # `callflow kpi` shows seed 003's figures next to seed 000's
+    assert kpi.returncode == 0, kpi.stderr
+    messages = json.loads(kpi.stdout)["procedures"]["messages"]
+    assert messages["messages"] == 1 and messages["urgent"] == 1 and messages["confirmed_pct"] == 100.0
+    done = cli(closed, "messages", "done", ticket["id"], "--by", "2001")
+    assert done.returncode == 0 and json.loads(cli(closed, "messages", "list", "--json").stdout) == []
+
+
+def record_started(record: dict) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(record["started_at"]).timestamp()
+
+
+async def test_a_caller_who_hangs_up_after_speaking_keeps_the_message(closed, tmp_path):
+    invite = prompt_seconds("message_invite")
+    speak_at = 3 + invite + 2
+    caller = Caller().audio(message_caller(tmp_path, speak_at=speak_at, speak_for=5, total=60)).pause(speak_at + 6)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="closed-hangup", timeout_s=90)
+    assert await run.wait(80) == 0, run.errors()
+    call = (await closed.wait_for_event("call in"))["call"]
+    record = await closed.record(call)
+    assert "message_kept" in [a["kind"] for a in record["actions"]], record["actions"]
+    [ticket] = json.loads(cli(closed, "messages", "list", "--json").stdout)
+    assert ticket["call_id"] == call and ticket["confirmed"] is False and ticket["motive"] == "normal"
+    assert ticket["duration"] and ticket["duration"] >= 2, ticket
+
+
+async def test_reopened_by_hand_the_next_call_gets_the_normal_greeting(closed, asterisk_log, tmp_path):
+    assert cli(closed, "hours", "auto").returncode == 0
+    caller = Caller().audio(audio.write_ulaw(tmp_path / "s.ulaw", audio.digital_silence(8))).pause(6)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="reopened", timeout_s=30)
+    assert await run.wait(25) == 0, run.errors()
+    call = (await closed.wait_for_event("call in"))["call"]
+    record = await closed.record(call)
+    prompts = [a["detail"] for a in record["actions"] if a["kind"] == "prompt"]
+    assert prompts[0] == "greeting", prompts
