@@ -495,6 +495,14 @@ class CallAudio:
     def last_reading(self) -> AudioReading | None:
         return self._last_reading
 
+    def hears_sound(self, within: float) -> bool:
+        """Real sound (not digital silence, not comfort noise) analysed within the last `within`
+        seconds. Only the caller's own RTP makes that: a snoop fills the caller's gaps with
+        digital silence (res_stasis_snoop.c `snoop->silence`), Asterisk adds nothing else."""
+        last = self._last_audio
+        return last is not None and self._now() - last <= within and self._digital_run == 0 and (
+            self._last_cn is None or self._last_cn < last)
+
     def reset_taps(self) -> None:
         """Forget taps so far, queued groups included (at the start of an answer window)."""
         self._pool.taps.reset(self._slot, int(self._pool.count[self._slot]))

@@ -6,12 +6,14 @@ triples the PBX's cost per call (../shared/notes/platform.md), so flows start
 it when they need to listen and stop it as soon as they know: start and stop
 are cheap, idempotent and safe to call in any order.
 
-Dead line vs silent caller: Asterisk sends nothing to externalMedia when the
-caller sends nothing, so "no packets" alone proves nothing. We also poll what
-Asterisk itself received from the caller (CHANNEL(rtcp,rxcount) on the
-caller's channel) and hand the classifier that fact — only while the line
-sounds silent or dead: a caller heard breathing, tapping or talking is
-obviously sending RTP, and each poll is a REST request the PBX must serve.
+Dead line vs silent caller: when the caller sends nothing, the fork carries
+digital silence (the snoop fills the gaps) or nothing at all, so what we hear
+alone proves nothing. We also poll what Asterisk itself received from the
+caller (CHANNEL(rtcp,rxcount) on the caller's channel) and hand the classifier
+that fact — only while the fork hears no real sound: a caller heard breathing,
+tapping, talking or just line noise within the last poll interval is sending
+RTP, and each poll is a REST request the PBX must serve (a quiet caller with
+line noise, the commonest silent call, used to cost one per second).
 """
 
 from __future__ import annotations
@@ -154,9 +156,12 @@ class MediaFork:
         last: int | None = None
         quiet_polls = 0
         while True:
-            reading = self._audio.last_reading if self._audio is not None else None
-            if reading is not None and reading.state not in _QUIET_STATES:
+            audio = self._audio
+            reading = audio.last_reading if audio is not None else None
+            heard = reading is not None and reading.state not in _QUIET_STATES
+            if heard or (audio is not None and audio.hears_sound(self._poll_interval)):
                 quiet_polls = 0  # something is heard: the caller's RTP arrives
+                self.receiver.caller_rtp_active(self.caller_id, True)
                 await asyncio.sleep(self._poll_interval)
                 continue
             try:
