@@ -240,8 +240,10 @@ class AgentDesk:
         foreign = live.group if live.group in FOREIGN else None
         # seed 003: one line, urgent first, then arrival; a caller whose agent's leg dropped goes back to its head
         waiting = self.line.join(live.call_id, urgent=live.diagnosis.urgent, language=foreign, first=live.requeued)
-        if self.messages is not None and not with_the_line:
-            await self._announce_position(live)
+        # the position is announced once no agent could be had at once (a free agent rings straight away),
+        # then every position_interval; never over a conversation with the emergency line
+        announce = self.messages is not None and not with_the_line
+        announced_yet = False
         while True:
             # seed 000 cas E: an agent who speaks the caller's language first, anyone after agents.language_wait
             if waiting.language is not None and time.monotonic() - queued_at >= cfg.language_wait:
@@ -263,11 +265,11 @@ class AgentDesk:
                 else:
                     await self._offer_callback(live)
                 hold_started = announced = time.monotonic()
-            elif self.messages is not None and time.monotonic() - announced >= cfg.position_interval:
+            elif announce and (not announced_yet or time.monotonic() - announced >= cfg.position_interval):
                 await caller.stop_moh()
                 await self._announce_position(live)
                 await caller.start_moh()
-                announced = time.monotonic()
+                announced, announced_yet = time.monotonic(), True
             if await wait_down(caller, timeout=cfg.retry_interval) is caller:
                 raise CallerHungUp(live.call_id)
 

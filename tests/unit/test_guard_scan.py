@@ -21,6 +21,8 @@ IMPLEMENTATIONS = {
     "agents/bridges.py": "Bridges.destroy / remove over ARI: used only by Guard",
     "telephony/media.py": "the media fork's own snoop/externalMedia channels and bridge, never a caller",
     "console/live.py": "the console's own listening channel, snoop and bridge (a supervisor listening in), never a caller",
+    "pbx/bench_probe.py": "`callflow bench pbx`'s throw-away probe: its own ARI app (bench-probe) and SIPp bench callers, "
+                          "never the product's callers",
 }
 #: Test doubles shipped in the package (unit tests only).
 TEST_DOUBLES = {"telephony/fake.py": "FakeAgents stands for the dialplan agents in unit tests"}
