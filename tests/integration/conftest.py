@@ -322,6 +322,17 @@ async def phones(pbx: Sandbox) -> AsyncIterator:
         await run.wait(15)
 
 
+async def unregister_desk_phones(pbx: Sandbox, *extensions: str) -> None:
+    """Leave none of these desk phones registered (an earlier test on this instance may have left one):
+    register from a fresh port, which replaces any old contact (pjsip.conf: max_contacts = 1,
+    remove_existing), then unregister that contact."""
+    password = pbx.credentials()["sip_password"]
+    for extension in extensions:
+        sip_port, _ = next_ports()
+        await register(extension, password, sip_port)
+        await register(extension, password, sip_port, expires=0)
+
+
 @pytest.fixture(scope="session")
 def audio_dir() -> Path:
     """Small caller audio made with sox for the SIPp callers."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+from conftest import unregister_desk_phones
 from polling import never
 from phones import DeskPhoneScript, desk_env, desk_phones, tone  # noqa: F401  (fixtures)
 from callflow.pbx.sipp import Caller, start_sipp
@@ -62,8 +63,9 @@ async def test_aggressive_flag_the_agent_is_skipped_for_the_pause(desk_env, desk
     assert await run2.wait(40) == 0, run2.errors()
 
 
-async def test_no_agent_hold_then_callback_offer_never_an_endless_wait(desk_env, audio_dir, asterisk_log):
+async def test_no_agent_hold_then_callback_offer_never_an_endless_wait(pbx, desk_env, audio_dir, asterisk_log):
     desk_env.flow = to_agent
+    await unregister_desk_phones(pbx, "2001", "2002", "2003")  # nobody registered (earlier tests may have left phones)
     status, body = await desk_env.api("/api/agents")
     assert all(a["state"] == "available" for a in body["agents"])  # nobody paused: they are just not registered
     # holding words + music, the offer after 30 s of hold (« 1 = oui »), then the caller leaves on their own

@@ -9,7 +9,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-from callflow.pbx.sipp import next_ports, pbx_instance, register
+from callflow.pbx.sipp import pbx_instance
+from conftest import unregister_desk_phones
 
 from polling import poll
 
@@ -81,9 +82,7 @@ async def proxy():
 
 
 async def test_ami_feed_reads_agents_then_survives_a_silent_connection(pbx, controller_process, proxy, phones):
-    # the test's starting point: 2001 not registered (an earlier test on this instance may have left it)
-    sip_port, _ = next_ports()
-    await register("2001", pbx.credentials()["sip_password"], sip_port, expires=0)
+    await unregister_desk_phones(pbx, "2001")  # the test's starting point: 2001 not registered
     ctl = controller_process
     ctl.env.update({"CALLFLOW_AMI_ENABLED": "true", "CALLFLOW_AMI_HOST": "127.0.0.1",
                     "CALLFLOW_AMI_PORT": str(proxy.server.sockets[0].getsockname()[1]),
