@@ -126,6 +126,11 @@ class Sandbox:
         return self.state_dir / f"asterisk-console{self.instance.suffix}.log"
 
     @property
+    def modules_stamp(self) -> Path:
+        """The modules.conf this instance was started with (a reload cannot load new modules)."""
+        return self.state_dir / f"asterisk{self.instance.suffix}.modules"
+
+    @property
     def etc_dir(self) -> Path:
         return self._in_root(self.instance.dirs()["etc"])
 
@@ -231,9 +236,12 @@ class Sandbox:
         require_root()
         if self.running():
             self.install_config()
-            self.cli("core reload")
-            self.wait_ari(timeout)
-            return self.endpoints()
+            started_with = self.modules_stamp.read_text() if self.modules_stamp.exists() else None
+            if (self.etc_dir / "modules.conf").read_text() == started_with:
+                self.cli("core reload")
+                self.wait_ari(timeout)
+                return self.endpoints()
+            self.down()  # `core reload` loads no new module (app_stack, app_queue…): start afresh
         self.ensure_built()
         address = self.instance.address
         for port, proto in ((SIP_PORT, socket.SOCK_DGRAM), (ARI_PORT, socket.SOCK_STREAM)):
@@ -249,6 +257,7 @@ class Sandbox:
             stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.pid_file.write_text(str(proc.pid))
+        self.modules_stamp.write_text((self.etc_dir / "modules.conf").read_text())  # what this start loads
         try:
             self.wait_ari(timeout, proc)
         except SandboxError:
@@ -291,6 +300,7 @@ class Sandbox:
             except ProcessLookupError:
                 pass
         self.pid_file.unlink(missing_ok=True)
+        self.modules_stamp.unlink(missing_ok=True)
         if not self._processes_in_root(mine_only=False):
             self._unmount()  # /proc and /dev are shared by every instance: only the last one out unmounts
 
