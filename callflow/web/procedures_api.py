@@ -57,32 +57,27 @@ class ProceduresApi:
         return None if (request.remote or "") in LOOPBACK else _error(403, "loopback only")
 
     async def incident(self, request: web.Request) -> web.Response:
-        if (denied := self._denied(request)) is not None:
-            return denied
-        data = await self._body(request)
-        if isinstance(data, web.Response):
-            return data
-        try:
-            card = await self.desk.incident_card(request.match_info["call_id"], data)
-        except KeyError:
-            return _error(404, "no such call with an agent")
-        except ValueError as exc:
-            return _error(400, str(exc))
-        return web.json_response({"stored": card}, status=201)
+        return await self._record(request, lambda data: self.desk.incident_card(request.match_info["call_id"], data),
+                                  "stored", "no such call with an agent")
 
     async def outcome(self, request: web.Request) -> web.Response:
+        return await self._record(request, lambda data: self.desk.escalation_outcome(request.match_info["esc_id"], data),
+                                  "outcome", "no such escalation")
+
+    async def _record(self, request: web.Request, store, key: str, missing: str) -> web.Response:
+        """A card or an outcome POSTed once: loopback only, JSON body, 404 unknown, 400 refused, 201 stored."""
         if (denied := self._denied(request)) is not None:
             return denied
         data = await self._body(request)
         if isinstance(data, web.Response):
             return data
         try:
-            decision = await self.desk.escalation_outcome(request.match_info["esc_id"], data)
+            stored = await store(data)
         except KeyError:
-            return _error(404, "no such escalation")
+            return _error(404, missing)
         except ValueError as exc:
             return _error(400, str(exc))
-        return web.json_response({"outcome": decision}, status=201)
+        return web.json_response({key: stored}, status=201)
 
     async def messages_list(self, request: web.Request) -> web.Response:
         if (denied := self._denied(request)) is not None:
