@@ -102,10 +102,15 @@ class RoutingConfig:
 class MediaConfig:
     rtp_host: str = "127.0.0.1"  # where Asterisk's externalMedia sends the caller's audio
     rtp_port: int = 0  # 0: any free port
+    # Silero VAD confirms the classifier's speech readings (callflow/audio/classifier.py
+    # SecondOpinion); "off", or onnxruntime / silero-vad not installed: the classifier alone (logged).
+    speech_second_opinion: str = "silero"
 
     def validate(self) -> None:
         if not 0 <= self.rtp_port <= 65535:
             raise ConfigError("media.rtp_port", "a UDP port between 0 (any) and 65535", self.rtp_port)
+        if self.speech_second_opinion not in ("silero", "off"):
+            raise ConfigError("media.speech_second_opinion", '"silero" or "off"', self.speech_second_opinion)
 
 
 @dataclass
