@@ -947,7 +947,7 @@ class SecondOpinion:
     VETO_BELOW = 0.25
     #: Score a vetoed reading is capped at: under the classifier's 0.5 speech line.
     CAPPED = 0.45
-    REUSE = 0.5  # seconds
+    REUSE = 1.0  # seconds: one Silero pass per second of a speaking caller, about the cost of streaming it
 
     def __init__(self, mode: str = "silero") -> None:
         self.mode = mode
