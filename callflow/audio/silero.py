@@ -2,7 +2,8 @@
 
 Only speech vs non-speech: Silero knows nothing of breathing, taps or a dead
 line. Used by `callflow audio eval DIR --backend silero` to compare with the
-classifier on the same clips; the live receiver does not use it.
+classifier on the same clips, and by the live classifier as a second opinion on its speech
+readings (classifier.SecondOpinion, `window_scores`).
 
 No torch: the `silero-vad` wheel ships `silero_vad/data/silero_vad.onnx` (the v6
 model in silero-vad 6.x, same interface as v5); the wheel is installed with
