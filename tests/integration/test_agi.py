@@ -195,3 +195,33 @@ async def _wait_until(predicate, timeout: float) -> bool:
             return True
         await asyncio.sleep(0.3)
     return predicate()
+
+
+async def test_closed_line_through_fastagi_takes_a_message_instead_of_ringing_the_agents(
+        controller_process, ari, tmp_path, asterisk_log):
+    """Seed 003 honoured on the FastAGI path as on the ARI path: the closed line's message, then the
+    message desk (Asterisk records over AGI; ARI's stored recordings and `callflow messages` list it)."""
+    import json
+
+    from closed_line import cli, close_the_line, urgent_message_caller
+
+    close_the_line(controller_process)
+    controller_process.start(wait=False)
+    controller_process.wait_healthy(timeout=60)
+    run = await start_sipp(urgent_message_caller(tmp_path).xml(caller_number=NUMBER), name="agi-closed", service=AGI,
+                           timeout_s=150)
+    assert await run.wait(140) == 0, run.errors()  # the caller hung up itself
+    call = (await controller_process.wait_for_event("call in", via="fastagi"))["call"]
+    record = await controller_process.record(call)
+    details = [(a["kind"], a["detail"]) for a in record["actions"]]
+    assert ("prompt", "closed_greeting") in details and ("prompt", "greeting") not in details, details
+    assert ("prompt", "to_agent") not in details  # nobody to ring: a message instead
+    assert ("message_confirm", "1") in details and ("message_motive", "urgent (1)") in details, details
+    line = await asterisk_log.wait_for("Playing 'callflow/fr/closed_greeting")
+    assert "escape_digits" in line  # played over FastAGI (STREAM FILE), not by an ARI playback
+    [ticket] = json.loads(cli(controller_process, "messages", "list", "--json").stdout)
+    assert ticket["call_id"] == call and ticket["motive"] == "urgent" and ticket["confirmed"] is True
+    assert 3 <= ticket["duration"] <= 20, ticket
+    assert ticket["callback_id"], ticket  # « rappel à l'ouverture »
+    assert ari.get(f"recordings/stored/{ticket['recording']}")["name"] == ticket["recording"]
+    assert "hotline-agents" not in controller_process.output()  # never sent to the ring group of a closed line

@@ -15,6 +15,9 @@ language on top of it:
 * the caller's audio: the same ARI snoop + externalMedia fork as for ARI
   calls (an ARI snoop works on any channel, Stasis or not); its StasisStart
   events come through the controller's event router, claimed for this call;
+* messages (seed 003, line closed): ``RECORD FILE`` into Asterisk's recording
+  folder (``${ASTSPOOLDIR}/recording``), where ARI's stored recordings — and so
+  ``callflow messages play`` — find them as for an ARI call;
 * the hand-off: ``SET CONTEXT/EXTENSION/PRIORITY`` then the AGI ends and the
   dialplan goes on there; if anything goes wrong the socket closes and the
   dialplan's next line (the fail-safe) sends the caller to the agents.
@@ -38,6 +41,7 @@ from callflow.core.channel import (
     DigitInput,
     OriginateResult,
     PlayResult,
+    Recording,
     SpeechStreak,
     TapInput,
 )
@@ -199,6 +203,7 @@ class AgiChannel:
         self.media: MediaFork | None = None
         self.moved_to: tuple[str, str, int] | None = None  # continue_in_dialplan's target
         self.voice_watched = False  # our ARI app is subscribed to this channel's events
+        self._spool_dir: str | None = None  # Asterisk's ASTSPOOLDIR, read once for recordings
         conn._on_hangup = self._mark_hungup
 
     # -- state --------------------------------------------------------------------
@@ -404,6 +409,55 @@ class AgiChannel:
         if self.media is None or not self.media.active:
             return None
         return await self.media.next_reading(timeout)
+
+    # -- messages (seed 003): Asterisk records, ARI's stored recordings list them ------------
+
+    async def _recording_path(self, name: str) -> str:
+        if any(ch in name for ch in "/ \"\n\r\\"):
+            raise ValueError(f"recording name with a path or a space: {name!r}")
+        if self._spool_dir is None:
+            reply = await self._command("GET VARIABLE ASTSPOOLDIR")
+            if reply.value != 1 or not reply.data.startswith("/"):
+                raise AgiProtocolError(f"ASTSPOOLDIR unknown: {reply.line[:80]}")
+            self._spool_dir = reply.data
+        return f"{self._spool_dir}/recording/{name}"
+
+    async def record(self, name: str, *, max_seconds: float, max_silence: float, beep: bool = True,
+                     terminate_on: str = "#") -> Recording:
+        self._check_up()
+        self.flush_input()
+        path = await self._recording_path(name)
+        # offset 0, then BEEP, then s=: res_agi reads them by position; Asterisk trims the final silence
+        command = (f"RECORD FILE {quote(path)} wav {quote(terminate_on)} {int(max_seconds * 1000)} 0"
+                   f"{' BEEP' if beep else ''} s={max(1, int(max_silence))}")
+        try:
+            reply = await self.conn.send_command(command, max_seconds + max_silence + COMMAND_TIMEOUT)
+        except AgiConnectionClosed:
+            self._mark_hungup()  # what was said so far is in the file: a message is never lost
+            return Recording(name=name, duration=0.0, ended_by="hangup")
+        duration = int(reply.extra.get("endpos", "0") or 0) / 8000  # samples at 8 kHz
+        value = reply.value
+        if reply.code == 511 or reply.data == "hangup" or (value == -1 and (self.conn.hangup_notice or self.conn.closed.is_set())):
+            self._mark_hungup()
+            ended_by = "hangup"
+        elif value is None or value < 0 or reply.code != 200:
+            ended_by = "failed"
+        elif 0 < value < 256:
+            ended_by = "key"
+        elif duration >= max_seconds - 1:
+            ended_by = "max_duration"
+        else:
+            ended_by = "silence"
+        # the final silence is cut from the file: what is left is the caller talking
+        talked = duration if ended_by in ("silence", "key", "max_duration", "hangup") else 0.0
+        log.info("message recorded", extra={"channel": self.id, "recording": name, "seconds": round(duration, 1),
+                                             "ended_by": ended_by})
+        return Recording(name=name, duration=duration, ended_by=ended_by, talked=talked)
+
+    async def play_recording(self, name: str) -> PlayResult:
+        path = await self._recording_path(name)
+        reply = await self._command(f"STREAM FILE {quote(path)} {quote('')}", timeout=PLAYBACK_TIMEOUT)
+        return PlayResult(completed=self._stream_result(reply, name))
 
     # -- music, hang-up, hand-off --------------------------------------------------------
 
