@@ -26,15 +26,6 @@ def actions(record: dict, kind: str) -> list[dict]:
     return [a for a in record["actions"] if a["kind"] == kind]
 
 
-
-@pytest.fixture
-def controller(controller_process):
-    """`callflow run`, given a minute to get healthy: on this shared 2-core machine (load average
-    20–35) its start alone measured 12–17 s, main's as well, against the shared fixture's 20 s."""
-    controller_process.start(wait=False)
-    controller_process.wait_healthy(timeout=60)
-    return controller_process
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("agi-callers")
@@ -149,8 +140,7 @@ async def test_emergency_through_fastagi_unanswered_a_person_takes_the_caller_an
     person takes the caller while the line keeps being tried; the operator who answers then is briefed
     and joins the caller and the person; nothing hangs the caller up."""
     controller_process.env["CALLFLOW_EMERGENCY_RING_TIMEOUT"] = "10"  # attempts every ~13 s (the seed gives no figure)
-    controller_process.start(wait=False)
-    controller_process.wait_healthy(timeout=60)
+    controller_process.start()  # waits up to a minute for /health (conftest)
     busy = await emergency_line(reject_with=486)  # the first attempt is busy, then nobody answers on 5090
     agent = await phones("2001")
     asked = prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint")
@@ -176,6 +166,7 @@ async def test_emergency_through_fastagi_unanswered_a_person_takes_the_caller_an
     text = asterisk_log.text()
     assert "Playing 'callflow/fr/emergency_calling" in text
     assert "Playing 'callflow/fr/emergency_reassure" not in text  # never « les secours arrivent » before an operator
+    assert "Unable to lookup" not in text  # RTP bound to the instance's address: no host-name lookup per call leg
     intro = await asterisk_log.wait_for("Playing 'callflow/fr/emergency_announce_intro", timeout=5)
     assert "PJSIP/emergency-test-" in intro  # the operator was briefed before joining
     call = await controller_process.wait_for_event("call in", via="fastagi")
@@ -206,8 +197,7 @@ async def test_closed_line_through_fastagi_takes_a_message_instead_of_ringing_th
     from closed_line import cli, close_the_line, urgent_message_caller
 
     close_the_line(controller_process)
-    controller_process.start(wait=False)
-    controller_process.wait_healthy(timeout=60)
+    controller_process.start()  # waits up to a minute for /health (conftest)
     run = await start_sipp(urgent_message_caller(tmp_path).xml(caller_number=NUMBER), name="agi-closed", service=AGI,
                            timeout_s=150)
     assert await run.wait(140) == 0, run.errors()  # the caller hung up itself

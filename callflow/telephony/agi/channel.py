@@ -26,7 +26,6 @@ language on top of it:
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -45,6 +44,7 @@ from callflow.core.channel import (
     SpeechStreak,
     TapInput,
 )
+from callflow.telephony.leg import ForkedLeg
 from callflow.telephony.agi.protocol import (
     HANGUP_NOTICE,
     MAX_LINE_BYTES,
@@ -176,7 +176,7 @@ def quote(arg: str) -> str:
     return f'"{arg}"'
 
 
-class AgiChannel:
+class AgiChannel(ForkedLeg):
     """One caller's leg, driven over its FastAGI connection."""
 
     def __init__(self, conn: AgiConnection, caller: Caller, *, sounds_prefix: str = "callflow",
@@ -187,20 +187,11 @@ class AgiChannel:
         self.id = conn.headers.get("agi_uniqueid", "")
         self.caller = caller
         self._sounds_prefix = sounds_prefix
-        self._loop = asyncio.get_running_loop()
-        self._t0 = self._loop.time()
-        self._inputs: collections.deque[CallerInput] = collections.deque(maxlen=64)
-        self._input_ready = asyncio.Event()
-        self._hungup = asyncio.Event()
-        self._answered = False
+        self._init_leg(answered=False, t0=asyncio.get_running_loop().time(), media_factory=media_factory)
         self._playing = False  # a barge-in STREAM FILE is in flight
         self._interrupted = False  # we wrote the command that stops it
         self._speech = SpeechStreak()
-        self._media_factory = media_factory
         self._watch_voice = watch_voice  # subscribes to TALK_DETECT events (ARI) for this channel
-        self._voice_armed = False
-        self._voice_task: asyncio.Task[None] | None = None
-        self.media: MediaFork | None = None
         self.moved_to: tuple[str, str, int] | None = None  # continue_in_dialplan's target
         self.voice_watched = False  # our ARI app is subscribed to this channel's events
         self._spool_dir: str | None = None  # Asterisk's ASTSPOOLDIR, read once for recordings
@@ -209,31 +200,12 @@ class AgiChannel:
     # -- state --------------------------------------------------------------------
 
     @property
-    def is_up(self) -> bool:
-        return self._answered and not self._hungup.is_set()
-
-    @property
-    def hung_up(self) -> bool:
-        return self._hungup.is_set()
-
-    @property
     def in_dialplan(self) -> bool:
         return self.moved_to is not None
-
-    @property
-    def answered_at(self) -> float:
-        return self._t0
-
-    def now(self) -> float:
-        return self._loop.time() - self._t0
 
     def _mark_hungup(self) -> None:
         self._hungup.set()
         self._input_ready.set()
-
-    def _check_up(self) -> None:
-        if self._hungup.is_set():
-            raise CallerHungUp(self.id)
 
     async def _command(self, command: str, timeout: float | None = None) -> AgiReply:
         self._check_up()
@@ -355,10 +327,6 @@ class AgiChannel:
                 log.info("digit received", extra={"call": self.id, "digit": chr(value)})
                 self._inputs.append(DigitInput(chr(value), self.now()))
 
-    def flush_input(self) -> None:
-        self._inputs.clear()
-        self._input_ready.clear()
-
     # -- listening: the same ARI fork as an ARI call --------------------------------------
 
     async def listen_on_voice(self) -> None:
@@ -380,35 +348,6 @@ class AgiChannel:
         """Asterisk's TALK_DETECT says the line got loud: fork now (not awaited: the fork waits for events)."""
         if self._voice_armed and self._voice_task is None and not self.hung_up:
             self._voice_task = self._loop.create_task(self._listen_now_on_voice(), name=f"voice:{self.id}")
-
-    async def _listen_now_on_voice(self) -> None:
-        try:
-            await self.start_listening()
-        except (CallerHungUp, RuntimeError) as exc:
-            log.info("fork on voice not started", extra={"channel": self.id, "reason": str(exc)})
-        finally:
-            self._voice_task = None
-        if self.media is not None and self.media.active and (not self._voice_armed or self.hung_up):
-            await self.media.stop()
-
-    async def start_listening(self) -> None:
-        self._check_up()
-        if self.media is None:
-            if self._media_factory is None:
-                raise RuntimeError("no media fork configured for this channel")
-            self.media = self._media_factory(self)
-        await self.media.start()
-
-    async def stop_listening(self) -> None:
-        self._voice_armed = False
-        if self.media is not None:
-            await self.media.stop()
-
-    async def next_reading(self, timeout: float) -> AudioReading | None:
-        self._check_up()
-        if self.media is None or not self.media.active:
-            return None
-        return await self.media.next_reading(timeout)
 
     # -- messages (seed 003): Asterisk records, ARI's stored recordings list them ------------
 
