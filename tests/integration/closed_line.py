@@ -18,7 +18,8 @@ NUMBER = "0612345678"
 def cli(controller, *args: str) -> subprocess.CompletedProcess:
     """`callflow …` against the controller's own database."""
     return subprocess.run([sys.executable, "-m", "callflow.cli", *args, "--db", controller.env["CALLFLOW_STORE_DATABASE"]],
-                          env=controller.env, capture_output=True, text=True, timeout=30)
+                          env=controller.env, capture_output=True, text=True,
+                          timeout=120)  # the CLI alone took > 30 s at load average 28 (2 cores)
 
 
 def close_the_line(controller_process) -> None:
