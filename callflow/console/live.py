@@ -133,11 +133,11 @@ class LiveSource:
 
     def queue(self) -> dict:
         if self.desk is None:
-            return {"waiting": [], "active": None, "history": []}
+            return {"waiting": [], "active": None, "taken": [], "history": []}
         snap = self.desk.queue.snapshot()
         now = self.clock()
         timeout = float(getattr(getattr(self.desk, "escalation_config", None), "supervisor_answer_timeout", 30.0))
-        for esc in snap["waiting"] + ([snap["active"]] if snap["active"] else []):
+        for esc in snap["waiting"] + ([snap["active"]] if snap["active"] else []) + snap.get("taken", []):
             # the seed's 30 s clock: time left before the agent takes the caller back
             esc["remaining"] = max(0, round(timeout - (now - esc["created_at"])))
         return snap
@@ -179,15 +179,23 @@ class LiveSource:
         self.desk.pool.resume(agent)
         return True
 
-    async def take_escalation(self, esc_id: str) -> dict | None:
-        """[Prendre l'appel]: this escalation rings the supervisor's phone next (the line rings one at a time)."""
+    async def take_escalation(self, esc_id: str, endpoint: str) -> dict | None:
+        """[Prendre l'appel]: the escalation rings `endpoint` (the supervisor's own phone) now.
+
+        Raises LookupError when that phone is not registered (it could not ring)."""
         if self.desk is None:
             return None
-        return await self.desk.queue.take(esc_id)
+        presence = getattr(self.desk, "presence", None)
+        if presence is not None and not await presence.registered(endpoint):
+            raise LookupError(f"{endpoint} is not registered: your phone cannot ring")
+        return await self.desk.queue.take(esc_id, endpoint)
+
+    def supervisor_line(self) -> str:
+        return getattr(getattr(self.desk, "escalation_config", None), "endpoint", "")
 
     def escalation(self, esc_id: str) -> dict | None:
         snap = self.queue()
-        for esc in snap["waiting"] + ([snap["active"]] if snap["active"] else []) + snap["history"]:
+        for esc in snap["waiting"] + ([snap["active"]] if snap["active"] else []) + snap.get("taken", []) + snap["history"]:
             if esc["id"] == esc_id:
                 return esc
         return None

@@ -290,7 +290,7 @@ async def supervisor_page(request: web.Request) -> web.Response:
     console = _console(request)
     cur = console.hub.current
     return await console.page(request, "supervisor.html", calls=cur.get("calls", []), agents=cur.get("agents", []),
-                              queue=cur.get("queue", {"waiting": [], "active": None, "history": []}),
+                              queue=cur.get("queue", {"waiting": [], "active": None, "taken": [], "history": []}),
                               emergencies=cur.get("emergencies", []), alerts=cur.get("alerts", []),
                               conversations=cur.get("conversations", []), timelines=cur.get("timelines", {}),
                               ringing=cur.get("callbacks", []))
@@ -590,11 +590,17 @@ async def listen_call(request: web.Request) -> web.Response:
 
 
 async def take_escalation(request: web.Request) -> web.Response:
+    """[Prendre l'appel]: the supervisor's own phone rings for this escalation now (whisper, then the call)."""
     user = await _supervisor(request)
     console = _console(request)
     esc_id = request.match_info["esc_id"]
-    esc = await console.live.take_escalation(esc_id)
-    await _audit(request, user, "take_escalation", esc_id, {"found": esc is not None})
+    endpoint = f"PJSIP/{user.extension}" if user.extension else console.live.supervisor_line()
+    try:
+        esc = await console.live.take_escalation(esc_id, endpoint)
+    except LookupError as exc:
+        await _audit(request, user, "take_escalation", esc_id, {"endpoint": endpoint, "refused": str(exc)})
+        raise web.HTTPConflict(text=str(exc))
+    await _audit(request, user, "take_escalation", esc_id, {"endpoint": endpoint, "found": esc is not None})
     if esc is None:
         raise web.HTTPNotFound(text="that escalation is no longer waiting")
     raise _back(request, "/console/supervisor")

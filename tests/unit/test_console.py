@@ -254,24 +254,49 @@ async def test_post_without_csrf_is_refused_and_supervisor_actions_are_audited(w
     assert audit[0]["action"] == "pause" and audit[0]["target"] == "2001" and audit[0]["username"] == "sup"
 
 
-async def test_take_escalation_puts_it_first_on_the_supervisor_line_and_is_audited(web):
+async def test_take_escalation_rings_the_supervisors_own_phone_and_is_audited(web):
     browser, console, desk, _ = web
+    await console.store.add_user("claire", "supervisor pass 2", "supervisor", extension="2101")
     first = desk.queue.new("c1", briefing("Marie Dupuis", urgent=True), "conference", "2001")
     second = desk.queue.new("c2", briefing("Thomas Martin"), "conference", "2002")
     assert [e.id for e in desk.queue.ordered()] == [first.id, second.id]  # urgent first (seed 001 §3.1)
     b = await browser()
-    await b.login("sup", "supervisor pass 1")
+    await b.login("claire", "supervisor pass 2")
     resp, text = await b.get("/console/supervisor")
     await console.hub.tick()
     resp, text = await b.get("/console/supervisor")
     assert text.index("Marie Dupuis") < text.index("Thomas Martin") and "PRENDRE L'APPEL" in text
+    waiter = asyncio.ensure_future(desk.queue.wait_turn(second, 5.0))
     resp = await b.post(f"/console/escalations/{second.id}/take")
     assert resp.status == 303
-    assert [e.id for e in desk.queue.ordered()] == [second.id, first.id]
+    assert await asyncio.wait_for(waiter, 1.0) == "taken" and second.taken_by == "PJSIP/2101"  # Claire's own phone
+    await console.hub.tick()
+    resp, text = await b.get("/console/supervisor")
+    assert "Prise par PJSIP/2101" in text
     resp, text = await b.get(f"/console/escalations/{second.id}")
     assert "Thomas Martin" in text and "remboursement" in text
-    actions = [(r["action"], r["target"]) for r in await console.store.audit_log()]
+    rows = await console.store.audit_log()
+    actions = [(r["action"], r["target"]) for r in rows]
     assert ("take_escalation", second.id) in actions and ("read_briefing", second.id) in actions
+    assert "PJSIP/2101" in next(r["detail"] for r in rows if r["action"] == "take_escalation")
+
+
+async def test_take_escalation_is_refused_when_the_supervisors_phone_is_not_registered(web):
+    browser, console, desk, _ = web
+
+    class Offline:
+        async def registered(self, endpoint: str) -> bool:
+            return False
+
+    desk.presence = Offline()
+    esc = desk.queue.new("c1", briefing("Marie Dupuis"), "conference", "2001")
+    b = await browser()
+    await b.login("sup", "supervisor pass 1")
+    await b.get("/console/supervisor")
+    resp = await b.post(f"/console/escalations/{esc.id}/take")
+    assert resp.status == 409 and "not registered" in await resp.text()
+    assert not esc.taken_by
+    assert any(r["action"] == "take_escalation" and "refused" in r["detail"] for r in await console.store.audit_log())
 
 
 async def test_agent_acts_only_on_own_call_and_actions_reach_the_desk(web):
