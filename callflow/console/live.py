@@ -61,6 +61,9 @@ class LiveSource:
             if cid not in ids:
                 ids.append(cid)
         stages = await self._stages(ids)
+        # an agent's phone ringing for a call: their console shows that call's card before they answer
+        ringing = {a["call_id"]: a["extension"] for a in (self.desk.pool.snapshot() if self.desk is not None else [])
+                   if a["state"] == "ringing" and a.get("call_id")}
         out = []
         for cid in ids:
             first = self._first_seen.setdefault(cid, now)
@@ -70,6 +73,7 @@ class LiveSource:
                 number = session.channel.caller.number
             desk = desk_calls.get(cid)
             stage = stages.get(cid, {})
+            callback = self._callback_of(cid, session)
             diagnosis = (desk or {}).get("diagnosis") or {}
             emergency = (desk or {}).get("emergency") or cid in self.emergencies_by_call()
             with_whom = "IVR"
@@ -94,12 +98,22 @@ class LiveSource:
                 "duration": round(now - min(first, (desk or {}).get("started_at") or first)),
                 "audio": line[-1][1] if line else None, "level": line[-1][2] if line else None,
                 "raised_voice": now - self._raised.get(cid, 0) < 30,
+                "ringing": ringing.get(cid), "callback": callback,
             })
         for gone in set(self._first_seen) - set(ids):
             self._first_seen.pop(gone, None)
             if gone in self._timelines and len(self._timelines) > 200:
                 self._timelines.pop(gone, None)
         return out
+
+    def _callback_of(self, call_id: str, session: Any) -> dict | None:
+        """A callback leg (callflow/agents/callback_leg.py): whose call it calls back, and whom."""
+        from callflow.agents.callback_leg import CallbackOf
+
+        live = (getattr(self.desk, "live", None) or {}).get(call_id)
+        args = getattr(getattr(live, "ctx", None), "args", None) or getattr(session, "args", None)
+        of = CallbackOf.from_args(args)
+        return None if of is None else {"of": of.original, "target": of.target, "who": of.who}
 
     async def _stages(self, call_ids: list[str]) -> dict[str, dict]:
         """The last thing the IVR did for each call, from its record (« ACTIONS PRISES »)."""

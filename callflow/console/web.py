@@ -162,7 +162,9 @@ class Console:
             me = next((a for a in data if a["extension"] == user.extension), None)
             return {"section": "mystate", "html": self.render("_mystate.html", me=me, user=user, csrf_token=csrf_token)}
         if section == "calls":
-            mine = [c for c in data if c.get("agent") == user.extension]
+            # my call, or the call my phone is ringing for (a callback's card shows before I answer)
+            mine = [c for c in data if c.get("agent") == user.extension] or \
+                [c for c in data if c.get("ringing") == user.extension]
             return {"section": "mycall", "html": self.render("_mycall.html", **await self.call_card(mine[0] if mine else None),
                                                              user=user, csrf_token=csrf_token)}
         if section in ("conversations", "callbacks"):
@@ -186,7 +188,24 @@ class Console:
             promises = await self.handoffs.outbox.list_for_call(call["call_id"])
             callbacks = await self.handoffs.callbacks.list_for_call(call["call_id"])
         return {"call": call, "contact": contact, "promises": promises, "callbacks": callbacks,
-                "timeline": self.live.timeline(call["call_id"])}
+                "timeline": self.live.timeline(call["call_id"]), "origin": await self.origin_card(call)}
+
+    async def origin_card(self, call: dict) -> dict | None:
+        """For a callback leg: the original call's card and why it is called back (seed 000's promise)."""
+        from callflow.agents.callback_leg import original_card
+
+        of = call.get("callback")
+        if not of or self.records is None:
+            return None
+        card = original_card(await self.records.get_call(of["of"]))
+        card.update(who=of["who"], target=of["target"], call_id=of["of"], reason="", promised_at=None)
+        if self.handoffs is not None and getattr(self.handoffs, "conn", None) is not None:
+            promised = [cb for cb in await self.handoffs.callbacks.list_for_call(of["of"]) if cb.target == of["target"]]
+            if promised:
+                latest = max(promised, key=lambda cb: cb.created_at)
+                card.update(reason=latest.reason, promised_at=latest.created_at, attempt=latest.attempts,
+                            called=latest.number)
+        return card
 
 
 # -- access ---------------------------------------------------------------------------------------
@@ -305,7 +324,8 @@ async def agent_page(request: web.Request) -> web.Response:
     agents = console.hub.current.get("agents", []) or console.live.agents()
     me = next((a for a in agents if a["extension"] == extension), None)
     calls = console.hub.current.get("calls", [])
-    mine = next((c for c in calls if c.get("agent") == extension), None)
+    mine = next((c for c in calls if c.get("agent") == extension), None) or \
+        next((c for c in calls if c.get("ringing") == extension), None)
     card = await console.call_card(mine)
     last = console._last_call.get(extension)
     after = None

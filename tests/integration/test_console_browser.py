@@ -19,6 +19,8 @@ from pathlib import Path
 
 import caller_audio as audio
 import pytest
+from conftest import unregister_desk_phones
+from polling import never, poll
 from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 
@@ -29,7 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SMS_SECRET = "console-test-secret-0123456789"
-PEOPLE = {"sup": ("supervisor pass 1", "supervisor", ""), "ag1": ("agent one pass", "agent", "2001"),
+PEOPLE = {"sup": ("supervisor pass 1", "supervisor", "2100"), "ag1": ("agent one pass", "agent", "2001"),
           "ag2": ("agent two pass", "agent", "2002")}
 SHOTS = os.environ.get("CALLFLOW_CONSOLE_SCREENSHOTS")
 
@@ -297,18 +299,26 @@ async def test_a_real_call_appears_within_2_s_and_its_timeline_moves_while_the_c
     run.proc.kill() if run.proc.returncode is None else None
 
 
-async def test_the_agent_escalates_from_the_console_and_the_supervisors_phone_rings(
-        console_controller, browser, callers, pbx, ari):
+def channels_of(ari, extension: str) -> list[str]:
+    return [c["name"] for c in ari.channels() if c["name"].startswith(f"PJSIP/{extension}-")]
+
+
+async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervisors_sipp_phone_rings(
+        console_controller, browser, callers, pbx, ari, asterisk_log):
+    """The click itself rings the phone: the supervisors' shared line (escalation.supervisor, here 2003)
+    has nobody at it, so the agent's escalation waits in « ESCALADES EN ATTENTE » and no supervisor phone
+    rings — until the supervisor (console account with extension 2100) clicks [PRENDRE L'APPEL]."""
     password = pbx.credentials()["sip_password"]
+    await unregister_desk_phones(pbx, "2003")  # nobody at the shared line
     phones = []
     try:
-        for ext, ring in (("2001", 0.5), ("2100", 4.0)):
+        for ext, ring in (("2001", 0.5), ("2100", 1.0)):
             sip_port, media_port = next_ports()
             await register(ext, password, sip_port)
             run = await start_sipp(answering_phone_xml(ring_seconds=ring), name=f"console-desk-{ext}", sip_port=sip_port,
                                    media_port=media_port, uas=True)
             phones.append((ext, sip_port, run))
-        ctl = console_controller()
+        ctl = console_controller(CALLFLOW_ESCALATION_SUPERVISOR="2003")
         agent = await browser("ag1", base(ctl))
         sup = await browser("sup", base(ctl))
         caller = Caller().audio(callers["speech"]).pause(60)
@@ -322,23 +332,37 @@ async def test_the_agent_escalates_from_the_console_and_the_supervisors_phone_ri
         await agent.fill("input[name=demande]", "remboursement")
         await agent.keyboard.press("Alt+1")  # the same as *1 on the phone, from the keyboard
         queue = sup.locator("[data-section=queue]")
-        await expect(queue).to_contain_text("Marie Dupuis", timeout=15000)
+        waiting = queue.locator("li.esc", has_text="Marie Dupuis")
+        await expect(waiting).to_be_visible(timeout=15000)
         await shot(sup, "supervisor-escalation")
-        waiting = queue.get_by_role("button", name="PRENDRE L'APPEL")
-        took = await waiting.count() > 0  # queued while the caller hears « petite attente… »
-        if took:
-            await waiting.first.press("Enter")  # it rings the supervisor's line next (first if the line is free)
-        await expect(queue).to_contain_text("connected", timeout=40000)
+        # nobody is rung while it waits: the supervisor's phone stays silent until the click
+        await never(lambda: channels_of(ari, "2100") or channels_of(ari, "2003"), "a supervisor phone rang before the click",
+                    within=5)
+        await expect(waiting).to_be_visible()  # still waiting, its 30 s clock running
+        clicked = time.monotonic()
+        await waiting.get_by_role("button", name="PRENDRE L'APPEL").press("Enter")
+        rang = await poll(lambda: channels_of(ari, "2100"), "the supervisor's phone ringing after the click", timeout=10)
+        print(f"PJSIP/2100 rang {time.monotonic() - clicked:.2f} s after the click: {rang}")
+        await expect(queue).to_contain_text("Prise par PJSIP/2100", timeout=10000)
+        await expect(queue.locator(".esc.active")).to_contain_text("connected", timeout=30000)
         call_id = (await agent.locator("[data-section=mycall] .callcard").get_attribute("data-call"))
         bridge = next(b for b in ari.bridges() if b["id"] == f"callflow-{call_id}")
         names = {ari.get(f"channels/{cid}")["name"].split("-")[0] for cid in bridge["channels"]}
-        assert "PJSIP/2100" in names, names  # the supervisor's SIPp phone rang, answered, and is in the call
+        assert names == {"PJSIP/trunk", "PJSIP/2001", "PJSIP/2100"}, names  # caller, agent, supervisor: conference
+        # the 001 briefing whispered to the supervisor first, as the desk does for the shared line
+        whisper = await asterisk_log.wait_for("Playing 'callflow/fr/whisper_escalation")
+        assert "<PJSIP/2100-" in whisper
+        assert channels_of(ari, "2003") == []
         await queue.get_by_role("link", name="Lire briefing").first.click()
         await expect(sup.locator("main")).to_contain_text("atelier manqué")
         await shot(sup, "briefing")
         await sup.goto(base(ctl) + "/console/audit")
-        audit = await sup.locator("table").inner_text()
-        assert "read_briefing" in audit and (not took or "take_escalation" in audit), audit
+        row = sup.locator("table tr", has_text="take_escalation")
+        await expect(row).to_contain_text("PJSIP/2100")
+        await expect(sup.locator("table")).to_contain_text("read_briefing")
+        record = await ctl.record(call_id, ended=False)
+        kinds = [a["kind"] for a in record["actions"]]
+        assert kinds.index("escalation_taken") < kinds.index("escalation_ringing") < kinds.index("escalation_connected")
         run.proc.kill() if run.proc.returncode is None else None
     finally:
         for ext, sip_port, run in phones:
