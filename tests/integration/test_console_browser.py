@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import caller_audio as audio
+from caller_audio import keypad_caller
 import pytest
 from conftest import unregister_desk_phones
 from polling import never, poll
@@ -261,6 +262,7 @@ async def test_an_alert_appears_when_the_sms_gateway_refuses_a_message(console_c
 def callers(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("console-callers")
     return {"breathing": audio.write_ulaw(d / "breathing.ulaw", audio.breathing(21, 90)),
+            "breathing-long": audio.write_ulaw(d / "breathing-long.ulaw", audio.breathing(31, 130)),
             "speech": audio.write_ulaw(d / "speech.ulaw", audio.speech(22, 60))}
 
 
@@ -368,6 +370,72 @@ async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervi
         for ext, sip_port, run in phones:
             run.kill()
             unreg = await start_sipp(registration_xml(ext, password, expires=0), name=f"unregister-{ext}", sip_port=sip_port)
+            await unreg.wait(15)
+
+
+async def test_a_caregiver_callback_rings_the_agent_with_the_original_calls_card_while_it_rings(
+        console_controller, browser, callers, pbx, ari, asterisk_log):
+    """Cas B, key 3 (« un proche, un aidant »): the caller keys a relative's number; the callback to that
+    number is answered by a SIPp « relative »; the desk rings agent 2001's SIPp phone, and 2001's console
+    shows the original call's card (caller, diagnosis, keypad answers, why) while the phone still rings;
+    the agent hears « rappel d'un proche » before the relative is connected."""
+    password = pbx.credentials()["sip_password"]
+    await unregister_desk_phones(pbx, "2001", "2002", "2003")  # nobody takes the original call: it runs cas B
+    # a timer the seed does not fix (« dans quelques minutes », no figure): shortened to keep the test short
+    ctl = console_controller(CALLFLOW_SILENT_CALL_CAREGIVER_CALLBACK_DELAY="5")
+    agent = await browser("ag1", base(ctl))
+    relative = await start_sipp(answering_phone_xml(), name="console-relative", sip_port=5091, uas=True, timeout_s=300,
+                                extra=["-trace_msg"])
+    phone = None
+    try:
+        # m'entendez-vous 1, technique 2, difficulté 1, préférence 3 (aidant), confirmer 1, the number, 1
+        caller = keypad_caller(Caller().audio(callers["breathing-long"]), "12131", then=4)
+        caller.press("0698765432#", gap=0.4).pause(3).press("1").pause(25)
+        run = await start_sipp(caller.xml(caller_number="0612345678"), name="console-caregiver-caller", timeout_s=200)
+        original = (await ctl.wait_for_event("call in", timeout=15))["call"]
+
+        def relative_messages() -> str:
+            return "".join(p.read_text(errors="replace") for p in relative.workdir.glob("*messages.log"))
+
+        await poll(lambda: "INVITE sip:+33698765432@" in relative_messages() and "ACK sip:" in relative_messages(),
+                   "the relative's phone to ring and answer", timeout=150)
+        # the relative is on hold with the desk; now agent 2001 comes to their desk: a phone that rings 8 s
+        sip_port, media_port = next_ports()
+        await register("2001", password, sip_port)
+        phone = (sip_port, await start_sipp(answering_phone_xml(ring_seconds=8), name="console-callback-2001",
+                                            sip_port=sip_port, media_port=media_port, uas=True))
+        card = agent.locator("[data-section=mycall] .callcard")
+        await expect(card).to_have_attribute("data-state", "ringing", timeout=30000)
+        ringing = [c for c in ari.channels() if c["name"].startswith("PJSIP/2001-")]
+        assert ringing and all(c["state"] != "Up" for c in ringing), ringing  # the phone still rings
+        await expect(agent.locator(".ringing-banner")).to_contain_text("rappel proche / aidant")
+        origin = card.locator(".origin")
+        await expect(origin).to_have_attribute("data-origin", original)
+        await expect(origin).to_contain_text("0612345678")  # the original caller
+        await expect(origin).to_contain_text("preference = aidant")  # what they answered on the keypad
+        await expect(origin).to_contain_text("caregiver")  # why the callback
+        await expect(card).to_contain_text("+33698765432")  # who is on the line: the relative
+        await shot(agent, "agent-callback-ringing")
+        # answered: the whisper first, then the relative and the agent share the callback leg's bridge
+        await expect(card).to_have_attribute("data-state", "connected", timeout=30000)
+        whisper = await asterisk_log.wait_for("Playing 'callflow/fr/agent_whisper_callback_caregiver")
+        assert "<PJSIP/2001-" in whisper
+        leg = await card.get_attribute("data-call")
+        assert leg.startswith("cb-"), leg
+        bridge = await poll(lambda: next((b for b in ari.bridges() if b["id"] == f"callflow-{leg}"
+                                          and len(b["channels"]) == 2), None), "the relative and the agent bridged")
+        names = {ari.get(f"channels/{cid}")["name"].split("-")[0] for cid in bridge["channels"]}
+        assert names == {"PJSIP/callbacks", "PJSIP/2001"}, names
+        hello = asterisk_log.text()
+        assert "Playing 'callflow/fr/callback_hello_caregiver" in hello  # the relative heard who calls and why
+        record = await ctl.record(leg, ended=False)
+        assert record["flow"] == "callback" and ("callback_of", original) in {(k["kind"], k["ref"]) for k in record["links"]}
+        run.proc.kill() if run.proc.returncode is None else None
+    finally:
+        relative.kill()
+        if phone is not None:
+            phone[1].kill()
+            unreg = await start_sipp(registration_xml("2001", password, expires=0), name="unregister-2001", sip_port=phone[0])
             await unreg.wait(15)
 
 
