@@ -9,6 +9,7 @@ Plain dicts out: the views and the event hub never touch the desk's objects.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -33,6 +34,7 @@ class LiveSource:
         self._agent_since: dict[str, tuple[str, float]] = {}  # extension → (state, since)
         self._calls_taken: dict[str, int] = defaultdict(int)
         self._timelines: dict[str, deque] = {}
+        self._appended: dict[str, int] = {}  # call id → readings appended so far (the live stream's increments)
         self._raised: dict[str, float] = {}  # call id → last raised-voice reading (epoch)
         if controller is not None and hasattr(controller, "reading_observers"):
             controller.reading_observers.append(self.on_reading)
@@ -46,11 +48,29 @@ class LiveSource:
         state = getattr(reading.state, "value", reading.state)
         line.append((round(float(reading.at), 2), str(state), round(float(reading.level_dbfs), 1),
                      bool(reading.distress)))
+        self._appended[call_id] = self._appended.get(call_id, 0) + 1
         if getattr(reading, "raised_voice", False):
             self._raised[call_id] = self.clock()
 
     def timeline(self, call_id: str) -> list[tuple]:
         return list(self._timelines.get(call_id, ()))
+
+    def timeline_increments(self, call_ids: list[str], sent: dict[str, int]) -> dict:
+        """The readings of `call_ids` not in `sent` yet (call id → count sent, updated here), and the
+        calls gone since: what the live stream sends instead of every timeline in full."""
+        append: dict[str, list] = {}
+        for cid in call_ids:
+            total = self._appended.get(cid, 0)
+            new = total - sent.get(cid, 0)
+            if new > 0:
+                line = self._timelines[cid]
+                append[cid] = list(itertools.islice(line, max(0, len(line) - new), len(line)))
+            sent[cid] = total
+        wanted = set(call_ids)
+        gone = [cid for cid in sent if cid not in wanted]
+        for cid in gone:
+            sent.pop(cid)
+        return {"append": append, "gone": gone}
 
     # -- what is going on ------------------------------------------------------------------------
     async def calls(self) -> list[dict]:
@@ -95,8 +115,10 @@ class LiveSource:
                 "answers": diagnosis.get("answers") or {}, "urgent": bool(diagnosis.get("urgent")),
                 "agent": (desk or {}).get("agent"), "aggressive": bool((desk or {}).get("aggressive")),
                 "churn_red": bool((desk or {}).get("churn_red")), "emergency": bool(emergency),
-                "duration": round(now - min(first, (desk or {}).get("started_at") or first)),
-                "audio": line[-1][1] if line else None, "level": line[-1][2] if line else None,
+                # when it started, not how long: a row changes when something happens, not every second
+                # (the page counts the seconds); the level is in the timeline stream
+                "since": round(min(first, (desk or {}).get("started_at") or first), 1),
+                "audio": line[-1][1] if line else None,
                 "raised_voice": now - self._raised.get(cid, 0) < 30,
                 "ringing": ringing.get(cid), "callback": callback,
             })
@@ -104,6 +126,7 @@ class LiveSource:
             self._first_seen.pop(gone, None)
             if gone in self._timelines and len(self._timelines) > 200:
                 self._timelines.pop(gone, None)
+                self._appended.pop(gone, None)
         return out
 
     def _callback_of(self, call_id: str, session: Any) -> dict | None:
