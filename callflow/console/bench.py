@@ -95,8 +95,9 @@ async def measure(*, calls: int = 300, ticks: int = 20, history: float = 120.0) 
             for _ in range(int(seconds * 4)):
                 at += 0.25
                 for i in range(calls):
-                    live.on_reading(f"bench-{i:04d}", AudioReading(state=states[(i + int(at)) % 4], confidence=.9, at=at,
-                                                                   level_dbfs=-40.0 - (i % 7)))
+                    # each call changes class every 5 s (staggered), its level every reading
+                    live.on_reading(f"bench-{i:04d}", AudioReading(state=states[(i + int(at / 5)) % 4], confidence=.9, at=at,
+                                                                   level_dbfs=-40.0 - ((i + int(at * 4)) % 7)))
 
         readings(history)
         supervisor = User(username="bench", role="supervisor")

@@ -489,3 +489,68 @@ async def test_the_supervisor_listens_to_a_live_call_from_their_phone(console_co
             run.kill()
             unreg = await start_sipp(registration_xml(ext, password, expires=0), name=f"unregister-{ext}", sip_port=sip_port)
             await unreg.wait(15)
+
+
+@pytest.mark.parametrize("mode", ["whisper", "barge"])
+async def test_the_supervisor_whispers_to_the_agent_or_barges_into_a_live_call_from_their_phone(
+        console_controller, browser, callers, pbx, ari, audio_dir, mode):
+    """Chuchoter: the supervisor's phone is bridged with a snoop on the agent's leg (only the agent hears
+    them; the call's own bridge keeps the caller and the agent). Intervenir: the supervisor's phone joins
+    the call's own bridge (everyone hears everyone). Real SIPp caller, agent phone and supervisor phone."""
+    password = pbx.credentials()["sip_password"]
+    await unregister_desk_phones(pbx, "2002", "2003")
+    tone = audio_dir / "console-supervisor-tone.ulaw"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", str(tone), "synth", "60", "sine", "660", "vol", "0.3"],
+                   check=True)
+    phones = []
+    try:
+        for ext, talk in (("2001", None), ("2100", str(tone))):
+            sip_port, media_port = next_ports()
+            await register(ext, password, sip_port)
+            run = await start_sipp(answering_phone_xml(ring_seconds=1.0, talk_audio=talk), name=f"console-{mode}-{ext}",
+                                   sip_port=sip_port, media_port=media_port, uas=True)
+            phones.append((ext, sip_port, run))
+        ctl = console_controller()
+        sup = await browser("sup", base(ctl))
+        caller = Caller().audio(callers["speech"]).pause(60)
+        run = await start_sipp(caller.xml(answer_within=10), name=f"console-{mode}", timeout_s=120)
+        row = sup.locator("[data-section=calls] tr[data-call]", has_text="agent 2001")
+        await expect(row).to_have_count(1, timeout=45000)
+        call_id = await row.get_attribute("data-call")
+        call_bridge = f"callflow-{call_id}"
+        before = next(b for b in ari.bridges() if b["id"] == call_bridge)["channels"]
+        agent_leg = next(cid for cid in before if ari.get(f"channels/{cid}")["name"].startswith("PJSIP/2001-"))
+        await row.get_by_role("button", name={"whisper": "Chuchoter", "barge": "Intervenir"}[mode]).press("Enter")
+
+        def supervisor_in(bridge: dict) -> list[str]:
+            return [cid for cid in bridge["channels"] if ari.get(f"channels/{cid}")["name"].startswith("PJSIP/2100-")]
+
+        if mode == "whisper":
+            spy = await poll(lambda: next((b for b in ari.bridges() if b["id"].startswith("leg-spy-")
+                                           and len(b["channels"]) == 2), None), "the whisper bridge", timeout=30)
+            names = {cid: ari.get(f"channels/{cid}")["name"] for cid in spy["channels"]}
+            snoop = next(name for name in names.values() if name.startswith("Snoop/"))
+            assert snoop.startswith(f"Snoop/{agent_leg}-"), (snoop, agent_leg)  # a snoop on the agent's leg
+            assert supervisor_in(spy), names
+            # the call's own bridge is untouched: the caller does not hear the supervisor
+            assert sorted(next(b for b in ari.bridges() if b["id"] == call_bridge)["channels"]) == sorted(before)
+            sup_leg = supervisor_in(spy)[0]
+        else:
+            bridge = await poll(lambda: next((b for b in ari.bridges() if b["id"] == call_bridge
+                                              and len(b["channels"]) == 3), None), "the supervisor in the call", timeout=30)
+            assert set(before) < set(bridge["channels"]) and supervisor_in(bridge)
+            assert not [b for b in ari.bridges() if b["id"].startswith("leg-spy-")]  # no snoop: they are in the call
+            sup_leg = supervisor_in(bridge)[0]
+        # the supervisor's phone really talks into it (its RTP reaches Asterisk)
+        first = int(ari.get(f"channels/{sup_leg}/rtp_statistics")["rxcount"])
+        await poll(lambda: int(ari.get(f"channels/{sup_leg}/rtp_statistics")["rxcount"]) > first + 40,
+                   "the supervisor's audio flowing", timeout=10)
+        assert run.proc.returncode is None  # the caller is still on the line
+        await sup.goto(base(ctl) + "/console/audit")
+        await expect(sup.locator("table tr", has_text=mode).first).to_contain_text(call_id)
+        run.proc.kill() if run.proc.returncode is None else None
+    finally:
+        for ext, sip_port, run in phones:
+            run.kill()
+            unreg = await start_sipp(registration_xml(ext, password, expires=0), name=f"unregister-{ext}", sip_port=sip_port)
+            await unreg.wait(15)
