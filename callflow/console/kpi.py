@@ -6,6 +6,7 @@ Contact-centre KPIs (stated formulas, T = console.service_level_seconds):
 - ASA (average speed of answer) = mean of (agent_connected − agent_queue) over answered calls
 - abandonment = calls queued for an agent that ended before any agent answered ÷ calls queued × 100
 - handle time = mean of (end of call − agent_connected) over answered calls that ended
+(inbound calls only: a callback leg, flow "callback", is left out of these four)
 
 Seed 000 §8 comes from callflow.store.kpi; seed 001 §7/§9 and 004 §8 from the record's actions
 (escalation, escalation_connected, escalation_back_to_agent, flag « agressif ») and the console's
@@ -51,7 +52,8 @@ def compute(calls: list[dict], *, service_level_seconds: float = 20.0, service_l
     esc_talk: list[float] = []
     for call in calls:
         actions = call.get("actions", [])
-        t_queue = _first(actions, "agent_queue")
+        # a callback leg (flow "callback") is our call out, not a caller queuing: not in the inbound queue's KPIs
+        t_queue = None if call.get("flow") == "callback" else _first(actions, "agent_queue")
         if t_queue is not None:
             queued += 1
             t_conn = _first(actions, "agent_connected", t_queue)
