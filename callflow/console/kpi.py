@@ -78,7 +78,7 @@ def compute(calls: list[dict], *, service_level_seconds: float = 20.0, service_l
                 esc_missed += 1
         if any(a["kind"] == "flag" and a["detail"].startswith("agressif") for a in actions):
             aggressive += 1
-    n = len(calls)
+    n = sum(1 for c in calls if c.get("flow") != "callback")  # « appels reçus »: our callback legs are not
 
     def pct(part: int, whole: int) -> float | None:
         return None if whole == 0 else 100.0 * part / whole
@@ -145,7 +145,7 @@ def series(calls: list[dict], bucket_seconds: float = 3600.0) -> dict[str, list]
         row["calls"] += 1
         row["silent"] += silent_kpi.is_silent(call)
         actions = call.get("actions", [])
-        if _first(actions, "agent_queue") is not None:
+        if call.get("flow") != "callback" and _first(actions, "agent_queue") is not None:
             row["queued"] += 1
             if _first(actions, "agent_connected") is not None:
                 row["answered"] += 1

@@ -117,3 +117,21 @@ async def test_the_agents_console_shows_the_original_calls_card_while_their_phon
             await client.close()
     finally:
         await stack.aclose()
+
+
+def test_a_callback_leg_is_not_an_inbound_caller_in_the_queue_kpis():
+    from callflow.console import kpi
+
+    def call(cid, flow):
+        return {"call_id": cid, "flow": flow, "started_at": "2026-11-29T10:00:00+00:00", "duration": 100.0,
+                "ended_at": "2026-11-29T10:01:40+00:00", "hung_up_by": "caller", "call_type": None,
+                "actions": [{"kind": "agent_queue", "at": 5.0, "detail": "fr"},
+                            {"kind": "agent_connected", "at": 50.0, "detail": "2001"}], "audio": [], "links": []}
+
+    def centre(calls):
+        return {k["id"]: k["value"] for k in kpi.compute(calls)["centre"]}
+
+    inbound = centre([call("a", "silent_call")])
+    both = centre([call("a", "silent_call"), dict(call("cb-1", "callback"), actions=[
+        {"kind": "agent_queue", "at": 5.0, "detail": "fr"}])])  # a callback leg nobody answered
+    assert both == inbound and inbound["service_level"] == 0.0
