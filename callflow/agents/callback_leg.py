@@ -30,7 +30,6 @@ from callflow.core.recorder import HungUpBy
 log = logging.getLogger(__name__)
 
 ROUTE = "callback"  # Stasis args: callback,<original call id>,<target>,<number>
-CAREGIVER_TARGETS = ("caregiver",)
 HELLO = {"caregiver": "callback_hello_caregiver"}  # else "callback_hello"
 WHISPER = {"caregiver": "agent_whisper_callback_caregiver"}  # else "agent_whisper_callback"
 WHO = {"caregiver": "proche / aidant", "agents": "l'appelant", "supervisor": "l'appelant (superviseur)"}
