@@ -326,7 +326,7 @@ async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervi
         caller = Caller().audio(callers["speech"]).pause(60)
         run = await start_sipp(caller.xml(answer_within=10), name="console-escalation", timeout_s=120)
         card = agent.locator("[data-section=mycall] .callcard")
-        await expect(card).to_be_visible(timeout=45000)
+        await expect(card).to_have_attribute("data-state", "connected", timeout=45000)  # not just ringing
         await expect(card).to_contain_text("0612345678")
         await shot(agent, "agent")
         await agent.fill("input[name=client]", "Marie Dupuis (CLT-00245), cliente depuis 4 mois")
