@@ -157,6 +157,13 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
             log.exception("console could not start; the controller runs without it")
 
     agents = desk if config.routing.agents_via == "desk" else DialplanAgents(config.routing.agents_context)
+    if config.routing.agents_via == "desk":  # a callback answered rings an agent with the original call's card
+        from callflow.agents.callback_leg import callback_to_agent
+
+        async def callback_call(ctx: CallContext) -> None:
+            await callback_to_agent(ctx, agents=desk, records=records)
+
+        controller.callback_flow = callback_call
     deps = SilentCallDeps(
         recorder=records, handoffs=handoffs, emergency=emergency, agents=agents, timers=config.silent_call,
         agent_name=config.prompts.agent_name,

@@ -119,6 +119,9 @@ class Controller:
         self.line = LineGuard(AriLineActions(self.client), self._call_for)
         self.registry.add_sink(self._mirror_on_channel)
         self._mirrored: dict[str, dict[str, str]] = {}
+        # an answered callback (not the supervisor's) runs this flow (callflow/agents/callback_leg.py);
+        # None: it continues in the agents' dialplan context
+        self.callback_flow: Flow | None = None
         # (call id, AudioReading) → None, e.g. the console's live timeline; never allowed to break a call
         self.reading_observers: list[Callable[[str, object], None]] = []
         self.app_registered = False
@@ -547,6 +550,7 @@ class Controller:
         is answered; then it continues to the agents' context like any caller.
         """
         channel_id = f"cb-{uuid.uuid4().hex[:16]}"
+        placing = f"placing:{channel_id}"  # the answered leg becomes a call session of its own (key channel_id)
         outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         async def handle(event: AriEvent) -> None:
@@ -555,14 +559,20 @@ class Controller:
             if event.type == "StasisStart":
                 if target == "supervisor":  # seed 001: the supervisor calls back when nobody answered
                     await self.line.move(channel_id, "hotline-agent-direct", extension=self.config.escalation.supervisor)
+                elif self.callback_flow is not None and not self.draining:
+                    # through the agents' desk: the agent's console shows the original call while it rings
+                    from callflow.agents.callback_leg import args_for
+
+                    self._open_session(event.raw.get("channel") or {"id": channel_id}, call_id=channel_id,
+                                       args=args_for(call_id, target, number), run=self.callback_flow)
                 else:
                     await self._continue_to_agents(channel_id, f"callback:{target}")
                 outcome.set_result("answered")
             elif event.type == "ChannelDestroyed":
                 outcome.set_result(_CAUSES.get(event.cause or 0, "failed"))
 
-        self.router.open(channel_id, handle)
-        self.router.claim(channel_id, channel_id)
+        self.router.open(placing, handle)
+        self.router.claim(placing, channel_id)
         try:
             endpoint = self.config.routing.callback_dial.format(number=number)
             await self.client.post("channels", endpoint=endpoint, app=self.config.ari.app, appArgs=f"callback,{call_id}",
@@ -573,7 +583,7 @@ class Controller:
             log.warning("callback could not be placed", extra={"call": call_id, "error": str(exc)})
             return "failed"
         finally:
-            await self.router.close(channel_id)
+            await self.router.close(placing)
 
     # -- HTTP ---------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from callflow.agents.bridges import Bridges, bridge_id_for
+from callflow.agents.callback_leg import whisper_for as callback_whisper
 from callflow.agents.config import AgentsConfig, EscalationConfig, FeatureCodes
 from callflow.agents.features import KeySequence
 from callflow.agents.legs import CallNotes, originate_while_up, play_all, wait_down
@@ -335,8 +336,10 @@ class AgentDesk:
 
     async def _join(self, live: LiveCall, agent: Agent, leg: Channel) -> bool:
         caller = live.caller
-        if live.diagnosis.urgent:
-            await play_all(leg, ["agent_whisper_urgent"], language="fr")
+        # what the agent hears before the caller: « appel urgent », « rappel d'un appelant / d'un proche »
+        whisper = (["agent_whisper_urgent"] if live.diagnosis.urgent else []) + callback_whisper(live.ctx.args)
+        if whisper:
+            await play_all(leg, whisper, language="fr")
         if not leg.is_up:
             self.pool.call_ended(agent)
             await live.notes("agent_result", f"{agent.extension}: hung up before the bridge")

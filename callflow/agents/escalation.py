@@ -185,7 +185,8 @@ class Escalation:
     ended_at: float | None = None
     connected_at: float | None = None
     decision: dict | None = None  # the supervisor's outcome (phase 4–6)
-    picked: int = 0  # the console's [Prendre l'appel]: the latest pick rings first
+    taken_by: str = ""  # the console's [Prendre l'appel]: the supervisor's own phone, rung at once
+    line_skipped: bool = False  # nobody at the supervisors' line: it waits for a take (console) instead
 
     @property
     def urgent(self) -> bool:
@@ -197,15 +198,22 @@ class Escalation:
         return data
 
 
+LINE, TAKEN = "line", "taken"  # how an escalation got a supervisor (SupervisorQueue.wait_turn)
+
+
 class SupervisorQueue:
-    """Seed 001 §3.1 « ESCALADES EN ATTENTE »: urgent before normal, then the oldest; one supervisor line."""
+    """Seed 001 §3.1 « ESCALADES EN ATTENTE »: urgent before normal, then the oldest; one supervisor line.
+
+    A supervisor may also take a waiting escalation from the console ([Prendre l'appel]): it
+    leaves the queue at once and rings that supervisor's own phone, the shared line or not.
+    """
 
     def __init__(self, clock=time.time) -> None:
         self.clock = clock
         self._seq = itertools.count(1)
-        self._picks = itertools.count(1)
         self.waiting: list[Escalation] = []
         self.active: Escalation | None = None  # ringing or talking with the supervisor
+        self.taken: list[Escalation] = []  # taken from the console: ringing or talking with that supervisor
         self.history: list[Escalation] = []
         self._cond = asyncio.Condition()
 
@@ -217,35 +225,56 @@ class SupervisorQueue:
         return esc
 
     def ordered(self) -> list[Escalation]:
-        return sorted(self.waiting, key=lambda e: (-e.picked, not e.urgent, e.seq))
+        return sorted(self.waiting, key=lambda e: (not e.urgent, e.seq))
 
-    async def wait_turn(self, esc: Escalation, timeout: float) -> bool:
-        """True once `esc` holds the supervisor line; False (and out of the queue) on timeout."""
+    def _next_for_line(self) -> Escalation | None:
+        return next((e for e in self.ordered() if not e.line_skipped), None)
+
+    async def wait_turn(self, esc: Escalation, timeout: float) -> str | None:
+        """LINE once `esc` holds the supervisor line, TAKEN once a supervisor took it from the console
+        (ring `esc.taken_by`); None (and out of the queue) on timeout."""
+        def turn() -> bool:
+            return bool(esc.taken_by) or (not esc.line_skipped and self.active is None and self._next_for_line() is esc)
+
         async with self._cond:
             self._cond.notify_all()  # a newcomer may reorder the queue
             try:
-                await asyncio.wait_for(
-                    self._cond.wait_for(lambda: self.active is None and self.ordered()[:1] == [esc]), max(0.0, timeout))
+                await asyncio.wait_for(self._cond.wait_for(turn), max(0.0, timeout))
             except asyncio.TimeoutError:
                 self._drop(esc)
                 self._cond.notify_all()
-                return False
+                return None
             except BaseException:
                 self._drop(esc)
                 self._cond.notify_all()
                 raise
             self.waiting.remove(esc)
+            if esc.taken_by:
+                self.taken.append(esc)
+                return TAKEN
             self.active = esc
-            return True
+            return LINE
 
-    async def take(self, esc_id: str) -> dict | None:
-        """The supervisor picks this escalation (console [Prendre l'appel]): it rings the line next."""
+    async def skip_line(self, esc: Escalation) -> None:
+        """Nobody at the supervisors' line (phone not registered): free it, and wait for a take instead."""
         async with self._cond:
-            if self.active is not None and self.active.id == esc_id:
-                return self.active.as_dict()  # already ringing or connected
+            if self.active is esc:
+                self.active = None
+            esc.line_skipped = True
+            if esc not in self.waiting:
+                self.waiting.append(esc)
+            self._cond.notify_all()
+
+    async def take(self, esc_id: str, endpoint: str) -> dict | None:
+        """A supervisor takes this escalation from the console ([Prendre l'appel]): the escalation's
+        own task rings `endpoint` (that supervisor's phone) at once, with the whisper as usual."""
+        async with self._cond:
+            for esc in ([self.active] if self.active else []) + self.taken:
+                if esc.id == esc_id:
+                    return esc.as_dict()  # already ringing or connected
             for esc in self.waiting:
                 if esc.id == esc_id:
-                    esc.picked = next(self._picks)
+                    esc.taken_by = endpoint
                     self._cond.notify_all()
                     return esc.as_dict()
         return None
@@ -259,6 +288,8 @@ class SupervisorQueue:
             self._drop(esc)
             if self.active is esc:
                 self.active = None
+            if esc in self.taken:
+                self.taken.remove(esc)
             if esc.ended_at is None:
                 esc.state = state
                 esc.outcome = outcome or esc.outcome
@@ -268,7 +299,7 @@ class SupervisorQueue:
             self._cond.notify_all()
 
     def find(self, esc_id: str) -> Escalation | None:
-        for esc in [*self.waiting, *([self.active] if self.active else []), *self.history]:
+        for esc in [*self.waiting, *([self.active] if self.active else []), *self.taken, *self.history]:
             if esc.id == esc_id:
                 return esc
         return None
@@ -277,6 +308,7 @@ class SupervisorQueue:
         return {
             "waiting": [e.as_dict() for e in self.ordered()],
             "active": self.active.as_dict() if self.active else None,
+            "taken": [e.as_dict() for e in self.taken],
             "history": [e.as_dict() for e in self.history[-50:]],
         }
 
@@ -314,20 +346,30 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
         await guard.remove_caller(deps.bridges, bridge_id, caller, "escalation: the caller waits for the supervisor")
         await caller.play(WAIT_PROMPTS[mode], barge_in=False)
         await caller.start_moh()
-        got_line = await deps.queue.wait_turn(esc, deadline - time.monotonic())
+        turn = await deps.queue.wait_turn(esc, deadline - time.monotonic())
+        while turn == LINE and not await deps.presence.registered(cfg.endpoint):
+            # nobody at the supervisors' line: it stays in « ESCALADES EN ATTENTE » for the rest of the
+            # promised 30 s, where a supervisor can take it to their own phone from the console
+            await notes("escalation_supervisor", f"{esc.id} supervisor phone not registered: waits to be taken")
+            await deps.queue.skip_line(esc)
+            turn = await deps.queue.wait_turn(esc, deadline - time.monotonic())
+        got_line = turn is not None
         result = None
         if got_line:
-            if await deps.presence.registered(cfg.endpoint):
+            endpoint = esc.taken_by if turn == TAKEN else cfg.endpoint
+            if turn == TAKEN:
+                await notes("escalation_taken", f"{esc.id} taken from the console: {endpoint}")
+            if turn == LINE or await deps.presence.registered(endpoint):
                 esc.state = RINGING
-                await notes("escalation_ringing", f"{esc.id} {cfg.endpoint}")
+                await notes("escalation_ringing", f"{esc.id} {endpoint}")
                 remaining = max(1.0, deadline - time.monotonic())
-                result = await originate_while_up(caller, cfg.endpoint, timeout=remaining,
+                result = await originate_while_up(caller, endpoint, timeout=remaining,
                                                   caller_id=f'"Escalade {priority}" <{cfg.supervisor}>')
                 await notes("escalation_supervisor", f"{esc.id} {result.cause}")
             else:
-                await notes("escalation_supervisor", f"{esc.id} supervisor phone not registered")
+                await notes("escalation_supervisor", f"{esc.id} {endpoint} not registered")
         else:
-            await notes("escalation_supervisor", f"{esc.id} supervisor line busy for the whole wait")
+            await notes("escalation_supervisor", f"{esc.id} no supervisor free for the whole wait")
         if result is not None and result.answered and result.channel is not None:
             supervisor = result.channel
             esc.answered_at = time.time()

@@ -10,6 +10,12 @@ import sys
 from callflow.console.store import ROLES, ConsoleStore, UserError
 
 
+def register_bench(bench_sub) -> None:
+    from callflow.console.bench import register_bench as register
+
+    register(bench_sub)
+
+
 def register_cli(subparsers) -> None:
     users = subparsers.add_parser("users", help="console logins: agents, supervisors, admins")
     users_sub = users.add_subparsers(dest="users_command", required=True)

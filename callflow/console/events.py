@@ -1,10 +1,18 @@
-"""Live updates: compare the live picture every `refresh_seconds`, number what changed, push it.
+"""Live updates: read the live picture every `refresh_seconds`, number what changed, push it.
 
-Each event is one section of the picture (calls, agents, queue, emergencies, alerts,
-timelines, conversations) in full, with an id `<boot>.<n>`. The last events are kept: a
-browser that reconnects with `Last-Event-ID` gets what it missed, in order; one whose id is
-from another boot or too old gets every section afresh (a `reset`). Either way a view is
-never silently stale, and the page shows "déconnecté" while the stream is down.
+Each event is what changed in one section of the picture since the last tick, with an id
+`<boot>.<n>`, in one of three shapes:
+
+- small sections (agents, queue, emergencies, alerts, conversations, callbacks): the section
+  in full, sent when it differs from the last one sent;
+- calls, compared row by row (`ROWS`): `{"rows": [changed rows], "gone": [ids], "order": [ids]}`;
+- timelines, which only grow (`STREAMS`): `{"append": {call id: [new readings]}, "gone": [ids]}`.
+
+`current` holds every section in full (pages render from it). The last events are kept: a
+browser that reconnects with `Last-Event-ID` gets what it missed, in order, and applies it; one
+whose id is from another boot or too old gets every section in full afresh (a `reset`, where
+calls are a list and timelines `{"full": …}`). Either way a view is never silently stale, and
+the page shows "déconnecté" while the stream is down.
 """
 
 from __future__ import annotations
@@ -20,6 +28,27 @@ from typing import Any, Awaitable, Callable
 log = logging.getLogger(__name__)
 
 SECTIONS = ("calls", "agents", "queue", "emergencies", "alerts", "timelines", "conversations", "callbacks")
+ROWS = {"calls": "call_id"}  # compared row by row: an event carries the rows that changed
+STREAMS = {"timelines": 480}  # append-only: an event carries the new points (and keeps this many per call)
+
+
+def is_delta(data: Any) -> bool:
+    """A row-by-row change of a ROWS section (else: that section in full, a list)."""
+    return isinstance(data, dict) and "rows" in data
+
+
+def apply_stream(current: dict, increment: dict, keep: int) -> None:
+    """Apply a STREAMS increment (or a reset's {"full": …}) to a section's full copy."""
+    if "full" in increment:
+        current.clear()
+        current.update({k: list(v) for k, v in increment["full"].items()})
+        return
+    for key, points in increment.get("append", {}).items():
+        line = current.setdefault(key, [])
+        line.extend(points)
+        del line[:-keep]
+    for key in increment.get("gone", ()):
+        current.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -41,6 +70,8 @@ class EventHub:
         self.events: deque[Event] = deque(maxlen=keep)
         self.current: dict[str, Any] = {}
         self._serialised: dict[str, str] = {}
+        self._rows: dict[str, dict[str, str]] = {}  # ROWS section → row id → its JSON
+        self._order: dict[str, list[str]] = {}
         self._seq = 0
         self._changed = asyncio.Condition()
         self._task: asyncio.Task | None = None
@@ -75,19 +106,53 @@ class EventHub:
         for section in SECTIONS:
             if section not in picture:
                 continue
-            text = json.dumps(picture[section], sort_keys=True, default=str)
-            if self._serialised.get(section) == text:
+            value = picture[section]
+            if section in STREAMS:
+                data = self._stream(section, value)
+            elif section in ROWS:
+                data = self._row_changes(section, value)
+            else:
+                data = self._whole(section, value)
+            if data is None:
                 continue
-            self._serialised[section] = text
-            self.current[section] = picture[section]
             self._seq += 1
-            event = Event(self._seq, section, picture[section])
+            event = Event(self._seq, section, data)
             self.events.append(event)
             new.append(event)
         if new:
             async with self._changed:
                 self._changed.notify_all()
         return new
+
+    def _whole(self, section: str, value: Any) -> Any:
+        text = json.dumps(value, sort_keys=True, default=str)
+        if self._serialised.get(section) == text:
+            return None
+        self._serialised[section] = text
+        self.current[section] = value
+        return value
+
+    def _row_changes(self, section: str, rows: list[dict]) -> dict | None:
+        key = ROWS[section]
+        texts = {str(row[key]): json.dumps(row, sort_keys=True, default=str) for row in rows}
+        old = self._rows.get(section)
+        order = [str(row[key]) for row in rows]
+        if old is None:  # the first reading: every row
+            changed, gone = rows, []
+        else:
+            changed = [row for row in rows if old.get(str(row[key])) != texts[str(row[key])]]
+            gone = [k for k in old if k not in texts]
+            if not changed and not gone and order == self._order.get(section):
+                return None
+        self._rows[section], self._order[section] = texts, order
+        self.current[section] = rows
+        return {"rows": changed, "gone": gone, "order": order}
+
+    def _stream(self, section: str, increment: dict) -> dict | None:
+        if not increment.get("append") and not increment.get("gone"):
+            return None
+        apply_stream(self.current.setdefault(section, {}), increment, STREAMS[section])
+        return increment
 
     @property
     def last_id(self) -> str:
@@ -116,8 +181,9 @@ class EventHub:
                 pass
 
     def snapshot_events(self) -> list[Event]:
-        """Every section as it is now (for a reset), numbered with the latest id."""
-        return [Event(self._seq, section, self.current[section]) for section in SECTIONS if section in self.current]
+        """Every section as it is now, in full (for a reset), numbered with the latest id."""
+        return [Event(self._seq, section, {"full": self.current[section]} if section in STREAMS else self.current[section])
+                for section in SECTIONS if section in self.current]
 
 
 async def stream(request, hub: EventHub, render: Callable[[str, Any], Awaitable[dict | None]],

@@ -6,6 +6,7 @@ Contact-centre KPIs (stated formulas, T = console.service_level_seconds):
 - ASA (average speed of answer) = mean of (agent_connected − agent_queue) over answered calls
 - abandonment = calls queued for an agent that ended before any agent answered ÷ calls queued × 100
 - handle time = mean of (end of call − agent_connected) over answered calls that ended
+(inbound calls only: a callback leg, flow "callback", is left out of these four)
 
 Seed 000 §8 comes from callflow.store.kpi; seed 001 §7/§9 and 004 §8 from the record's actions
 (escalation, escalation_connected, escalation_back_to_agent, flag « agressif ») and the console's
@@ -51,7 +52,8 @@ def compute(calls: list[dict], *, service_level_seconds: float = 20.0, service_l
     esc_talk: list[float] = []
     for call in calls:
         actions = call.get("actions", [])
-        t_queue = _first(actions, "agent_queue")
+        # a callback leg (flow "callback") is our call out, not a caller queuing: not in the inbound queue's KPIs
+        t_queue = None if call.get("flow") == "callback" else _first(actions, "agent_queue")
         if t_queue is not None:
             queued += 1
             t_conn = _first(actions, "agent_connected", t_queue)
@@ -76,7 +78,7 @@ def compute(calls: list[dict], *, service_level_seconds: float = 20.0, service_l
                 esc_missed += 1
         if any(a["kind"] == "flag" and a["detail"].startswith("agressif") for a in actions):
             aggressive += 1
-    n = len(calls)
+    n = sum(1 for c in calls if c.get("flow") != "callback")  # « appels reçus »: our callback legs are not
 
     def pct(part: int, whole: int) -> float | None:
         return None if whole == 0 else 100.0 * part / whole
@@ -143,7 +145,7 @@ def series(calls: list[dict], bucket_seconds: float = 3600.0) -> dict[str, list]
         row["calls"] += 1
         row["silent"] += silent_kpi.is_silent(call)
         actions = call.get("actions", [])
-        if _first(actions, "agent_queue") is not None:
+        if call.get("flow") != "callback" and _first(actions, "agent_queue") is not None:
             row["queued"] += 1
             if _first(actions, "agent_connected") is not None:
                 row["answered"] += 1

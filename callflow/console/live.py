@@ -9,6 +9,7 @@ Plain dicts out: the views and the event hub never touch the desk's objects.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -33,6 +34,7 @@ class LiveSource:
         self._agent_since: dict[str, tuple[str, float]] = {}  # extension → (state, since)
         self._calls_taken: dict[str, int] = defaultdict(int)
         self._timelines: dict[str, deque] = {}
+        self._appended: dict[str, int] = {}  # call id → readings appended so far (the live stream's increments)
         self._raised: dict[str, float] = {}  # call id → last raised-voice reading (epoch)
         if controller is not None and hasattr(controller, "reading_observers"):
             controller.reading_observers.append(self.on_reading)
@@ -46,11 +48,29 @@ class LiveSource:
         state = getattr(reading.state, "value", reading.state)
         line.append((round(float(reading.at), 2), str(state), round(float(reading.level_dbfs), 1),
                      bool(reading.distress)))
+        self._appended[call_id] = self._appended.get(call_id, 0) + 1
         if getattr(reading, "raised_voice", False):
             self._raised[call_id] = self.clock()
 
     def timeline(self, call_id: str) -> list[tuple]:
         return list(self._timelines.get(call_id, ()))
+
+    def timeline_increments(self, call_ids: list[str], sent: dict[str, int]) -> dict:
+        """The readings of `call_ids` not in `sent` yet (call id → count sent, updated here), and the
+        calls gone since: what the live stream sends instead of every timeline in full."""
+        append: dict[str, list] = {}
+        for cid in call_ids:
+            total = self._appended.get(cid, 0)
+            new = total - sent.get(cid, 0)
+            if new > 0:
+                line = self._timelines[cid]
+                append[cid] = list(itertools.islice(line, max(0, len(line) - new), len(line)))
+            sent[cid] = total
+        wanted = set(call_ids)
+        gone = [cid for cid in sent if cid not in wanted]
+        for cid in gone:
+            sent.pop(cid)
+        return {"append": append, "gone": gone}
 
     # -- what is going on ------------------------------------------------------------------------
     async def calls(self) -> list[dict]:
@@ -61,6 +81,9 @@ class LiveSource:
             if cid not in ids:
                 ids.append(cid)
         stages = await self._stages(ids)
+        # an agent's phone ringing for a call: their console shows that call's card before they answer
+        ringing = {a["call_id"]: a["extension"] for a in (self.desk.pool.snapshot() if self.desk is not None else [])
+                   if a["state"] == "ringing" and a.get("call_id")}
         out = []
         for cid in ids:
             first = self._first_seen.setdefault(cid, now)
@@ -70,6 +93,7 @@ class LiveSource:
                 number = session.channel.caller.number
             desk = desk_calls.get(cid)
             stage = stages.get(cid, {})
+            callback = self._callback_of(cid, session)
             diagnosis = (desk or {}).get("diagnosis") or {}
             emergency = (desk or {}).get("emergency") or cid in self.emergencies_by_call()
             with_whom = "IVR"
@@ -91,15 +115,28 @@ class LiveSource:
                 "answers": diagnosis.get("answers") or {}, "urgent": bool(diagnosis.get("urgent")),
                 "agent": (desk or {}).get("agent"), "aggressive": bool((desk or {}).get("aggressive")),
                 "churn_red": bool((desk or {}).get("churn_red")), "emergency": bool(emergency),
-                "duration": round(now - min(first, (desk or {}).get("started_at") or first)),
-                "audio": line[-1][1] if line else None, "level": line[-1][2] if line else None,
+                # when it started, not how long: a row changes when something happens, not every second
+                # (the page counts the seconds); the level is in the timeline stream
+                "since": round(min(first, (desk or {}).get("started_at") or first), 1),
+                "audio": line[-1][1] if line else None,
                 "raised_voice": now - self._raised.get(cid, 0) < 30,
+                "ringing": ringing.get(cid), "callback": callback,
             })
         for gone in set(self._first_seen) - set(ids):
             self._first_seen.pop(gone, None)
             if gone in self._timelines and len(self._timelines) > 200:
                 self._timelines.pop(gone, None)
+                self._appended.pop(gone, None)
         return out
+
+    def _callback_of(self, call_id: str, session: Any) -> dict | None:
+        """A callback leg (callflow/agents/callback_leg.py): whose call it calls back, and whom."""
+        from callflow.agents.callback_leg import CallbackOf
+
+        live = (getattr(self.desk, "live", None) or {}).get(call_id)
+        args = getattr(getattr(live, "ctx", None), "args", None) or getattr(session, "args", None)
+        of = CallbackOf.from_args(args)
+        return None if of is None else {"of": of.original, "target": of.target, "who": of.who}
 
     async def _stages(self, call_ids: list[str]) -> dict[str, dict]:
         """The last thing the IVR did for each call, from its record (« ACTIONS PRISES »)."""
@@ -133,11 +170,11 @@ class LiveSource:
 
     def queue(self) -> dict:
         if self.desk is None:
-            return {"waiting": [], "active": None, "history": []}
+            return {"waiting": [], "active": None, "taken": [], "history": []}
         snap = self.desk.queue.snapshot()
         now = self.clock()
         timeout = float(getattr(getattr(self.desk, "escalation_config", None), "supervisor_answer_timeout", 30.0))
-        for esc in snap["waiting"] + ([snap["active"]] if snap["active"] else []):
+        for esc in snap["waiting"] + ([snap["active"]] if snap["active"] else []) + snap.get("taken", []):
             # the seed's 30 s clock: time left before the agent takes the caller back
             esc["remaining"] = max(0, round(timeout - (now - esc["created_at"])))
         return snap
@@ -179,15 +216,23 @@ class LiveSource:
         self.desk.pool.resume(agent)
         return True
 
-    async def take_escalation(self, esc_id: str) -> dict | None:
-        """[Prendre l'appel]: this escalation rings the supervisor's phone next (the line rings one at a time)."""
+    async def take_escalation(self, esc_id: str, endpoint: str) -> dict | None:
+        """[Prendre l'appel]: the escalation rings `endpoint` (the supervisor's own phone) now.
+
+        Raises LookupError when that phone is not registered (it could not ring)."""
         if self.desk is None:
             return None
-        return await self.desk.queue.take(esc_id)
+        presence = getattr(self.desk, "presence", None)
+        if presence is not None and not await presence.registered(endpoint):
+            raise LookupError(f"{endpoint} is not registered: your phone cannot ring")
+        return await self.desk.queue.take(esc_id, endpoint)
+
+    def supervisor_line(self) -> str:
+        return getattr(getattr(self.desk, "escalation_config", None), "endpoint", "")
 
     def escalation(self, esc_id: str) -> dict | None:
         snap = self.queue()
-        for esc in snap["waiting"] + ([snap["active"]] if snap["active"] else []) + snap["history"]:
+        for esc in snap["waiting"] + ([snap["active"]] if snap["active"] else []) + snap.get("taken", []) + snap["history"]:
             if esc["id"] == esc_id:
                 return esc
         return None

@@ -14,6 +14,7 @@ Every POST needs the session's CSRF token; every supervisor action is written to
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -27,7 +28,7 @@ from aiohttp import web
 from callflow.console import alerts as alerts_mod
 from callflow.console import auth, kpi
 from callflow.console.config import ConsoleConfig
-from callflow.console.events import EventHub, stream
+from callflow.console.events import EventHub, is_delta, stream
 from callflow.console.live import LiveSource
 from callflow.console.store import ConsoleStore, User
 from callflow.core.channel import mask_number
@@ -55,6 +56,7 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters["hms"] = lambda s: "—" if s is None else f"{int(s) // 60:d}:{int(s) % 60:02d}"
+    env.filters["elapsed"] = lambda since: "—" if not since else env.filters["hms"](max(0, time.time() - float(since)))
     env.filters["clock"] = lambda t: "—" if not t else datetime.fromtimestamp(float(t)).strftime("%d/%m %H:%M:%S")
     env.filters["masked"] = mask_number
     env.filters["state_fr"] = lambda s: STATE_LABELS.get(s, s)
@@ -77,6 +79,7 @@ class Console:
         self._inbound_seen = 0.0
         self._emergency_started: dict[str, float] = {}
         self._last_call: dict[str, str] = {}  # agent extension → their last call (after-call cards)
+        self._timelines_sent: dict[str, int] = {}  # call id → readings already numbered by the hub
         self.tasks: set[asyncio.Task] = set()
 
     # -- the live picture (every refresh) --------------------------------------------------
@@ -102,7 +105,7 @@ class Console:
             now=now, failed_messages=failed, failed_callbacks=callbacks, conversations=conversations,
             emergencies=emergencies, notifications=self.live.notifications(), raised_voices=self.live.raised_voices(),
             sms_unanswered_seconds=self.config.sms_unanswered_seconds, emergency_started=self._emergency_started)
-        timelines = {c["call_id"]: self.live.timeline(c["call_id"]) for c in calls}
+        timelines = self.live.timeline_increments([c["call_id"] for c in calls], self._timelines_sent)
         calling = await self._callbacks_calling()
         return {"calls": calls, "agents": self.live.agents(), "queue": self.live.queue(), "emergencies": emergencies,
                 "alerts": alert_list, "timelines": timelines, "conversations": conversations, "callbacks": calling}
@@ -147,11 +150,23 @@ class Console:
 
     async def section_html(self, user: User, section: str, data: Any, csrf_token: str = "") -> dict | None:
         """What one connection gets for one section: filtered by role, rendered on the server."""
-        if section == "timelines":
+        if section == "timelines":  # an increment {"append", "gone"} or, on a reset, {"full"}
             if not user.is_supervisor:
                 mine = self.live.call_of_agent(user.extension)
-                data = {cid: line for cid, line in data.items() if cid == mine}
+                if "full" in data:
+                    data = {"full": {cid: line for cid, line in data["full"].items() if cid == mine}}
+                else:
+                    data = {"append": {cid: pts for cid, pts in data.get("append", {}).items() if cid == mine},
+                            "gone": data.get("gone", [])}
+                    if not data["append"] and not data["gone"]:
+                        return None
             return {"section": section, "json": data}
+        if section == "calls" and is_delta(data):
+            if user.is_supervisor:  # only the rows that changed
+                rows = {row["call_id"]: self.render("_call_row.html", c=row, csrf_token=csrf_token)
+                        for row in data["rows"]}
+                return {"section": section, "rows": rows, "gone": data["gone"], "order": data["order"]}
+            data = self.hub.current.get("calls", [])  # an agent's card: from the calls as they are now
         if user.is_supervisor:
             template = f"_{section}.html"
             ctx = {section: data, "ringing": data, "user": user, "now": time.time(), "csrf_token": csrf_token}
@@ -162,7 +177,9 @@ class Console:
             me = next((a for a in data if a["extension"] == user.extension), None)
             return {"section": "mystate", "html": self.render("_mystate.html", me=me, user=user, csrf_token=csrf_token)}
         if section == "calls":
-            mine = [c for c in data if c.get("agent") == user.extension]
+            # my call, or the call my phone is ringing for (a callback's card shows before I answer)
+            mine = [c for c in data if c.get("agent") == user.extension] or \
+                [c for c in data if c.get("ringing") == user.extension]
             return {"section": "mycall", "html": self.render("_mycall.html", **await self.call_card(mine[0] if mine else None),
                                                              user=user, csrf_token=csrf_token)}
         if section in ("conversations", "callbacks"):
@@ -186,7 +203,24 @@ class Console:
             promises = await self.handoffs.outbox.list_for_call(call["call_id"])
             callbacks = await self.handoffs.callbacks.list_for_call(call["call_id"])
         return {"call": call, "contact": contact, "promises": promises, "callbacks": callbacks,
-                "timeline": self.live.timeline(call["call_id"])}
+                "timeline": self.live.timeline(call["call_id"]), "origin": await self.origin_card(call)}
+
+    async def origin_card(self, call: dict) -> dict | None:
+        """For a callback leg: the original call's card and why it is called back (seed 000's promise)."""
+        from callflow.agents.callback_leg import original_card
+
+        of = call.get("callback")
+        if not of or self.records is None:
+            return None
+        card = original_card(await self.records.get_call(of["of"]))
+        card.update(who=of["who"], target=of["target"], call_id=of["of"], reason="", promised_at=None)
+        if self.handoffs is not None and getattr(self.handoffs, "conn", None) is not None:
+            promised = [cb for cb in await self.handoffs.callbacks.list_for_call(of["of"]) if cb.target == of["target"]]
+            if promised:
+                latest = max(promised, key=lambda cb: cb.created_at)
+                card.update(reason=latest.reason, promised_at=latest.created_at, attempt=latest.attempts,
+                            called=latest.number)
+        return card
 
 
 # -- access ---------------------------------------------------------------------------------------
@@ -290,7 +324,7 @@ async def supervisor_page(request: web.Request) -> web.Response:
     console = _console(request)
     cur = console.hub.current
     return await console.page(request, "supervisor.html", calls=cur.get("calls", []), agents=cur.get("agents", []),
-                              queue=cur.get("queue", {"waiting": [], "active": None, "history": []}),
+                              queue=cur.get("queue", {"waiting": [], "active": None, "taken": [], "history": []}),
                               emergencies=cur.get("emergencies", []), alerts=cur.get("alerts", []),
                               conversations=cur.get("conversations", []), timelines=cur.get("timelines", {}),
                               ringing=cur.get("callbacks", []))
@@ -305,7 +339,8 @@ async def agent_page(request: web.Request) -> web.Response:
     agents = console.hub.current.get("agents", []) or console.live.agents()
     me = next((a for a in agents if a["extension"] == extension), None)
     calls = console.hub.current.get("calls", [])
-    mine = next((c for c in calls if c.get("agent") == extension), None)
+    mine = next((c for c in calls if c.get("agent") == extension), None) or \
+        next((c for c in calls if c.get("ringing") == extension), None)
     card = await console.call_card(mine)
     last = console._last_call.get(extension)
     after = None
@@ -452,8 +487,17 @@ async def events(request: web.Request) -> web.StreamResponse:
 
     token = await auth.csrf_token(request)
 
+    sent: dict[str, str] = {}  # per connection: the last payload of each section (an unchanged one is not resent)
+
     async def render(section: str, data: Any) -> dict | None:
-        return await console.section_html(user, section, data, token)
+        payload = await console.section_html(user, section, data, token)
+        if payload is None:
+            return None
+        text = json.dumps(payload, default=str, sort_keys=True)
+        if sent.get(payload["section"]) == text:
+            return None
+        sent[payload["section"]] = text
+        return payload
 
     return await stream(request, console.hub, render)
 
@@ -590,11 +634,17 @@ async def listen_call(request: web.Request) -> web.Response:
 
 
 async def take_escalation(request: web.Request) -> web.Response:
+    """[Prendre l'appel]: the supervisor's own phone rings for this escalation now (whisper, then the call)."""
     user = await _supervisor(request)
     console = _console(request)
     esc_id = request.match_info["esc_id"]
-    esc = await console.live.take_escalation(esc_id)
-    await _audit(request, user, "take_escalation", esc_id, {"found": esc is not None})
+    endpoint = f"PJSIP/{user.extension}" if user.extension else console.live.supervisor_line()
+    try:
+        esc = await console.live.take_escalation(esc_id, endpoint)
+    except LookupError as exc:
+        await _audit(request, user, "take_escalation", esc_id, {"endpoint": endpoint, "refused": str(exc)})
+        raise web.HTTPConflict(text=str(exc))
+    await _audit(request, user, "take_escalation", esc_id, {"endpoint": endpoint, "found": esc is not None})
     if esc is None:
         raise web.HTTPNotFound(text="that escalation is no longer waiting")
     raise _back(request, "/console/supervisor")

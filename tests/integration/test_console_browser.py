@@ -18,7 +18,10 @@ from datetime import datetime
 from pathlib import Path
 
 import caller_audio as audio
+from caller_audio import keypad_caller
 import pytest
+from conftest import unregister_desk_phones
+from polling import never, poll
 from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
 
@@ -29,7 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SMS_SECRET = "console-test-secret-0123456789"
-PEOPLE = {"sup": ("supervisor pass 1", "supervisor", ""), "ag1": ("agent one pass", "agent", "2001"),
+PEOPLE = {"sup": ("supervisor pass 1", "supervisor", "2100"), "ag1": ("agent one pass", "agent", "2001"),
           "ag2": ("agent two pass", "agent", "2002")}
 SHOTS = os.environ.get("CALLFLOW_CONSOLE_SCREENSHOTS")
 
@@ -259,6 +262,7 @@ async def test_an_alert_appears_when_the_sms_gateway_refuses_a_message(console_c
 def callers(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("console-callers")
     return {"breathing": audio.write_ulaw(d / "breathing.ulaw", audio.breathing(21, 90)),
+            "breathing-long": audio.write_ulaw(d / "breathing-long.ulaw", audio.breathing(31, 130)),
             "speech": audio.write_ulaw(d / "speech.ulaw", audio.speech(22, 60))}
 
 
@@ -297,24 +301,32 @@ async def test_a_real_call_appears_within_2_s_and_its_timeline_moves_while_the_c
     run.proc.kill() if run.proc.returncode is None else None
 
 
-async def test_the_agent_escalates_from_the_console_and_the_supervisors_phone_rings(
-        console_controller, browser, callers, pbx, ari):
+def channels_of(ari, extension: str) -> list[str]:
+    return [c["name"] for c in ari.channels() if c["name"].startswith(f"PJSIP/{extension}-")]
+
+
+async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervisors_sipp_phone_rings(
+        console_controller, browser, callers, pbx, ari, asterisk_log):
+    """The click itself rings the phone: the supervisors' shared line (escalation.supervisor, here 2003)
+    has nobody at it, so the agent's escalation waits in « ESCALADES EN ATTENTE » and no supervisor phone
+    rings — until the supervisor (console account with extension 2100) clicks [PRENDRE L'APPEL]."""
     password = pbx.credentials()["sip_password"]
+    await unregister_desk_phones(pbx, "2003")  # nobody at the shared line
     phones = []
     try:
-        for ext, ring in (("2001", 0.5), ("2100", 4.0)):
+        for ext, ring in (("2001", 0.5), ("2100", 1.0)):
             sip_port, media_port = next_ports()
             await register(ext, password, sip_port)
             run = await start_sipp(answering_phone_xml(ring_seconds=ring), name=f"console-desk-{ext}", sip_port=sip_port,
                                    media_port=media_port, uas=True)
             phones.append((ext, sip_port, run))
-        ctl = console_controller()
+        ctl = console_controller(CALLFLOW_ESCALATION_SUPERVISOR="2003")
         agent = await browser("ag1", base(ctl))
         sup = await browser("sup", base(ctl))
         caller = Caller().audio(callers["speech"]).pause(60)
         run = await start_sipp(caller.xml(answer_within=10), name="console-escalation", timeout_s=120)
         card = agent.locator("[data-section=mycall] .callcard")
-        await expect(card).to_be_visible(timeout=45000)
+        await expect(card).to_have_attribute("data-state", "connected", timeout=45000)  # not just ringing
         await expect(card).to_contain_text("0612345678")
         await shot(agent, "agent")
         await agent.fill("input[name=client]", "Marie Dupuis (CLT-00245), cliente depuis 4 mois")
@@ -322,28 +334,108 @@ async def test_the_agent_escalates_from_the_console_and_the_supervisors_phone_ri
         await agent.fill("input[name=demande]", "remboursement")
         await agent.keyboard.press("Alt+1")  # the same as *1 on the phone, from the keyboard
         queue = sup.locator("[data-section=queue]")
-        await expect(queue).to_contain_text("Marie Dupuis", timeout=15000)
+        waiting = queue.locator("li.esc", has_text="Marie Dupuis")
+        await expect(waiting).to_be_visible(timeout=15000)
         await shot(sup, "supervisor-escalation")
-        waiting = queue.get_by_role("button", name="PRENDRE L'APPEL")
-        took = await waiting.count() > 0  # queued while the caller hears « petite attente… »
-        if took:
-            await waiting.first.press("Enter")  # it rings the supervisor's line next (first if the line is free)
-        await expect(queue).to_contain_text("connected", timeout=40000)
+        # nobody is rung while it waits: the supervisor's phone stays silent until the click
+        await never(lambda: channels_of(ari, "2100") or channels_of(ari, "2003"), "a supervisor phone rang before the click",
+                    within=5)
+        await expect(waiting).to_be_visible()  # still waiting, its 30 s clock running
+        clicked = time.monotonic()
+        await waiting.get_by_role("button", name="PRENDRE L'APPEL").press("Enter")
+        rang = await poll(lambda: channels_of(ari, "2100"), "the supervisor's phone ringing after the click", timeout=10)
+        print(f"PJSIP/2100 rang {time.monotonic() - clicked:.2f} s after the click: {rang}")
+        await expect(queue).to_contain_text("Prise par PJSIP/2100", timeout=10000)
+        await expect(queue.locator(".esc.active")).to_contain_text("connected", timeout=30000)
         call_id = (await agent.locator("[data-section=mycall] .callcard").get_attribute("data-call"))
         bridge = next(b for b in ari.bridges() if b["id"] == f"callflow-{call_id}")
         names = {ari.get(f"channels/{cid}")["name"].split("-")[0] for cid in bridge["channels"]}
-        assert "PJSIP/2100" in names, names  # the supervisor's SIPp phone rang, answered, and is in the call
+        assert names == {"PJSIP/trunk", "PJSIP/2001", "PJSIP/2100"}, names  # caller, agent, supervisor: conference
+        # the 001 briefing whispered to the supervisor first, as the desk does for the shared line
+        whisper = await asterisk_log.wait_for("Playing 'callflow/fr/whisper_escalation")
+        assert "<PJSIP/2100-" in whisper
+        assert channels_of(ari, "2003") == []
         await queue.get_by_role("link", name="Lire briefing").first.click()
         await expect(sup.locator("main")).to_contain_text("atelier manqué")
         await shot(sup, "briefing")
         await sup.goto(base(ctl) + "/console/audit")
-        audit = await sup.locator("table").inner_text()
-        assert "read_briefing" in audit and (not took or "take_escalation" in audit), audit
+        row = sup.locator("table tr", has_text="take_escalation")
+        await expect(row).to_contain_text("PJSIP/2100")
+        await expect(sup.locator("table")).to_contain_text("read_briefing")
+        record = await ctl.record(call_id, ended=False)
+        kinds = [a["kind"] for a in record["actions"]]
+        assert kinds.index("escalation_taken") < kinds.index("escalation_ringing") < kinds.index("escalation_connected")
         run.proc.kill() if run.proc.returncode is None else None
     finally:
         for ext, sip_port, run in phones:
             run.kill()
             unreg = await start_sipp(registration_xml(ext, password, expires=0), name=f"unregister-{ext}", sip_port=sip_port)
+            await unreg.wait(15)
+
+
+async def test_a_caregiver_callback_rings_the_agent_with_the_original_calls_card_while_it_rings(
+        console_controller, browser, callers, pbx, ari, asterisk_log):
+    """Cas B, key 3 (« un proche, un aidant »): the caller keys a relative's number; the callback to that
+    number is answered by a SIPp « relative »; the desk rings agent 2001's SIPp phone, and 2001's console
+    shows the original call's card (caller, diagnosis, keypad answers, why) while the phone still rings;
+    the agent hears « rappel d'un proche » before the relative is connected."""
+    password = pbx.credentials()["sip_password"]
+    await unregister_desk_phones(pbx, "2001", "2002", "2003")  # nobody takes the original call: it runs cas B
+    # a timer the seed does not fix (« dans quelques minutes », no figure): shortened to keep the test short
+    ctl = console_controller(CALLFLOW_SILENT_CALL_CAREGIVER_CALLBACK_DELAY="5")
+    agent = await browser("ag1", base(ctl))
+    relative = await start_sipp(answering_phone_xml(), name="console-relative", sip_port=5091, uas=True, timeout_s=300,
+                                extra=["-trace_msg"])
+    phone = None
+    try:
+        # m'entendez-vous 1, technique 2, difficulté 1, préférence 3 (aidant), confirmer 1, the number, 1
+        caller = keypad_caller(Caller().audio(callers["breathing-long"]), "12131", then=4)
+        caller.press("0698765432#", gap=0.4).pause(3).press("1").pause(25)
+        run = await start_sipp(caller.xml(caller_number="0612345678"), name="console-caregiver-caller", timeout_s=200)
+        original = (await ctl.wait_for_event("call in", timeout=15))["call"]
+
+        def relative_messages() -> str:
+            return "".join(p.read_text(errors="replace") for p in relative.workdir.glob("*messages.log"))
+
+        await poll(lambda: "INVITE sip:+33698765432@" in relative_messages() and "ACK sip:" in relative_messages(),
+                   "the relative's phone to ring and answer", timeout=150)
+        # the relative is on hold with the desk; now agent 2001 comes to their desk: a phone that rings 8 s
+        sip_port, media_port = next_ports()
+        await register("2001", password, sip_port)
+        phone = (sip_port, await start_sipp(answering_phone_xml(ring_seconds=8), name="console-callback-2001",
+                                            sip_port=sip_port, media_port=media_port, uas=True))
+        card = agent.locator("[data-section=mycall] .callcard")
+        await expect(card).to_have_attribute("data-state", "ringing", timeout=30000)
+        ringing = [c for c in ari.channels() if c["name"].startswith("PJSIP/2001-")]
+        assert ringing and all(c["state"] != "Up" for c in ringing), ringing  # the phone still rings
+        await expect(agent.locator(".ringing-banner")).to_contain_text("rappel proche / aidant")
+        origin = card.locator(".origin")
+        await expect(origin).to_have_attribute("data-origin", original)
+        await expect(origin).to_contain_text("0612345678")  # the original caller
+        await expect(origin).to_contain_text("preference = aidant")  # what they answered on the keypad
+        await expect(origin).to_contain_text("caregiver")  # why the callback
+        await expect(card).to_contain_text("+33698765432")  # who is on the line: the relative
+        await shot(agent, "agent-callback-ringing")
+        # answered: the whisper first, then the relative and the agent share the callback leg's bridge
+        await expect(card).to_have_attribute("data-state", "connected", timeout=30000)
+        whisper = await asterisk_log.wait_for("Playing 'callflow/fr/agent_whisper_callback_caregiver")
+        assert "<PJSIP/2001-" in whisper
+        leg = await card.get_attribute("data-call")
+        assert leg.startswith("cb-"), leg
+        bridge = await poll(lambda: next((b for b in ari.bridges() if b["id"] == f"callflow-{leg}"
+                                          and len(b["channels"]) == 2), None), "the relative and the agent bridged")
+        names = {ari.get(f"channels/{cid}")["name"].split("-")[0] for cid in bridge["channels"]}
+        assert names == {"PJSIP/callbacks", "PJSIP/2001"}, names
+        hello = asterisk_log.text()
+        assert "Playing 'callflow/fr/callback_hello_caregiver" in hello  # the relative heard who calls and why
+        record = await ctl.record(leg, ended=False)
+        assert record["flow"] == "callback" and ("callback_of", original) in {(k["kind"], k["ref"]) for k in record["links"]}
+        run.proc.kill() if run.proc.returncode is None else None
+    finally:
+        relative.kill()
+        if phone is not None:
+            phone[1].kill()
+            unreg = await start_sipp(registration_xml("2001", password, expires=0), name="unregister-2001", sip_port=phone[0])
             await unreg.wait(15)
 
 
@@ -391,6 +483,72 @@ async def test_the_supervisor_listens_to_a_live_call_from_their_phone(console_co
         assert len(call_bridge["channels"]) == 2  # the caller and the agent only: nobody hears the supervisor
         await sup.goto(base(ctl) + "/console/audit")
         await expect(sup.locator("table")).to_contain_text("listen")
+        run.proc.kill() if run.proc.returncode is None else None
+    finally:
+        for ext, sip_port, run in phones:
+            run.kill()
+            unreg = await start_sipp(registration_xml(ext, password, expires=0), name=f"unregister-{ext}", sip_port=sip_port)
+            await unreg.wait(15)
+
+
+@pytest.mark.parametrize("mode", ["whisper", "barge"])
+async def test_the_supervisor_whispers_to_the_agent_or_barges_into_a_live_call_from_their_phone(
+        console_controller, browser, callers, pbx, ari, audio_dir, mode):
+    """Chuchoter: the supervisor's phone is bridged with a snoop on the agent's leg (only the agent hears
+    them; the call's own bridge keeps the caller and the agent). Intervenir: the supervisor's phone joins
+    the call's own bridge (everyone hears everyone). Real SIPp caller, agent phone and supervisor phone."""
+    password = pbx.credentials()["sip_password"]
+    await unregister_desk_phones(pbx, "2002", "2003")
+    tone = audio_dir / "console-supervisor-tone.ulaw"
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-t", "ul", str(tone), "synth", "60", "sine", "660", "vol", "0.3"],
+                   check=True)
+    phones = []
+    try:
+        for ext, talk in (("2001", None), ("2100", str(tone))):
+            sip_port, media_port = next_ports()
+            await register(ext, password, sip_port)
+            run = await start_sipp(answering_phone_xml(ring_seconds=1.0, talk_audio=talk), name=f"console-{mode}-{ext}",
+                                   sip_port=sip_port, media_port=media_port, uas=True)
+            phones.append((ext, sip_port, run))
+        ctl = console_controller()
+        sup = await browser("sup", base(ctl))
+        caller = Caller().audio(callers["speech"]).pause(60)
+        run = await start_sipp(caller.xml(answer_within=10), name=f"console-{mode}", timeout_s=120)
+        row = sup.locator("[data-section=calls] tr[data-call]", has_text="agent 2001")
+        await expect(row).to_have_count(1, timeout=45000)
+        call_id = await row.get_attribute("data-call")
+        call_bridge = f"callflow-{call_id}"
+        before = next(b for b in ari.bridges() if b["id"] == call_bridge)["channels"]
+        agent_leg = next(cid for cid in before if ari.get(f"channels/{cid}")["name"].startswith("PJSIP/2001-"))
+        await row.get_by_role("button", name={"whisper": "Chuchoter", "barge": "Intervenir"}[mode]).press("Enter")
+
+        def supervisor_in(bridge: dict) -> list[str]:
+            return [cid for cid in bridge["channels"] if ari.get(f"channels/{cid}")["name"].startswith("PJSIP/2100-")]
+
+        if mode == "whisper":
+            spy = await poll(lambda: next((b for b in ari.bridges() if b["id"].startswith("leg-spy-")
+                                           and len(b["channels"]) == 2), None), "the whisper bridge", timeout=30)
+            names = {cid: ari.get(f"channels/{cid}")["name"] for cid in spy["channels"]}
+            snoop = next(name for name in names.values() if name.startswith("Snoop/"))
+            assert snoop.startswith(f"Snoop/{agent_leg}-"), (snoop, agent_leg)  # a snoop on the agent's leg
+            assert supervisor_in(spy), names
+            # the call's own bridge is untouched: the caller does not hear the supervisor
+            assert sorted(next(b for b in ari.bridges() if b["id"] == call_bridge)["channels"]) == sorted(before)
+            sup_leg = supervisor_in(spy)[0]
+        else:
+            bridge = await poll(lambda: next((b for b in ari.bridges() if b["id"] == call_bridge
+                                              and len(b["channels"]) == 3), None), "the supervisor in the call", timeout=30)
+            assert set(before) < set(bridge["channels"]) and supervisor_in(bridge)
+            sup_leg = supervisor_in(bridge)[0]
+            # no snoop: they are in the call itself
+            assert not [b for b in ari.bridges() if b["id"].startswith("leg-spy-") and sup_leg in b["channels"]]
+        # the supervisor's phone really talks into it (its RTP reaches Asterisk)
+        first = int(ari.get(f"channels/{sup_leg}/rtp_statistics")["rxcount"])
+        await poll(lambda: int(ari.get(f"channels/{sup_leg}/rtp_statistics")["rxcount"]) > first + 40,
+                   "the supervisor's audio flowing", timeout=10)
+        assert run.proc.returncode is None  # the caller is still on the line
+        await sup.goto(base(ctl) + "/console/audit")
+        await expect(sup.locator("table tr", has_text=mode).first).to_contain_text(call_id)
         run.proc.kill() if run.proc.returncode is None else None
     finally:
         for ext, sip_port, run in phones:

@@ -84,7 +84,9 @@ async def test_event_hub_numbers_changes_replays_after_last_event_id_and_resets_
     picture["agents"][0]["state"] = "on_call"
     await hub.tick()
     missed = hub.since(mark)
-    assert [e.section for e in missed] == ["calls", "agents"] and missed[0].data == [{"call_id": "c1"}]
+    assert [e.section for e in missed] == ["calls", "agents"]
+    assert missed[0].data == {"rows": [{"call_id": "c1"}], "gone": [], "order": ["c1"]}  # the row that changed
+    assert hub.current["calls"] == [{"call_id": "c1"}]  # pages render from the whole picture
     assert hub.since(hub.last_id) == []
     assert hub.since("otherboot.1") is None  # another process: full picture instead
     assert hub.since(None) is None
@@ -93,6 +95,51 @@ async def test_event_hub_numbers_changes_replays_after_last_event_id_and_resets_
         await hub.tick()
     assert hub.since(mark) is None
     assert {e.section for e in hub.snapshot_events()} == {"calls", "agents"}
+
+
+async def test_event_hub_sends_only_the_rows_and_readings_that_changed_and_a_reset_sends_them_whole():
+    picture = {"calls": [{"call_id": "c1", "stage": "greeting"}, {"call_id": "c2", "stage": "keypad"}],
+               "timelines": {"append": {"c1": [[0.25, "silence", -60.0, False]]}, "gone": []}}
+
+    async def read():
+        return json.loads(json.dumps(picture))
+
+    hub = EventHub(read)
+    await hub.tick()
+    picture["calls"][1]["stage"] = "agent"
+    picture["timelines"] = {"append": {"c1": [[0.5, "breathing", -42.0, False]], "c2": [[0.5, "speech", -20.0, False]]},
+                            "gone": []}
+    calls, timelines = await hub.tick()
+    assert calls.data == {"rows": [{"call_id": "c2", "stage": "agent"}], "gone": [], "order": ["c1", "c2"]}
+    assert timelines.data["append"] == {"c1": [[0.5, "breathing", -42.0, False]], "c2": [[0.5, "speech", -20.0, False]]}
+    picture["calls"] = [picture["calls"][1]]
+    picture["timelines"] = {"append": {}, "gone": ["c1"]}
+    calls, timelines = await hub.tick()
+    assert calls.data == {"rows": [], "gone": ["c1"], "order": ["c2"]} and timelines.data["gone"] == ["c1"]
+    picture["timelines"] = {"append": {}, "gone": []}
+    assert await hub.tick() == []  # no new reading, no changed row: nothing
+    # the whole picture, applied: a reset sends it in full
+    assert hub.current["timelines"] == {"c2": [[0.5, "speech", -20.0, False]]}
+    reset = {e.section: e.data for e in hub.snapshot_events()}
+    assert reset["calls"] == [{"call_id": "c2", "stage": "agent"}]
+    assert reset["timelines"] == {"full": {"c2": [[0.5, "speech", -20.0, False]]}}
+
+
+def test_live_timeline_increments_are_the_readings_not_sent_yet():
+    from callflow.console.live import LiveSource
+    from console_fakes import FakeController
+
+    controller = FakeController()
+    live = LiveSource(controller=controller)
+    for at in (0.25, 0.5):
+        controller.reading("c1", at)
+    sent: dict = {}
+    first = live.timeline_increments(["c1", "c2"], sent)
+    assert [p[0] for p in first["append"]["c1"]] == [0.25, 0.5] and first["gone"] == [] and "c2" not in first["append"]
+    controller.reading("c1", 0.75)
+    assert [p[0] for p in live.timeline_increments(["c1"], sent)["append"]["c1"]] == [0.75]
+    assert live.timeline_increments(["c1"], sent) == {"append": {}, "gone": []}
+    assert live.timeline_increments([], sent) == {"append": {}, "gone": ["c1"]}
 
 
 # -- alerts and KPIs ---------------------------------------------------------------------------
@@ -254,24 +301,49 @@ async def test_post_without_csrf_is_refused_and_supervisor_actions_are_audited(w
     assert audit[0]["action"] == "pause" and audit[0]["target"] == "2001" and audit[0]["username"] == "sup"
 
 
-async def test_take_escalation_puts_it_first_on_the_supervisor_line_and_is_audited(web):
+async def test_take_escalation_rings_the_supervisors_own_phone_and_is_audited(web):
     browser, console, desk, _ = web
+    await console.store.add_user("claire", "supervisor pass 2", "supervisor", extension="2101")
     first = desk.queue.new("c1", briefing("Marie Dupuis", urgent=True), "conference", "2001")
     second = desk.queue.new("c2", briefing("Thomas Martin"), "conference", "2002")
     assert [e.id for e in desk.queue.ordered()] == [first.id, second.id]  # urgent first (seed 001 §3.1)
     b = await browser()
-    await b.login("sup", "supervisor pass 1")
+    await b.login("claire", "supervisor pass 2")
     resp, text = await b.get("/console/supervisor")
     await console.hub.tick()
     resp, text = await b.get("/console/supervisor")
     assert text.index("Marie Dupuis") < text.index("Thomas Martin") and "PRENDRE L'APPEL" in text
+    waiter = asyncio.ensure_future(desk.queue.wait_turn(second, 5.0))
     resp = await b.post(f"/console/escalations/{second.id}/take")
     assert resp.status == 303
-    assert [e.id for e in desk.queue.ordered()] == [second.id, first.id]
+    assert await asyncio.wait_for(waiter, 1.0) == "taken" and second.taken_by == "PJSIP/2101"  # Claire's own phone
+    await console.hub.tick()
+    resp, text = await b.get("/console/supervisor")
+    assert "Prise par PJSIP/2101" in text
     resp, text = await b.get(f"/console/escalations/{second.id}")
     assert "Thomas Martin" in text and "remboursement" in text
-    actions = [(r["action"], r["target"]) for r in await console.store.audit_log()]
+    rows = await console.store.audit_log()
+    actions = [(r["action"], r["target"]) for r in rows]
     assert ("take_escalation", second.id) in actions and ("read_briefing", second.id) in actions
+    assert "PJSIP/2101" in next(r["detail"] for r in rows if r["action"] == "take_escalation")
+
+
+async def test_take_escalation_is_refused_when_the_supervisors_phone_is_not_registered(web):
+    browser, console, desk, _ = web
+
+    class Offline:
+        async def registered(self, endpoint: str) -> bool:
+            return False
+
+    desk.presence = Offline()
+    esc = desk.queue.new("c1", briefing("Marie Dupuis"), "conference", "2001")
+    b = await browser()
+    await b.login("sup", "supervisor pass 1")
+    await b.get("/console/supervisor")
+    resp = await b.post(f"/console/escalations/{esc.id}/take")
+    assert resp.status == 409 and "not registered" in await resp.text()
+    assert not esc.taken_by
+    assert any(r["action"] == "take_escalation" and "refused" in r["detail"] for r in await console.store.audit_log())
 
 
 async def test_agent_acts_only_on_own_call_and_actions_reach_the_desk(web):

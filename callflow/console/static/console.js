@@ -91,14 +91,97 @@
       document.body.dataset.lastEventId = ev.lastEventId;
       const msg = JSON.parse(ev.data);
       if (msg.json !== undefined) {
-        timelines = msg.json;
+        applyTimelines(msg.json);
         drawTimelines();
+      } else if (msg.rows !== undefined) {
+        applyRows(msg);
       } else {
         swap(msg.section, msg.html);
       }
       document.body.dataset.events = String(Number(document.body.dataset.events || 0) + 1);
     });
   }
+
+  // timelines only grow: the stream sends the new readings ({append, gone}), or all of them on a reset ({full})
+  const KEEP = 480;
+  function applyTimelines(msg) {
+    if (msg.full !== undefined) { timelines = msg.full; return; }
+    Object.keys(msg.append || {}).forEach(function (id) {
+      const line = timelines[id] || (timelines[id] = []);
+      Array.prototype.push.apply(line, msg.append[id]);
+      if (line.length > KEEP) line.splice(0, line.length - KEEP);
+    });
+    (msg.gone || []).forEach(function (id) { delete timelines[id]; });
+  }
+
+  // the calls table, row by row: the rows that changed, the calls gone, the order
+  function applyRows(msg) {
+    const el = document.querySelector('[data-section="' + msg.section + '"]');
+    const tbody = el && el.querySelector("tbody[data-rows]");
+    if (!tbody) return;
+    const active = document.activeElement;
+    const key = active && el.contains(active) ? focusKey(active) : null;
+    const figs = el.querySelector(".timelines");
+    const sel = function (attr, id) { return "[" + attr + '="' + CSS.escape(id) + '"]'; };
+    (msg.gone || []).forEach(function (id) {
+      const row = tbody.querySelector("tr" + sel("data-call", id));
+      if (row) row.remove();
+      const fig = figs && figs.querySelector(sel("data-timeline", id));
+      if (fig) fig.remove();
+    });
+    Object.keys(msg.rows || {}).forEach(function (id) {
+      const holder = document.createElement("tbody");
+      holder.innerHTML = msg.rows[id];
+      const row = holder.querySelector("tr");
+      const old = tbody.querySelector("tr" + sel("data-call", id));
+      if (old) old.replaceWith(row); else tbody.appendChild(row);
+    });
+    const rows = Array.from(tbody.querySelectorAll("tr[data-call]")).map(function (r) { return r.dataset.call; });
+    if (rows.join("\n") !== (msg.order || []).join("\n")) {
+      (msg.order || []).forEach(function (id) {
+        const row = tbody.querySelector("tr" + sel("data-call", id));
+        if (row) tbody.appendChild(row);
+      });
+    }
+    if (figs) {
+      (msg.order || []).forEach(function (id) {
+        if (figs.querySelector(sel("data-timeline", id))) return;
+        const fig = document.createElement("figure");
+        fig.className = "timeline";
+        fig.dataset.timeline = id;
+        const cap = document.createElement("figcaption");
+        cap.textContent = id + " · timeline audio";
+        fig.appendChild(cap);
+        figs.appendChild(fig);
+      });
+    }
+    const n = (msg.order || []).length;
+    const count = el.querySelector("[data-count]");
+    if (count) count.textContent = String(n);
+    const empty = el.querySelector("[data-empty]");
+    if (empty) empty.hidden = n > 0;
+    const table = tbody.closest("table");
+    if (table) table.hidden = n === 0;
+    if (key) {
+      const again = el.querySelector(key);
+      if (again && again !== document.activeElement) again.focus();
+    }
+    ticking();
+    drawTimelines();
+  }
+
+  // durations count on the page (the server sends when a call started, not every second)
+  const skew = Number(document.body.dataset.now || 0) ? Number(document.body.dataset.now) - Date.now() / 1000 : 0;
+  function ticking() {
+    const now = Date.now() / 1000 + skew;
+    document.querySelectorAll("[data-since]").forEach(function (el) {
+      const since = Number(el.dataset.since);
+      if (!since) return;
+      const s = Math.max(0, Math.floor(now - since));
+      el.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+    });
+  }
+  setInterval(ticking, 1000);
 
   function drawTimelines() {
     if (typeof uPlot === "undefined") return;
@@ -114,6 +197,8 @@
       const kinds = line.map(function (r) { return CLASSES.indexOf(r[1]); });
       const data = [xs, levels, kinds];
       fig.dataset.points = String(line.length);
+      const level = document.querySelector('[data-level="' + CSS.escape(id) + '"]');
+      if (level) level.textContent = line.length ? line[line.length - 1][2] + " dBFS" : "";
       fig.dataset.last = line.length ? line[line.length - 1][1] + "@" + line[line.length - 1][0] : "";
       let chart = charts[id];
       if (chart && !document.body.contains(chart.root)) { chart.destroy(); chart = null; }
