@@ -26,6 +26,7 @@ from callflow.flows.silent_call import SilentCallDeps, run_silent_call
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.service import HandoffService
 from callflow.handoff.web import add_routes as add_handoff_routes
+from callflow.store.db import Database
 from callflow.store.messages import Messages
 from callflow.store.records import Records
 from callflow.web.agents_api import add_routes as add_agents_routes
@@ -36,7 +37,11 @@ log = logging.getLogger(__name__)
 
 async def build_controller(config: Config, services: AsyncExitStack) -> Controller:
     """The controller with every service started; `services` closes them in reverse order."""
-    records = await Records.open(config.store.database)
+    # one store for every room (SQLite file or PostgreSQL, callflow/store/db.py), shared, closed last
+    database = await Database.open(config.store.database, password=config.store.password or None)
+    services.push_async_callback(database.close)
+    log.info("store: %s", database.description)
+    records = await Records.open(database)
     services.push_async_callback(records.close)
     # each call's one state: rebuilt from the store after a restart, then written through as it changes
     for snapshot in await records.live_call_states():
@@ -44,7 +49,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     REGISTRY.add_sink(records.save_call_state)
     services.push_async_callback(REGISTRY.flush)
 
-    messages = await Messages.open(config.store.database)
+    messages = await Messages.open(database)
     services.push_async_callback(messages.close)
     calendar = config.hours.calendar()
     message_settings = MessageSettings(max_seconds=config.hours.message_max_seconds,
@@ -110,6 +115,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
         HandoffConfig(sms=config.sms, smtp=config.smtp, outbox=config.outbox, callbacks=config.callbacks),
         ari_post=lambda path, params: client.request("PUT", path, params),  # sendMessage is a PUT
         originate=controller.place_callback, records=records, find_recent_call=records.find_recent_call,
+        database=database,
     )
     await handoffs.start()
     services.push_async_callback(handoffs.stop)

@@ -71,5 +71,6 @@ CREATE INDEX IF NOT EXISTS call_state_live ON call_state (state);
 
 def statements(schema: str = SCHEMA) -> list[str]:
     """The schema as single statements (drivers that take one at a time)."""
-    lines = [line.split("--", 1)[0] for line in schema.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    from callflow.store.db import statements as split
+
+    return split(schema)
