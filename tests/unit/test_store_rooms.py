@@ -136,3 +136,15 @@ async def test_rooms_can_share_one_open_database(store_url):
         assert (await db.fetchone("SELECT COUNT(*) FROM calls"))[0] == 0
     finally:
         await db.close()
+
+
+async def test_a_note_for_a_call_whose_start_is_missing_is_kept(store_url):
+    """Same on both engines: no foreign key refuses a note (a controller that stopped before `start`)."""
+    records = await Records.open(store_url)
+    try:
+        await records.note("c-orphan", "callback_answer", "1", at=3.0)
+        await records.audio("c-orphan", start=0.0, end=2.0, state="breathing")
+        rows = await records.conn.fetchall("SELECT kind FROM call_actions WHERE call_id = ?", ("c-orphan",))
+        assert [r["kind"] for r in rows] == ["callback_answer"]
+    finally:
+        await records.close()
