@@ -149,7 +149,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
                      emergency=emergency, presence=presence, speech=speech, messages=overflow_messages,
                      until_next_opening=next_opening_after_today, queue=desk_state.supervisor_queue())
     await attach_desk_state(desk, desk_state, live_call_ids=[c.call_id for c in REGISTRY.calls.values()
-                                                             if c.state is not CallState.ENDED], registry=REGISTRY)
+                                                             if c.state is not CallState.ENDED])
     emergency.agents = desk  # no operator within 30 s, or after the emergency line hangs up: a person takes the caller
     emergency.notify = desk.notify  # the supervisor is alerted when no operator answers
     add_agents_routes(controller.web_app, desk, emergency)

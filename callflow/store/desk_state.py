@@ -153,8 +153,6 @@ class DeskState:
         self.db = db
         self.wall = wall
         self._writer = _Writer()
-        self._pool: AgentPool | None = None
-        self._restored_on_call: dict[str, str] = {}  # call id → extension put back on it at restart
 
     @classmethod
     async def open(cls, target: "str | Database") -> "DeskState":
@@ -195,22 +193,8 @@ class DeskState:
             fields_now["wrap_up_until"] = now + max(0.0, float(row["wrap_up_until"]) - now_wall)
             if state is AgentState.AVAILABLE and row["state"] != AgentState.AVAILABLE.value:
                 fields_now["pause_reason"] = ""
-            if call_id:
-                self._restored_on_call[call_id] = ext
             restored += 1
-        self._pool = pool
         return restored
-
-    async def on_call_changed(self, call: Any) -> None:
-        """A call registry sink: an agent put back on a live call at restart is freed when that call ends
-        (the desk that rang them is gone, so nothing else would)."""
-        ext = self._restored_on_call.get(call.call_id)
-        if ext is None or self._pool is None or getattr(call.state, "value", call.state) != "ended":
-            return
-        del self._restored_on_call[call.call_id]
-        agent = self._pool.get(ext)
-        if agent is not None and agent.state is AgentState.ON_CALL and agent.call_id == call.call_id:
-            self._pool.call_ended(agent)
 
     def attach_pool(self, pool: AgentPool) -> None:
         """From now on every change of an agent is written through."""
@@ -291,15 +275,12 @@ class DeskState:
         self._writer.put(f"notification:{row[0]}", write)
 
 
-async def attach(desk: Any, state: DeskState, live_call_ids: Iterable[str] = (), registry: Any = None) -> None:
+async def attach(desk: Any, state: DeskState, live_call_ids: Iterable[str] = ()) -> None:
     """The wiring's one call: put the stored desk back on `desk`, then write it through from now on.
 
-    The desk is built with `queue=state.supervisor_queue()` so new escalations are durable; with the
-    call `registry`, an agent put back on a live call is freed when that call ends.
+    The desk is built with `queue=state.supervisor_queue()` so new escalations are durable.
     """
     await state.restore_pool(desk.pool, live_call_ids)
-    if registry is not None:
-        registry.add_sink(state.on_call_changed)
     state.attach_pool(desk.pool)
     await state.restore_queue(desk.queue)
     desk.notifications = await state.restore_notifications()

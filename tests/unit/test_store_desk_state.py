@@ -12,7 +12,6 @@ from types import SimpleNamespace
 from callflow.agents.config import AgentsConfig
 from callflow.agents.escalation import CONNECTED, NO_ANSWER, WAITING, Briefing, SupervisorQueue
 from callflow.agents.pool import AgentPool, AgentState
-from callflow.core.call import Call
 from callflow.store.desk_state import INTERRUPTED, DeskState, attach
 
 
@@ -116,28 +115,6 @@ async def test_an_agent_being_rung_when_the_controller_stopped_is_free_again(sto
     try:
         assert desk2.pool.get("2001").state is AgentState.AVAILABLE
         assert "2001" in [a.extension for a in await desk2.pool.candidates()]  # rung again for the next call
-    finally:
-        await state2.close()
-
-
-async def test_an_agent_put_back_on_a_live_call_is_freed_when_that_call_ends(store_url):
-    from callflow.core.call import CallRegistry
-
-    state, desk = await restarted(store_url, Clock(10.0))
-    agent = desk.pool.get("2001")
-    assert desk.pool.claim(agent, "c-7")
-    desk.pool.answered(agent, "c-7")
-    await state.close()
-    registry = CallRegistry()
-    call = registry.adopt(Call.from_snapshot({"call_id": "c-7", "state": "with_agent"}))  # rebuilt at restart
-    state2 = await DeskState.open(store_url)
-    desk2 = desk_on(state2, Clock(2.0))
-    await attach(desk2, state2, ["c-7"], registry=registry)
-    try:
-        assert desk2.pool.get("2001").state is AgentState.ON_CALL  # still with the caller
-        call.end("the caller hung up")
-        await registry.flush()
-        assert desk2.pool.get("2001").state is AgentState.WRAP_UP  # then free after the wrap-up
     finally:
         await state2.close()
 
