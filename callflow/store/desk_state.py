@@ -5,9 +5,10 @@ stays where it is (callflow/agents/pool.py, escalation.py, desk.py); this module
 its state through to the store as it changes, and puts it back after a restart:
 
 - agents (`desk_agents`): state, since when (wall clock), pause reason, calls taken, aggressive
-  calls, time idle and wrap-up left. After a restart an agent who was being rung is available
-  again (the offer died with the process) and an agent on a call that is no longer live is free;
-  a pause stays a pause, with its reason and its start.
+  calls, time idle and wrap-up left. After a restart an agent who was being rung or on a call is
+  available again (the desk that would free them is gone; the call itself is taken back by its
+  own state);
+  a pause stays a pause, with its reason and its start; a wrap-up goes on where it was.
 - escalations (`desk_escalations`): every escalation with its briefing, times and the supervisor's
   decision. One that was waiting or with the supervisor when the controller stopped comes back
   in the history as "interrupted" (its caller is taken back by the call's own state, core/call.py),
@@ -169,8 +170,10 @@ class DeskState:
 
     # -- agents --------------------------------------------------------------------------------
     async def restore_pool(self, pool: AgentPool, live_call_ids: Iterable[str] = ()) -> int:
-        """Put the stored states back on the pool's agents (those still configured). Returns how many."""
-        live = set(live_call_ids)
+        """Put the stored states back on the pool's agents (those still configured). Returns how many.
+
+        `live_call_ids` (the calls rebuilt at restart) is kept for the callers' sake but no agent is
+        held on one: see below."""
         rows = {r["extension"]: dict(r) for r in await self.db.fetchall("SELECT * FROM desk_agents")}
         now_wall, now = self.wall(), pool.clock()
         restored = 0
@@ -182,9 +185,13 @@ class DeskState:
                 state = AgentState(row["state"])
             except ValueError:
                 continue
-            if state is AgentState.RINGING or (state is AgentState.ON_CALL and row["call_id"] not in live):
-                state = AgentState.AVAILABLE  # the offer, or the call, ended with the process
-            call_id = row["call_id"] if state is AgentState.ON_CALL else None
+            if state in (AgentState.RINGING, AgentState.ON_CALL):
+                # the offer died with the process; a call still live is taken back by its own state
+                # (core/call.py: the adopted bridge, or the caller handed to a person again), and the
+                # desk that would have freed the agent is gone: available, as a restart always left
+                # them (a phone still busy just does not answer the next offer)
+                state = AgentState.AVAILABLE
+            call_id = None
             fields_now = agent.__dict__  # set quietly: this is the stored state, not a change
             fields_now.update(state=state, call_id=call_id, pause_reason=row["pause_reason"] or "",
                               calls_taken=int(row["calls_taken"]), aggressive_calls=int(row["aggressive_calls"]))

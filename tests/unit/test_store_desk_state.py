@@ -73,10 +73,11 @@ async def test_agents_pauses_escalations_and_notifications_come_back_after_a_res
         assert b1.state is AgentState.WRAP_UP and b1.calls_taken == 2 and b1.aggressive_calls == 1
         assert 290 <= b1.wrap_up_until - clock2.now <= 300  # the aggressive call's pause goes on, not afresh
         assert (b2.state, b2.pause_reason, b2.since) == (AgentState.PAUSED, "formation", paused_since)
-        assert b3.state is AgentState.ON_CALL and b3.call_id == "c-3" and b3.calls_taken == 1
+        # on a call when the controller stopped: free again (the desk that would free them is gone), count kept
+        assert b3.state is AgentState.AVAILABLE and b3.call_id is None and b3.calls_taken == 1
         shown = {a["extension"]: a for a in desk2.pool.snapshot()}
         assert shown["2002"]["since"] == paused_since and shown["2001"]["calls_taken"] == 2  # what the console shows
-        assert [a.extension for a in await desk2.pool.candidates()] == []  # nobody free: nobody is rung
+        assert [a.extension for a in await desk2.pool.candidates()] == ["2003"]  # not the paused, not in wrap-up
 
         history = {e.id: e for e in desk2.queue.history}
         assert history[done.id].state == NO_ANSWER and history[done.id].briefing.probleme == "litige"
@@ -96,9 +97,8 @@ async def test_agents_pauses_escalations_and_notifications_come_back_after_a_res
 
     state3, desk3 = await restarted(store_url, Clock(1.0), live_call_ids=[])
     try:
-        c2, c3 = desk3.pool.get("2002"), desk3.pool.get("2003")
-        assert c2.state is AgentState.AVAILABLE and c2.pause_reason == ""
-        assert c3.state is AgentState.AVAILABLE and c3.call_id is None  # c-3 ended meanwhile: 2003 is free
+        c2 = desk3.pool.get("2002")
+        assert c2.state is AgentState.AVAILABLE and c2.pause_reason == ""  # the resume was written through
         assert {e.id: e for e in desk3.queue.history}[done.id].decision == {"decision": "approuvee"}
         assert [n["kind"] for n in desk3.notifications] == ["churn_red", "escalation_missed"]
     finally:
@@ -106,6 +106,7 @@ async def test_agents_pauses_escalations_and_notifications_come_back_after_a_res
 
 
 async def test_an_agent_being_rung_when_the_controller_stopped_is_free_again(store_url):
+    """The offer died with the process: the agent can be rung for the next call."""
     clock = Clock(100.0)
     state, desk = await restarted(store_url, clock)
     agent = desk.pool.get("2001")
