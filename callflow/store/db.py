@@ -304,13 +304,26 @@ class PostgresDatabase(Database):
         return cls(pool, url)
 
     async def _execute(self, sql: str, params: tuple) -> Result:
+        import asyncpg
+
         query = to_numbered(sql)
         async with self.pool.acquire() as conn:
-            if _returns_rows(query):
-                rows = await conn.fetch(query, *params)
-                return Result(rows, len(rows))
-            status = await conn.execute(query, *params)
-        return Result([], _status_count(status))
+            try:
+                return await self._run(conn, query, params)
+            except asyncpg.DataError:
+                # asyncpg wants each value in its column's type where SQLite stores what it gets (type
+                # affinity): a number for a TEXT column, "1.5" for a REAL one. Convert as SQLite would.
+                coerced = await _as_declared(conn, query, params)
+                if coerced is None:
+                    raise
+                return await self._run(conn, query, coerced)
+
+    @staticmethod
+    async def _run(conn, query: str, params: tuple) -> Result:
+        if _returns_rows(query):
+            rows = await conn.fetch(query, *params)
+            return Result(rows, len(rows))
+        return Result([], _status_count(await conn.execute(query, *params)))
 
     async def executescript(self, schema: str) -> None:
         async with self.pool.acquire() as conn:
@@ -350,6 +363,33 @@ class _Borrowed(Database):
     @property
     def description(self) -> str:
         return self.inner.description
+
+
+_TEXT_TYPES = frozenset({"text", "varchar", "bpchar", "name"})
+_FLOAT_TYPES = frozenset({"float8", "float4", "numeric"})
+_INT_TYPES = frozenset({"int2", "int4", "int8"})
+
+
+async def _as_declared(conn, query: str, params: tuple) -> tuple | None:
+    """The parameters converted to the types PostgreSQL declared for them (None: nothing to convert)."""
+    try:
+        declared = [t.name for t in (await conn.prepare(query)).get_parameters()]
+        out = []
+        for kind, value in zip(declared, params):
+            if value is None:
+                out.append(None)
+            elif kind in _TEXT_TYPES and not isinstance(value, str):
+                out.append(str(int(value)) if isinstance(value, bool) else str(value))
+            elif kind in _FLOAT_TYPES and not isinstance(value, float):
+                out.append(float(value))
+            elif kind in _INT_TYPES and not isinstance(value, int):
+                out.append(int(float(value)))
+            else:
+                out.append(value)
+    except (TypeError, ValueError):
+        return None
+    result = tuple(out)
+    return None if result == params else result
 
 
 _ROWS = re.compile(r"^\s*(SELECT|WITH|VALUES)\b|\bRETURNING\b", re.IGNORECASE)

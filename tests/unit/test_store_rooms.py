@@ -148,3 +148,15 @@ async def test_a_note_for_a_call_whose_start_is_missing_is_kept(store_url):
         assert [r["kind"] for r in rows] == ["callback_answer"]
     finally:
         await records.close()
+
+
+async def test_values_are_stored_as_sqlite_would_on_both_engines(store_url):
+    """SQLite keeps whatever it is given; PostgreSQL gets each value converted to its column's type."""
+    records = await Records.open(store_url)
+    try:
+        await records.start("c-5", number="+33612345678", started_at=1_700_000_000, flow="silent_call", language="fr")
+        await records.note("c-5", "answer", 1, at=2)  # a number where a text goes, an int where a REAL goes
+        [row] = await records.conn.fetchall("SELECT detail, at FROM call_actions WHERE call_id = ?", ("c-5",))
+        assert (str(row["detail"]), float(row["at"])) == ("1", 2.0)
+    finally:
+        await records.close()
