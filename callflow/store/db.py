@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from callflow.core.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 SQLITE = "sqlite"
@@ -48,21 +50,24 @@ PASSWORD_ENV = "CALLFLOW_STORE_PASSWORD"
 _SCHEMA_LOCK = 0x0CA11F10
 
 
-class StoreError(ValueError):
-    """A store.database value that names no database we can open."""
+class StoreError(ConfigError):
+    """A store.database value that names no database we can open (`callflow run` says so and stops)."""
+
+    def __init__(self, expected: str, got: object = None) -> None:
+        super().__init__("store.database", expected, got)
 
 
 def parse_target(target: str | os.PathLike[str]) -> tuple[str, str]:
     """(dialect, where): a SQLite file path (or ':memory:') or a PostgreSQL URL. Raises StoreError."""
     text = str(target).strip()
     if not text:
-        raise StoreError(f"store.database: expected {EXPECTED} (got an empty value)")
+        raise StoreError(EXPECTED, "")
     if text.startswith(("postgresql://", "postgres://")):
         parts = urlsplit(text)
         if not parts.hostname and "host=" not in (parts.query or ""):
-            raise StoreError(f"store.database: expected {EXPECTED} (no host in {mask_url(text)!r})")
+            raise StoreError(f"{EXPECTED} (no host)", mask_url(text))
         if not parts.path.strip("/"):
-            raise StoreError(f"store.database: expected {EXPECTED} (no database name in {mask_url(text)!r})")
+            raise StoreError(f"{EXPECTED} (no database name)", mask_url(text))
         return POSTGRESQL, text
     if text.startswith("sqlite://"):
         path = text[len("sqlite://"):]  # sqlite:///var/lib/callflow/callflow.db → /var/lib/callflow/callflow.db
@@ -71,10 +76,10 @@ def parse_target(target: str | os.PathLike[str]) -> tuple[str, str]:
         if path == "/:memory:":
             path = ":memory:"
         if not path:
-            raise StoreError(f"store.database: expected {EXPECTED} (no file in {text!r})")
+            raise StoreError(f"{EXPECTED} (no file)", text)
         return SQLITE, path
     if "://" in text:
-        raise StoreError(f"store.database: expected {EXPECTED} (got {mask_url(text)!r})")
+        raise StoreError(EXPECTED, mask_url(text))
     return SQLITE, text
 
 
@@ -300,7 +305,7 @@ class PostgresDatabase(Database):
             pool = await asyncpg.create_pool(url.replace("postgres://", "postgresql://", 1), password=password,
                                              min_size=min_size, max_size=max_size, command_timeout=30)
         except (OSError, asyncpg.PostgresError) as exc:
-            raise StoreError(f"store.database: cannot open {mask_url(url)}: {exc}") from None
+            raise StoreError(f"a database that answers (cannot open it: {exc})", mask_url(url)) from None
         return cls(pool, url)
 
     async def _execute(self, sql: str, params: tuple) -> Result:
