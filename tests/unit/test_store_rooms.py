@@ -160,3 +160,23 @@ async def test_values_are_stored_as_sqlite_would_on_both_engines(store_url):
         assert (str(row["detail"]), float(row["at"])) == ("1", 2.0)
     finally:
         await records.close()
+
+
+def test_no_module_opens_a_database_by_itself():
+    """Only callflow/store/db.py talks to a database driver: every room goes through it."""
+    import ast
+    from pathlib import Path
+
+    import callflow
+
+    drivers = {"sqlite3", "aiosqlite", "asyncpg", "psycopg", "psycopg2"}
+    root = Path(callflow.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path == root / "store" / "db.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] in drivers]
+    assert offenders == []
