@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 
 import asyncpg
 import caller_audio as audio
@@ -30,7 +32,8 @@ def records_db(postgres_server) -> str:
 
 async def test_a_dead_line_documented_on_a_postgresql_store(controller, records_db, tmp_path):
     """Seed 000 cas C (a line of digital silence), chosen because it does not hang on the caller's timing:
-    the record, the call's state, the desk and `callflow kpi` all read back from PostgreSQL."""
+    the record, the caller's SMS reply linked to it, the call's state, the desk and `callflow kpi`, all
+    read back from PostgreSQL."""
     assert controller.env["CALLFLOW_STORE_DATABASE"].startswith("postgresql://")
     silence = audio.write_ulaw(tmp_path / "digital-silence.ulaw", audio.digital_silence(90))
     run = await start_sipp(Caller().audio(silence).xml(caller_number=NUMBER, hang_up=False), name="pg-dead-line",
@@ -45,10 +48,20 @@ async def test_a_dead_line_documented_on_a_postgresql_store(controller, records_
     assert "dead_line_final" in prompts, record["actions"]  # the final warning was spoken first
     assert record["audio"], "the audio timeline is on the record"
 
+    # the caller writes afterwards (« Si client écrit : lier à cet appel »): Kannel's MO into the running
+    # controller, stored in sms_inbound and linked to the call, on PostgreSQL
+    query = urllib.parse.urlencode({"from": "+33612345678", "text": "c'était moi, merci", "id": "mo-pg-1"})
+    with urllib.request.urlopen(f"http://127.0.0.1:{controller.http_port}/sms/kannel?{query}", timeout=10) as resp:
+        assert resp.status == 200
+    record = await controller.record(call_id)
+    assert [link["kind"] for link in record["links"]].count("sms_reply") == 1, record["links"]
+
     db = await asyncpg.connect(records_db)
     try:
         state = await db.fetchrow("SELECT state, first_sign_of_life FROM call_state WHERE call_id = $1", call_id)
         assert state is not None and state["state"] == "ended" and state["first_sign_of_life"] is None
+        reply = await db.fetchrow("SELECT call_id, text FROM sms_inbound WHERE dedup_key LIKE 'kannel:%'")
+        assert (reply["call_id"], reply["text"]) == (call_id, "c'était moi, merci")
         agents = {r["extension"] for r in await db.fetch("SELECT extension FROM desk_agents")}
         assert {"2001", "2002", "2003"} <= agents  # the desk's agents are kept in the same store
         types = {r["data_type"] for r in await db.fetch(
