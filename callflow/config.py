@@ -33,7 +33,9 @@ class AriConfig:
     user: str = ""
     password: str = ""
     app: str = "callflow"
-    ping_interval: float = 2.0  # seconds; a dead socket is noticed within ~1.5× this
+    # seconds; a dead socket is noticed within ~1.5× this. 5 s: the pong may take up to 2.5 s, which a
+    # controller stalled by load (2 cores, load ≥ 30) needs; 2 s (1 s for the pong) dropped live sockets
+    ping_interval: float = 5.0
 
     def validate(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -102,10 +104,15 @@ class RoutingConfig:
 class MediaConfig:
     rtp_host: str = "127.0.0.1"  # where Asterisk's externalMedia sends the caller's audio
     rtp_port: int = 0  # 0: any free port
+    # Silero VAD confirms the classifier's speech readings (callflow/audio/classifier.py
+    # SecondOpinion); "off", or onnxruntime / silero-vad not installed: the classifier alone (logged).
+    speech_second_opinion: str = "silero"
 
     def validate(self) -> None:
         if not 0 <= self.rtp_port <= 65535:
             raise ConfigError("media.rtp_port", "a UDP port between 0 (any) and 65535", self.rtp_port)
+        if self.speech_second_opinion not in ("silero", "off"):
+            raise ConfigError("media.speech_second_opinion", '"silero" or "off"', self.speech_second_opinion)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from callflow.audio.receiver import RtpReceiver
+from callflow.audio.classifier import SECOND_OPINION
 from callflow.config import Config
 from callflow.core.call import IN_IVR, REGISTRY, Call, CallState
 from callflow.core.channel import Caller, CallContext, CallerHungUp
@@ -112,6 +113,7 @@ class Controller:
                                 ping_interval=config.ari.ping_interval)
         self.router = EventRouter(self._on_unrouted, self._on_handler_error)
         self.receiver = RtpReceiver()
+        log.info("caller audio: speech second opinion %s", SECOND_OPINION.configure(config.media.speech_second_opinion))
         self.metrics.registry.register(_ReceiverCollector(self.receiver))
         self.calls: dict[str, CallSession] = {}
         self.line = LineGuard(AriLineActions(self.client), self._call_for)

@@ -11,6 +11,10 @@ exists the clip is synthetic and its manifest line says so: line tones (defined 
 ITU-T E.180 / national specs: they are generated signals anyway), digital silence (a
 dead line is digital silence), breathing (no package ships real breathing) and line hiss.
 
+`holdout2` (issue 12, second round) is made the same way from packages the first two splits
+do not use (freepats, openttd-opensfx, sound-icons, extremetuxracer-data, klettres-data,
+sound-theme-freedesktop) and was never tuned on either.
+
 Output: OUT/<split>/<label>/<name>.ulaw (6 s, raw 8 kHz μ-law) and OUT/<split>/<label>/MANIFEST.tsv
 (name, real|synthetic, sources, how it was made). Splits use disjoint sources:
 `dev` is what the classifier was tuned on; `holdout` comes from other recordings
@@ -52,11 +56,28 @@ PACKAGES = (
     "hedgewars-data",
     "asterisk-core-sounds-fr-gsm",
     "asterisk-core-sounds-en-gsm",
+    # holdout2 only (never tuned on): other instruments, effects, ambiences, voices, tones
+    "freepats",
+    "openttd-opensfx",
+    "sound-icons",
+    "extremetuxracer-data",
+    "klettres-data",
+    "sound-theme-freedesktop",
 )
 
 _KITS = "hydrogen-drumkits/usr/share/hydrogen/data/drumkits"
 _CITY = "lincity-ng-data/usr/share/games/lincity-ng/sounds"
 _HOGS = "hedgewars-data/usr/share/games/hedgewars/Data/Sounds/voices"
+_PATS = "freepats/usr/share/midi/freepats/Drum_000"
+_SFX = "openttd-opensfx/usr/share/games/openttd/baseset/opensfx/opensfx.cat.d"  # unpacked by unpack_opensfx
+_ETR = "extremetuxracer-data/usr/share/games/etr/sounds"
+_KLETTRES = "klettres-data/usr/share/klettres"
+_FDO = "sound-theme-freedesktop/usr/share/sounds/freedesktop/stereo"
+
+
+def _sfx(*numbers: int) -> list[str]:
+    """OpenSFX sounds by their number in opensfx.cat (the names are in its entries and in the manifest)."""
+    return [f"{_SFX}/{n:02d}-*.wav" for n in numbers]
 
 #: Real hits used as taps: sticks, rims, woodblocks, claves, clicks (a knuckle, a nail or a
 #: pen on plastic is the same kind of short broadband impulse). Disjoint sources per split.
@@ -79,6 +100,20 @@ TAP_SOURCES = {
         "pingus-data/usr/share/games/pingus/data/sounds/tick.wav",
         f"{_CITY}/Click.wav",
     ],
+    # holdout2: General MIDI drum samples (freepats: finger snap, sticks, rim, hand clap,
+    # claves, wood blocks, metronome click), sound-icons' percussion, Tux Racer's tree hit.
+    "holdout2": [
+        f"{_PATS}/026_Snap.pat.wav",
+        f"{_PATS}/031_Sticks.pat.wav",
+        f"{_PATS}/037_Stick_Rim.pat.wav",
+        f"{_PATS}/039_Clap_Hand.pat.wav",
+        f"{_PATS}/075_Claves.pat.wav",
+        f"{_PATS}/076_Wood_Block_1_High.pat.wav",
+        f"{_PATS}/077_Wood_Block_2_Low.pat.wav",
+        f"{_PATS}/033_Metronome_Click.pat.wav",
+        "sound-icons/usr/share/sounds/sound-icons/percussion-*.wav",
+        f"{_ETR}/tree_hit.wav",
+    ],
 }
 
 #: Real ambiences (lincity-ng's field recordings): engines, trains, aircraft, wind,
@@ -96,9 +131,17 @@ NOISE_SOURCES = {
         "workshop": ["Blacksmith", "MonumentConstruction"], "wind": ["WindMillHTech"], "water": ["Water"],
         "town": ["ResidentialHigh", "Health"],
     },
+    # holdout2: OpenSFX's field recordings (freesound.org takes, CC BY / BY-SA / CC0) and Tux
+    # Racer's slides. Patterns with a "/" are files; other names are lincity-ng groups.
+    "holdout2": {
+        "train": _sfx(4, 5, 10, 65, 71), "aircraft": _sfx(8, 9, 24, 59, 61), "road vehicles": _sfx(25, 27, 28),
+        "crowd": _sfx(29, 30), "machines": _sfx(11, 33, 39, 40, 56), "wind": _sfx(57), "animals": _sfx(37, 38, 68),
+        "birds": _sfx(66, 72), "sliding (snow, ice, rock)": [f"{_ETR}/{k}_slide.wav" for k in ("snow", "ice", "rock", "grass")],
+    },
 }
 #: Quiet ambiences used as room noise under taps and as "silence" beds.
-ROOM_SOURCES = {"dev": ["Green", "ParklandLake", "ResidentialLow"], "holdout": ["ResidentialLowLow", "ResidentialMed", "PowerSolar"]}
+ROOM_SOURCES = {"dev": ["Green", "ParklandLake", "ResidentialLow"], "holdout": ["ResidentialLowLow", "ResidentialMed", "PowerSolar"],
+                "holdout2": _sfx(36, 52)}  # a sheep field in summer, wind
 
 #: Real speech: Asterisk prompts (June, fr_CA; Allison, en_US) and Hedgewars voice packs (actors).
 SPEECH_SOURCES = {
@@ -107,6 +150,10 @@ SPEECH_SOURCES = {
     "holdout": {"prompts": ["asterisk-core-sounds-fr-gsm/usr/share/asterisk/sounds/fr_CA_f_June/*.gsm",
                             "asterisk-core-sounds-en-gsm/usr/share/asterisk/sounds/en_US_f_Allison/*.gsm"], "hash": 1,
                 "voices": [f"{_HOGS}/{v}/*.ogg" for v in ("Pirate", "Russian", "Surfer", "Default_es", "HillBilly")]},
+    # holdout2: KLettres' recorded letters and syllables (teachers and parents, 7 languages, French
+    # first) and the freedesktop sound theme's spoken channel names.
+    "holdout2": {"prompts": [f"{_KLETTRES}/{lang}/*/*.ogg" for lang in ("fr", "de", "en", "it", "nl", "ru", "es")], "hash": None,
+                 "voices": [f"{_FDO}/audio-channel-*.oga", f"{_KLETTRES}/fr/*/*.ogg"]},
 }
 
 #: Line tones (synthetic by nature): (name, [(f1, f2)], cadence [(on, off), …] or None = steady).
@@ -128,6 +175,16 @@ TONES = {
         ("UK busy 400 Hz .375/.375", (400,), [(0.375, 0.375)]),
         ("fax CED / modem answer 2100 Hz", (2100,), None),
         ("modem V.21 FSK 980/1180 Hz", "fsk", None),
+    ],
+    # holdout2: two recorded tones (the freedesktop sound theme's busy and calling), other countries, other modems
+    "holdout2": [
+        ("recorded busy (freedesktop phone-outgoing-busy)", f"{_FDO}/phone-outgoing-busy.oga", None),
+        ("recorded ringback (freedesktop phone-outgoing-calling)", f"{_FDO}/phone-outgoing-calling.oga", None),
+        ("DE busy 425 Hz .48/.48", (425,), [(0.48, 0.48)]),
+        ("JP dial 400 Hz", (400,), None),
+        ("US reorder 480+620 .25/.25", (480, 620), [(0.25, 0.25)]),
+        ("Bell 103 answer 2225 Hz", (2225,), None),
+        ("modem V.21 channel 2 FSK 1650/1850 Hz", "fsk2", None),
     ],
 }
 
@@ -152,7 +209,74 @@ def fetch_packages(cache: Path) -> dict[str, str]:
         if not target.is_dir():
             target.mkdir(parents=True)
             subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
+    unpack_opensfx(cache / "x")
+    unpack_freepats(cache / "x")
     return versions
+
+
+def _write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
+    import wave
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.asarray(pcm, dtype="<i2").tobytes())
+
+
+def unpack_opensfx(x: Path) -> None:
+    """OpenTTD's opensfx.cat → one WAV per sound (NN-name.wav) beside it, in opensfx.cat.d/.
+
+    The .cat is a table of (offset, size) pairs (bit 31 of each offset set), then per entry a
+    length-prefixed description (title, author, licence) and a RIFF WAV (OpenTTD's soundloader.cpp).
+    """
+    import re
+    import struct
+
+    cat = x / _SFX.removesuffix(".d")
+    out = x / _SFX
+    if out.is_dir() or not cat.is_file():
+        return
+    data = cat.read_bytes()
+    for i in range((struct.unpack_from("<I", data, 0)[0] & 0x7FFFFFFF) // 8):
+        offset, size = struct.unpack_from("<II", data, 8 * i)
+        offset &= 0x7FFFFFFF
+        n = data[offset]
+        title = data[offset + 1 : offset + 1 + n].rstrip(b"\0").decode("latin-1")
+        slug = re.sub(r"[^a-z0-9]+", "-", title.split(".")[0].lower()).strip("-")[:40]
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{i:02d}-{slug}.wav").write_bytes(data[offset + 1 + n : offset + 1 + n + size])
+
+
+def unpack_freepats(x: Path) -> None:
+    """The freepats drum patches used (Gravis .pat, which sox does not read) → NAME.pat.wav beside them.
+
+    GF1PATCH110 layout: 129-byte header, 63-byte instrument, 47-byte layer, then per sample a
+    96-byte header (length at +8, rate at +20, modes at +55: bit 0 16-bit, bit 1 unsigned) and its data.
+    """
+    import struct
+
+    for pattern in TAP_SOURCES["holdout2"]:
+        if not pattern.endswith(".pat.wav"):
+            continue
+        pat = x / pattern.removesuffix(".wav")
+        wav = x / pattern
+        if wav.is_file() or not pat.is_file():
+            continue
+        data = pat.read_bytes()
+        if data[:8] != b"GF1PATCH":
+            raise SystemExit(f"{pat}: not a GF1 patch")
+        at = 129 + 63 + 47
+        length, rate, modes = struct.unpack_from("<I", data, at + 8)[0], struct.unpack_from("<H", data, at + 20)[0], data[at + 55]
+        raw = data[at + 96 : at + 96 + length]
+        x16 = np.frombuffer(raw, dtype="<u2" if modes & 2 else "<i2") if modes & 1 else np.frombuffer(raw, dtype=np.uint8 if modes & 2 else np.int8)
+        pcm = x16.astype(np.int32)
+        if modes & 2:
+            pcm -= 32768 if modes & 1 else 128
+        if not modes & 1:
+            pcm <<= 8
+        _write_wav(wav, pcm.astype(np.int16), rate)
 
 
 _LOADED: dict[Path, np.ndarray] = {}
@@ -178,9 +302,12 @@ def files(cache: Path, patterns: list[str]) -> list[Path]:
 
 
 def city_group(cache: Path, prefixes: list[str]) -> list[Path]:
-    """lincity-ng files whose name is a prefix followed by digits (RailTrain1.wav …)."""
+    """lincity-ng files whose name is a prefix followed by digits (RailTrain1.wav …); names with
+    a "/" are file patterns of any package (holdout2)."""
     base = cache / "x" / _CITY
     out = []
+    if any("/" in p for p in prefixes):
+        return files(cache, prefixes)
     for prefix in prefixes:
         out += sorted(p for p in base.glob(f"{prefix}*.wav") if p.stem[len(prefix):].isdigit() or p.stem[len(prefix):] in ("Low", "Med", "Full", "Empty"))
     return out
@@ -301,7 +428,8 @@ def make_background_noise(split, i, cache):
 def _utterances(split, cache, rng) -> list[Path]:
     spec = SPEECH_SOURCES[split]
     prompts = [p for p in files(cache, spec["prompts"]) if p.stat().st_size > 5000]
-    prompts = [p for p in prompts if int(hashlib.md5(p.name.encode()).hexdigest(), 16) % 2 == spec["hash"]]
+    if spec["hash"] is not None:
+        prompts = [p for p in prompts if int(hashlib.md5(p.name.encode()).hexdigest(), 16) % 2 == spec["hash"]]
     voices = [p for p in files(cache, spec["voices"]) if p.stat().st_size > 6000]
     return prompts, voices
 
@@ -322,7 +450,8 @@ def make_speech(split, i, cache):
         at += len(u) + int(rng.uniform(0.2, 0.8) * SR)
     level = rng.uniform(-32, -10)
     x = synth.set_active_level(x, level)
-    what = f"{'prompts' if i % 2 == 0 else 'voice actors'} {level:.0f} dBFS"
+    kinds = ("recorded letters and syllables", "spoken channel names, French letters") if split == "holdout2" else ("prompts", "voice actors")
+    what = f"{kinds[i % 2]} {level:.0f} dBFS"
     if i % 3 == 1:
         groups = NOISE_SOURCES[split]
         kind = sorted(groups)[rng.integers(len(groups))]
@@ -376,9 +505,18 @@ def make_line_tone(split, i, cache):
     rng = rng_for(split, "line_tone", i)
     name, freqs, cadence = TONES[split][i % len(TONES[split])]
     t = np.arange(N) / SR
-    if freqs == "fsk":  # V.21 channel 1: 300 baud, 980 Hz = 1, 1180 Hz = 0, random bits
+    used, real = [], False
+    if isinstance(freqs, str) and "/" in freqs:  # a recorded tone: looped from a random offset
+        path = files(cache, [freqs])[0]
+        tone = load(path)
+        start = int(rng.uniform(0, len(tone)))
+        x = np.tile(tone, N // len(tone) + 2)[start : start + N]
+        x = x / (np.sqrt(2) * synth.rms(x[np.abs(x) > 1e-4]))  # the level below is the level while on
+        used, real = [path], True
+    elif freqs in ("fsk", "fsk2"):  # V.21, 300 baud, random bits: channel 1 980/1180 Hz, channel 2 1650/1850 Hz
         bits = rng.integers(0, 2, int(CLIP_SECONDS * 300) + 1)
-        f = np.where(np.repeat(bits, SR // 300 + 1)[:N] == 1, 980.0, 1180.0)
+        mark, space = (980.0, 1180.0) if freqs == "fsk" else (1650.0, 1850.0)
+        f = np.where(np.repeat(bits, SR // 300 + 1)[:N] == 1, mark, space)
         x = np.sin(2 * np.pi * np.cumsum(f) / SR)
     else:
         phase = rng.uniform(0, 2 * np.pi, len(freqs))
@@ -394,7 +532,7 @@ def make_line_tone(split, i, cache):
         x = x * gate
     level = rng.uniform(-30, -10)
     x = x * db(level) * np.sqrt(2) + synth.line_hiss(rng, N, rng.uniform(-72, -60))
-    return x, False, [], f"synthetic {name} {level:.0f} dBFS"
+    return x, real, used, f"{'' if real else 'synthetic '}{name} {level:.0f} dBFS"
 
 
 MAKERS = {
@@ -428,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "tests/audio/real")
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/callflow-real-audio"))
-    parser.add_argument("--splits", nargs="+", default=["dev", "holdout"], choices=["dev", "holdout"])
+    parser.add_argument("--splits", nargs="+", default=["dev", "holdout", "holdout2"], choices=["dev", "holdout", "holdout2"])
     args = parser.parse_args(argv)
     for tool in ("sox", "apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:

@@ -29,7 +29,9 @@ Decision rules (why, in short):
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
+import os
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -46,6 +48,7 @@ from callflow.core.channel import AudioReading, AudioState, TapInput
 
 FRAME = F.FRAME_SAMPLES
 FRAME_S = F.FRAME_SECONDS
+log = logging.getLogger(__name__)
 
 TimelineEntry = tuple[float, float, AudioState, float]  # (start, end, state, confidence)
 MAX_PENDING_BYTES = 8000 * 4  # 4 s of G.711 waiting for analysis, at most
@@ -96,6 +99,8 @@ class _Pool:
         ("rtp_off", np.bool_, False),  # the adapter says the caller's RTP stopped
         ("closed", np.bool_, False),
         ("acf_set", np.bool_, False),
+        ("opinion_at", np.float64, np.nan),  # when the second opinion last judged this call (call-relative)
+        ("opinion", np.float64, np.nan),  # its score then
         # from the call's config
         ("vad_min", np.float64, 0.0),
         ("harmonicity", np.float64, 0.0),
@@ -120,6 +125,9 @@ class _Pool:
         # the noise floor and the tap detector's quiet level read them every tick for every call.
         self.recent = np.zeros((0, 2, 2 * RECENT), dtype=np.float32)
         self.taps = TapBank()
+        # The last PCM_FRAMES frames of PCM per call (a plain ring), kept only while a second
+        # opinion on speech is active: it needs the samples, the features do not keep them.
+        self.pcm: np.ndarray | None = None
 
     def _grow(self) -> None:
         old = self.capacity
@@ -133,6 +141,10 @@ class _Pool:
             array = np.zeros((new,) + current.shape[1:], dtype=current.dtype)
             array[:old] = current
             setattr(self, name, array)
+        if self.pcm is not None:
+            pcm = np.zeros((new,) + self.pcm.shape[1:], dtype=self.pcm.dtype)
+            pcm[:old] = self.pcm
+            self.pcm = pcm
         self.taps.grow(new)
         self.capacity = new
         self.free.extend(range(new - 1, old - 1, -1))
@@ -161,6 +173,7 @@ class _Pool:
         self.last_packet[slot] = self.last_audio[slot] = self.last_cn[slot] = np.nan
         self.closed[slot] = False
         self.acf_set[slot] = False
+        self.opinion_at[slot] = self.opinion[slot] = np.nan
         self.tail[slot] = 0.0
         self.taps.reset(slot, 0)
 
@@ -783,6 +796,8 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         if loud.size:
             feats[loud, F.TONAL] = F.tonality(frames[loud])
         _mark_voiced(pool, feats, frames, cslots, counts, [calls[i]._vad for i in which.tolist()])
+        if SECOND_OPINION.active():
+            _keep_pcm(pool, frames, cslots, starts, counts)
         _consume(pool, feats, cslots, starts, counts, t[which])
     if fresh.any():
         pool.last_packet[slots[fresh]] = t[fresh]
@@ -805,6 +820,8 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         needs = ~pool.rtp_off[slots[due]] & (since[due] <= pool.no_packets_after[slots[due]])
         needs &= pool.digital_run[slots[due]] * FRAME_S < 0.5
         speech, breathing = _batched_scores(pool, calls, slots, due[needs], t)
+        if speech and SECOND_OPINION.active():
+            SECOND_OPINION.review(pool, slots, speech, t)
     taps = pool.taps
     for i in np.flatnonzero(stopped & (taps.undecided[slots] > PAD_DB)).tolist():
         # Media stopped right after a tap: the detector would wait for audio that never comes.
@@ -885,6 +902,123 @@ def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due:
 
 
 _MIN_BREATH_FRAMES = 200  # 4 s: breathing_score() is 0 on less
+
+
+# ---------------------------------------------------------------------------- second opinion on speech
+#: The second opinion judges the last PCM_FRAMES frames (1.04 s; Silero reads the last 1.024 s).
+PCM_FRAMES = 52
+
+
+def _keep_pcm(pool: _Pool, frames: np.ndarray, slots: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> None:
+    """Write the new frames (grouped by call) into each call's PCM ring, before `_consume` counts them."""
+    if pool.pcm is None or len(pool.pcm) < pool.capacity:
+        pool.pcm = np.zeros((pool.capacity, PCM_FRAMES, FRAME), dtype=np.int16)
+    owner = np.repeat(np.arange(len(slots)), counts)
+    j = np.arange(len(frames)) - starts[owner]
+    keep = j >= (counts - PCM_FRAMES)[owner]
+    at = (pool.count[slots][owner] + j) % PCM_FRAMES
+    pool.pcm[slots[owner[keep]], at[keep]] = frames[keep]
+
+
+class SecondOpinion:
+    """Silero VAD as a second opinion where the classifier says speech (issue 12).
+
+    The classifier's speech score leans on voicing, and a crowd, a school yard or a
+    town street *is* voices: on real ambiences it called a quarter of them speech
+    where Silero called none (docs/benchmarks.md). Silero is trained on voices near a
+    microphone and is the better judge of "a voice or not"; it knows nothing of
+    breathing, taps, tones or a dead line, so it never replaces the classifier: it can
+    only turn a speech score into a non-speech one.
+
+    Cost decides where it runs (docs/benchmarks.md): on every frame of every call it
+    would roughly double the analysis cost, so it runs only when a due reading says
+    speech, over the call's last 1.02 s from a fresh state, all such calls in one batch,
+    and its verdict is reused for REUSE seconds (a speaking caller costs one Silero
+    pass per REUSE seconds; a silent, breathing or tapping caller costs nothing).
+
+    Fallback, stated, not silent: with mode "off" (config `media.speech_second_opinion`)
+    or when onnxruntime / the silero-vad model is not installed, speech readings are the
+    classifier's alone; the controller logs which at start, `state` says it, and the
+    receiver exports it (`audio_second_opinion_active`).
+    """
+
+    #: A window whose Silero score (85th percentile of its 32 ms chunk probabilities) is under
+    #: this is "no voice here" (tuned on dev: see docs/benchmarks.md).
+    VETO_BELOW = 0.25
+    #: Score a vetoed reading is capped at: under the classifier's 0.5 speech line.
+    CAPPED = 0.45
+    REUSE = 1.0  # seconds: one Silero pass per second of a speaking caller, about the cost of streaming it
+
+    def __init__(self, mode: str = "silero") -> None:
+        self.mode = mode
+        self.state = "not loaded yet" if mode == "silero" else "off (configured)"
+        self._ready: bool | None = None if mode == "silero" else False
+        self.runs = 0  # batched Silero passes
+        self.windows = 0  # call-windows judged
+        self.vetoes = 0
+
+    def configure(self, mode: str) -> str:
+        """"silero" or "off"; loads the model now (not in the first call's tick). Returns the state."""
+        if mode not in ("silero", "off"):
+            raise ValueError(f'speech second opinion: "silero" or "off", got {mode!r}')
+        self.__init__(mode)
+        self.active()
+        return self.state
+
+    @property
+    def running(self) -> bool:
+        """Loaded and judging (False while not loaded yet, off, unavailable or failed)."""
+        return self._ready is True
+
+    def active(self) -> bool:
+        """Loads the model on first use; False when off or unavailable (stated in `state`, logged)."""
+        if self._ready is None:
+            from callflow.audio import silero
+
+            try:
+                silero.session()
+            except silero.SileroUnavailable as exc:
+                self._ready = False
+                self.state = f"unavailable ({exc}): speech readings are the classifier's alone"
+                log.warning("speech second opinion: %s", self.state)
+            else:
+                self._ready = True
+                v = silero.versions()
+                self.state = f"silero (onnxruntime {v['onnxruntime']}, silero-vad {v['silero-vad']})"
+        return self._ready
+
+    def review(self, pool: _Pool, slots: np.ndarray, speech: dict[int, float], t: np.ndarray) -> None:
+        """Cap the speech score of due calls (positions → score) whose last second Silero finds no voice in."""
+        from callflow.audio import silero
+
+        asked = [i for i, score in speech.items() if score >= 0.5 and pool.count[slots[i]] >= PCM_FRAMES]
+        if not asked or pool.pcm is None:
+            return
+        fresh = [i for i in asked if not (t[i] - pool.opinion_at[slots[i]] < self.REUSE)]  # NaN: never judged
+        if fresh:
+            ss = slots[np.array(fresh, dtype=np.intp)]
+            order = (pool.count[ss][:, None] + np.arange(PCM_FRAMES)) % PCM_FRAMES  # oldest frame first
+            windows = pool.pcm[ss[:, None], order].reshape(len(ss), -1).astype(np.float32) * (1.0 / 32768.0)
+            try:
+                scores = silero.window_scores(windows)
+            except Exception:  # a broken model must not stop the calls' audio: the classifier alone
+                log.exception("speech second opinion failed; the classifier decides alone")
+                self._ready = False
+                self.state = "failed at run time: speech readings are the classifier's alone"
+                return
+            pool.opinion[ss] = scores
+            pool.opinion_at[ss] = t[np.array(fresh, dtype=np.intp)]
+            self.runs += 1
+            self.windows += len(fresh)
+        for i in asked:
+            if pool.opinion[slots[i]] < self.VETO_BELOW:
+                speech[i] = min(speech[i], self.CAPPED)
+                self.vetoes += 1
+
+
+#: The process's second opinion. Offline tools follow the same variable as `callflow run`'s
+#: config (media.speech_second_opinion), so `callflow audio eval` scores what the product runs.
+SECOND_OPINION = SecondOpinion(os.environ.get("CALLFLOW_MEDIA_SPEECH_SECOND_OPINION", "silero").strip().lower())
 
 
 BREATH_REUSE = 0.75  # seconds

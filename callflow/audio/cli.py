@@ -124,7 +124,11 @@ def _bench(args: argparse.Namespace) -> int:
 
     from callflow.audio.bench import memory_per_call_kb, run_bench
 
+    from callflow.audio.classifier import SECOND_OPINION
+
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other work competes for the cores)")
+    SECOND_OPINION.active()  # load the model before the clock starts
+    print(f"speech second opinion: {SECOND_OPINION.state} (CALLFLOW_MEDIA_SPEECH_SECOND_OPINION=off to compare)")
     print(f"memory per call (tracemalloc, after 10 s of audio): {memory_per_call_kb():.0f} KB")
     result = run_bench(args.calls, args.seconds)
     print(result.line())

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from callflow.audio import classifier
 from callflow.audio.classifier import DEFAULT_CONFIG, CallAudio, analyse_calls
 from callflow.audio.features import FRAME_SAMPLES
 from callflow.audio.rtp import (
@@ -269,6 +270,10 @@ class RtpReceiver(asyncio.DatagramProtocol):
         out: dict[str, float] = {f"rtp_{name}_total": float(value) for name, value in self.counters.items()}
         out["rtp_streams"] = float(len(self.streams))
         out["rtp_streams_without_source"] = float(sum(1 for s in self.streams.values() if s.source is None))
+        # The stated fallback: 0 when speech readings are the classifier's alone (off, or Silero missing).
+        opinion = classifier.SECOND_OPINION
+        out["audio_second_opinion_active"] = float(opinion.running)
+        out["audio_second_opinion_vetoes_total"] = float(opinion.vetoes)
         if self.lags:
             lags = sorted(self.lags)
             out["audio_analysis_lag_p99_seconds"] = lags[min(int(0.99 * len(lags)), len(lags) - 1)]

@@ -2,7 +2,8 @@
 
 Only speech vs non-speech: Silero knows nothing of breathing, taps or a dead
 line. Used by `callflow audio eval DIR --backend silero` to compare with the
-classifier on the same clips; the live receiver does not use it.
+classifier on the same clips, and by the live classifier as a second opinion on its speech
+readings (classifier.SecondOpinion, `window_scores`).
 
 No torch: the `silero-vad` wheel ships `silero_vad/data/silero_vad.onnx` (the v6
 model in silero-vad 6.x, same interface as v5); the wheel is installed with
@@ -151,3 +152,21 @@ def speech_probabilities(audio, codec: str | None = None) -> np.ndarray:
 def clip_score(probs: np.ndarray, quantile: float = SCORE_QUANTILE) -> float:
     """One speech score per clip (see SCORE_QUANTILE); 0 for an empty clip."""
     return float(np.quantile(probs, quantile)) if len(probs) else 0.0
+
+
+def window_scores(windows: np.ndarray) -> np.ndarray:
+    """Speech score of many short float32 windows (n, samples), each from a fresh state: the
+    SCORE_QUANTILE of its chunk probabilities. The live classifier's second opinion (see
+    classifier.SecondOpinion): one model call per 32 ms chunk for all the windows at once."""
+    n, samples = windows.shape
+    chunks = samples // CHUNK
+    audio = np.zeros((n, chunks * CHUNK + CONTEXT), dtype=np.float32)
+    audio[:, CONTEXT:] = windows[:, samples - chunks * CHUNK :]
+    sess = session()
+    state = np.zeros((2, n, 128), dtype=np.float32)
+    sr = np.array(SAMPLE_RATE, dtype=np.int64)
+    probs = np.empty((n, chunks), dtype=np.float32)
+    for i in range(chunks):
+        out, state = sess.run(None, {"input": audio[:, i * CHUNK : (i + 1) * CHUNK + CONTEXT], "state": state, "sr": sr})
+        probs[:, i] = out[:, 0]
+    return np.quantile(probs, SCORE_QUANTILE, axis=1)

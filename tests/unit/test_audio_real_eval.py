@@ -2,7 +2,9 @@
 
 tests/audio/real/ is built by tools/make_real_audio.py from recordings shipped in
 Debian packages (sources and licences: tests/audio/real/MANIFEST.md). `dev` is what
-the classifier was tuned on; `holdout` was scored once, at the end. The floors sit just
+the classifier was tuned on; `holdout` was scored once at the end of issue 12's first round
+(and again at the end of the second); `holdout2` (other packages) was never tuned on and scored
+once, at the end of the second round. The floors sit just
 below the figures reached (docs/benchmarks.md): a change that loses ground fails here.
 A dead line is never called a present caller (no slack).
 """
@@ -14,21 +16,30 @@ from pathlib import Path
 
 import pytest
 
+from callflow.audio import classifier
 from callflow.audio.offline import evaluate
 from callflow.core.channel import AudioState
 
 REAL = Path(__file__).resolve().parents[1] / "audio" / "real"
 
-#: split → floor, just below the figures reached (docs/benchmarks.md, "Real recordings"):
-#: dev 47/54 taps exact, macro recall 0.872, noise recall 14/30, noise called speech 4/30,
-#: ROC-AUC 0.999, tones 14/14; holdout (scored once) 42/54, 0.823, 10/30, 7/30, 0.996, 12/14.
+#: split → floor, just below the figures reached with the final code of issue 12's second round
+#: (docs/benchmarks.md, "Real recordings, second round"; Silero's second opinion on, as `callflow run`):
+#: dev 47/54 taps exact, macro recall 0.872, noise recall 16/30, noise called speech 1/30, speech
+#: recall 15/16, ROC-AUC 0.999, tones 14/14; holdout (scored once before, now twice) 42/54, 0.838,
+#: 12/30, 1/30, 16/16, 0.996, 12/14; holdout2 (never tuned on, scored once) 49/54, 0.840, 19/30,
+#: 1/30, 12/16, 0.953, 12/14.
 FLOORS = {
-    "dev": {"tap_exact": 0.85, "macro6": 0.86, "noise_recall": 0.45, "noise_as_speech": 0.15, "speech_auc": 0.99, "tones": 0.95,
-            "tones_as_caller": 0},
-    # One holdout tone (of 14) was heard as a tap group: the target "tones never called a
-    # caller" is not met there, and the holdout is not tuned on, so the floor says so.
-    "holdout": {"tap_exact": 0.77, "macro6": 0.82, "noise_recall": 0.33, "noise_as_speech": 0.24, "speech_auc": 0.99, "tones": 0.85,
-                "tones_as_caller": 1},
+    "dev": {"tap_exact": 0.85, "macro6": 0.86, "noise_recall": 0.5, "noise_as_speech": 0.05, "speech_recall": 0.93,
+            "speech_auc": 0.99, "tones": 0.95, "tones_as_caller": 0},
+    # One holdout tone of 14 (V.21 FSK, frequency switches) is heard as a tap group; holdout2's
+    # two V.21 channel-2 clips too: "tones never called a caller" is not met there, and these
+    # splits are not tuned on, so the floors say so.
+    "holdout": {"tap_exact": 0.77, "macro6": 0.83, "noise_recall": 0.38, "noise_as_speech": 0.05, "speech_recall": 0.95,
+                "speech_auc": 0.99, "tones": 0.85, "tones_as_caller": 1},
+    # holdout2's speech is isolated recorded letters and syllables (KLettres): shorter than a
+    # sentence, so fewer speech readings, and Silero doubts some (docs/benchmarks.md).
+    "holdout2": {"tap_exact": 0.89, "macro6": 0.83, "noise_recall": 0.6, "noise_as_speech": 0.05, "speech_recall": 0.74,
+                 "speech_auc": 0.95, "tones": 0.85, "tones_as_caller": 2},
 }
 
 
@@ -37,6 +48,8 @@ def scored(request):
     split = request.param
     root = REAL / split
     assert root.is_dir(), f"{root} missing: python tools/make_real_audio.py"
+    # The figures are those of the product (`callflow run`): Silero's second opinion on speech runs.
+    assert classifier.SECOND_OPINION.active(), classifier.SECOND_OPINION.state
     return split, evaluate(root, workers=min(os.cpu_count() or 1, 2))
 
 
@@ -62,6 +75,7 @@ def test_figures_stay_above_their_floors(scored):
         "macro6": ev.macro_recall(),
         "noise_recall": ev.recall(AudioState.BACKGROUND_NOISE),
         "speech_auc": ev.speech_auc(),
+        "speech_recall": ev.recall(AudioState.SPEECH),
         "tones": ev.recall(AudioState.LINE_TONE),
     }
     below = {k: v for k, v in figures.items() if v < floor[k]}
