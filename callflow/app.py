@@ -16,7 +16,7 @@ from callflow.agents.speech import RuntimeSpeech
 from callflow.config import Config
 from callflow.controller import Controller
 from callflow.core.agents import DialplanAgents, Diagnosis
-from callflow.core.call import REGISTRY, Call
+from callflow.core.call import REGISTRY, Call, CallState
 from callflow.core.channel import CallContext
 from callflow.agents.closing import recorded_call_notice
 from callflow.agents.emergency import EmergencyBridge
@@ -26,6 +26,8 @@ from callflow.flows.silent_call import SilentCallDeps, run_silent_call
 from callflow.handoff.config import HandoffConfig
 from callflow.handoff.service import HandoffService
 from callflow.handoff.web import add_routes as add_handoff_routes
+from callflow.store.db import Database
+from callflow.store.desk_state import DeskState, attach as attach_desk_state
 from callflow.store.messages import Messages
 from callflow.store.records import Records
 from callflow.web.agents_api import add_routes as add_agents_routes
@@ -36,7 +38,11 @@ log = logging.getLogger(__name__)
 
 async def build_controller(config: Config, services: AsyncExitStack) -> Controller:
     """The controller with every service started; `services` closes them in reverse order."""
-    records = await Records.open(config.store.database)
+    # one store for every room (SQLite file or PostgreSQL, callflow/store/db.py), shared, closed last
+    database = await Database.open(config.store.database, password=config.store.password or None)
+    services.push_async_callback(database.close)
+    log.info("store: %s", database.description)
+    records = await Records.open(database)
     services.push_async_callback(records.close)
     # each call's one state: rebuilt from the store after a restart, then written through as it changes
     for snapshot in await records.live_call_states():
@@ -44,7 +50,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     REGISTRY.add_sink(records.save_call_state)
     services.push_async_callback(REGISTRY.flush)
 
-    messages = await Messages.open(config.store.database)
+    messages = await Messages.open(database)
     services.push_async_callback(messages.close)
     calendar = config.hours.calendar()
     message_settings = MessageSettings(max_seconds=config.hours.message_max_seconds,
@@ -114,6 +120,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
         HandoffConfig(sms=config.sms, smtp=config.smtp, outbox=config.outbox, callbacks=config.callbacks),
         ari_post=lambda path, params: client.request("PUT", path, params),  # sendMessage is a PUT
         originate=controller.place_callback, records=records, find_recent_call=records.find_recent_call,
+        database=database,
     )
     await handoffs.start()
     services.push_async_callback(handoffs.stop)
@@ -138,10 +145,15 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     overflow_messages = MessageDesk(tickets=messages, recorder=records, handoffs=handoffs,
                                     seconds_until_opening=lambda: config.agents.callback_delay,
                                     settings=message_settings, source="overflow")
+    # the desk's own state (agents, pauses, escalations, notifications) is durable too: callflow/store/desk_state.py
+    desk_state = await DeskState.open(database)
+    services.push_async_callback(desk_state.close)
     desk = AgentDesk(pool=AgentPool(config.agents, presence=presence), recorder=records, handoffs=handoffs,
                      bridges=bridges, escalation=config.escalation, codes=config.feature_codes,
                      emergency=emergency, presence=presence, speech=speech, messages=overflow_messages,
-                     until_next_opening=next_opening_after_today)
+                     until_next_opening=next_opening_after_today, queue=desk_state.supervisor_queue())
+    await attach_desk_state(desk, desk_state, live_call_ids=[c.call_id for c in REGISTRY.calls.values()
+                                                             if c.state is not CallState.ENDED])
     emergency.agents = desk  # no operator within 30 s, or after the emergency line hangs up: a person takes the caller
     emergency.notify = desk.notify  # the supervisor is alerted when no operator answers
     add_agents_routes(controller.web_app, desk, emergency)

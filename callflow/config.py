@@ -153,11 +153,16 @@ class AmiConfig:
 
 @dataclass
 class StoreConfig:
-    database: str = DEFAULT_DB  # the SQLite file of records, outbox and callbacks
+    # where every room keeps its state (records, call_state, outbox, callbacks, console, desk):
+    # a SQLite file (the embedded default) or postgresql://user@host:port/dbname (callflow/store/db.py)
+    database: str = DEFAULT_DB
+    # the PostgreSQL password: from the environment (CALLFLOW_STORE_PASSWORD), or libpq's PGPASSWORD / ~/.pgpass
+    password: str = ""
 
     def validate(self) -> None:
-        if not self.database:
-            raise ConfigError("store.database", "a SQLite file path")
+        from callflow.store.db import parse_target
+
+        parse_target(self.database)  # a StoreError (ConfigError) names the key and the form, password masked
 
 
 SECTIONS: dict[str, type] = {

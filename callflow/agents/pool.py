@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
 
 from callflow.agents.config import AgentsConfig
 
@@ -39,6 +39,24 @@ class Agent:
     aggressive_calls: int = 0
     pause_reason: str = ""
     languages: tuple[str, ...] = ("fr",)
+    # what the console shows and a restart keeps (callflow/store/desk_state.py): since when (wall clock)
+    # the agent is in this state, and how many calls they took
+    since: float = field(default_factory=time.time)
+    calls_taken: int = 0
+    #: called after every change (the store writes the agent through); None: nothing to tell
+    on_change: Callable[["Agent"], Any] | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # kept here rather than in each transition of AgentPool, so the pool's logic stays as it reads
+        fields = self.__dict__
+        if name == "state" and "since" in fields and fields.get("state") is not value:
+            fields["since"] = time.time()
+            if value is AgentState.ON_CALL:
+                fields["calls_taken"] = fields.get("calls_taken", 0) + 1
+        object.__setattr__(self, name, value)
+        hook = fields.get("on_change")
+        if hook is not None and name != "on_change":
+            hook(self)
 
     def as_dict(self, now: float) -> dict:
         return {
@@ -51,6 +69,8 @@ class Agent:
             "aggressive_calls": self.aggressive_calls,
             "pause_reason": self.pause_reason or None,
             "languages": list(self.languages),
+            "since": self.since,
+            "calls_taken": self.calls_taken,
         }
 
 

@@ -36,7 +36,10 @@ def secret_key(configured: str, database: str) -> bytes:
         return configured.encode()
     if database == ":memory:":
         return Fernet.generate_key()
-    path = Path(database).with_name("console-secret.key")
+    from callflow.paths import STATE_DIR
+    from callflow.store.db import files_dir
+
+    path = files_dir(database, STATE_DIR) / "console-secret.key"  # PostgreSQL: in the state folder
     try:
         key = path.read_bytes().strip()
         base64.urlsafe_b64decode(key)

@@ -55,7 +55,7 @@ def register_cli(subparsers) -> None:
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="the SQLite file (default: store.database from the config)")
+    parser.add_argument("--db", help="the SQLite file or postgresql:// URL (default: store.database from the config)")
 
 
 def _database(args) -> str:

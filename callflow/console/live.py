@@ -162,9 +162,10 @@ class LiveSource:
                     self._calls_taken[ext] += 1
                 self._agent_since[ext] = (state, now)
             agent = dict(agent)
-            agent["since"] = self._agent_since[ext][1]
-            agent["in_state"] = round(now - agent["since"])
-            agent["calls_taken"] = self._calls_taken[ext]
+            if agent.get("since") is None:  # a desk that does not keep them (the pool keeps them durably)
+                agent["since"] = self._agent_since[ext][1]
+                agent["calls_taken"] = self._calls_taken[ext]
+            agent["in_state"] = round(max(0.0, now - agent["since"]))
             out.append(agent)
         return out
 

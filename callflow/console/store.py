@@ -1,6 +1,6 @@
 """The console's own tables: people (users), the audit log, SMS conversations.
 
-Same database file as the call records; plain SQL that runs on SQLite and PostgreSQL
+Same database as the call records (callflow.store.db: SQLite or PostgreSQL, the same SQL)
 (TEXT ids, DOUBLE PRECISION epochs, INSERT … ON CONFLICT DO NOTHING). Passwords are
 argon2id hashes (argon2-cffi); nothing here ever holds a clear password.
 """
@@ -8,16 +8,16 @@ argon2id hashes (argon2-cffi); nothing here ever holds a clear password.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from callflow.store.db import Database
 
 ROLES = ("agent", "supervisor", "admin")
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
@@ -106,25 +106,20 @@ class User:
                 "full_name": self.full_name, "disabled": self.disabled}
 
 
-def _user(row: aiosqlite.Row) -> User:
+def _user(row: Any) -> User:
     return User(row["username"], row["role"], row["extension"], row["full_name"], bool(row["disabled"]),
                 row["created_at"], row["last_login_at"])
 
 
 class ConsoleStore:
-    def __init__(self, conn: aiosqlite.Connection, hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, conn: Database, hasher: PasswordHasher | None = None) -> None:
         self.conn = conn
         self.hasher = hasher or PasswordHasher()
 
     @classmethod
-    async def open(cls, path: str) -> "ConsoleStore":
-        if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA busy_timeout = 5000")
-        if path != ":memory:":
-            await conn.execute("PRAGMA journal_mode = WAL")
+    async def open(cls, path: "str | Database") -> "ConsoleStore":
+        """A path, a postgresql:// URL or an open Database (callflow.store.db)."""
+        conn = await Database.open(path)
         await conn.executescript(SCHEMA)
         return cls(conn)
 

@@ -710,7 +710,8 @@ async def attach(app: web.Application, config: Any, *, services: Any, controller
     `config` is the whole callflow Config (console settings, the store's database);
     `services` (an AsyncExitStack) closes the console's database connection at shutdown.
     """
-    store = await ConsoleStore.open(config.store.database)
+    # the controller's open store when it gives one (callflow.store.db: shared, SQLite or PostgreSQL)
+    store = await ConsoleStore.open(getattr(records, "conn", None) or config.store.database)
     services.push_async_callback(store.close)
     live = LiveSource(controller=controller, desk=desk, emergency=emergency, records=records)
     console = Console(config=config.console, store=store, live=live, records=records, handoffs=handoffs)

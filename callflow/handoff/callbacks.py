@@ -22,8 +22,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-import aiosqlite
 
+from callflow.store.db import Database
 from callflow.handoff.config import CallbackConfig
 from callflow.handoff.db import new_id
 
@@ -57,7 +57,7 @@ class Callback:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> "Callback":
+    def from_row(cls, row: Any) -> "Callback":
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
@@ -77,7 +77,7 @@ def outcome_cause(outcome: Any) -> str:
 class CallbackScheduler:
     def __init__(
         self,
-        conn: aiosqlite.Connection,
+        conn: Database,
         config: CallbackConfig | None = None,
         originate: Originate | None = None,
         *,
@@ -150,8 +150,9 @@ class CallbackScheduler:
         async with self.conn.execute(
             "UPDATE callbacks SET status = ?, claimed_at = ?, attempts = attempts + 1, updated_at = ?,"
             " last_outcome = ? WHERE id IN (SELECT id FROM callbacks WHERE (status = ? AND due_at <= ?)"
-            " OR (status = ? AND claimed_at < ?) ORDER BY due_at LIMIT ?)"
-            # Repeated outside the subquery so PostgreSQL re-checks it on the row it locks.
+            " OR (status = ? AND claimed_at < ?) ORDER BY due_at LIMIT ?" + self.conn.skip_locked + ")"
+            # PostgreSQL: FOR UPDATE SKIP LOCKED (two controllers never ring one callback twice); the
+            # condition is repeated outside the subquery so it is re-checked on the row locked.
             " AND ((status = ? AND due_at <= ?) OR (status = ? AND claimed_at < ?)) RETURNING *",
             (CALLING, now, now, f"claimed:{token}", SCHEDULED, now, CALLING, stale_before, limit,
              SCHEDULED, now, CALLING, stale_before),

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-import aiosqlite
 
+from callflow.store.db import Database
 from callflow.handoff.phone import parse_number
 
 
@@ -40,7 +40,7 @@ def clean_email(raw: str) -> str:
 
 
 class Contacts:
-    def __init__(self, conn: aiosqlite.Connection, *, region: str = "FR"):
+    def __init__(self, conn: Database, *, region: str = "FR"):
         self.conn = conn
         self.region = region
 

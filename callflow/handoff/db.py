@@ -1,17 +1,16 @@
-"""The handoff tables in the shared SQLite file (var/callflow.db by default).
+"""The handoff tables in the shared store (SQLite by default, or PostgreSQL: callflow.store.db).
 
-SQL stays PostgreSQL-compatible: TEXT ids (uuid4 hex), DOUBLE PRECISION epoch
-seconds, `INSERT … ON CONFLICT DO NOTHING`, `UPDATE … RETURNING`; only the
-`?` placeholders would need translating for asyncpg. Table names are ours
-alone: outbox*, contacts*, callbacks*, sms_inbound.
+Portable SQL: TEXT ids (uuid4 hex), DOUBLE PRECISION epoch seconds,
+`INSERT … ON CONFLICT DO NOTHING`, `UPDATE … RETURNING`; the store's dialect layer
+translates the `?` placeholders for asyncpg. Table names are ours alone: outbox*,
+contacts*, callbacks*, sms_inbound.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 
-import aiosqlite
+from callflow.store.db import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -110,13 +109,8 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-async def connect(db_path: str) -> aiosqlite.Connection:
-    """Open the shared file in autocommit mode, WAL, with our tables created."""
-    if db_path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(db_path)), exist_ok=True)
-    conn = await aiosqlite.connect(db_path, isolation_level=None)
-    conn.row_factory = aiosqlite.Row
-    await conn.execute("PRAGMA busy_timeout = 5000")  # other rooms write the same file
-    await conn.execute("PRAGMA journal_mode = WAL")
+async def connect(db_path: "str | Database") -> Database:
+    """Open the shared store (a path, a postgresql:// URL or an open Database) with our tables created."""
+    conn = await Database.open(db_path)
     await conn.executescript(SCHEMA)
     return conn

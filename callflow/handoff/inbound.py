@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-import aiosqlite
 
+from callflow.store.db import Database
 from callflow.handoff.contacts import Contacts
 from callflow.handoff.db import new_id
 from callflow.handoff.phone import MAX_RAW_LENGTH, number_variants, parse_number
@@ -29,7 +29,7 @@ class CallLinks:
     store when the controller gives us one with `add_link(call_id, kind, ref, at)`.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, records: Any = None):
+    def __init__(self, conn: Database, records: Any = None):
         self.conn = conn
         self.records = records
 
@@ -64,7 +64,7 @@ class InboundResult:
 class InboundSms:
     def __init__(
         self,
-        conn: aiosqlite.Connection,
+        conn: Database,
         contacts: Contacts,
         links: CallLinks,
         *,

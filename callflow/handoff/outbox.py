@@ -7,7 +7,9 @@ Life of a row:  queued → sending → sent → delivered
 * The idempotency key (UNIQUE) is derived from the call and the message, so
   the flow asking twice, or a restart replaying the request, writes one row.
 * A worker claims rows with one `UPDATE … RETURNING` (status transition +
-  claim token): two workers on the same file never send the same row.
+  claim token) whose sub-select is `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite's
+  write lock on its file does the same): two workers, two controllers, never send the
+  same row.
 * Backoff is durable: `next_attempt_at` is a column, computed with tenacity's
   exponential wait, so a restart keeps the schedule.
 * A row left in 'sending' after a crash is claimed again once its lease is
@@ -26,9 +28,9 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Awaitable, Callable
 
-import aiosqlite
 import tenacity
 
+from callflow.store.db import Database
 from callflow.handoff.config import OutboxConfig
 from callflow.handoff.db import new_id
 from callflow.handoff.errors import PermanentDeliveryError, TemporaryDeliveryError
@@ -60,7 +62,7 @@ class OutboxMessage:
     updated_at: float
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> "OutboxMessage":
+    def from_row(cls, row: Any) -> "OutboxMessage":
         return cls(
             id=row["id"],
             idempotency_key=row["idempotency_key"],
@@ -91,7 +93,7 @@ def idempotency_key(call_id: str, kind: str, purpose: str, destination: str) -> 
 class Outbox:
     """The `outbox` table. Cheap to build; shares the caller's connection."""
 
-    def __init__(self, conn: aiosqlite.Connection, config: OutboxConfig | None = None, *, clock: Callable[[], float] = time.time):
+    def __init__(self, conn: Database, config: OutboxConfig | None = None, *, clock: Callable[[], float] = time.time):
         self.conn = conn
         self.config = config or OutboxConfig()
         self.clock = clock
@@ -143,8 +145,9 @@ class Outbox:
         async with self.conn.execute(
             "UPDATE outbox SET status = ?, claim_token = ?, claimed_at = ?, attempts = attempts + 1, updated_at = ?"
             " WHERE id IN (SELECT id FROM outbox WHERE (status = ? AND next_attempt_at <= ?)"
-            " OR (status = ? AND claimed_at < ?) ORDER BY next_attempt_at LIMIT ?)"
-            # Repeated outside the subquery so PostgreSQL re-checks it on the row it locks.
+            " OR (status = ? AND claimed_at < ?) ORDER BY next_attempt_at LIMIT ?" + self.conn.skip_locked + ")"
+            # PostgreSQL: rows another controller is taking are skipped, not waited for (FOR UPDATE SKIP
+            # LOCKED); the condition is repeated outside the subquery so it is re-checked on the row locked.
             " AND ((status = ? AND next_attempt_at <= ?) OR (status = ? AND claimed_at < ?)) RETURNING *",
             (SENDING, token, now, now, QUEUED, now, SENDING, stale_before, limit, QUEUED, now, SENDING, stale_before),
         ) as cur:

@@ -21,8 +21,8 @@ import re
 import time
 from typing import Any
 
-import aiosqlite
 
+from callflow.store.db import Database
 from callflow.core.channel import mask_number
 from callflow.core.handoff import HandoffResult
 from callflow.handoff import db as handoff_db
@@ -58,6 +58,7 @@ class HandoffService:
         sms_backend: SmsBackend | None = None,
         smtp_sender: SmtpSender | None = None,
         run_callbacks: bool = True,
+        database: Database | None = None,
     ):
         self.config = config or HandoffConfig()
         self.config.validate()
@@ -68,7 +69,8 @@ class HandoffService:
         self.sms_backend = sms_backend
         self.smtp_sender = smtp_sender or SmtpSender(self.config.smtp)
         self._run_callbacks = run_callbacks
-        self.conn: aiosqlite.Connection | None = None
+        self._database = database  # the controller's open store, shared; None: open outbox.db_path
+        self.conn: Database | None = None
 
     # ----- lifecycle -------------------------------------------------------
     async def open(self) -> None:
@@ -77,7 +79,7 @@ class HandoffService:
             return
         if self.sms_backend is None:
             self.sms_backend = build_backend(self.config.sms, ari_post=self._ari_post)
-        self.conn = await handoff_db.connect(self.config.outbox.db_path)
+        self.conn = await handoff_db.connect(self._database or self.config.outbox.db_path)
         self.outbox = Outbox(self.conn, self.config.outbox)
         self.contacts = Contacts(self.conn, region=self.config.sms.region)
         self.links = CallLinks(self.conn, self._records)

@@ -44,7 +44,7 @@ def register_cli(subparsers) -> None:
 
 
 def _common(parser: argparse.ArgumentParser, dates: bool = True) -> None:
-    parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file (default: {DEFAULT_DB})")
+    parser.add_argument("--db", default=DEFAULT_DB, help=f"SQLite file or postgresql:// URL (default: {DEFAULT_DB})")
     if dates:
         parser.add_argument("--since", help="ISO date/time, UTC if no offset (inclusive)")
         parser.add_argument("--until", help="ISO date/time, UTC if no offset (exclusive)")

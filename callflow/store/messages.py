@@ -4,8 +4,7 @@
 closed, or no agent free) becomes a ticket — caller, time, the Asterisk
 recording, the motive chosen by key (urgent / normal) — listed for the agents
 (`callflow messages list|play|done`, `GET /api/messages` for the console) until
-someone marks it done. Same SQLite file as the call records; plain SQL that
-PostgreSQL also runs.
+someone marks it done. Same database as the call records (callflow.store.db: SQLite or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -15,10 +14,9 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import aiosqlite
-
 from callflow.core.hours import OVERRIDES
 from callflow.paths import DEFAULT_DB
+from callflow.store.db import Database
 from callflow.store.records import iso
 
 SCHEMA = """
@@ -81,19 +79,14 @@ class Ticket:
 
 
 class Messages:
-    def __init__(self, conn: aiosqlite.Connection, clock=time.time) -> None:
+    def __init__(self, conn: Database, clock=time.time) -> None:
         self.conn = conn
         self.clock = clock
 
     @classmethod
-    async def open(cls, path: str | Path = DEFAULT_DB, clock=time.time) -> "Messages":
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path))
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA busy_timeout=5000")
+    async def open(cls, path: str | Path | Database = DEFAULT_DB, clock=time.time) -> "Messages":
+        conn = await Database.open(path)
         await conn.executescript(SCHEMA)
-        await conn.commit()
         return cls(conn, clock)
 
     async def close(self) -> None:

@@ -57,7 +57,7 @@ def register_cli(subparsers) -> None:
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=None, help=f"SQLite file (default: store.database, else {DEFAULT_DB})")
+    parser.add_argument("--db", default=None, help=f"SQLite file or postgresql:// URL (default: store.database, else {DEFAULT_DB})")
 
 
 def _config(args):

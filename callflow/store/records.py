@@ -18,11 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-import aiosqlite
-
 from callflow.core.channel import mask_number
 from callflow.core.recorder import CallType, Cause, HungUpBy
-from callflow.store.schema import statements
+from callflow.store.db import Database
+from callflow.store.schema import SCHEMA
 from callflow.paths import DEFAULT_DB
 
 
@@ -48,31 +47,23 @@ def to_epoch(value: float | int | str | datetime | None) -> float:
 
 
 class Records:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: Database) -> None:
+        self.conn = conn  # callflow.store.db.Database: SQLite or PostgreSQL, the same SQL
         self._seq: dict[tuple[str, str], int] = {}  # (table, call_id) → last seq written
         self._started: dict[str, float] = {}
 
     @classmethod
-    async def open(cls, path: str | Path = DEFAULT_DB) -> "Records":
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path))
-        conn.row_factory = aiosqlite.Row
-        if str(path) != ":memory:":
-            await conn.execute("PRAGMA journal_mode=WAL")  # the CLI may read while calls write
-        await conn.execute("PRAGMA busy_timeout=5000")  # the outbox may share the file
-        for statement in statements():
-            await conn.execute(statement)
-        await conn.commit()
+    async def open(cls, path: str | Path | Database = DEFAULT_DB) -> "Records":
+        """A path, sqlite:///path, postgresql://… URL, or an open Database to share (callflow.store.db)."""
+        conn = await Database.open(path)
+        await conn.executescript(SCHEMA)
         return cls(conn)
 
     async def close(self) -> None:
         await self.conn.close()
 
     async def _write(self, sql: str, params: tuple) -> None:
-        await self.conn.execute(sql, params)
-        await self.conn.commit()
+        await self.conn.execute(sql, params)  # autocommit: on disk before the call goes on
 
     async def _next_seq(self, table: str, call_id: str) -> int:
         key = (table, call_id)

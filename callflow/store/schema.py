@@ -1,7 +1,9 @@
 """The call-record schema, plain SQL that runs on SQLite and PostgreSQL alike.
 
 Only TEXT, INTEGER and REAL; dates as ISO 8601 TEXT (UTC) next to an epoch
-REAL for range queries; no AUTOINCREMENT/SERIAL (rows are numbered per call by
+REAL for range queries; no foreign keys (SQLite never enforced them, and on
+PostgreSQL a note for a call whose start row is missing — written by a controller
+that stopped, a leg of a callback — must not be lost to a constraint); no AUTOINCREMENT/SERIAL (rows are numbered per call by
 the writer); "end" is a reserved word in PostgreSQL, hence end_at.
 """
 
@@ -24,7 +26,7 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_started_epoch ON calls (started_epoch);
 
 CREATE TABLE IF NOT EXISTS call_actions (   -- « ACTIONS PRISES »
-    call_id  TEXT NOT NULL REFERENCES calls (call_id),
+    call_id  TEXT NOT NULL,                 -- calls.call_id
     seq      INTEGER NOT NULL,
     at       REAL NOT NULL,                 -- seconds since the call was answered
     kind     TEXT NOT NULL,                 -- prompt, question, answer, timeout, handoff, hangup…
@@ -33,7 +35,7 @@ CREATE TABLE IF NOT EXISTS call_actions (   -- « ACTIONS PRISES »
 );
 
 CREATE TABLE IF NOT EXISTS call_audio (     -- the audio timeline, one row per segment
-    call_id     TEXT NOT NULL REFERENCES calls (call_id),
+    call_id     TEXT NOT NULL,              -- calls.call_id
     seq         INTEGER NOT NULL,
     start_at    REAL NOT NULL,              -- seconds since the call was answered
     end_at      REAL NOT NULL,
@@ -71,5 +73,6 @@ CREATE INDEX IF NOT EXISTS call_state_live ON call_state (state);
 
 def statements(schema: str = SCHEMA) -> list[str]:
     """The schema as single statements (drivers that take one at a time)."""
-    lines = [line.split("--", 1)[0] for line in schema.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    from callflow.store.db import statements as split
+
+    return split(schema)

@@ -368,3 +368,14 @@ async def in_process_controller(pbx: Sandbox, tmp_path: Path) -> AsyncIterator:
     for _ctl, task in running:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throw-away PostgreSQL for this worker (tests/postgres_server.py: Debian's binaries, initdb in a temp folder)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from postgres_server import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()

@@ -173,8 +173,8 @@ def test_the_audit_does_not_read_the_guard_nor_its_sign_of_life_set():
 
 # -- the product's records, through the real store ---------------------------------------------------
 
-async def test_kpi_over_the_stored_records_of_real_flow_runs(tmp_path):
-    store = await Records.open(tmp_path / "audit.db")
+async def test_kpi_over_the_stored_records_of_real_flow_runs(store_url):
+    store = await Records.open(store_url)  # SQLite and PostgreSQL
     scripts = {
         "dead": CallerScript(),  # a dead line: the seed's cas C hang-up, not premature
         "speaks": CallerScript(sounds=[Sound(0, S.SILENCE), Sound(3, S.SPEECH)]),
@@ -192,13 +192,13 @@ async def test_kpi_over_the_stored_records_of_real_flow_runs(tmp_path):
     assert k.premature_all_calls == 0, k.premature_reasons
 
 
-async def test_the_product_s_own_record_of_bug_b_is_caught(tmp_path):
+async def test_the_product_s_own_record_of_bug_b_is_caught(store_url):
     """Breathes from 2 s to 30 s, then quiet (a caller who faints), through the real flow and store.
 
     Whatever the guard decides, a system hang-up of this caller must read as premature. On main the
     guard hangs this caller up (issue 11 bug B), so this exercises the audit on the product's own record.
     """
-    store = await Records.open(tmp_path / "bug-b.db")
+    store = await Records.open(store_url)  # SQLite and PostgreSQL
     fake = FakeCall(CallerScript(sounds=[Sound(0, S.SILENCE), Sound(2, S.BREATHING), Sound(30, S.SILENCE)]),
                     call_id="bug-b")
     fake.deps.recorder = store

@@ -32,8 +32,8 @@ class FakeOriginate:
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return str(tmp_path / "callflow.db")
+def db_path(store_url):  # once on SQLite, once on PostgreSQL (conftest.store_url)
+    return store_url
 
 
 async def test_nothing_happens_before_the_due_time(db_path):

@@ -74,8 +74,8 @@ def test_no_calls_no_division_by_zero():
     assert k.silent_pct is None and k.premature_pct is None and k.documented_pct is None
 
 
-async def test_kpis_over_real_flow_runs_premature_0_and_documented_100(tmp_path):
-    store = await Records.open(tmp_path / "kpi.db")
+async def test_kpis_over_real_flow_runs_premature_0_and_documented_100(store_url):
+    store = await Records.open(store_url)  # SQLite and PostgreSQL
     breathing = [Sound(0, S.SILENCE), Sound(12, S.BREATHING)]
     seed = {"q_hears": [press("1")], "q_technical": [press("2")], "q_difficulty": [press("1")],
             "q_preference": [press("1")], "q_confirm_sms": [press("1")], "q_sms_received": [press("1")]}

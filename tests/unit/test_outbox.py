@@ -22,8 +22,8 @@ CFG = OutboxConfig(max_attempts=3, backoff_initial_seconds=10, backoff_max_secon
 
 
 @pytest.fixture
-async def conn(tmp_path):
-    c = await handoff_db.connect(str(tmp_path / "callflow.db"))
+async def conn(store_url):  # once on SQLite, once on PostgreSQL (conftest.store_url)
+    c = await handoff_db.connect(store_url)
     yield c
     await c.close()
 
@@ -43,7 +43,7 @@ async def test_same_key_writes_one_row(conn):
     assert [m.id for m in await outbox.list_for_call("call-1")] == [first.id]
 
 
-async def test_temporary_failure_backs_off_durably_then_succeeds(conn, tmp_path):
+async def test_temporary_failure_backs_off_durably_then_succeeds(conn, store_url):
     clock = Clock()
     outbox = Outbox(conn, CFG, clock=clock)
     msg, _ = await enqueue(outbox)
@@ -62,7 +62,7 @@ async def test_temporary_failure_backs_off_durably_then_succeeds(conn, tmp_path)
     assert row.next_attempt_at == clock.now + 10  # first backoff step
 
     # Not due yet: nothing is claimed, even by a fresh worker on a fresh connection (restart).
-    conn2 = await handoff_db.connect(str(tmp_path / "callflow.db"))
+    conn2 = await handoff_db.connect(store_url)
     try:
         restarted = OutboxWorker(Outbox(conn2, CFG, clock=clock), {"sms": sender})
         assert await restarted.run_once() == 0
@@ -119,9 +119,8 @@ async def test_permanent_failure_is_not_retried_until_an_operator_says_so(conn):
     assert not await outbox.retry(msg.id)  # only failed messages can be retried
 
 
-async def test_two_workers_on_one_file_never_send_the_same_row(tmp_path):
-    path = str(tmp_path / "callflow.db")
-    conns = [await handoff_db.connect(path) for _ in range(2)]
+async def test_two_workers_on_one_file_never_send_the_same_row(store_url):
+    conns = [await handoff_db.connect(store_url) for _ in range(2)]
     try:
         outbox = Outbox(conns[0], CFG)
         for i in range(30):

@@ -19,8 +19,8 @@ from callflow.telephony.fake import SEED_EPOCH, CallerScript, FakeCall, Sound, p
 
 
 @pytest.fixture
-async def records(tmp_path):
-    store = await Records.open(tmp_path / "var" / "callflow.db")
+async def records(store_url):  # once on SQLite, once on PostgreSQL (conftest.store_url)
+    store = await Records.open(store_url)
     yield store
     await store.close()
 
