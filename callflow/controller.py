@@ -37,6 +37,7 @@ from callflow.telephony.ari.actions import AriLineActions
 from callflow.telephony.ari.channel import _CAUSES, AriChannel
 from callflow.telephony.ari.client import AriClient, AriError
 from callflow.telephony.ari.events import AriEvent, EventRouter
+from callflow.telephony.audiosocket import AudioSocketMedia, AudioSocketServer, Prompts
 from callflow.telephony.media import MediaFork
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,13 @@ class Controller:
                                 ping_interval=config.ari.ping_interval)
         self.router = EventRouter(self._on_unrouted, self._on_handler_error)
         self.receiver = RtpReceiver()
+        # media.path = "audiosocket": the listening phases' audio, prompts, keys and hang-up over AudioSocket
+        self.audiosocket: AudioSocketServer | None = None
+        if config.media.path == "audiosocket":
+            self.audiosocket = AudioSocketServer(config.media.audiosocket_host, config.media.audiosocket_port)
+            from callflow.prompts import sounds_dir
+
+            self.prompts = Prompts([sounds_dir(), config.agents.runtime_sounds_dir])
         self.metrics.registry.register(_ReceiverCollector(self.receiver))
         self.calls: dict[str, CallSession] = {}
         self.line = LineGuard(AriLineActions(self.client), self._call_for)
@@ -131,6 +139,8 @@ class Controller:
     async def run(self) -> None:
         await self.start_http()
         await self.receiver.start(self.config.media.rtp_host, self.config.media.rtp_port)
+        if self.audiosocket is not None:
+            await self.audiosocket.start()
         loop = asyncio.get_running_loop()
         events = asyncio.ensure_future(self.client.run_events(self.router.dispatch, self._on_connect, self._on_disconnect))
         try:
@@ -179,6 +189,8 @@ class Controller:
             self.registry.sinks.remove(self._mirror_on_channel)
         if self._runner:
             await self._runner.cleanup()
+        if self.audiosocket is not None:
+            await self.audiosocket.stop()
         await self.receiver.stop()
         await self.client.close()
 
@@ -364,8 +376,8 @@ class Controller:
     async def _mirror_on_channel(self, call: Call) -> None:
         """Keep the call's state on the caller's channel as variables (only those that changed)."""
         session = self.calls.get(call.call_id)
-        if session is None or session.channel.hung_up:
-            return
+        if session is None or session.channel.hung_up or not session.channel.in_stasis:
+            return  # out of Stasis (AudioSocket) ARI cannot set variables: written once the caller is back
         wanted = call.channel_vars()
         done = self._mirrored.setdefault(call.call_id, {})
         changed = {k: v for k, v in wanted.items() if done.get(k) != v}
@@ -422,6 +434,10 @@ class Controller:
                 await self._stray_leg(event.channel.id, caller_channel=event.args[1] if len(event.args) > 1 else None)
             elif route == "media":
                 await self.line.hang_up_media(event.channel.id)  # a media fork whose call is gone
+            elif route == "back":
+                # back from the AudioSocket listen context with no call running it here (a restarted
+                # controller): rebuilt from its durable state and handed to people like any call left in the IVR
+                await self._take_back(event.channel.id, event.raw.get("channel") or {"id": event.channel.id})
             else:
                 log.warning("unknown Stasis route; sending to agents", extra={"route": route})
                 await self._continue_to_agents(event.channel.id, "unknown_route")
@@ -448,11 +464,20 @@ class Controller:
         def claim(object_id: str) -> None:
             self.router.claim(key, object_id)
 
-        def media_fork(chan: AriChannel) -> MediaFork:
+        def media_fork(chan: AriChannel) -> MediaFork | AudioSocketMedia:
             def on_reading(reading) -> None:
                 chan.on_reading(reading)
                 self._observe_reading(key, reading)
 
+            if self.audiosocket is not None:
+                def on_path(path: str) -> None:
+                    call = self.registry.get(key)
+                    if call is not None and not call.ended:
+                        call.set_media(path)
+
+                return AudioSocketMedia(self.client, chan, self.audiosocket, self.receiver, self.prompts,
+                                        on_taps=chan.push_input, on_reading=on_reading, answered_at=chan.answered_at,
+                                        context=self.config.media.listen_context, on_path=on_path)
             return MediaFork(self.client, chan.id, self.receiver, claim=claim, on_taps=chan.push_input,
                              on_reading=on_reading,
                              answered_at=chan.answered_at)
