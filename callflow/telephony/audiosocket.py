@@ -236,8 +236,9 @@ class AudioSocketConnection:
         if fut is not None and not fut.done():
             fut.set_result(completed)
 
-    async def hang_up(self) -> None:
-        """End AudioSocket() (the dialplan goes on to Stasis(callflow,back)) and close."""
+    async def leave(self) -> None:
+        """End AudioSocket() with its hang-up frame (which only ends the app: the dialplan goes on to
+        Stasis(callflow,back)) and close."""
         self.closed_by_us = True
         self._finish_prompt(False)
         if not self.writer.is_closing():
@@ -425,7 +426,7 @@ class AudioSocketMedia:
             if conn is None:
                 return
             if not conn.closed.is_set():
-                await conn.hang_up()
+                await conn.leave()
             await self._settle()
 
     async def _settle(self) -> None:

@@ -32,6 +32,13 @@ def actions(record: dict, kind: str) -> list[dict]:
     return [a for a in record["actions"] if a["kind"] == kind]
 
 
+@pytest.fixture(autouse=True, params=["snoop", "audiosocket"])
+def media_path(request, monkeypatch) -> str:
+    """Every test of this module on both media paths (issue 15): snoop + externalMedia, and AudioSocket."""
+    monkeypatch.setenv("CALLFLOW_MEDIA_PATH", request.param)
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def kpis_show_no_premature_hang_up_and_every_call_documented(records_db: Path):
     """After each test of this module, `callflow kpi` over the calls it made: no premature hang-up,
