@@ -218,6 +218,10 @@ class Controller:
         (a bridge with someone else) it is left alone and watched; an emergency or
         a caller still in the IVR goes to people (urgent, with the diagnosis); an
         answered callback goes to the agents. Orphaned media-fork channels are hung up.
+        A caller out of the app in the AudioSocket listen context (media.path "audiosocket") is
+        left there: its socket belonged to the previous process, so AudioSocket() ends and the
+        caller comes back through Stasis(callflow,back) (route "back": taken back like the others)
+        or, with no controller, the dialplan's fail-safe sends it to the agents.
         """
         app_name = self.config.ari.app
         channels = await self.client.get("channels")
@@ -226,6 +230,11 @@ class Controller:
         in_app = {c["id"]: c for c in channels
                   if (c.get("dialplan") or {}).get("app_name") == "Stasis"
                   and (c.get("dialplan") or {}).get("app_data", "").split(",")[0] == app_name}
+        listening = [c["id"] for c in channels if (c.get("dialplan") or {}).get("context") == self.config.media.listen_context
+                     and c["id"] not in {s.channel.id for s in self.calls.values()}]
+        if listening:
+            log.info("reconcile: callers in the listen context come back through Stasis(callflow,back)",
+                     extra={"channels": listening})
         for session in list(self.calls.values()):
             if session.channel.id not in existing:
                 await session.channel.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": session.channel.id}}))
@@ -285,6 +294,7 @@ class Controller:
             call = self.registry.adopt(Call(call_id=channel_id, channel_id=channel_id,
                                             number=(chan.get("caller") or {}).get("number") or None))
         call.set_bridge(None)  # alone in the app: whatever bridge it had is not a conversation any more
+        call.set_media("")  # in the app: no longer on the AudioSocket path, if it was
         if call.state in IN_IVR and not call.emergency:
             call.mark_urgent(f"{call.summary or 'appel muet'}; repris après redémarrage (serveur vocal interrompu)")
         if self.close_interrupted is not None:

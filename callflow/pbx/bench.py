@@ -106,7 +106,12 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
             env["CALLFLOW_MEDIA_PATH"] = MEDIA_ARMS[arm]
         controller = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        await _wait_healthy(18090)
+        try:
+            await _wait_healthy(18090)
+        except RuntimeError:
+            controller.terminate()  # never left running behind a failed bench
+            controller.wait(10)
+            raise
     user = "bench-reference" if arm == "reference" else "0612345678" if arm in CONTROLLER_ARMS else "bench-probe"
     service = "agi" if arm == "fastagi" else "3000"  # fastagi: the same flow from AGI(agi://…) (dialplans/agi.conf)
     share = {"realistic": 0.95, "silent": 0.0}[mix]
@@ -156,7 +161,7 @@ def _failed_calls(workdir: Path, calls: int) -> int:
     return -1 if successful is None else calls - successful
 
 
-async def _wait_healthy(port: int, timeout: float = 20.0) -> None:
+async def _wait_healthy(port: int, timeout: float = 90.0) -> None:  # imports alone take ~15 s on a loaded 2-core box
     import urllib.request
 
     deadline = time.monotonic() + timeout
