@@ -245,6 +245,8 @@ class AriChannel:
     async def _play_on_socket(self, socket, prompt: str, language: str, barge_in: bool) -> PlayResult:
         """A prompt sent by us as 20 ms frames on the caller's AudioSocket; barge-in as over ARI."""
         playback_id = f"as-{uuid.uuid4().hex[:16]}"
+        # what Asterisk's "Playing '…'" line says on the ARI path: which sound reached the caller
+        log.info("prompt on the audiosocket", extra={"channel": self.id, "sound": f"{self._sounds_prefix}/{language}/{prompt}"})
         self._socket_playback = playback_id
         self._current_playback = playback_id if barge_in else None
         try:
