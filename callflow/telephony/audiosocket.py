@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 import uuid
 import wave
@@ -77,16 +78,6 @@ def encode_frame(kind: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(kind, len(payload)) + payload
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes] | None:
-    """One frame, or None when the peer closed the connection (between frames or inside one)."""
-    try:
-        kind, length = HEADER.unpack(await reader.readexactly(HEADER.size))
-        payload = await reader.readexactly(length) if length else b""
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    return kind, payload
-
-
 def slin_to_ulaw(payload: bytes) -> bytes:
     """Asterisk's slin back to the caller's μ-law: G.711 decode then encode is exact, so the
     classifier gets the very codes the RTP path would have given it."""
@@ -124,15 +115,15 @@ class Prompts:
         return None
 
 
-class AudioSocketConnection:
-    """One caller's AudioSocket connection: reads its frames, writes ours at the 20 ms pace."""
+class AudioSocketConnection(asyncio.Protocol):
+    """One caller's AudioSocket connection: parses its frames as they arrive (an asyncio Protocol:
+    no coroutine per frame, ~50 frames a second per caller), writes ours at the 20 ms pace."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, call_uuid: str,
-                 clock: Callable[[], float]) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.uuid = call_uuid
+    def __init__(self, server: "AudioSocketServer", clock: Callable[[], float]) -> None:
+        self.server = server
         self.clock = clock
+        self.transport: asyncio.Transport | None = None
+        self.uuid: str | None = None
         self.on_audio: Callable[[bytes], None] = lambda payload: None
         self.on_digit: Callable[[str], None] = lambda digit: None
         self.on_line: Callable[[bool], None] = lambda sending: None  # the caller's phone sends audio / nothing
@@ -142,43 +133,84 @@ class AudioSocketConnection:
         self.last_audio: float | None = None
         self.line_sending: bool | None = None
         self.frames_in = 0
+        self._buffer = bytearray()
         self._prompt: memoryview | None = None
         self._prompt_pos = 0
         self._prompt_done: asyncio.Future[bool] | None = None
         self._pace_origin = 0.0
         self._paced = 0
         self._last_write = clock()
+        self._identify: asyncio.TimerHandle | None = None
 
     # -- reading ----------------------------------------------------------------------
-    async def run(self) -> None:
-        try:
-            while True:
-                frame = await read_frame(self.reader)
-                if frame is None:
-                    return
-                kind, payload = frame
-                if kind == KIND_AUDIO:
-                    self.frames_in += 1
-                    self.last_audio = self.clock()
-                    if self.line_sending is not True:
-                        self.line_sending = True
-                        self.on_line(True)
-                    self.on_audio(payload)
-                elif kind == KIND_DTMF and payload:
-                    self.on_digit(chr(payload[0]))
-                elif kind == KIND_HANGUP:
-                    return
-                elif kind == KIND_ERROR:
-                    log.warning("audiosocket error frame", extra={"uuid": self.uuid, "code": payload.hex()})
-                # anything else (a second uuid, other slin rates) carries nothing for us
-        finally:
-            self._finish_prompt(False)
-            self.closed.set()
-            self.writer.close()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 20 ms frames, no Nagle delay
+        # the uuid must come first, and soon (Asterisk sends it right after connecting)
+        self._identify = asyncio.get_running_loop().call_later(2.0, self._refuse)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        pos, size = 0, len(buffer)
+        while size - pos >= 3:
+            kind, length = HEADER.unpack_from(buffer, pos)
+            if size - pos - 3 < length:
+                break
+            payload = bytes(buffer[pos + 3: pos + 3 + length])
+            pos += 3 + length
+            self._frame(kind, payload)
+            if self.transport is not None and self.transport.is_closing():
+                break  # refused, or the caller's hang-up frame
+        del buffer[:pos]
+
+    def _frame(self, kind: int, payload: bytes) -> None:
+        if self.uuid is None:
+            if kind == KIND_UUID and len(payload) == 16 and self.server._matched(self, str(uuid.UUID(bytes=payload))):
+                if self._identify is not None:
+                    self._identify.cancel()
+                return
+            self._refuse()
+            return
+        if kind == KIND_AUDIO:
+            self.frames_in += 1
+            self.last_audio = self.clock()
+            if self.line_sending is not True:
+                self.line_sending = True
+                self.on_line(True)
+            self.on_audio(payload)
+        elif kind == KIND_DTMF and payload:
+            self.on_digit(chr(payload[0]))
+        elif kind == KIND_HANGUP:
+            self.transport.close()
+        elif kind == KIND_ERROR:
+            log.warning("audiosocket error frame", extra={"uuid": self.uuid, "code": payload.hex()})
+        # anything else (a second uuid, other slin rates) carries nothing for us
+
+    def _refuse(self) -> None:
+        if self.uuid is None and self.transport is not None:
+            # Not a call we wait for (a restarted controller, a stray connection): closing ends
+            # AudioSocket() and the caller comes back to Stasis(callflow,back) or the fail-safe.
+            self.server.unknown += 1
+            log.warning("audiosocket connection for no waiting call closed")
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._identify is not None:
+            self._identify.cancel()
+        self._finish_prompt(False)
+        self.closed.set()
+        self.server.connections.discard(self)
 
     # -- writing (called by the server's pacer every 20 ms) ------------------------------
+    @property
+    def _writable(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing() and not self.closed.is_set()
+
     def tick(self, now: float) -> None:
-        if self.closed.is_set() or self.writer.is_closing():
+        if not self._writable:
             return
         if self._prompt is not None:
             due = min(int((now - self._pace_origin) / FRAME_SECONDS) + 1 - self._paced, MAX_BURST)
@@ -191,7 +223,7 @@ class AudioSocketConnection:
                 self._prompt_pos += FRAME_BYTES
                 self._paced += 1
             else:
-                if self._prompt_pos >= len(self._prompt):
+                if self._prompt is not None and self._prompt_pos >= len(self._prompt):
                     self._finish_prompt(True)
         elif now - self._last_write >= KEEPALIVE:
             self._write(KIND_AUDIO, SILENCE, now)
@@ -202,10 +234,7 @@ class AudioSocketConnection:
                 self.on_line(False)
 
     def _write(self, kind: int, payload: bytes, now: float) -> None:
-        try:
-            self.writer.write(encode_frame(kind, payload))
-        except (ConnectionError, RuntimeError):
-            return
+        self.transport.write(encode_frame(kind, payload))
         self._last_write = now
 
     def play(self, slin: bytes) -> asyncio.Future[bool]:
@@ -213,7 +242,7 @@ class AudioSocketConnection:
         False when stopped or when the connection closed."""
         self._finish_prompt(False)
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if self.closed.is_set():
+        if not self._writable:
             fut.set_result(False)
             return fut
         self._prompt = memoryview(slin)
@@ -241,13 +270,14 @@ class AudioSocketConnection:
         Stasis(callflow,back)) and close."""
         self.closed_by_us = True
         self._finish_prompt(False)
-        if not self.writer.is_closing():
-            try:
-                self.writer.write(encode_frame(KIND_HANGUP))
-                await asyncio.wait_for(self.writer.drain(), 1.0)
-            except (ConnectionError, asyncio.TimeoutError, RuntimeError):
-                pass
-            self.writer.close()
+        if self._writable:
+            self.transport.write(encode_frame(KIND_HANGUP))
+            self.transport.close()  # sends what is buffered first, then FIN
+        try:
+            await asyncio.wait_for(self.closed.wait(), 2.0)
+        except asyncio.TimeoutError:
+            if self.transport is not None:
+                self.transport.abort()
 
 
 class AudioSocketServer:
@@ -268,9 +298,10 @@ class AudioSocketServer:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
     async def start(self) -> tuple[str, int]:
-        self._server = await asyncio.start_server(self._on_client, self.host, self.port)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: AudioSocketConnection(self, self.clock), self.host, self.port)
         self.address = self._server.sockets[0].getsockname()[:2]
-        self._pacer = asyncio.get_running_loop().create_task(self._pace(), name="audiosocket-pacer")
+        self._pacer = loop.create_task(self._pace(), name="audiosocket-pacer")
         log.info("audiosocket listening", extra={"address": f"{self.address[0]}:{self.address[1]}"})
         return self.address
 
@@ -279,7 +310,8 @@ class AudioSocketServer:
             self._pacer.cancel()
             await asyncio.gather(self._pacer, return_exceptions=True)
         for conn in list(self.connections):
-            conn.writer.close()  # a closed socket ends AudioSocket(); the dialplan's fail-safe takes over
+            if conn.transport is not None:
+                conn.transport.close()  # a closed socket ends AudioSocket(); the dialplan's fail-safe takes over
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -300,32 +332,14 @@ class AudioSocketServer:
         if fut is not None and not fut.done():
             fut.cancel()
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            frame = await asyncio.wait_for(read_frame(reader), 2.0)
-        except asyncio.TimeoutError:
-            frame = None
-        call_uuid = str(uuid.UUID(bytes=frame[1])) if frame and frame[0] == KIND_UUID and len(frame[1]) == 16 else None
-        fut = self._expected.pop(call_uuid, None) if call_uuid else None
+    def _matched(self, conn: AudioSocketConnection, call_uuid: str) -> bool:
+        fut = self._expected.pop(call_uuid, None)
         if fut is None or fut.done():
-            # Not a call we wait for (a restarted controller, a stray connection): closing ends
-            # AudioSocket() and the caller comes back to Stasis(callflow,back) or the fail-safe.
-            self.unknown += 1
-            log.warning("audiosocket connection for no waiting call closed", extra={"uuid": call_uuid})
-            writer.close()
-            return
-        conn = AudioSocketConnection(reader, writer, call_uuid, self.clock)
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            import socket
-
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # 20 ms frames, no Nagle delay
+            return False
+        conn.uuid = call_uuid
         self.connections.add(conn)
         fut.set_result(conn)
-        try:
-            await conn.run()
-        finally:
-            self.connections.discard(conn)
+        return True
 
     async def _pace(self) -> None:
         """One timer for every connection: prompts at 20 ms a frame, keep-alives, dead-line watch."""

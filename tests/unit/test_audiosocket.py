@@ -32,10 +32,19 @@ from callflow.telephony.audiosocket import (
     AudioSocketMedia,
     AudioSocketServer,
     Prompts,
+    HEADER,
     encode_frame,
-    read_frame,
     slin_to_ulaw,
 )
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes] | None:
+    """Asterisk's side: one frame, or None once the peer closed."""
+    try:
+        kind, length = HEADER.unpack(await reader.readexactly(HEADER.size))
+        return kind, (await reader.readexactly(length) if length else b"")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
 
 CHANNEL = "1700000000.42"
 
@@ -48,13 +57,19 @@ def test_slin_back_to_ulaw_gives_the_callers_own_codes():
     assert np.array_equal(ulaw_decode(back), ulaw_decode(codes))
 
 
-async def test_frames_round_trip_and_eof_inside_a_frame_is_a_close():
-    reader = asyncio.StreamReader()
-    reader.feed_data(encode_frame(KIND_DTMF, b"5") + encode_frame(KIND_AUDIO, b"\1\2") + b"\x10\x01")
-    reader.feed_eof()
-    assert await read_frame(reader) == (KIND_DTMF, b"5")
-    assert await read_frame(reader) == (KIND_AUDIO, b"\1\2")
-    assert await read_frame(reader) is None
+async def test_frames_split_anywhere_across_reads_are_parsed_whole():
+    got: list[tuple[str, object]] = []
+    server = AudioSocketServer()
+    conn = asock.AudioSocketConnection(server, lambda: 0.0)
+    fut = server.expect(str(uuid.UUID(int=7)))
+    conn.on_audio = lambda payload: got.append(("audio", payload))
+    conn.on_digit = lambda digit: got.append(("key", digit))
+    stream = (encode_frame(KIND_UUID, uuid.UUID(int=7).bytes) + encode_frame(KIND_AUDIO, b"\1\2" * 160)
+              + encode_frame(KIND_DTMF, b"5") + encode_frame(KIND_AUDIO, b"\3\4" * 160))
+    for i in range(0, len(stream), 7):  # TCP may cut anywhere
+        conn.data_received(stream[i:i + 7])
+    assert fut.done() and fut.result() is conn and conn.uuid == str(uuid.UUID(int=7))
+    assert got == [("audio", b"\1\2" * 160), ("key", "5"), ("audio", b"\3\4" * 160)]
 
 
 class FakeAsterisk:
