@@ -139,8 +139,12 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
         if not received or json.loads(received)["packets"] == 0 and arm not in ("stasis", "stasis-filtered", "talkdetect"):
             raise RuntimeError(f"the {arm} arm's sink received no audio: the arm measured nothing")
     elif controller:
-        controller.terminate()
-        controller.wait(10)
+        controller.terminate()  # SIGTERM drains: callers still there go to people first (slow on a loaded box)
+        try:
+            controller.wait(60)
+        except subprocess.TimeoutExpired:
+            controller.kill()
+            controller.wait(10)
     counts = [_failed_calls(run.workdir, count) for run, (_, _, count) in zip(runs, [g for g in groups if g[2]])]
     failed = -1 if -1 in counts else sum(counts)
     if any(codes) and not failed:
