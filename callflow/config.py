@@ -102,17 +102,32 @@ class RoutingConfig:
 
 @dataclass
 class MediaConfig:
+    #: how the caller's audio reaches the classifier while a flow listens (docs/benchmarks.md, issue 15):
+    #: "snoop" (snoop + externalMedia RTP + a bridge; ARI plays the prompts) or "audiosocket" (the caller
+    #: `continue`d into `listen_context`, AudioSocket() to us: audio, prompts, keys and hang-up on one TCP socket)
+    path: str = "snoop"
     rtp_host: str = "127.0.0.1"  # where Asterisk's externalMedia sends the caller's audio
     rtp_port: int = 0  # 0: any free port
     # Silero VAD confirms the classifier's speech readings (callflow/audio/classifier.py
     # SecondOpinion); "off", or onnxruntime / silero-vad not installed: the classifier alone (logged).
     speech_second_opinion: str = "silero"
+    audiosocket_host: str = "127.0.0.1"  # where AudioSocket() connects (Asterisk must reach it)
+    audiosocket_port: int = 0  # 0: any free port (Asterisk is told the port on each call)
+    listen_context: str = "callflow-listen"  # dialplans/hotline.conf
 
     def validate(self) -> None:
+        if self.path not in ("snoop", "audiosocket"):
+            raise ConfigError("media.path", '"audiosocket" or "snoop"', self.path)
         if not 0 <= self.rtp_port <= 65535:
             raise ConfigError("media.rtp_port", "a UDP port between 0 (any) and 65535", self.rtp_port)
         if self.speech_second_opinion not in ("silero", "off"):
             raise ConfigError("media.speech_second_opinion", '"silero" or "off"', self.speech_second_opinion)
+        if not 0 <= self.audiosocket_port <= 65535:
+            raise ConfigError("media.audiosocket_port", "a TCP port between 0 (any) and 65535", self.audiosocket_port)
+        if not self.audiosocket_host or any(c in self.audiosocket_host for c in " ,/"):
+            raise ConfigError("media.audiosocket_host", "an address to listen on, e.g. 127.0.0.1", self.audiosocket_host)
+        if not self.listen_context or any(c in self.listen_context for c in " ,"):
+            raise ConfigError("media.listen_context", "a dialplan context name", self.listen_context)
 
 
 @dataclass

@@ -38,6 +38,7 @@ from callflow.telephony.ari.actions import AriLineActions
 from callflow.telephony.ari.channel import _CAUSES, AriChannel
 from callflow.telephony.ari.client import AriClient, AriError
 from callflow.telephony.ari.events import AriEvent, EventRouter
+from callflow.telephony.audiosocket import AudioSocketMedia, AudioSocketServer, Prompts
 from callflow.telephony.media import MediaFork
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,13 @@ class Controller:
         self.router = EventRouter(self._on_unrouted, self._on_handler_error)
         self.receiver = RtpReceiver()
         log.info("caller audio: speech second opinion %s", SECOND_OPINION.configure(config.media.speech_second_opinion))
+        # media.path = "audiosocket": the listening phases' audio, prompts, keys and hang-up over AudioSocket
+        self.audiosocket: AudioSocketServer | None = None
+        if config.media.path == "audiosocket":
+            self.audiosocket = AudioSocketServer(config.media.audiosocket_host, config.media.audiosocket_port)
+            from callflow.prompts import sounds_dir
+
+            self.prompts = Prompts([sounds_dir(), config.agents.runtime_sounds_dir])
         self.metrics.registry.register(_ReceiverCollector(self.receiver))
         self.calls: dict[str, CallSession] = {}
         self.line = LineGuard(AriLineActions(self.client), self._call_for)
@@ -136,6 +144,8 @@ class Controller:
     async def run(self) -> None:
         await self.start_http()
         await self.receiver.start(self.config.media.rtp_host, self.config.media.rtp_port)
+        if self.audiosocket is not None:
+            await self.audiosocket.start()
         loop = asyncio.get_running_loop()
         events = asyncio.ensure_future(self.client.run_events(self.router.dispatch, self._on_connect, self._on_disconnect))
         try:
@@ -184,6 +194,8 @@ class Controller:
             self.registry.sinks.remove(self._mirror_on_channel)
         if self._runner:
             await self._runner.cleanup()
+        if self.audiosocket is not None:
+            await self.audiosocket.stop()
         await self.receiver.stop()
         await self.client.close()
 
@@ -211,6 +223,10 @@ class Controller:
         (a bridge with someone else) it is left alone and watched; an emergency or
         a caller still in the IVR goes to people (urgent, with the diagnosis); an
         answered callback goes to the agents. Orphaned media-fork channels are hung up.
+        A caller out of the app in the AudioSocket listen context (media.path "audiosocket") is
+        left there: its socket belonged to the previous process, so AudioSocket() ends and the
+        caller comes back through Stasis(callflow,back) (route "back": taken back like the others)
+        or, with no controller, the dialplan's fail-safe sends it to the agents.
         """
         app_name = self.config.ari.app
         channels = await self.client.get("channels")
@@ -219,6 +235,11 @@ class Controller:
         in_app = {c["id"]: c for c in channels
                   if (c.get("dialplan") or {}).get("app_name") == "Stasis"
                   and (c.get("dialplan") or {}).get("app_data", "").split(",")[0] == app_name}
+        listening = [c["id"] for c in channels if (c.get("dialplan") or {}).get("context") == self.config.media.listen_context
+                     and c["id"] not in {s.channel.id for s in self.calls.values()}]
+        if listening:
+            log.info("reconcile: callers in the listen context come back through Stasis(callflow,back)",
+                     extra={"channels": listening})
         for session in list(self.calls.values()):
             if session.channel.id not in existing:
                 await session.channel.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": session.channel.id}}))
@@ -278,6 +299,7 @@ class Controller:
             call = self.registry.adopt(Call(call_id=channel_id, channel_id=channel_id,
                                             number=(chan.get("caller") or {}).get("number") or None))
         call.set_bridge(None)  # alone in the app: whatever bridge it had is not a conversation any more
+        call.set_media("")  # in the app: no longer on the AudioSocket path, if it was
         if call.state in IN_IVR and not call.emergency:
             call.mark_urgent(f"{call.summary or 'appel muet'}; repris après redémarrage (serveur vocal interrompu)")
         if self.close_interrupted is not None:
@@ -369,8 +391,8 @@ class Controller:
     async def _mirror_on_channel(self, call: Call) -> None:
         """Keep the call's state on the caller's channel as variables (only those that changed)."""
         session = self.calls.get(call.call_id)
-        if session is None or session.channel.hung_up:
-            return
+        if session is None or session.channel.hung_up or not session.channel.in_stasis:
+            return  # out of Stasis (AudioSocket) ARI cannot set variables: written once the caller is back
         wanted = call.channel_vars()
         done = self._mirrored.setdefault(call.call_id, {})
         changed = {k: v for k, v in wanted.items() if done.get(k) != v}
@@ -427,6 +449,10 @@ class Controller:
                 await self._stray_leg(event.channel.id, caller_channel=event.args[1] if len(event.args) > 1 else None)
             elif route == "media":
                 await self.line.hang_up_media(event.channel.id)  # a media fork whose call is gone
+            elif route == "back":
+                # back from the AudioSocket listen context with no call running it here (a restarted
+                # controller): rebuilt from its durable state and handed to people like any call left in the IVR
+                await self._take_back(event.channel.id, event.raw.get("channel") or {"id": event.channel.id})
             else:
                 log.warning("unknown Stasis route; sending to agents", extra={"route": route})
                 await self._continue_to_agents(event.channel.id, "unknown_route")
@@ -453,11 +479,20 @@ class Controller:
         def claim(object_id: str) -> None:
             self.router.claim(key, object_id)
 
-        def media_fork(chan: AriChannel) -> MediaFork:
+        def media_fork(chan: AriChannel) -> MediaFork | AudioSocketMedia:
             def on_reading(reading) -> None:
                 chan.on_reading(reading)
                 self._observe_reading(key, reading)
 
+            if self.audiosocket is not None:
+                def on_path(path: str) -> None:
+                    call = self.registry.get(key)
+                    if call is not None and not call.ended:
+                        call.set_media(path)
+
+                return AudioSocketMedia(self.client, chan, self.audiosocket, self.receiver, self.prompts,
+                                        on_taps=chan.push_input, on_reading=on_reading, answered_at=chan.answered_at,
+                                        context=self.config.media.listen_context, on_path=on_path)
             return MediaFork(self.client, chan.id, self.receiver, claim=claim, on_taps=chan.push_input,
                              on_reading=on_reading,
                              answered_at=chan.answered_at)

@@ -77,6 +77,9 @@ class Call:
     final_warning_at: float | None = None  # cas C « je vais raccrocher dans 10 secondes » spoken to its end
     bridge_id: str | None = None
     legs: dict[str, str] = field(default_factory=dict)  # role (agent, supervisor, emergency) → channel id
+    #: the media path the caller is on now: "" (in Stasis, or a snoop fork beside it) or "audiosocket"
+    #: (out of Stasis in the [callflow-listen] context, back through Stasis(callflow,back) or the fail-safe)
+    media: str = ""
     updated_at: float = field(default_factory=time.time)
     history: list[tuple[CallState, CallState, str]] = field(default_factory=list)
     _registry: "CallRegistry | None" = field(default=None, repr=False, compare=False)
@@ -149,6 +152,11 @@ class Call:
             self.legs[role] = channel_id
             self._changed()
 
+    def set_media(self, path: str) -> None:
+        if path != self.media:
+            self.media = path
+            self._changed()
+
     # -- durable copies ------------------------------------------------------------------------
     def snapshot(self) -> dict:
         return {
@@ -156,6 +164,7 @@ class Call:
             "state": self.state.value, "emergency": self.emergency, "urgent": self.urgent,
             "summary": self.summary, "first_sign_of_life": self.first_sign_of_life,
             "bridge_id": self.bridge_id, "legs": dict(self.legs), "updated_at": self.updated_at,
+            "media": self.media,
         }
 
     @classmethod
@@ -165,7 +174,7 @@ class Call:
             state=CallState(data.get("state") or "ivr"), emergency=bool(data.get("emergency")),
             urgent=bool(data.get("urgent")), summary=data.get("summary") or "",
             first_sign_of_life=data.get("first_sign_of_life"), bridge_id=data.get("bridge_id"),
-            legs=dict(data.get("legs") or {}),
+            legs=dict(data.get("legs") or {}), media=data.get("media") or "",
         )
 
     def channel_vars(self) -> dict[str, str]:

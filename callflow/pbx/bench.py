@@ -37,6 +37,9 @@ from callflow.pbx.sandbox import Sandbox
 from callflow.pbx.sipp import Caller, start_sipp
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: the product (`callflow run`) on a given media path; `callflow` runs with the configured default
+MEDIA_ARMS = {"callflow-snoop": "snoop", "callflow-audiosocket": "audiosocket"}
+CONTROLLER_ARMS = ("callflow", "baseline", "fastagi", *MEDIA_ARMS)
 
 
 @dataclass
@@ -92,18 +95,24 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
                                       env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if controller.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the {arm} probe did not start")
-    elif arm in ("callflow", "baseline", "fastagi"):
+    elif arm in CONTROLLER_ARMS:
         # hand speakers to the same bench-hold as the reference (not to the agent desk's music and hunting)
         env = dict(os.environ, CALLFLOW_LOG_LEVEL="WARNING", CALLFLOW_ROUTING_AGENTS_CONTEXT="bench-hold",
                    CALLFLOW_ROUTING_AGENTS_VIA="dialplan",
                    CALLFLOW_STORE_DATABASE=str(Path(tempfile.mkdtemp()) / "bench.db"), CALLFLOW_HTTP_PORT="18090")
         if arm == "baseline":  # the controller of another checkout (before/after a change, same run)
             env["PYTHONPATH"] = os.environ["CALLFLOW_BENCH_BASELINE"]
+        if arm in MEDIA_ARMS:  # the product on one media path (issue 15): media.path
+            env["CALLFLOW_MEDIA_PATH"] = MEDIA_ARMS[arm]
         controller = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        await _wait_healthy(18090)
-    user = {"reference": "bench-reference", "callflow": "0612345678", "baseline": "0612345678",
-            "fastagi": "0612345678"}.get(arm, "bench-probe")
+        try:
+            await _wait_healthy(18090)
+        except RuntimeError:
+            controller.terminate()  # never left running behind a failed bench
+            controller.wait(10)
+            raise
+    user = "bench-reference" if arm == "reference" else "0612345678" if arm in CONTROLLER_ARMS else "bench-probe"
     service = "agi" if arm == "fastagi" else "3000"  # fastagi: the same flow from AGI(agi://…) (dialplans/agi.conf)
     share = {"realistic": 0.95, "silent": 0.0}[mix]
     groups = [("speaker", round(concurrent * share), round(total * share)),
@@ -130,8 +139,12 @@ async def run_arm(arm: str, mix: str, *, concurrent: int, total: int, length: fl
         if not received or json.loads(received)["packets"] == 0 and arm not in ("stasis", "stasis-filtered", "talkdetect"):
             raise RuntimeError(f"the {arm} arm's sink received no audio: the arm measured nothing")
     elif controller:
-        controller.terminate()
-        controller.wait(10)
+        controller.terminate()  # SIGTERM drains: callers still there go to people first (slow on a loaded box)
+        try:
+            controller.wait(60)
+        except subprocess.TimeoutExpired:
+            controller.kill()
+            controller.wait(10)
     counts = [_failed_calls(run.workdir, count) for run, (_, _, count) in zip(runs, [g for g in groups if g[2]])]
     failed = -1 if -1 in counts else sum(counts)
     if any(codes) and not failed:
@@ -152,7 +165,7 @@ def _failed_calls(workdir: Path, calls: int) -> int:
     return -1 if successful is None else calls - successful
 
 
-async def _wait_healthy(port: int, timeout: float = 20.0) -> None:
+async def _wait_healthy(port: int, timeout: float = 90.0) -> None:  # imports alone take ~15 s on a loaded 2-core box
     import urllib.request
 
     deadline = time.monotonic() + timeout
@@ -249,7 +262,8 @@ def register_bench(bench_sub) -> None:
     p.add_argument("--length", type=float, default=20.0, help="seconds each caller stays")
     p.add_argument("--mix", choices=["realistic", "silent", "both"], default="both")
     p.add_argument("--arms", default="reference,callflow",
-                   help="comma-separated: reference, callflow, fastagi, baseline (the controller of the checkout in "
+                   help="comma-separated: reference, callflow, callflow-snoop / callflow-audiosocket (the controller on "
+                        "that media.path), fastagi, baseline (the controller of the checkout in "
                         "$CALLFLOW_BENCH_BASELINE), and the throw-away media arms "
                         f"({', '.join(PROBE_OPTIONS)})")
     p.add_argument("--rounds", type=int, default=1, help="repeat every arm, interleaved, to show the spread")
@@ -265,10 +279,11 @@ def _cli(args) -> int:
         arms += ("fastagi",)
     if "baseline" in arms and not os.environ.get("CALLFLOW_BENCH_BASELINE"):
         raise SystemExit("bench pbx --arms baseline: set CALLFLOW_BENCH_BASELINE to the checkout whose controller it runs")
-    unknown = set(arms) - {"reference", "callflow", "baseline", "fastagi", *PROBE_OPTIONS}
+    unknown = set(arms) - {"reference", *CONTROLLER_ARMS, *PROBE_OPTIONS}
     if unknown:
         raise SystemExit(f"bench pbx --arms: unknown arm(s) {', '.join(sorted(unknown))}; "
-                         f"expected reference, callflow, baseline, fastagi, {', '.join(PROBE_OPTIONS)}")
+                         f"expected reference, callflow, baseline, fastagi, {', '.join(PROBE_OPTIONS)}, "
+                         f"{', '.join(MEDIA_ARMS)}")
     results = run(args.concurrent, args.calls, args.length, mixes, arms, args.rounds)
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=2))

@@ -9,6 +9,7 @@ kept for the next question.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import caller_audio as audio
@@ -30,6 +31,32 @@ def answers(record: dict) -> list[str]:
 
 def actions(record: dict, kind: str) -> list[dict]:
     return [a for a in record["actions"] if a["kind"] == kind]
+
+
+async def played(controller, asterisk_log, sound: str, timeout: float = 10.0) -> str:
+    """A prompt reached the caller: Asterisk played it (ARI playback), or the controller sent it
+    as frames on the caller's AudioSocket. Returns the log line."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in asterisk_log.text().splitlines():
+            if f"Playing '{sound}" in line:
+                return line
+        for event in controller.events():
+            if event.get("event") == "prompt on the audiosocket" and str(event.get("sound", "")).startswith(sound):
+                return json.dumps(event)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{sound!r} was neither played by Asterisk nor sent on the AudioSocket")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture(autouse=True, params=["snoop", "audiosocket"])
+def media_path(request, monkeypatch) -> str:
+    """Every test of this module on both media paths (issue 15): snoop + externalMedia, and AudioSocket."""
+    monkeypatch.setenv("CALLFLOW_MEDIA_PATH", request.param)
+    return request.param
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +109,7 @@ async def test_dead_line_without_any_rtp_is_hung_up_only_after_the_seeds_wait(co
     assert prompts["dead_line_final"] >= 20
     hangup = actions(record, "hangup")[-1]["at"]
     assert hangup >= prompts["dead_line_final"] + 10
-    await asterisk_log.wait_for("Playing 'callflow/fr/dead_line_final")
+    await played(controller, asterisk_log, "callflow/fr/dead_line_final")
 
 
 async def test_dead_line_of_digital_silence_is_a_dead_line_too(controller, files):
@@ -129,7 +156,7 @@ async def test_background_noise_gets_cas_a(controller, files, asterisk_log):
     caller = Caller().audio(files["noise"]).pause(diagnosis_at() + 12)
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="noise", timeout_s=120)
     assert await run.wait(100) == 0, run.errors()
-    await asterisk_log.wait_for("Playing 'callflow/fr/cas_a_noise")
+    await played(controller, asterisk_log, "callflow/fr/cas_a_noise")
     call = await controller.wait_for_event("call in")
     assert (await controller.record(call["call"]))["call_type"] == "bruit_de_fond"
 
@@ -152,8 +179,8 @@ async def test_cas_e_key_1_switches_to_english(controller, files, asterisk_log):
     caller = Caller().audio(files["silence"]).pause(prompt_seconds("greeting") + 1).press("9").pause(4).press("1").pause(15)
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="english", timeout_s=60)
     assert await run.wait(50) == 0, run.errors()
-    await asterisk_log.wait_for("Playing 'callflow/fr/q_language")
-    await asterisk_log.wait_for("Playing 'callflow/en/")
+    await played(controller, asterisk_log, "callflow/fr/q_language")
+    await played(controller, asterisk_log, "callflow/en/")
     call = await controller.wait_for_event("call in")
     record = await controller.record(call["call"])
     assert record["language"] == "en" or any("en" in a["detail"] for a in actions(record, "language"))
@@ -167,7 +194,7 @@ async def test_distress_asks_the_emergency_question_first_and_1_never_hangs_up(c
     assert await run.wait(110) == 0, run.errors()  # no BYE from us, for the whole call
     call = await controller.wait_for_event("call in")
     record = await controller.record(call["call"])
-    line = await asterisk_log.wait_for("Playing 'callflow/fr/q_emergency", timeout=1)
+    line = await played(controller, asterisk_log, "callflow/fr/q_emergency", timeout=1)
     assert record["call_type"] == "urgence", (record["actions"], record["audio"])
     assert record["hung_up_by"] != "system"  # handed to the emergency line; the caller's own BYE ended the call
     assert "urgence_medicale=oui" in answers(record), record["actions"]

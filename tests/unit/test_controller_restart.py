@@ -288,3 +288,26 @@ async def test_restart_an_emergency_whose_line_was_not_reached_is_dialled_again_
     assert [r.call_id for r in resumed] == ["call-9"] and resumed[0].bridge_id == "callflow-call-9"
     assert not ari.did("DELETE", "") and not ari.did("POST", "channels/c-9/continue")
     c.calls["call-9"].task.cancel()
+
+
+# -- issue 15: a caller on the AudioSocket path when the controller restarted ---------------------------
+async def test_restart_a_caller_in_the_listen_context_is_left_there_then_taken_back_when_it_comes_back():
+    REGISTRY.adopt(Call(call_id="call-as", channel_id="c-as", state=CallState.LISTENING, summary="respiration",
+                        media="audiosocket"))
+    in_listen = dict(stasis("c-as"), dialplan={"context": "callflow-listen", "exten": "s", "priority": 2,
+                                                "app_name": "TryExec", "app_data": "AudioSocket(x,127.0.0.1:1)"})
+    ari = ScriptedAri(channels=[in_listen])
+    resumed: list[Call] = []
+
+    async def resume(ctx, call):
+        resumed.append(call)
+
+    c = controller(ari, resume=resume)
+    await c.reconcile()
+    assert not resumed and not ari.did("POST", "channels/c-as/continue") and not ari.did("DELETE", "channels/c-as")
+    assert REGISTRY.get("call-as") is not None  # its channel exists: not closed as vanished
+    # AudioSocket() ended with the old process's socket: the dialplan brings the caller back to Stasis
+    await c.router.dispatch(AriEvent.from_dict({"type": "StasisStart", "args": ["back"], "channel": stasis("c-as", "back")}))
+    await asyncio.sleep(0.05)
+    (call,) = resumed
+    assert call.call_id == "call-as" and call.urgent and "redémarrage" in call.summary and call.media == ""

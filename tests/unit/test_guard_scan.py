@@ -20,6 +20,8 @@ IMPLEMENTATIONS = {
     "telephony/ari/channel.py": "Channel.hang_up / continue_in_dialplan over ARI: used only by Guard",
     "agents/bridges.py": "Bridges.destroy / remove over ARI: used only by Guard",
     "telephony/media.py": "the media fork's own snoop/externalMedia channels and bridge, never a caller",
+    "telephony/audiosocket.py": "the AudioSocket path's `continue` into [callflow-listen], which runs AudioSocket() and "
+                                "comes back to Stasis(callflow,back) (or the fail-safe's agents): never away from us",
     "console/live.py": "the console's own listening channel, snoop and bridge (a supervisor listening in), never a caller",
     "pbx/bench_probe.py": "`callflow bench pbx`'s throw-away probe: its own ARI app (bench-probe) and SIPp bench callers, "
                           "never the product's callers",

@@ -69,6 +69,9 @@ class AriChannel(ForkedLeg):
         self._speech = SpeechStreak()  # a barge-in prompt stops when the caller talks over it
         self._loudness: Callable[[bool], None] | None = None  # watch_loudness (seed 004 « voix forte »)
         self.in_stasis = True
+        self._stasis = asyncio.Event()  # set while the channel is in our app (AudioSocket path: it leaves and comes back)
+        self._stasis.set()
+        self._socket_playback: str | None = None  # the prompt the AudioSocket path is playing
 
     # -- state ------------------------------------------------------------------
 
@@ -103,6 +106,38 @@ class AriChannel(ForkedLeg):
         for name, value in variables.items():
             await self.client.post(f"channels/{self.id}/variable", variable=name, value=value)
 
+    def left_stasis(self) -> None:
+        """The caller was `continue`d out of our app (the AudioSocket listen context)."""
+        self.in_stasis = False
+        self._stasis.clear()
+
+    async def wait_in_stasis(self, timeout: float) -> bool:
+        """True once the caller is (back) in our app, False after `timeout`."""
+        try:
+            await asyncio.wait_for(self._stasis.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def gone_outside_stasis(self) -> None:
+        """ARI confirmed it: the caller hung up while out of our app (no ARI event tells us then)."""
+        log.info("caller hung up while out of Stasis", extra={"channel": self.id})
+        self._mark_hungup()
+
+    @property
+    def _socket(self):
+        """The AudioSocket path while the caller is in it (it carries prompts, keys and hang-up), else None."""
+        media = self.media
+        return media if media is not None and getattr(media, "carries_prompts", False) and media.active else None
+
+    async def _to_stasis(self) -> None:
+        """Before an operation only ARI can do on the caller (record, music, a bridge, a move):
+        leave the AudioSocket path, which brings the caller back to Stasis(callflow,back)."""
+        media = self.media
+        if media is not None and getattr(media, "carries_prompts", False) and (media.active or not self.in_stasis):
+            await media.stop()
+        self._check_up()
+
     def _mark_hungup(self) -> None:
         self._hungup.set()
         self._input_ready.set()
@@ -136,6 +171,10 @@ class AriChannel(ForkedLeg):
             self._mark_hungup()
         elif kind == "StasisEnd":
             self.in_stasis = False
+            self._stasis.clear()
+        elif kind == "StasisStart":
+            self.in_stasis = True  # back from the AudioSocket listen context (route "back")
+            self._stasis.set()
 
     def push_input(self, item: CallerInput) -> None:
         """A key (from ARI) or a tap group (from the audio classifier)."""
@@ -169,6 +208,10 @@ class AriChannel(ForkedLeg):
         self._check_up()
         if barge_in and self._inputs:
             return PlayResult(completed=False, interrupted_by=self._inputs[0])
+        socket = self._socket
+        if socket is not None and socket.can_play(prompt, language or self.caller.language):
+            return await self._play_on_socket(socket, prompt, language or self.caller.language, barge_in)
+        await self._to_stasis()
         playback_id = f"pb-{uuid.uuid4().hex[:16]}"
         fut: asyncio.Future[bool] = self._loop.create_future()
         self._playbacks[playback_id] = fut
@@ -189,8 +232,28 @@ class AriChannel(ForkedLeg):
         interrupted = self._inputs[0] if (barge_in and self._inputs and not completed) else None
         return PlayResult(completed=completed, interrupted_by=interrupted)
 
+    async def _play_on_socket(self, socket, prompt: str, language: str, barge_in: bool) -> PlayResult:
+        """A prompt sent by us as 20 ms frames on the caller's AudioSocket; barge-in as over ARI."""
+        playback_id = f"as-{uuid.uuid4().hex[:16]}"
+        # what Asterisk's "Playing '…'" line says on the ARI path: which sound reached the caller
+        log.info("prompt on the audiosocket", extra={"channel": self.id, "sound": f"{self._sounds_prefix}/{language}/{prompt}"})
+        self._socket_playback = playback_id
+        self._current_playback = playback_id if barge_in else None
+        try:
+            completed = await socket.play(prompt, language)
+        finally:
+            self._socket_playback = None
+            if self._current_playback == playback_id:
+                self._current_playback = None
+        if not socket.active and not completed:
+            await socket.stop()  # the socket closed under the prompt: back in Stasis, or gone (checked by ARI)
+        self._check_up()
+        interrupted = self._inputs[0] if (barge_in and self._inputs and not completed) else None
+        return PlayResult(completed=completed, interrupted_by=interrupted)
+
     async def play_recording(self, name: str) -> PlayResult:
         self._check_up()
+        await self._to_stasis()
         playback_id = f"pb-{uuid.uuid4().hex[:16]}"
         fut: asyncio.Future[bool] = self._loop.create_future()
         self._playbacks[playback_id] = fut
@@ -204,6 +267,9 @@ class AriChannel(ForkedLeg):
         return PlayResult(completed=completed)
 
     async def _stop_quietly(self, playback_id: str) -> None:
+        if playback_id == self._socket_playback and self.media is not None:
+            self.media.stop_prompt()
+            return
         try:
             await self.client.delete(f"playbacks/{playback_id}")
         except AriError:
@@ -236,6 +302,13 @@ class AriChannel(ForkedLeg):
         self._check_up()
         if self._voice_armed:
             return
+        media = self._make_media()
+        if getattr(media, "carries_prompts", False):
+            # AudioSocket costs the PBX little more than the call itself (docs/benchmarks.md), and an
+            # ARI prompt would hold a `continue` back until it ends: listen now, prompts go through the socket.
+            self._voice_armed = True
+            await self.start_listening()
+            return
         self._voice_armed = True
         # Asterisk's defaults: "talking" above an average amplitude of 256 (≈ −42 dBFS), 2.5 s to "finished"
         await self._call("POST", f"channels/{self.id}/variable", variable="TALK_DETECT(set)", value="")
@@ -250,12 +323,15 @@ class AriChannel(ForkedLeg):
         if self.media is not None and self.media.active and (not self._voice_armed or self.hung_up):
             await self.media.stop()  # the flow stopped listening while we were starting: it wins
 
+    def _make_media(self):
+        if self.media is None and self._media_factory is not None:
+            self.media = self._media_factory(self)
+        return self.media
+
     async def start_listening(self) -> None:
         self._check_up()
-        if self.media is None:
-            if self._media_factory is None:
-                raise RuntimeError("no media fork configured for this channel")
-            self.media = self._media_factory(self)
+        if self._make_media() is None:
+            raise RuntimeError("no media fork configured for this channel")
         await self.media.start()
 
     async def stop_listening(self) -> None:
@@ -272,6 +348,7 @@ class AriChannel(ForkedLeg):
     async def record(self, name: str, *, max_seconds: float, max_silence: float, beep: bool = True,
                      terminate_on: str = "#") -> Recording:
         self._check_up()
+        await self._to_stasis()
         fut: asyncio.Future[dict] = self._loop.create_future()
         self._recordings[name] = fut
         self._claim(name)
@@ -323,6 +400,7 @@ class AriChannel(ForkedLeg):
 
     async def watch_loudness(self, threshold: int, on_change: Callable[[bool], None] | None) -> None:
         self._check_up()
+        await self._to_stasis()
         self._loudness = on_change
         self._voice_armed = False  # the fork-on-voice trigger is off while a person has the call
         # TALK_DETECT(set)=<ms of quiet before "finished">,<average amplitude that counts as talking>
@@ -331,9 +409,12 @@ class AriChannel(ForkedLeg):
 
     async def start_moh(self, moh_class: str = "default") -> None:
         self._check_up()
+        await self._to_stasis()
         await self._call("POST", f"channels/{self.id}/moh", mohClass=moh_class)
 
     async def stop_moh(self) -> None:
+        if self._socket is not None:
+            return  # no music is playing through the AudioSocket path
         if not self.hung_up:
             await self._call("DELETE", f"channels/{self.id}/moh")
 
@@ -381,6 +462,7 @@ class AriChannel(ForkedLeg):
 
     async def bridge_with(self, *others: object, bridge_id: str | None = None) -> str:
         self._check_up()
+        await self._to_stasis()
         bridge_id = bridge_id or f"callflow-{self.id}"
         self._claim(bridge_id)
         await self.client.post("bridges", type="mixing", bridgeId=bridge_id, name=bridge_id)
@@ -390,5 +472,6 @@ class AriChannel(ForkedLeg):
 
     async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
         self._check_up()
+        await self._to_stasis()
         await self._call("POST", f"channels/{self.id}/continue", context=context, extension=extension, priority=priority)
         self.in_stasis = False
