@@ -185,3 +185,43 @@ async def _ignore(*_args) -> None:
 
 async def _ignore_resume(ctx, call) -> None:
     await asyncio.sleep(3600)
+
+
+# -- legs placed for a caller: after the caller left, after an ARI cut ----------------------------------
+def _pending_legs(chan, *leg_ids):
+    loop = asyncio.get_running_loop()
+    for leg_id in leg_ids:
+        chan._legs[leg_id] = loop.create_future()
+
+
+async def test_a_leg_still_ringing_when_the_caller_leaves_stops_ringing():
+    """The emergency line that never answers rang on up to 30 s after its caller had gone."""
+    from callflow.agents.legs import originate_while_up
+    from callflow.core.channel import Caller, CallerHungUp
+    from callflow.telephony.ari.channel import AriChannel
+
+    ari = ScriptedAri(channels=[stasis("c-r", "inbound")])
+    chan = AriChannel(ari, "c-r", Caller(number=None), claim=lambda _: None, answered=True)
+    placing = asyncio.ensure_future(originate_while_up(chan, "PJSIP/emergency-test", timeout=30))
+    await asyncio.sleep(0.05)
+    (leg_id,) = list(chan._legs)
+    await chan.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": "c-r"}}))  # the caller hangs up
+    try:
+        await asyncio.wait_for(placing, 2)
+        raise AssertionError("no CallerHungUp")
+    except CallerHungUp:
+        pass
+    assert ari.did("DELETE", f"channels/{leg_id}")
+
+
+async def test_after_an_ari_cut_legs_that_answered_or_ended_meanwhile_are_caught_up():
+    from callflow.core.channel import Caller
+    from callflow.telephony.ari.channel import AriChannel
+
+    ari = ScriptedAri(channels=[stasis("c-u", "inbound"), stasis("leg-up", "leg", "c-u")])
+    chan = AriChannel(ari, "c-u", Caller(number=None), claim=lambda _: None, answered=True)
+    _pending_legs(chan, "leg-up", "leg-gone", "leg-ringing")
+    await chan.catch_up_legs(existing={"c-u", "leg-up", "leg-ringing"}, in_app={"c-u", "leg-up"})
+    assert chan._legs["leg-up"].result().answered and chan.legs["leg-up"].is_up
+    assert not chan._legs["leg-gone"].result().answered
+    assert not chan._legs["leg-ringing"].done()  # still ringing: its own events will tell

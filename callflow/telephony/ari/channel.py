@@ -381,6 +381,29 @@ class AriChannel:
             await result.channel.play(announce, barge_in=False)
         return result
 
+    async def abandon_ringing_legs(self) -> None:
+        """The caller left while legs placed for them still ring: nobody is there to take them
+        (only callflow.core.guard.abandon_ringing_legs calls this, once the caller is gone)."""
+        for leg_id, fut in list(self._legs.items()):
+            if fut.done():
+                continue
+            try:
+                await self.client.delete(f"channels/{leg_id}")
+            except AriError:
+                pass  # it ended on its own meanwhile
+            except Exception as exc:  # ARI unreachable: the leg rings out on its own (its ring timeout)
+                log.info("ringing leg not cancelled", extra={"channel": leg_id, "error": repr(exc)})
+
+    async def catch_up_legs(self, existing: set[str], in_app: set[str]) -> None:
+        """After an ARI reconnect (events are not replayed): legs that answered or ended meanwhile."""
+        for leg_id, fut in list(self._legs.items()):
+            if fut.done():
+                continue
+            if leg_id in in_app:
+                await self.handle_leg(AriEvent.from_dict({"type": "StasisStart", "channel": {"id": leg_id}}))
+            elif leg_id not in existing:
+                fut.set_result(OriginateResult(answered=False, cause="ended while ARI was unreachable"))
+
     async def handle_leg(self, event: AriEvent) -> None:
         """Events about a leg we originated (answered → StasisStart; failed → destroyed)."""
         leg_id = event.channel_id or ""
