@@ -240,8 +240,12 @@ class Controller:
         for session in list(self.calls.values()):
             if session.channel.id not in existing:
                 await session.channel.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": session.channel.id}}))
-            # legs that answered or ended while the link was down (ARI does not replay events)
-            await session.channel.catch_up_legs(existing, set(in_app))
+            # prompts, recordings and legs that ended or answered while the link was down (ARI does not
+            # replay events); an error here is not a reason to give up on the others
+            try:
+                await session.channel.catch_up(existing, set(in_app))
+            except AriError as exc:
+                log.warning("reconcile: could not catch up a call", extra={"call": session.key, "error": str(exc)})
         ours = {s.channel.id for s in self.calls.values()} | {leg for s in self.calls.values() for leg in s.channel.legs}
         talking: dict[str, str] = {}
         alone_in: dict[str, str] = {}  # a caller alone in one of our bridges (its people left while we were away)

@@ -164,7 +164,9 @@ async def watch_caller(ari, since: float, until_gone: SippRun, *, must_stay_with
         now = time.monotonic() - since
         if not watch.seen or watch.seen[-1][1] != view:
             watch.seen.append((now, view))
+        # "PBX unreachable" is our reader timing out under load: it says nothing about the caller
         if (must_stay_with_operator and now > grace and "operator" not in view and view != "gone"
+                and not view.startswith("PBX unreachable")
                 and until_gone.proc.returncode is None and watch.separated_from_operator is None):
             watch.separated_from_operator = f"{view} at +{now:.1f}s"
         await asyncio.sleep(0.5)

@@ -225,3 +225,24 @@ async def test_after_an_ari_cut_legs_that_answered_or_ended_meanwhile_are_caught
     assert chan._legs["leg-up"].result().answered and chan.legs["leg-up"].is_up
     assert not chan._legs["leg-gone"].result().answered
     assert not chan._legs["leg-ringing"].done()  # still ringing: its own events will tell
+
+
+async def test_after_an_ari_cut_a_prompt_that_finished_meanwhile_does_not_keep_the_caller_in_silence():
+    """ARI cut during the greeting: its PlaybackFinished was lost and the flow waited 50 s in silence."""
+    from callflow.core.channel import Caller
+    from callflow.telephony.ari.channel import AriChannel
+
+    ari = ScriptedAri(channels=[stasis("c-g", "inbound")])
+    c = controller(ari)
+    chan = AriChannel(ari, "c-g", Caller(number=None), claim=lambda _: None, answered=True)
+    playing = asyncio.ensure_future(chan.play("greeting", barge_in=False))
+    await asyncio.sleep(0.05)
+    (playback_id,) = list(chan._playbacks)
+    from callflow.controller import CallSession
+
+    c.calls["c-g"] = CallSession(key="c-g", channel=chan)
+    ari.fail_paths[f"playbacks/{playback_id}"] = 404  # it played out while the link was down
+    await c.reconcile()
+    result = await asyncio.wait_for(playing, 1)
+    assert result.completed and chan.is_up  # and the caller is still there: not "hung up"
+    assert not ari.did("POST", "channels/c-g/continue")

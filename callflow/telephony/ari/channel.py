@@ -394,8 +394,33 @@ class AriChannel:
             except Exception as exc:  # ARI unreachable: the leg rings out on its own (its ring timeout)
                 log.info("ringing leg not cancelled", extra={"channel": leg_id, "error": repr(exc)})
 
+    async def catch_up(self, existing: set[str], in_app: set[str]) -> None:
+        """After an ARI reconnect (events are not replayed): what ended while the link was down.
+
+        A prompt that finished during the cut would keep the flow waiting in silence until the
+        caller gives up (seen in the fault campaign: 50 s after an ARI cut in the greeting)."""
+        for playback_id, fut in list(self._playbacks.items()):
+            if not fut.done() and await self._gone(f"playbacks/{playback_id}"):
+                fut.set_result(True)  # it played out (or stopped) while we were away
+        for name, fut in list(self._recordings.items()):
+            if not fut.done() and await self._gone(f"recordings/live/{name}"):
+                fut.set_result({})  # record() then looks for the stored file
+        await self.catch_up_legs(existing, in_app)
+        for leg in list(self.legs.values()):
+            if leg.id not in existing:
+                await leg.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": leg.id}}))
+            else:
+                await leg.catch_up(existing, in_app)
+
+    async def _gone(self, path: str) -> bool:
+        try:
+            await self.client.get(path)
+        except AriNotFound:
+            return True
+        return False
+
     async def catch_up_legs(self, existing: set[str], in_app: set[str]) -> None:
-        """After an ARI reconnect (events are not replayed): legs that answered or ended meanwhile."""
+        """Legs that answered or ended while the link was down."""
         for leg_id, fut in list(self._legs.items()):
             if fut.done():
                 continue
