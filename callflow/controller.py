@@ -507,9 +507,10 @@ class Controller:
                 await self.line.hang_up_leg(member, call_id=call.call_id if call else None, role=role,
                                             caller_up=False)
         await self.line.destroy_bridge(bridge_id, call_id=call.call_id if call else None, members=[])
+        if call is not None and self.close_left is not None:
+            # closed only if still open: a flow of ours (the line dialled again) writes no end of its own
+            await self.close_left(call, "caller hung up (conversation kept across a controller stop)")
         if call is not None and not call.ended and call.call_id not in self.calls:
-            if self.close_left is not None:
-                await self.close_left(call, "caller hung up (conversation kept across a controller stop)")
             call.end("caller gone (adopted conversation)")  # written through by the registry's writer
             self.registry.forget(call.call_id)
         log.info("adopted conversation over: the caller left, the others released",
