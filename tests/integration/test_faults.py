@@ -103,8 +103,9 @@ def chosen_cells() -> list[tuple[str, str]]:
 CELLS = chosen_cells()
 
 
-async def healthy(ctl, timeout: float = 60.0) -> None:
-    """/health answers 200 (async: the ARI proxy runs in this event loop)."""
+async def healthy(ctl, timeout: float = 120.0) -> None:
+    """/health answers 200 (async: the ARI proxy runs in this event loop); bounded, generous: a start takes
+    ~3 s here, up to a minute on a machine loaded by parallel test runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if ctl.proc is not None and ctl.proc.poll() is not None:
@@ -144,7 +145,7 @@ async def strike(fault: str, *, ctl, pbx, ari, proxy: AriProxy | None) -> str:
     if fault == "asterisk_restart":
         await asyncio.to_thread(pbx.down)
         await asyncio.to_thread(pbx.up)
-        await healthy(ctl, timeout=60)
+        await healthy(ctl, timeout=120)
         return "Asterisk stopped and started"
     if fault == "agent_leg_dropped":
         agents = [c["name"] for c in await asyncio.to_thread(ari.channels) if c["name"].startswith("PJSIP/2001")]
