@@ -214,9 +214,18 @@ class Controller:
         emergency claims the caller): whoever owns the events, the bridge is never left unwatched.
         """
         if event.bridge_id in self._adopted_bridges and event.type in _BRIDGE_CHANGES:
-            asyncio.get_running_loop().create_task(self._after_adopted_bridge_change(event.bridge_id),
-                                                   name=f"adopted:{event.bridge_id}")
+            self._recheck_adopted(event.bridge_id)
+        elif event.type == "ChannelDestroyed" and event.channel_id and self._adopted_bridges:
+            # a caller leaves its bridge a moment before its channel is gone: the leave alone could not
+            # yet say "gone" (GET channels/{id} still answered), the channel's end does
+            for bridge_id, call_id in list(self._adopted_bridges.items()):
+                call = self.registry.get(call_id) if call_id else None
+                if call is not None and call.channel_id == event.channel_id:
+                    self._recheck_adopted(bridge_id)
         await self.router.dispatch(event)
+
+    def _recheck_adopted(self, bridge_id: str) -> None:
+        asyncio.get_running_loop().create_task(self._after_adopted_bridge_change(bridge_id), name=f"adopted:{bridge_id}")
 
     # -- taking calls back after a (re)connect ----------------------------------------------
 

@@ -246,3 +246,21 @@ async def test_after_an_ari_cut_a_prompt_that_finished_meanwhile_does_not_keep_t
     result = await asyncio.wait_for(playing, 1)
     assert result.completed and chan.is_up  # and the caller is still there: not "hung up"
     assert not ari.did("POST", "channels/c-g/continue")
+
+
+async def test_the_caller_leaving_the_bridge_before_its_channel_is_gone_is_caught_at_the_channels_end():
+    """The fault campaign's handler_error × emergency_bridged: ChannelLeftBridge came while GET channels/{id}
+    still answered (the hang-up in progress), so the legs stayed; the caller's ChannelDestroyed settles it."""
+    emergency_call("call-v", "c-v")
+    ari = ScriptedAri(channels=[stasis("c-v", "inbound"), stasis("leg-a", "leg", "c-v"), stasis("leg-e", "leg", "c-v")],
+                      bridges=[{"id": "callflow-call-v", "channels": ["leg-a", "leg-e"]}])
+    c = controller(ari, close_left=_ignore)
+    await c._adopt_bridge("callflow-call-v", "call-v")
+    await c.dispatch(left_bridge("callflow-call-v", "c-v"))
+    await settle(c)
+    assert not ari.did("DELETE", "")  # not verifiably gone yet: nothing released
+    del ari.channels["c-v"]
+    await c.dispatch(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": "c-v"}}))
+    await settle(c)
+    assert ari.did("DELETE", "channels/leg-a") and ari.did("DELETE", "channels/leg-e")
+    assert ari.did("DELETE", "bridges/callflow-call-v")
