@@ -55,19 +55,23 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
 
     async def inbound_call(ctx: CallContext) -> None:
         assert deps is not None
+        await answer_call(ctx, deps)
+
+    async def answer_call(ctx: CallContext, open_deps: SilentCallDeps) -> None:
+        """Seed 000 for one call, behind the closed line's message when seed 003 says the line is closed
+        (the ARI and the FastAGI entries alike)."""
         await handoffs.note_call(ctx.call_id, ctx.caller.number)
         # seed 003: the calendar and the supervisor's override (`callflow hours close|open|auto`), read for every call
         override = await messages.override()
         now = datetime.fromtimestamp(time.time(), timezone.utc)
-        call_deps = deps if calendar.is_open(now, override) else closed_line(override)
+        call_deps = open_deps if calendar.is_open(now, override) else closed_line(open_deps, override)
         if config.prompts.recorded_call_notice:
             await ctx.channel.answer()
             await recorded_call_notice(ctx.channel, language=ctx.caller.language)
         await run_silent_call(ctx, call_deps)
 
-    def closed_line(override: str) -> SilentCallDeps:
+    def closed_line(open_deps: SilentCallDeps, override: str) -> SilentCallDeps:
         """Seed 000's procedure behind the closed line's message; messages instead of agents."""
-        assert deps is not None
 
         def until_opening() -> float | None:
             return calendar.seconds_until_opening(datetime.fromtimestamp(time.time(), timezone.utc), override)
@@ -75,7 +79,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
         line_handoffs = HoursHandoffs(handoffs, until_opening)
         desk = MessageDesk(tickets=messages, recorder=records, handoffs=line_handoffs,
                            seconds_until_opening=until_opening, settings=message_settings, source="closed")
-        return dataclasses.replace(deps, agents=desk, handoffs=line_handoffs, closed_line=True)
+        return dataclasses.replace(open_deps, agents=desk, handoffs=line_handoffs, closed_line=True)
 
     async def resume_call(ctx: CallContext, call: Call) -> None:
         """A call found after a restart: a person takes it, urgent, with the diagnosis; an emergency carries on."""
@@ -163,7 +167,7 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
         agent_name=config.prompts.agent_name,
     )
     if config.agi.enabled:
-        await start_fastagi(config, controller, deps, handoffs, services)
+        await start_fastagi(config, controller, deps, answer_call, services)
     return controller
 
 
@@ -180,7 +184,7 @@ async def start_ami_feed(config: Config, controller: Controller, fallback, servi
     return AmiPresence(feed, fallback=fallback)
 
 
-async def start_fastagi(config: Config, controller: Controller, deps: SilentCallDeps, handoffs: HandoffService,
+async def start_fastagi(config: Config, controller: Controller, deps: SilentCallDeps, answer_call,
                         services: AsyncExitStack) -> None:
     """The same flows from a classic dialplan: AGI(agi://host:port/silent_call) (dialplans/agi.conf)."""
     import dataclasses
@@ -194,11 +198,7 @@ async def start_fastagi(config: Config, controller: Controller, deps: SilentCall
                                                                    channels=lambda call_id: server.channels.get(call_id)))
 
     async def silent_call(ctx: CallContext) -> None:
-        await handoffs.note_call(ctx.call_id, ctx.caller.number)
-        if config.prompts.recorded_call_notice:
-            await ctx.channel.answer()
-            await recorded_call_notice(ctx.channel, language=ctx.caller.language)
-        await run_silent_call(ctx, agi_deps)
+        await answer_call(ctx, agi_deps)  # the opening hours as for an ARI call (seed 003)
 
     server = AgiServer(config.agi.host, config.agi.port, controller=controller,
                        sounds_prefix=config.prompts.sounds_prefix)

@@ -33,7 +33,9 @@ class AriConfig:
     user: str = ""
     password: str = ""
     app: str = "callflow"
-    ping_interval: float = 2.0  # seconds; a dead socket is noticed within ~1.5× this
+    # seconds; a dead socket is noticed within ~1.5× this. 5 s: the pong may take up to 2.5 s, which a
+    # controller stalled by load (2 cores, load ≥ 30) needs; 2 s (1 s for the pong) dropped live sockets
+    ping_interval: float = 5.0
 
     def validate(self) -> None:
         if not self.url.startswith(("http://", "https://")):

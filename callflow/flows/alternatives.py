@@ -24,6 +24,13 @@ CLOSING = {
     CAREGIVER: "caregiver_sent",  # after the caregiver flow's own « C'est noté »
     CALLBACK: "callback_sent",
 }
+# Seed 003, line closed: callbacks are due at the next opening (HoursHandoffs), so the caller hears
+# « dès la réouverture », never « dans 5 minutes ».
+CLOSING_AT_OPENING = {**CLOSING, CALLBACK: "callback_sent_opening"}
+
+
+def closing_prompt(call: FlowCall, kind: str) -> str:
+    return (CLOSING_AT_OPENING if call.callbacks_at_opening else CLOSING)[kind]
 
 
 async def request(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: str, reason: str) -> HandoffResult:
@@ -65,7 +72,7 @@ async def deliver(call: FlowCall, handoffs: Handoffs, kind: str, *, agent_name: 
         await call.say("handoff_refused")
         return await _fallback(call, handoffs, refused=kind, agent_name=agent_name, reason=reason)
     if kind != SMS:
-        await call.say(CLOSING[kind])
+        await call.say(closing_prompt(call, kind))
         return True
     # « Vous allez recevoir mon SMS dans 10 secondes. Je reste disponible. »
     await call.say("sms_sent")
@@ -86,7 +93,7 @@ async def _fallback(call: FlowCall, handoffs: Handoffs, *, refused: str, agent_n
     result = await request(call, handoffs, alternative, agent_name=agent_name, reason=reason)
     if not result.accepted:
         return False
-    await call.say(CLOSING[alternative])
+    await call.say(closing_prompt(call, alternative))
     return True
 
 

@@ -87,6 +87,7 @@ class FlowCall:
         self.answers: dict[str, str] = {}
         self.handoffs_done: list[str] = []  # accepted by the outbox: sms, email, rappel, aidant
         self.listen_for_distress = True  # off once cas F's question was asked
+        self.callbacks_at_opening = False  # seed 003, line closed: a promised callback waits for the opening
         self._speech = SpeechStreak()
         self._voiced_since: float | None = None  # first reading of the current run of voiced breathing
         self._voiced_seconds = 0.0

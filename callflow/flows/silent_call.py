@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Optional
 
 from callflow.core.agents import CALLER_STILL_HERE, Agents, DialplanAgents, Diagnosis
@@ -95,6 +95,8 @@ Q_DISTRESS_CALLBACK = Question(
     keys={"1": alternatives.CALLBACK, "2": EMAIL, "3": CAREGIVER},
     taps={1: alternatives.CALLBACK, 2: EMAIL},
 )
+# Cas D on a closed line (seed 003): « nous pouvons vous rappeler dès la réouverture », not « dans 5 minutes »
+Q_DISTRESS_CALLBACK_CLOSED = replace(Q_DISTRESS_CALLBACK, prompt="q_distress_callback_closed")
 # Cas E: « Do you speak English? ¿Habla español? Parli italiano? »
 Q_LANGUAGE = Question(
     "langue", "q_language", keys={"1": "en", "2": "es", "3": "it", "0": "fr"}, taps={}, language_key=False
@@ -140,6 +142,7 @@ class SilentCall:
         self.t = deps.timers
         self.recorder = ResilientRecorder(deps.recorder)  # a broken store must not break the call
         self.call = FlowCall(ctx, self.recorder, deps.timers, deps.clock)
+        self.call.callbacks_at_opening = deps.closed_line
         self.heard = Window(start=0.0)  # phases 1 and 2 together
         self.call_type: CallType | None = None
         self.cause: Cause | None = None
@@ -380,7 +383,7 @@ class SilentCall:
         # « Hotliner attend en silence (10–20 secondes), laisse le client respirer. »
         await self.call.listen(self.t.distress_silence, stop_on_input=False)
         # « … je peux vous rappeler dans 5 minutes … Tapez une fois si vous voulez que je rappelle. »
-        answer = await ask(self.call, Q_DISTRESS_CALLBACK)
+        answer = await ask(self.call, Q_DISTRESS_CALLBACK_CLOSED if self.deps.closed_line else Q_DISTRESS_CALLBACK)
         if answer is None:
             return self.to_agent("pleurs / détresse, pas de réponse au clavier")  # « Rester en ligne »
         done = await alternatives.deliver(

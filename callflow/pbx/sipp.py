@@ -195,42 +195,29 @@ _BYE_FROM_THEM = """
 
 
 def registration_xml(user: str, password: str, expires: int = 300) -> str:
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register {user}">
-  <send retrans="500">
+    """REGISTER, the 401 challenge, REGISTER again with the digest, 200."""
+    return (f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="register {user}">\n'
+            + _register(user, expires, cseq=1) + '  <recv response="401" auth="true"/>\n'
+            + _register(user, expires, cseq=2, password=password) + '  <recv response="200"/>\n</scenario>\n')
+
+
+def _register(user: str, expires: int, *, cseq: int, password: str | None = None) -> str:
+    auth = f"      [authentication username={user} password={password}]\n" if password is not None else ""
+    return f"""  <send retrans="500">
     <![CDATA[
       REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
       To: <sip:{user}@[remote_ip]>
       Call-ID: [call_id]
-      CSeq: 1 REGISTER
+      CSeq: {cseq} REGISTER
       Contact: <sip:{user}@[local_ip]:[local_port]>
-      Expires: {expires}
+{auth}      Expires: {expires}
       Max-Forwards: 70
       Content-Length: 0
 
     ]]>
   </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-      REGISTER sip:[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:{user}@[remote_ip]>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:{user}@[remote_ip]>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:{user}@[local_ip]:[local_port]>
-      [authentication username={user} password={password}]
-      Expires: {expires}
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
 """
 
 

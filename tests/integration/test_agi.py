@@ -26,15 +26,6 @@ def actions(record: dict, kind: str) -> list[dict]:
     return [a for a in record["actions"] if a["kind"] == kind]
 
 
-
-@pytest.fixture
-def controller(controller_process):
-    """`callflow run`, given a minute to get healthy: on this shared 2-core machine (load average
-    20–35) its start alone measured 12–17 s, main's as well, against the shared fixture's 20 s."""
-    controller_process.start(wait=False)
-    controller_process.wait_healthy(timeout=60)
-    return controller_process
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("agi-callers")
@@ -130,3 +121,96 @@ async def test_distress_through_fastagi_places_the_emergency_line_and_never_hang
     assert "PJSIP/emergency-test-" in intro  # the briefing is played to the emergency line, before the bridge
     for digit in "0612345678":
         assert f"Playing 'callflow/fr/em_digit_{digit}" in asterisk_log.text()
+
+
+def bridges_joined(log_text: str) -> dict[str, set[str]]:
+    """Asterisk's « Channel X joined '…' basic-bridge <id> » lines: bridge id → the channels that joined it."""
+    import re
+
+    found: dict[str, set[str]] = {}
+    for name, bridge in re.findall(r"Channel (\S+) joined '[^']*' \S+ <([^>]+)>", log_text):
+        found.setdefault(bridge, set()).add(name.rsplit("-", 1)[0])
+    return found
+
+
+async def test_emergency_through_fastagi_unanswered_a_person_takes_the_caller_and_the_line_keeps_being_tried(
+        controller_process, phones, files, asterisk_log):
+    """Issue 11's rule C on the FastAGI path (dialplans/agi.conf): until an operator answers the caller
+    hears « J'appelle les secours… », never « Les secours arrivent »; after 30 s without an operator a
+    person takes the caller while the line keeps being tried; the operator who answers then is briefed
+    and joins the caller and the person; nothing hangs the caller up."""
+    controller_process.env["CALLFLOW_EMERGENCY_RING_TIMEOUT"] = "10"  # attempts every ~13 s (the seed gives no figure)
+    controller_process.start()  # waits up to a minute for /health (conftest)
+    busy = await emergency_line(reject_with=486)  # the first attempt is busy, then nobody answers on 5090
+    agent = await phones("2001")
+    asked = prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint")
+    caller = Caller().audio(files["sobbing"]).pause(asked + prompt_seconds("q_emergency") + 2).press("1").pause(110)
+    run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-unanswered", service=AGI, timeout_s=200)
+    await asterisk_log.wait_for("callflow emergency line attempt 1 ", timeout=60)
+    assert await busy.wait(15) == 0, busy.errors()
+    person = await asterisk_log.wait_for("callflow emergency: no operator within 30 s", timeout=60)
+    # the agent's desk phone answers the caller (agents and supervisor ring at once)
+    with_agent = await _wait_until(lambda: any({"PJSIP/trunk", "PJSIP/2001"} <= chans
+                                               for chans in bridges_joined(asterisk_log.text()).values()), 40)
+    assert with_agent, "no agent took the emergency caller after 30 s"
+    operator = await emergency_line(talk_audio=str(files["tone"]))  # the line answers at last
+    assert await _wait_until(lambda: any({"PJSIP/trunk", "PJSIP/2001", "PJSIP/emergency-test"} <= chans
+                                         for chans in bridges_joined(asterisk_log.text()).values()), 60), \
+        "the operator did not join the caller and the agent"
+    text = asterisk_log.text()
+    # the line was still being tried once the agent had the caller: the operator joined them afterwards
+    assert text.index("Channel PJSIP/2001-") < text.index("Channel PJSIP/emergency-test-", text.index("Channel PJSIP/2001-"))
+    assert text.count("callflow emergency line attempt ") >= 3 * 2  # « attempt N for … » and its outcome, each time
+    assert await run.wait(150) == 0, run.errors()  # the caller hung up itself: never a BYE from us
+    operator.kill()
+    text = asterisk_log.text()
+    assert "Playing 'callflow/fr/emergency_calling" in text
+    assert "Playing 'callflow/fr/emergency_reassure" not in text  # never « les secours arrivent » before an operator
+    intro = await asterisk_log.wait_for("Playing 'callflow/fr/emergency_announce_intro", timeout=5)
+    assert "PJSIP/emergency-test-" in intro  # the operator was briefed before joining
+    call = await controller_process.wait_for_event("call in", via="fastagi")
+    record = await controller_process.record(call["call"])
+    assert actions(record, "hangup") == [] and "emergency_latched" in [a["kind"] for a in record["actions"]]
+    assert person  # the person came only after the 30 s without an operator
+    agent.run.kill()
+
+
+async def _wait_until(predicate, timeout: float) -> bool:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(0.3)
+    return predicate()
+
+
+async def test_closed_line_through_fastagi_takes_a_message_instead_of_ringing_the_agents(
+        controller_process, ari, tmp_path, asterisk_log):
+    """Seed 003 honoured on the FastAGI path as on the ARI path: the closed line's message, then the
+    message desk (Asterisk records over AGI; ARI's stored recordings and `callflow messages` list it)."""
+    import json
+
+    from closed_line import cli, close_the_line, urgent_message_caller
+
+    close_the_line(controller_process)
+    controller_process.start()  # waits up to a minute for /health (conftest)
+    run = await start_sipp(urgent_message_caller(tmp_path).xml(caller_number=NUMBER), name="agi-closed", service=AGI,
+                           timeout_s=150)
+    assert await run.wait(140) == 0, run.errors()  # the caller hung up itself
+    call = (await controller_process.wait_for_event("call in", via="fastagi"))["call"]
+    record = await controller_process.record(call)
+    details = [(a["kind"], a["detail"]) for a in record["actions"]]
+    assert ("prompt", "closed_greeting") in details and ("prompt", "greeting") not in details, details
+    assert ("prompt", "to_agent") not in details  # nobody to ring: a message instead
+    assert ("message_confirm", "1") in details and ("message_motive", "urgent (1)") in details, details
+    line = await asterisk_log.wait_for("Playing 'callflow/fr/closed_greeting")
+    assert "escape_digits" in line  # played over FastAGI (STREAM FILE), not by an ARI playback
+    [ticket] = json.loads(cli(controller_process, "messages", "list", "--json").stdout)
+    assert ticket["call_id"] == call and ticket["motive"] == "urgent" and ticket["confirmed"] is True
+    assert 3 <= ticket["duration"] <= 20, ticket
+    assert ticket["callback_id"], ticket  # « rappel à l'ouverture »
+    assert ari.get(f"recordings/stored/{ticket['recording']}")["name"] == ticket["recording"]
+    assert "hotline-agents" not in controller_process.output()  # never sent to the ring group of a closed line

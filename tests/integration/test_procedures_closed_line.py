@@ -4,53 +4,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 import caller_audio as audio
 from caller_audio import prompt_seconds
 from callflow.pbx.sipp import Caller, start_sipp
-
-NUMBER = "0612345678"
-
-
-def cli(controller, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "callflow.cli", *args, "--db", controller.env["CALLFLOW_STORE_DATABASE"]],
-                          env=controller.env, capture_output=True, text=True, timeout=30)
+from closed_line import NUMBER, cli, close_the_line, message_caller, urgent_message_caller
 
 
 @pytest.fixture
 def closed(controller_process):
-    """The supervisor closes the line by hand (`callflow hours close`); it takes effect on the next call."""
-    done = cli(controller_process, "hours", "close", "--by", "test")
-    assert done.returncode == 0, done.stderr
+    close_the_line(controller_process)
     controller_process.start()
     return controller_process
 
 
-def message_caller(d: Path, *, speak_at: float, speak_for: float, total: float) -> Path:
-    """Talks 3 s at once (a person: the closed line invites to a message), then again into the recording."""
-    x = np.zeros(int(total * audio.SR))
-    x[: 3 * audio.SR] = audio.speech(21, 3)
-    start = int(speak_at * audio.SR)
-    x[start: start + int(speak_for * audio.SR)] = audio.speech(22, speak_for)
-    return audio.write_ulaw(d / f"message-{speak_at:.0f}.ulaw", x)
-
-
 async def test_closed_line_message_confirmed_urgent_listed_played_and_called_back_at_opening(closed, ari, tmp_path, asterisk_log):
-    invite = prompt_seconds("message_invite")
-    speak_at = 3 + invite + 2  # after the beep, whatever the speech detection's latency (1–3 s)
-    hash_at = speak_at + 7
-    # « Voici votre message » + the recording played back (from the beep to #) + « Pour le confirmer, tapez 1 »
-    confirm_end = hash_at + 1 + prompt_seconds("message_playback") + (hash_at - 3 - invite) + prompt_seconds("message_confirm")
-    caller = Caller().audio(message_caller(tmp_path, speak_at=speak_at, speak_for=6, total=hash_at + 90))
-    caller.pause(hash_at).press("#").pause(confirm_end + 1.5 - hash_at - 0.6)
-    caller.press("1").pause(prompt_seconds("message_motive") + 1.5).press("1")
-    caller.pause(prompt_seconds("message_thanks_urgent") + 3)
+    caller = urgent_message_caller(tmp_path)
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="closed-message", timeout_s=150)
     assert await run.wait(140) == 0, run.errors()  # the caller hung up itself
     call = (await closed.wait_for_event("call in"))["call"]

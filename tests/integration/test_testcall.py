@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from callflow.pbx.sipp import pbx_instance
 from polling import never
 
@@ -37,13 +36,6 @@ def presses(events: list[dict]) -> tuple[list[str], int]:
 
 
 
-@pytest.fixture
-def controller(controller_process):
-    """`callflow run`, given a minute to get healthy: on this shared 2-core machine (load average
-    20–35) its start alone measured 12–17 s, main's as well, against the shared fixture's 20 s."""
-    controller_process.start(wait=False)
-    controller_process.wait_healthy(timeout=60)
-    return controller_process
 
 async def run_test_call(*args: str, timeout: float = 240) -> dict:
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "callflow.cli", "test-call", "--json", *args,

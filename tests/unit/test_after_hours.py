@@ -102,6 +102,31 @@ async def test_callbacks_promised_while_closed_are_due_at_opening():
     assert inner.requests[1][1]["delay_seconds"] == 300
 
 
+DISTRESS = [Sound(0.0, AudioState.SILENCE), Sound(16.0, AudioState.BREATHING, level_dbfs=-30, distress=True)]
+
+
+async def test_cas_d_out_of_hours_offers_and_confirms_a_callback_at_the_reopening_never_in_5_minutes(tickets):
+    """Seed 003: a callback promised while closed is due at the next opening, and the caller hears so."""
+    replies = {"q_emergency": [press("2")], "q_distress_callback_closed": [press("1")]}
+    fake = await closed_line(CallerScript(sounds=DISTRESS, replies=replies, hangs_up_at=150.0), tickets).run()
+    prompts = fake.channel.prompts()
+    assert "q_distress_callback_closed" in prompts and "q_distress_callback" not in prompts, prompts
+    assert "callback_sent_opening" in prompts and "callback_sent" not in prompts, prompts
+    kind, request = fake.handoffs.requests[0]  # the cas D callback (a later one may come from a message)
+    assert kind == "callback" and request["delay_seconds"] == 3600.0 and "détresse" in request["reason"]
+
+
+async def test_keypad_callback_out_of_hours_is_confirmed_for_the_reopening(tickets):
+    replies = {"q_hears": [press("1")], "q_technical": [press("2")], "q_difficulty": [press("1")],
+               "q_preference": [press("1")], "q_confirm_sms": [press("1")], "q_fallback": [press("2")]}
+    breathing = [Sound(0.0, AudioState.SILENCE), Sound(12.0, AudioState.BREATHING)]
+    fake = closed_line(CallerScript(sounds=breathing, replies=replies, number=None, hangs_up_at=150.0), tickets)
+    fake.handoffs.refuse = {"sms": "anonymous"}
+    await fake.run()
+    prompts = fake.channel.prompts()
+    assert "callback_sent_opening" in prompts and "callback_sent" not in prompts, prompts
+
+
 async def test_messages_store_orders_urgent_first_and_marks_done(tickets):
     clock = iter(range(1000, 2000))
     tickets.clock = lambda: float(next(clock))

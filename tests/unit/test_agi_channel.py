@@ -298,12 +298,13 @@ async def test_the_emergency_line_is_handed_to_the_dialplan_with_the_briefing(se
     ast = await FakeAsterisk.connect(server)
     await ast.answer_status()
     brief = await ast.command()
-    assert brief.startswith('SET VARIABLE "__CALLFLOW_EMERGENCY_BRIEF" "callflow/fr/emergency_announce_intro&')
+    assert brief.startswith('SET VARIABLE "CALLFLOW_EMERGENCY_BRIEF" "callflow/fr/emergency_announce_intro&')
     assert "callflow/fr/emergency_answer_medical" in brief and "em_digit_6&callflow/fr/em_digit_1" in brief
     await ast.reply("200 result=1")
     await ast.expect('SET VARIABLE "CALLFLOW_EMERGENCY_DEST" "PJSIP/emergency-test"', "200 result=1")
     await ast.expect('SET VARIABLE "CALLFLOW_EMERGENCY_RING" "30"', "200 result=1")
     await ast.expect('SET VARIABLE "CALLFLOW_EMERGENCY_SPACING" "3"', "200 result=1")
+    await ast.expect('SET VARIABLE "CALLFLOW_EMERGENCY_PERSON_AFTER" "30"', "200 result=1")  # a person within 30 s
     await ast.expect('SET CONTEXT "hotline-emergency"', "200 result=0")
     await ast.expect('SET EXTENSION "s"', "200 result=0")
     await ast.expect("SET PRIORITY 1", "200 result=0")

@@ -68,3 +68,22 @@ def test_missing_or_broken_file(tmp_path):
     bad.write_text("[http\n")
     with pytest.raises(ConfigError, match="valid TOML"):
         config.load(bad, env=CREDS)
+
+
+def test_the_ari_heartbeat_rides_out_a_loaded_machine():
+    """The controller's ping and Asterisk's websocket write timeout must not drop a live ARI socket when
+    the controller's loop stalls for a second or two (2 cores, load ≥ 30): aiohttp closes the socket when
+    no pong comes within half the ping interval, Asterisk when a write blocks for websocket_write_timeout."""
+    import re
+    from pathlib import Path
+
+    from callflow.config import AriConfig
+    from callflow.telephony.ari.client import AriClient
+
+    pong_deadline = AriConfig().ping_interval / 2
+    assert pong_deadline >= 2.0
+    assert AriClient.__init__.__kwdefaults__["ping_interval"] == AriConfig().ping_interval
+    ari_conf = (Path(__file__).parents[2] / "asterisk" / "etc" / "ari.conf").read_text()
+    write_timeout_ms = int(re.search(r"^websocket_write_timeout\s*=\s*(\d+)", ari_conf, re.M).group(1))
+    assert write_timeout_ms >= pong_deadline * 1000
+    assert AriConfig().ping_interval * 1.5 <= 10  # a half-dead socket is still noticed within seconds

@@ -15,6 +15,9 @@ language on top of it:
 * the caller's audio: the same ARI snoop + externalMedia fork as for ARI
   calls (an ARI snoop works on any channel, Stasis or not); its StasisStart
   events come through the controller's event router, claimed for this call;
+* messages (seed 003, line closed): ``RECORD FILE`` into Asterisk's recording
+  folder (``${ASTSPOOLDIR}/recording``), where ARI's stored recordings — and so
+  ``callflow messages play`` — find them as for an ARI call;
 * the hand-off: ``SET CONTEXT/EXTENSION/PRIORITY`` then the AGI ends and the
   dialplan goes on there; if anything goes wrong the socket closes and the
   dialplan's next line (the fail-safe) sends the caller to the agents.
@@ -23,7 +26,6 @@ language on top of it:
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -38,9 +40,11 @@ from callflow.core.channel import (
     DigitInput,
     OriginateResult,
     PlayResult,
+    Recording,
     SpeechStreak,
     TapInput,
 )
+from callflow.telephony.leg import ForkedLeg
 from callflow.telephony.agi.protocol import (
     HANGUP_NOTICE,
     MAX_LINE_BYTES,
@@ -172,7 +176,7 @@ def quote(arg: str) -> str:
     return f'"{arg}"'
 
 
-class AgiChannel:
+class AgiChannel(ForkedLeg):
     """One caller's leg, driven over its FastAGI connection."""
 
     def __init__(self, conn: AgiConnection, caller: Caller, *, sounds_prefix: str = "callflow",
@@ -183,52 +187,25 @@ class AgiChannel:
         self.id = conn.headers.get("agi_uniqueid", "")
         self.caller = caller
         self._sounds_prefix = sounds_prefix
-        self._loop = asyncio.get_running_loop()
-        self._t0 = self._loop.time()
-        self._inputs: collections.deque[CallerInput] = collections.deque(maxlen=64)
-        self._input_ready = asyncio.Event()
-        self._hungup = asyncio.Event()
-        self._answered = False
+        self._init_leg(answered=False, t0=asyncio.get_running_loop().time(), media_factory=media_factory)
         self._playing = False  # a barge-in STREAM FILE is in flight
         self._interrupted = False  # we wrote the command that stops it
         self._speech = SpeechStreak()
-        self._media_factory = media_factory
         self._watch_voice = watch_voice  # subscribes to TALK_DETECT events (ARI) for this channel
-        self._voice_armed = False
-        self._voice_task: asyncio.Task[None] | None = None
-        self.media: MediaFork | None = None
         self.moved_to: tuple[str, str, int] | None = None  # continue_in_dialplan's target
         self.voice_watched = False  # our ARI app is subscribed to this channel's events
+        self._spool_dir: str | None = None  # Asterisk's ASTSPOOLDIR, read once for recordings
         conn._on_hangup = self._mark_hungup
 
     # -- state --------------------------------------------------------------------
 
     @property
-    def is_up(self) -> bool:
-        return self._answered and not self._hungup.is_set()
-
-    @property
-    def hung_up(self) -> bool:
-        return self._hungup.is_set()
-
-    @property
     def in_dialplan(self) -> bool:
         return self.moved_to is not None
-
-    @property
-    def answered_at(self) -> float:
-        return self._t0
-
-    def now(self) -> float:
-        return self._loop.time() - self._t0
 
     def _mark_hungup(self) -> None:
         self._hungup.set()
         self._input_ready.set()
-
-    def _check_up(self) -> None:
-        if self._hungup.is_set():
-            raise CallerHungUp(self.id)
 
     async def _command(self, command: str, timeout: float | None = None) -> AgiReply:
         self._check_up()
@@ -350,10 +327,6 @@ class AgiChannel:
                 log.info("digit received", extra={"call": self.id, "digit": chr(value)})
                 self._inputs.append(DigitInput(chr(value), self.now()))
 
-    def flush_input(self) -> None:
-        self._inputs.clear()
-        self._input_ready.clear()
-
     # -- listening: the same ARI fork as an ARI call --------------------------------------
 
     async def listen_on_voice(self) -> None:
@@ -376,34 +349,54 @@ class AgiChannel:
         if self._voice_armed and self._voice_task is None and not self.hung_up:
             self._voice_task = self._loop.create_task(self._listen_now_on_voice(), name=f"voice:{self.id}")
 
-    async def _listen_now_on_voice(self) -> None:
+    # -- messages (seed 003): Asterisk records, ARI's stored recordings list them ------------
+
+    async def _recording_path(self, name: str) -> str:
+        if any(ch in name for ch in "/ \"\n\r\\"):
+            raise ValueError(f"recording name with a path or a space: {name!r}")
+        if self._spool_dir is None:
+            reply = await self._command("GET VARIABLE ASTSPOOLDIR")
+            if reply.value != 1 or not reply.data.startswith("/"):
+                raise AgiProtocolError(f"ASTSPOOLDIR unknown: {reply.line[:80]}")
+            self._spool_dir = reply.data
+        return f"{self._spool_dir}/recording/{name}"
+
+    async def record(self, name: str, *, max_seconds: float, max_silence: float, beep: bool = True,
+                     terminate_on: str = "#") -> Recording:
+        self._check_up()
+        self.flush_input()
+        path = await self._recording_path(name)
+        # offset 0, then BEEP, then s=: res_agi reads them by position; Asterisk trims the final silence
+        command = (f"RECORD FILE {quote(path)} wav {quote(terminate_on)} {int(max_seconds * 1000)} 0"
+                   f"{' BEEP' if beep else ''} s={max(1, int(max_silence))}")
         try:
-            await self.start_listening()
-        except (CallerHungUp, RuntimeError) as exc:
-            log.info("fork on voice not started", extra={"channel": self.id, "reason": str(exc)})
-        finally:
-            self._voice_task = None
-        if self.media is not None and self.media.active and (not self._voice_armed or self.hung_up):
-            await self.media.stop()
+            reply = await self.conn.send_command(command, max_seconds + max_silence + COMMAND_TIMEOUT)
+        except AgiConnectionClosed:
+            self._mark_hungup()  # what was said so far is in the file: a message is never lost
+            return Recording(name=name, duration=0.0, ended_by="hangup")
+        duration = int(reply.extra.get("endpos", "0") or 0) / 8000  # samples at 8 kHz
+        value = reply.value
+        if reply.code == 511 or reply.data == "hangup" or (value == -1 and (self.conn.hangup_notice or self.conn.closed.is_set())):
+            self._mark_hungup()
+            ended_by = "hangup"
+        elif value is None or value < 0 or reply.code != 200:
+            ended_by = "failed"
+        elif 0 < value < 256:
+            ended_by = "key"
+        elif duration >= max_seconds - 1:
+            ended_by = "max_duration"
+        else:
+            ended_by = "silence"
+        # the final silence is cut from the file: what is left is the caller talking
+        talked = duration if ended_by in ("silence", "key", "max_duration", "hangup") else 0.0
+        log.info("message recorded", extra={"channel": self.id, "recording": name, "seconds": round(duration, 1),
+                                             "ended_by": ended_by})
+        return Recording(name=name, duration=duration, ended_by=ended_by, talked=talked)
 
-    async def start_listening(self) -> None:
-        self._check_up()
-        if self.media is None:
-            if self._media_factory is None:
-                raise RuntimeError("no media fork configured for this channel")
-            self.media = self._media_factory(self)
-        await self.media.start()
-
-    async def stop_listening(self) -> None:
-        self._voice_armed = False
-        if self.media is not None:
-            await self.media.stop()
-
-    async def next_reading(self, timeout: float) -> AudioReading | None:
-        self._check_up()
-        if self.media is None or not self.media.active:
-            return None
-        return await self.media.next_reading(timeout)
+    async def play_recording(self, name: str) -> PlayResult:
+        path = await self._recording_path(name)
+        reply = await self._command(f"STREAM FILE {quote(path)} {quote('')}", timeout=PLAYBACK_TIMEOUT)
+        return PlayResult(completed=self._stream_result(reply, name))
 
     # -- music, hang-up, hand-off --------------------------------------------------------
 

@@ -1,12 +1,14 @@
 """Cas F for a FastAGI caller: the emergency line placed by the dialplan (dialplans/agi.conf).
 
 A FastAGI caller is not in our ARI app, so callflow cannot bridge it with a second
-line itself. The dialplan can, with the same steps as `agents/emergency.py`: the
-call is latched, the operator hears the same briefing (the same prompt files,
-played by Dial's U() subroutine on the operator's leg before the bridge), busy or
-no answer means « Les secours arrivent… » and another attempt, with no limit while
-the caller is there, and nothing in that context ever hangs the caller up; when
-the operator hangs up first, the caller goes to the agents.
+line itself. The dialplan can, with the same rules as `agents/emergency.py`
+(docs/safety.md, rules 7-9): the call is latched; until an operator answers the
+caller hears « J'appelle les secours… », never « les secours arrivent »; the line
+is tried from a leg of its own, again and again while the caller is there; after
+`emergency.person_after` seconds without an operator the agents and the
+supervisor ring, the caller marked urgent, and the line is still tried; the
+operator hears the same briefing (the same prompt files) before joining the
+caller, or the caller and the person with them; nothing there hangs the caller up.
 """
 
 from __future__ import annotations
@@ -53,11 +55,12 @@ class DialplanEmergencyLine:
         prompts = announcement(caller_number, address_known=False, answers=answers, situation=situation,
                                by_agent=False)
         brief = "&".join(f"callflow/{self.language}/{p}" for p in prompts)
-        # __: inherited by the operator's leg, where Dial's U() subroutine plays the briefing
-        await channel.set_variable("__CALLFLOW_EMERGENCY_BRIEF", brief)
+        # the dialplan hands these to the line's own leg and to the operator's (Originate's v())
+        await channel.set_variable("CALLFLOW_EMERGENCY_BRIEF", brief)
         await channel.set_variable("CALLFLOW_EMERGENCY_DEST", self.config.destination)
         await channel.set_variable("CALLFLOW_EMERGENCY_RING", str(int(self.config.ring_timeout)))
         await channel.set_variable("CALLFLOW_EMERGENCY_SPACING", str(int(self.config.retry_spacing)))
+        await channel.set_variable("CALLFLOW_EMERGENCY_PERSON_AFTER", str(int(self.config.person_after)))
         await self.recorder.note(call_id, "emergency_dial", f"dialplan {CONTEXT} {self.config.destination}", at=at)
 
         async def note(kind: str, detail: str) -> None:

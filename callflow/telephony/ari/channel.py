@@ -23,6 +23,7 @@ from callflow.core.channel import (
 )
 from callflow.telephony.ari.client import AriClient, AriError, AriNotFound
 from callflow.telephony.ari.events import AriEvent
+from callflow.telephony.leg import ForkedLeg
 
 if TYPE_CHECKING:
     from callflow.telephony.media import MediaFork
@@ -35,8 +36,11 @@ DTMF_KEYS = frozenset("0123456789*#ABCD")
 _CAUSES = {17: "busy", 18: "no_answer", 19: "no_answer", 21: "rejected", 34: "congestion", 38: "congestion"}
 
 
-class AriChannel:
-    """One leg of a call. Its events arrive in order through the call's event pump."""
+class AriChannel(ForkedLeg):
+    """One leg of a call. Its events arrive in order through the call's event pump.
+
+    Its state (is_up, hung_up, now, flush_input…) is `ForkedLeg`'s, shared with the FastAGI channel; the
+    listening methods below still override the base's while the AudioSocket path reworks them."""
 
     def __init__(self, client: AriClient, channel_id: str, caller: Caller, *, claim: Callable[[str], None],
                  sounds_prefix: str = "callflow", answered_at: float | None = None,
@@ -68,21 +72,7 @@ class AriChannel:
 
     # -- state ------------------------------------------------------------------
 
-    @property
-    def is_up(self) -> bool:
-        """Answered and still there (Asterisk's "Up")."""
-        return self._answered and not self._hungup.is_set()
-
-    @property
-    def hung_up(self) -> bool:
-        return self._hungup.is_set()
-
-    def now(self) -> float:
-        return self._loop.time() - self._t0
-
-    def _check_up(self) -> None:
-        if self._hungup.is_set():
-            raise CallerHungUp(self.id)
+    # is_up, hung_up, now(), _check_up: callflow/telephony/leg.py (shared with the FastAGI channel)
 
     async def _call(self, method: str, path: str, **params: object) -> object:
         try:
@@ -241,14 +231,6 @@ class AriChannel:
                 await asyncio.wait_for(self._input_ready.wait(), remaining)
             except asyncio.TimeoutError:
                 return None
-
-    def flush_input(self) -> None:
-        self._inputs.clear()
-        self._input_ready.clear()
-
-    @property
-    def answered_at(self) -> float:
-        return self._t0
 
     async def listen_on_voice(self) -> None:
         self._check_up()

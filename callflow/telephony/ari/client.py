@@ -34,7 +34,7 @@ class AriNotFound(AriError):
 
 
 class AriClient:
-    def __init__(self, base_url: str, user: str, password: str, app: str, *, ping_interval: float = 2.0,
+    def __init__(self, base_url: str, user: str, password: str, app: str, *, ping_interval: float = 5.0,
                  request_timeout: float = 10.0):
         self.base_url = base_url.rstrip("/")
         self.app = app
