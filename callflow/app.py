@@ -18,6 +18,7 @@ from callflow.controller import Controller
 from callflow.core.agents import DialplanAgents, Diagnosis
 from callflow.core.call import REGISTRY, Call, CallState
 from callflow.core.channel import CallContext
+from callflow.core.recorder import HungUpBy
 from callflow.agents.closing import recorded_call_notice
 from callflow.agents.emergency import EmergencyBridge
 from callflow.agents.after_hours import HoursHandoffs, MessageDesk, MessageSettings
@@ -107,13 +108,17 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     async def close_interrupted(call: Call, reason: str) -> None:
         await records.close_interrupted(call.call_id, reason=reason)
 
+    async def close_left(call: Call, reason: str) -> None:  # the caller hung up in a conversation we only watched
+        await records.close_interrupted(call.call_id, hung_up_by=HungUpBy.CALLER, reason=reason)
+
     # TEST-ONLY (issue 11's fault campaign): None, and nothing changes, unless CALLFLOW_FAULT_INJECT is set
     injection = FaultInjection.from_env()
     if injection is not None:
         injection.watch(records)
         inbound_call = injection.wrap(inbound_call)
 
-    controller = Controller(config, flow=inbound_call, resume=resume_call, close_interrupted=close_interrupted)
+    controller = Controller(config, flow=inbound_call, resume=resume_call, close_interrupted=close_interrupted,
+                            close_left=close_left)
     client = controller.client
 
     handoffs = HandoffService(

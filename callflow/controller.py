@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -36,7 +37,7 @@ from callflow.core.channel import Caller, CallContext, CallerHungUp
 from callflow.core.guard import LineGuard
 from callflow.telephony.ari.actions import AriLineActions
 from callflow.telephony.ari.channel import _CAUSES, AriChannel
-from callflow.telephony.ari.client import AriClient, AriError
+from callflow.telephony.ari.client import AriClient, AriError, AriNotFound
 from callflow.telephony.ari.events import AriEvent, EventRouter
 from callflow.telephony.audiosocket import AudioSocketMedia, AudioSocketServer, Prompts
 from callflow.telephony.media import MediaFork
@@ -48,9 +49,15 @@ Flow = Callable[[CallContext], Awaitable[None]]
 Resume = Callable[[CallContext, Call], Awaitable[None]]
 #: Closes the record of a call interrupted by a restart ("interrupted").
 CloseInterrupted = Callable[[Call, str], Awaitable[None]]
+#: Closes the record of a call whose caller hung up while no flow of ours ran it (an adopted conversation).
+CloseLeft = Callable[[Call, str], Awaitable[None]]
 
 # channels that belong to our media forks, never callers
 _MEDIA_PREFIXES = ("Snoop/", "UnicastRTP/")
+# bridges we make: one per call (agents/bridges.py) and one per media fork (telephony/media.py)
+_OUR_BRIDGE_PREFIXES = ("callflow-", "fork-")
+# events that change who is in a bridge
+_BRIDGE_CHANGES = ("ChannelLeftBridge", "ChannelEnteredBridge", "BridgeDestroyed")
 
 
 class _ReceiverCollector:
@@ -102,11 +109,13 @@ class CallSession:
 
 class Controller:
     def __init__(self, config: Config, flow: Flow, *, resume: Resume | None = None,
-                 close_interrupted: CloseInterrupted | None = None, registry=REGISTRY):
+                 close_interrupted: CloseInterrupted | None = None, close_left: CloseLeft | None = None,
+                 registry=REGISTRY):
         self.config = config
         self.flow = flow
         self.resume = resume
         self.close_interrupted = close_interrupted
+        self.close_left = close_left
         self.registry = registry
         self.draining = False
         self.metrics = Metrics()
@@ -133,7 +142,10 @@ class Controller:
         # (call id, AudioReading) → None, e.g. the console's live timeline; never allowed to break a call
         self.reading_observers: list[Callable[[str, object], None]] = []
         self.app_registered = False
-        self._adopted_bridges: set[str] = set()
+        # conversations this process watches but no flow of ours runs (adopted after a restart, or left
+        # by a desk that stopped): bridge id → the call it belongs to (None when unknown)
+        self._adopted_bridges: dict[str, str | None] = {}
+        self._adopted_locks: dict[str, asyncio.Lock] = {}
         self._runner: web.AppRunner | None = None
         self.web_app = web.Application()
         self.web_app.router.add_get("/health", self._health)
@@ -147,7 +159,7 @@ class Controller:
         if self.audiosocket is not None:
             await self.audiosocket.start()
         loop = asyncio.get_running_loop()
-        events = asyncio.ensure_future(self.client.run_events(self.router.dispatch, self._on_connect, self._on_disconnect))
+        events = asyncio.ensure_future(self.client.run_events(self.dispatch, self._on_connect, self._on_disconnect))
         try:
             loop.add_signal_handler(signal.SIGTERM, lambda: loop.create_task(self.drain_and_stop(events)))
         except (NotImplementedError, RuntimeError):  # not the main thread (tests)
@@ -212,6 +224,26 @@ class Controller:
         self.metrics.ari_connected.set(0)
         log.warning("ari disconnected; reconnecting")
 
+    async def dispatch(self, event: AriEvent) -> None:
+        """Every ARI event: to the call that owns it; a change in an adopted bridge is watched as well.
+
+        The watch sees the event even when a call's task owns one of the bridge's channels (a resumed
+        emergency claims the caller): whoever owns the events, the bridge is never left unwatched.
+        """
+        if event.bridge_id in self._adopted_bridges and event.type in _BRIDGE_CHANGES:
+            self._recheck_adopted(event.bridge_id)
+        elif event.type == "ChannelDestroyed" and event.channel_id and self._adopted_bridges:
+            # a caller leaves its bridge a moment before its channel is gone: the leave alone could not
+            # yet say "gone" (GET channels/{id} still answered), the channel's end does
+            for bridge_id, call_id in list(self._adopted_bridges.items()):
+                call = self.registry.get(call_id) if call_id else None
+                if call is not None and call.channel_id == event.channel_id:
+                    self._recheck_adopted(bridge_id)
+        await self.router.dispatch(event)
+
+    def _recheck_adopted(self, bridge_id: str) -> None:
+        asyncio.get_running_loop().create_task(self._after_adopted_bridge_change(bridge_id), name=f"adopted:{bridge_id}")
+
     # -- taking calls back after a (re)connect ----------------------------------------------
 
     async def reconcile(self) -> None:
@@ -243,8 +275,15 @@ class Controller:
         for session in list(self.calls.values()):
             if session.channel.id not in existing:
                 await session.channel.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": session.channel.id}}))
+            # prompts, recordings and legs that ended or answered while the link was down (ARI does not
+            # replay events); an error here is not a reason to give up on the others
+            try:
+                await session.channel.catch_up(existing, set(in_app))
+            except AriError as exc:
+                log.warning("reconcile: could not catch up a call", extra={"call": session.key, "error": str(exc)})
         ours = {s.channel.id for s in self.calls.values()} | {leg for s in self.calls.values() for leg in s.channel.legs}
         talking: dict[str, str] = {}
+        alone_in: dict[str, str] = {}  # a caller alone in one of our bridges (its people left while we were away)
         members_of: dict[str, list[str]] = {}
         for bridge in bridges:
             members = bridge.get("channels", [])
@@ -252,6 +291,8 @@ class Controller:
             if len(members) > 1:
                 for member in members:
                     talking[member] = bridge["id"]
+            elif len(members) == 1 and bridge["id"].startswith(_OUR_BRIDGE_PREFIXES):
+                alone_in[members[0]] = bridge["id"]
         legs_later: list[tuple[str, dict]] = []
         for cid, chan in in_app.items():
             if cid in ours or self.router.owns(cid):
@@ -261,13 +302,17 @@ class Controller:
                 if name.startswith(_MEDIA_PREFIXES):
                     await self.line.hang_up_media(cid)
                 elif cid in talking:
-                    await self._adopt_bridge(talking[cid])
+                    bridge_call = self._call_of_bridge(talking[cid], members_of.get(talking[cid], []))
+                    await self._adopt_bridge(talking[cid], bridge_call.call_id if bridge_call else None)
                     await self._emergency_not_reached(cid, chan, talking[cid], members_of.get(talking[cid], []))
                 elif cid.startswith("leg-"):
                     legs_later.append((cid, chan))  # once the callers are known again
                 elif cid.startswith("cb-"):
                     await self._continue_to_agents(cid, "callback_answered_during_restart")  # issue 11 G
                 else:
+                    if cid in alone_in:  # nobody else in its bridge any more: out of it, then to people
+                        await self.line.take_out(alone_in[cid], cid, call_id=None, members=[cid])
+                        await self.line.destroy_bridge(alone_in.pop(cid), call_id=None, members=[])
                     await self._take_back(cid, chan)
             except AriError as exc:
                 log.warning("reconcile: channel already gone", extra={"channel": cid, "error": str(exc)})
@@ -276,7 +321,28 @@ class Controller:
                 await self._stray_leg(cid, caller_channel=_leg_caller(chan))
             except AriError as exc:
                 log.warning("reconcile: leg already gone", extra={"channel": cid, "error": str(exc)})
+        # conversations whose caller may have left while we were away: looked at now, not at the next event
+        for bridge_id in list(self._adopted_bridges):
+            await self._after_adopted_bridge_change(bridge_id)
+        await self._clean_stale_bridges()
         await self._close_vanished(existing)
+
+    async def _clean_stale_bridges(self) -> None:
+        """Our own bridges (callflow-…, fork-…) that no call uses any more: left by a controller that
+        stopped. Only a bridge with no person in it goes (through the guard); media fork channels go with it."""
+        channels = {c["id"] for c in await self.client.get("channels")}
+        for bridge in await self.client.get("bridges"):
+            bridge_id = bridge["id"]
+            if (not bridge_id.startswith(_OUR_BRIDGE_PREFIXES) or self.router.owns(bridge_id)
+                    or bridge_id in self._adopted_bridges):
+                continue
+            members = [m for m in bridge.get("channels", []) if m in channels]
+            if any(not _is_media(m) for m in members):
+                continue  # someone is in it: not stale
+            for member in members:
+                await self.line.hang_up_media(member)
+            await self.line.destroy_bridge(bridge_id, call_id=None, members=[])
+            log.info("stale bridge removed", extra={"bridge": bridge_id})
 
     async def _emergency_not_reached(self, channel_id: str, chan: dict, bridge_id: str, members: list[str]) -> None:
         """An emergency whose line was not yet in the conversation when the controller stopped
@@ -358,7 +424,7 @@ class Controller:
                 await self.client.post(f"bridges/{bridge_id}/addChannel", channel=",".join(ids))
                 call.set_bridge(bridge_id)
                 call.set_leg("emergency", leg_id)
-                await self._adopt_bridge(bridge_id)
+                await self._adopt_bridge(bridge_id, call.call_id)
                 log.warning("emergency line answered across a restart: bridged with its caller",
                             extra={"call": call.call_id, "bridge": bridge_id})
                 return
@@ -404,36 +470,114 @@ class Controller:
         except (AriError, CallerHungUp):
             pass
 
-    async def _adopt_bridge(self, bridge_id: str) -> None:
+    async def _adopt_bridge(self, bridge_id: str, call_id: str | None = None) -> None:
+        """Watch a conversation no flow of ours runs (left by a stopped desk, or found after a restart)."""
         if bridge_id in self._adopted_bridges:
+            if call_id and not self._adopted_bridges[bridge_id]:
+                self._adopted_bridges[bridge_id] = call_id
             return
-        self._adopted_bridges.add(bridge_id)
+        self._adopted_bridges[bridge_id] = call_id
         await self.client.post(f"applications/{self.config.ari.app}/subscription", eventSource=f"bridge:{bridge_id}")
-        log.info("kept a live conversation across restart", extra={"bridge": bridge_id})
+        log.info("watching a live conversation", extra={"bridge": bridge_id, "call": call_id})
 
     async def _after_adopted_bridge_change(self, bridge_id: str) -> None:
+        """Someone came or went in an adopted bridge: decided one change at a time per bridge."""
+        lock = self._adopted_locks.setdefault(bridge_id, asyncio.Lock())
+        async with lock:
+            if bridge_id not in self._adopted_bridges:
+                return
+            try:
+                await self._check_adopted(bridge_id)
+            except (AriError, OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                # cannot tell now (ARI down…): nothing is decided; the next event or reconcile looks again
+                log.warning("adopted bridge not checked", extra={"bridge": bridge_id, "error": repr(exc)})
+        if bridge_id not in self._adopted_bridges:
+            self._adopted_locks.pop(bridge_id, None)
+
+    def _call_of_bridge(self, bridge_id: str, members: list[str]) -> Call | None:
+        known = self._adopted_bridges.get(bridge_id)
+        call = self.registry.get(known) if known else None
+        if call is None:
+            call = next((c for m in members if (c := self._call_by_channel(m)) is not None), None)
+        if call is None:
+            call = next((c for c in self.registry.calls.values() if c.bridge_id == bridge_id and not c.ended), None)
+        if call is None and bridge_id.startswith("callflow-"):
+            call = self.registry.get(bridge_id[len("callflow-"):])
+        return call
+
+    async def _check_adopted(self, bridge_id: str) -> None:
+        """The rules for a conversation nobody's flow runs any more:
+
+        - the caller still with someone: nothing to do, it goes on;
+        - the caller alone in it (the people left): a person takes the caller, urgent, with the diagnosis;
+        - the caller verifiably gone (GET channels/{id} → 404; an error is not "gone"): the people and the
+          line still in it are released through the guard, the bridge goes and the call's record is closed.
+        """
         try:
-            bridge = await self.client.get(f"bridges/{bridge_id}")
-        except AriError:
-            self._adopted_bridges.discard(bridge_id)
+            members = list((await self.client.get(f"bridges/{bridge_id}")).get("channels", []))
+        except AriNotFound:
+            members = []
+        call = self._call_of_bridge(bridge_id, members)
+        caller = call.channel_id if call is not None else next((m for m in members if _is_caller(m)), None)
+        people = [m for m in members if m != caller and not _is_media(m)]
+        if caller is not None and caller in members:
+            if people:
+                return  # the conversation goes on
+            await self._caller_alone(bridge_id, caller, call, members)
             return
-        members = bridge.get("channels", [])
-        if len(members) > 1:
+        if caller is not None and not await self._channel_gone(caller):
+            if call is not None and call.call_id in self.calls:
+                return  # the caller is with a flow of ours again, which owns what happens next
+            log.warning("adopted bridge: the caller is elsewhere; the people stay until the caller's end",
+                        extra={"bridge": bridge_id, "caller": caller})
             return
-        self._adopted_bridges.discard(bridge_id)
-        for cid in members:
-            call = self._call_by_channel(cid)
-            if cid.startswith("leg-"):
-                await self.line.hang_up_leg(cid, call_id=None, role="leg", caller_up=False)  # its caller left
-            elif cid.startswith("cb-") or call is None or self.resume is None:
-                await self._continue_to_agents(cid, "conversation_ended_after_restart")
+        # the caller is gone: nobody left in this bridge is there for anyone
+        del self._adopted_bridges[bridge_id]
+        for member in members:
+            if _is_media(member):
+                await self.line.hang_up_media(member)
+            elif member.startswith("cb-"):
+                await self._continue_to_agents(member, "conversation_ended_after_restart")
             else:
-                # the person (or the emergency line) left: a person takes the caller, urgent, with the diagnosis
-                call.set_leg("emergency", None)
-                await self.line.take_out(bridge_id, cid, call_id=call.call_id, members=members)
-                chan = await self.client.get(f"channels/{cid}")
-                self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx, c=call: self.resume(ctx, c))
+                role = next((r for r, leg in (call.legs if call else {}).items() if leg == member), "leg")
+                await self.line.hang_up_leg(member, call_id=call.call_id if call else None, role=role,
+                                            caller_up=False)
+        await self.line.destroy_bridge(bridge_id, call_id=call.call_id if call else None, members=[])
+        if call is not None and self.close_left is not None:
+            # closed only if still open: a flow of ours (the line dialled again) writes no end of its own
+            await self.close_left(call, "caller hung up (conversation kept across a controller stop)")
+        if call is not None and not call.ended and call.call_id not in self.calls:
+            call.end("caller gone (adopted conversation)")  # written through by the registry's writer
+            self.registry.forget(call.call_id)
+        log.info("adopted conversation over: the caller left, the others released",
+                 extra={"bridge": bridge_id, "released": people})
+
+    async def _caller_alone(self, bridge_id: str, caller: str, call: Call | None, members: list[str]) -> None:
+        """The people (or the emergency line) left the caller alone: a person takes the caller."""
+        if call is not None and call.call_id in self.calls:
+            return  # a flow of ours runs this call (e.g. the emergency line dialled again): it decides
+        del self._adopted_bridges[bridge_id]
+        for member in members:
+            if _is_media(member):
+                await self.line.hang_up_media(member)
+        if caller.startswith("cb-") or call is None or self.resume is None:
+            await self.line.take_out(bridge_id, caller, call_id=None, members=members)
+            await self._continue_to_agents(caller, "conversation_ended_after_restart")
+        else:
+            # urgent, with the diagnosis: the desk (or the emergency procedure) takes the caller again
+            call.set_leg("emergency", None)
+            await self.line.take_out(bridge_id, caller, call_id=call.call_id, members=members)
+            chan = await self.client.get(f"channels/{caller}")
+            self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx, c=call: self.resume(ctx, c))
         await self.line.destroy_bridge(bridge_id, call_id=None, members=[])
+
+    async def _channel_gone(self, channel_id: str) -> bool:
+        """Issue 11 H: gone only when Asterisk says 404; any other error propagates (not gone)."""
+        try:
+            await self.client.get(f"channels/{channel_id}")
+        except AriNotFound:
+            return True
+        return False
 
     # -- events no call owns yet ----------------------------------------------------------------
 
@@ -456,8 +600,6 @@ class Controller:
             else:
                 log.warning("unknown Stasis route; sending to agents", extra={"route": route})
                 await self._continue_to_agents(event.channel.id, "unknown_route")
-        elif event.type == "ChannelLeftBridge" and event.bridge_id in self._adopted_bridges:
-            await self._after_adopted_bridge_change(event.bridge_id)
         else:
             log.debug("unrouted ari event ignored", extra={"event": event.type})
 
@@ -555,7 +697,7 @@ class Controller:
         # in a conversation (an agent, the emergency line): never pulled out of it; watched
         for bridge in await self.client.get("bridges"):
             if channel.id in bridge.get("channels", []) and len(bridge["channels"]) > 1:
-                await self._adopt_bridge(bridge["id"])  # once alone in it, the caller goes to a person
+                await self._adopt_bridge(bridge["id"], session.key)  # watched: alone → a person; gone → released
                 return
         call = self.registry.get(session.key)
         emergency = call is not None and call.emergency
@@ -630,6 +772,16 @@ class Controller:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _is_media(channel_id: str) -> bool:
+    """A media fork's snoop / externalMedia channel (telephony/media.py names them), never a person."""
+    return channel_id.startswith(("snoop-", "media-"))
+
+
+def _is_caller(channel_id: str) -> bool:
+    """A caller's channel: Asterisk's own id (legs, callbacks and media forks get ours)."""
+    return not channel_id.startswith(("leg-", "cb-", "snoop-", "media-"))
 
 
 def _leg_caller(chan: dict) -> str | None:

@@ -21,6 +21,7 @@ Everything lands on the call's record.
 from __future__ import annotations
 
 import asyncio
+import logging
 import itertools
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,8 @@ from callflow.core.call import REGISTRY
 from callflow.core.guard import Guard
 from callflow.core.channel import Channel, CallerHungUp
 from callflow.core.handoff import Handoffs
+
+log = logging.getLogger(__name__)
 
 CONFERENCE, TRANSFER = "conference", "transfer"
 WAITING, RINGING, CONNECTED, NO_ANSWER, ENDED, CANCELLED = "waiting", "ringing", "connected", "no_answer", "ended", "cancelled"
@@ -340,6 +343,7 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
     await notes("escalation", f"{esc.id} {mode} {priority}: {briefing.summary()}")
     deadline = time.monotonic() + cfg.supervisor_answer_timeout
     got_line = False
+    supervisor: Channel | None = None
     guard = Guard(REGISTRY.open(call_id), notes, notes.now)
     try:
         # « Je vais vous mettre en conférence avec [PRENOM_SUPERVISEUR]… Petite attente, 30 secondes maximum »
@@ -416,9 +420,35 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
         if notify is not None:
             await notify("escalation_missed", call_id, f"{esc.id}: {briefing.summary()}")
         return EscalationResult(esc, None, False)
-    except (CallerHungUp, asyncio.CancelledError):
+    except asyncio.CancelledError:
+        # the desk is stopped (SIGTERM, a handler error) mid-escalation: the caller waits outside the bridge
+        # and the supervisor may be hearing the whisper. A stop is never worse than a crash: the caller goes
+        # back to the agent, with the supervisor who answered, and the controller watches that bridge.
+        await deps.queue.release(esc, CANCELLED, "the desk stopped")
+        if caller.is_up:
+            await _together(deps.bridges, bridge_id, caller, supervisor, notes, esc.id)
+        raise
+    except CallerHungUp:
         await deps.queue.release(esc, CANCELLED, "caller left")
         raise
+
+
+async def _together(bridges: Bridges, bridge_id: str, caller: Channel, supervisor: Channel | None, notes: CallNotes,
+                    esc_id: str) -> None:
+    """Caller, agent and (if answered) supervisor in the call's bridge, whatever step was cut."""
+    try:
+        await caller.stop_moh()
+    except Exception:
+        pass
+    try:
+        members = await bridges.members(bridge_id) if bridge_id else []
+        joining = [c for c in (caller, supervisor) if c is not None and c.is_up and c.id not in members]
+        if bridge_id and joining:
+            await bridges.add(bridge_id, *joining)
+        await notes("escalation_interrupted", f"{esc_id}: the desk stopped; caller back with the agent"
+                    + (" and the supervisor" if supervisor is not None and supervisor.is_up else ""))
+    except Exception:
+        log.exception("escalation: could not bring the caller back to the bridge", extra={"bridge": bridge_id})
 
 
 @dataclass

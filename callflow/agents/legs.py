@@ -8,7 +8,7 @@ import time
 from typing import Callable
 
 from callflow.core.channel import Channel, CallerHungUp, OriginateResult
-from callflow.core.guard import drop_stray_leg
+from callflow.core.guard import abandon_ringing_legs, drop_stray_leg
 from callflow.core.recorder import CallRecorder
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ async def originate_while_up(caller: Channel, endpoint: str, *, timeout: float, 
         watcher.cancel()
         return placing.result()
     placing.add_done_callback(_drop_late_leg)
+    await abandon_ringing_legs(caller)  # the caller is gone: its legs stop ringing now
     raise CallerHungUp(getattr(caller, "id", ""))
 
 

@@ -212,6 +212,16 @@ async def drop_stray_leg(leg: Channel | None, reason: str) -> None:
         log.info("leg already gone", extra={"channel": getattr(leg, "id", "?")})
 
 
+async def abandon_ringing_legs(caller: Channel) -> None:
+    """Legs still ringing for a caller who is gone (agents, supervisor, the emergency line): nobody is
+    there to take them; left ringing they outlive the call by up to their ring timeout."""
+    if caller.is_up:
+        return
+    abandon = getattr(caller, "abandon_ringing_legs", None)  # adapters that can cancel a ringing leg
+    if abandon is not None:
+        await abandon()
+
+
 # -- bare channel ids (the controller after a restart, before any flow holds the call) ----------
 class LineActions(Protocol):
     """What the PBX adapter does on bare ids (telephony/ari/actions.py)."""

@@ -444,6 +444,54 @@ class AriChannel(ForkedLeg):
             await result.channel.play(announce, barge_in=False)
         return result
 
+    async def abandon_ringing_legs(self) -> None:
+        """The caller left while legs placed for them still ring: nobody is there to take them
+        (only callflow.core.guard.abandon_ringing_legs calls this, once the caller is gone)."""
+        for leg_id, fut in list(self._legs.items()):
+            if fut.done():
+                continue
+            try:
+                await self.client.delete(f"channels/{leg_id}")
+            except AriError:
+                pass  # it ended on its own meanwhile
+            except Exception as exc:  # ARI unreachable: the leg rings out on its own (its ring timeout)
+                log.info("ringing leg not cancelled", extra={"channel": leg_id, "error": repr(exc)})
+
+    async def catch_up(self, existing: set[str], in_app: set[str]) -> None:
+        """After an ARI reconnect (events are not replayed): what ended while the link was down.
+
+        A prompt that finished during the cut would keep the flow waiting in silence until the
+        caller gives up (seen in the fault campaign: 50 s after an ARI cut in the greeting)."""
+        for playback_id, fut in list(self._playbacks.items()):
+            if not fut.done() and await self._gone(f"playbacks/{playback_id}"):
+                fut.set_result(True)  # it played out (or stopped) while we were away
+        for name, fut in list(self._recordings.items()):
+            if not fut.done() and await self._gone(f"recordings/live/{name}"):
+                fut.set_result({})  # record() then looks for the stored file
+        await self.catch_up_legs(existing, in_app)
+        for leg in list(self.legs.values()):
+            if leg.id not in existing:
+                await leg.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": leg.id}}))
+            else:
+                await leg.catch_up(existing, in_app)
+
+    async def _gone(self, path: str) -> bool:
+        try:
+            await self.client.get(path)
+        except AriNotFound:
+            return True
+        return False
+
+    async def catch_up_legs(self, existing: set[str], in_app: set[str]) -> None:
+        """Legs that answered or ended while the link was down."""
+        for leg_id, fut in list(self._legs.items()):
+            if fut.done():
+                continue
+            if leg_id in in_app:
+                await self.handle_leg(AriEvent.from_dict({"type": "StasisStart", "channel": {"id": leg_id}}))
+            elif leg_id not in existing:
+                fut.set_result(OriginateResult(answered=False, cause="ended while ARI was unreachable"))
+
     async def handle_leg(self, event: AriEvent) -> None:
         """Events about a leg we originated (answered → StasisStart; failed → destroyed)."""
         leg_id = event.channel_id or ""
