@@ -7,6 +7,7 @@ Asterisk) fails, and says why.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import fcntl
 import json
 import os
@@ -155,6 +156,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def dies_with_this_worker() -> None:
+    """preexec_fn: the child gets SIGKILL if the pytest worker that started it dies (a crashed worker
+    never runs its teardown; its controller kept the instance's FastAGI port and failed every later test)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 @dataclass
 class ControllerProcess:
     """`callflow run` as a real process, JSON logs captured."""
@@ -171,7 +180,8 @@ class ControllerProcess:
         path = self.log_path.with_suffix(f".{self.starts}.log")
         self._logs.append(path)
         self.proc = subprocess.Popen([sys.executable, "-m", "callflow.cli", "run"], env=self.env,
-                                     stdout=open(path, "wb"), stderr=subprocess.STDOUT)
+                                     stdout=open(path, "wb"), stderr=subprocess.STDOUT,
+                                     preexec_fn=dies_with_this_worker)
         if wait:
             self.wait_healthy()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from callflow.pbx.sipp import Caller, start_sipp
 
-from conftest import ControllerProcess, free_port
+from conftest import ControllerProcess, dies_with_this_worker, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ def launch(ctl: ControllerProcess, argv: list[str], cwd: Path) -> None:
     log = ctl.log_path.with_suffix(f".{ctl.starts}.log")
     ctl._logs.append(log)
     ctl.proc = subprocess.Popen(argv, env=ctl.env, cwd=cwd, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=dies_with_this_worker)
 
 
 async def a_call_is_greeted_and_its_key_seen(ctl: ControllerProcess, audio_dir: Path, service: str = "3000",
