@@ -245,7 +245,7 @@ class Sandbox:
         self.ensure_built()
         address = self.instance.address
         for port, proto in ((SIP_PORT, socket.SOCK_DGRAM), (ARI_PORT, socket.SOCK_STREAM)):
-            if port_taken(port, proto, address):
+            if port_taken(port, proto, address, grace=5.0):
                 kind = "UDP" if proto == socket.SOCK_DGRAM else "TCP"
                 raise SandboxError(f"port {port}/{kind} on {address} is already taken: stop what listens there (ss -lnp | grep {port})")
         self.install_config()
@@ -299,6 +299,11 @@ class Sandbox:
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        # a killed process lets go of its SIP/ARI sockets only once it has exited: on a loaded machine
+        # that is not at once, and an `up` right after (a restart) would find the ports still taken
+        deadline = time.monotonic() + 10
+        while self._processes_in_root(mine_only=True) and time.monotonic() < deadline:
+            time.sleep(0.2)
         self.pid_file.unlink(missing_ok=True)
         self.modules_stamp.unlink(missing_ok=True)
         if not self._processes_in_root(mine_only=False):
@@ -404,15 +409,20 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def port_taken(port: int, kind: int, address: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        # like Asterisk itself: a TIME_WAIT left by our own ARI probes is no owner
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((address, port))
-        except OSError:
-            return True
-    return False
+def port_taken(port: int, kind: int, address: str = "127.0.0.1", grace: float = 0.0) -> bool:
+    """Whether something listens on the port; `grace` seconds let a process that is exiting let go of it."""
+    deadline = time.monotonic() + grace
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            # like Asterisk itself: a TIME_WAIT left by our own ARI probes is no owner
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((address, port))
+                return False
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return True
+        time.sleep(0.2)
 
 
 def debian_mirror() -> str:
