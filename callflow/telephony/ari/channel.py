@@ -334,16 +334,7 @@ class AriChannel(ForkedLeg):
             raise RuntimeError("no media fork configured for this channel")
         await self.media.start()
 
-    async def stop_listening(self) -> None:
-        self._voice_armed = False
-        if self.media is not None:
-            await self.media.stop()
-
-    async def next_reading(self, timeout: float) -> AudioReading | None:
-        self._check_up()
-        if self.media is None or not self.media.active:
-            return None  # nothing to hear yet (FlowCall.listen starts the fork before it waits)
-        return await self.media.next_reading(timeout)
+    # stop_listening and next_reading: ForkedLeg's
 
     async def record(self, name: str, *, max_seconds: float, max_silence: float, beep: bool = True,
                      terminate_on: str = "#") -> Recording:
