@@ -579,6 +579,11 @@ def _quantile(values: np.ndarray, q: float) -> float:
 async def _next(queue: asyncio.Queue | None, timeout: float):
     if queue is None:
         raise RuntimeError("created with queue_size=0: use the callbacks")
+    if timeout <= 0:  # a poll: what is queued now, never a wait (wait_for(…, 0) would miss a queued item)
+        try:
+            return queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
     try:
         return await asyncio.wait_for(queue.get(), timeout)
     except asyncio.TimeoutError:

@@ -519,11 +519,6 @@ class AudioSocketMedia:
         if audio is None:
             await asyncio.sleep(max(timeout, 0))
             return None
-        if timeout <= 0:
-            try:
-                return audio.readings.get_nowait() if audio.readings is not None else None
-            except asyncio.QueueEmpty:
-                return None
         return await audio.next_reading(timeout)
 
     @property

@@ -139,11 +139,6 @@ class MediaFork:
         if audio is None:
             await asyncio.sleep(timeout)
             return None
-        if timeout <= 0:  # a poll: what is queued now, never a wait
-            try:
-                return audio.readings.get_nowait() if audio.readings is not None else None
-            except asyncio.QueueEmpty:
-                return None
         return await audio.next_reading(timeout)
 
     @property
