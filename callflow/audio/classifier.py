@@ -959,8 +959,8 @@ class SecondOpinion:
     Cost decides where it runs (docs/benchmarks.md): on every frame of every call it
     would roughly double the analysis cost, so it runs only when a due reading says
     speech, over the call's last 1.02 s from a fresh state, all such calls in one batch,
-    and its verdict is reused for REUSE seconds (a speaking caller costs one Silero
-    pass per REUSE seconds; a silent, breathing or tapping caller costs nothing).
+    and its verdict is reused for REUSE seconds, REUSE_CONFIRMED when it is sure of a voice (a
+    speaking caller costs one Silero pass per 3 s; a silent, breathing or tapping caller nothing).
 
     Fallback, stated, not silent: with mode "off" (config `media.speech_second_opinion`)
     or when onnxruntime / the silero-vad model is not installed, speech readings are the
@@ -973,7 +973,13 @@ class SecondOpinion:
     VETO_BELOW = 0.25
     #: Score a vetoed reading is capped at: under the classifier's 0.5 speech line.
     CAPPED = 0.45
-    REUSE = 1.0  # seconds: one Silero pass per second of a speaking caller, about the cost of streaming it
+    REUSE = 1.0  # seconds: one Silero pass per second of a doubtful window, about the cost of streaming it
+    #: A voice Silero is sure of (score at least CONFIRMED) is reused for REUSE_CONFIRMED: a caller
+    #: who keeps talking does not become a crowd within seconds, and the reading stays the
+    #: classifier's own (speech or, when its score falls, not). A veto is never kept longer than
+    #: REUSE: a caller who starts speaking over a crowd must be heard within a second.
+    CONFIRMED = 0.8
+    REUSE_CONFIRMED = 3.0
 
     def __init__(self, mode: str = "silero") -> None:
         self.mode = mode
@@ -1020,7 +1026,8 @@ class SecondOpinion:
         asked = [i for i, score in speech.items() if score >= 0.5 and pool.count[slots[i]] >= PCM_FRAMES]
         if not asked or pool.pcm is None:
             return
-        fresh = [i for i in asked if not (t[i] - pool.opinion_at[slots[i]] < self.REUSE)]  # NaN: never judged
+        reuse = np.where(pool.opinion[slots] >= self.CONFIRMED, self.REUSE_CONFIRMED, self.REUSE)  # NaN: REUSE
+        fresh = [i for i in asked if not (t[i] - pool.opinion_at[slots[i]] < reuse[i])]  # NaN: never judged
         if fresh:
             ss = slots[np.array(fresh, dtype=np.intp)]
             order = (pool.count[ss][:, None] + np.arange(PCM_FRAMES)) % PCM_FRAMES  # oldest frame first
