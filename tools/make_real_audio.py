@@ -13,7 +13,9 @@ dead line is digital silence), breathing (no package ships real breathing) and l
 
 `holdout2` (issue 12, second round) is made the same way from packages the first two splits
 do not use (freepats, openttd-opensfx, sound-icons, extremetuxracer-data, klettres-data,
-sound-theme-freedesktop) and was never tuned on either.
+sound-theme-freedesktop) and was never tuned on either. `holdout3` (issue 12, third round) in turn
+from seven more (lmms-common, simutrans-pak64, warzone2100-data, frozen-bubble-data,
+asterisk-prompt-fr-armelle, asterisk-prompt-es-co, baresip-core), with real breaths and recorded tones.
 
 Output: OUT/<split>/<label>/<name>.ulaw (6 s, raw 8 kHz μ-law) and OUT/<split>/<label>/MANIFEST.tsv
 (name, real|synthetic, sources, how it was made). Splits use disjoint sources:
