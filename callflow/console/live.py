@@ -228,6 +228,20 @@ class LiveSource:
             raise LookupError(f"{endpoint} is not registered: your phone cannot ring")
         return await self.desk.queue.take(esc_id, endpoint)
 
+    async def incident_card(self, call_id: str, card: dict) -> dict:
+        """Seed 004 §3.1: the desk writes the card on the call's record (and schedules J+1/J+3 if churn red).
+
+        KeyError: the desk does not know the call; ValueError: a field is not what the card expects."""
+        if self.desk is None:
+            raise KeyError(call_id)
+        return await self.desk.incident_card(call_id, card)
+
+    async def escalation_outcome(self, esc_id: str, outcome: dict) -> dict:
+        """Seed 001 phase 6, the supervisor's post-escalation card: on the record, with the §4 emails."""
+        if self.desk is None:
+            raise KeyError(esc_id)
+        return await self.desk.escalation_outcome(esc_id, outcome)
+
     def supervisor_line(self) -> str:
         return getattr(getattr(self.desk, "escalation_config", None), "endpoint", "")
 

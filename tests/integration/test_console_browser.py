@@ -70,12 +70,19 @@ async def browser():
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.errors = errors  # type: ignore[attr-defined]
+            # a navigation that ends on chrome-error:// says which request failed and why (net::ERR_…)
+            failed: list[str] = []
+            page.on("requestfailed", lambda req: failed.append(f"{req.method} {req.url}: {req.failure}"))
             await page.goto(f"{base}/console/login")
             if user is not None:
                 await page.fill("input[name=username]", user)
                 await page.fill("input[name=password]", PEOPLE[user][0])
                 await page.press("input[name=password]", "Enter")
-                await page.wait_for_url("**/console/" + ("supervisor" if PEOPLE[user][1] == "supervisor" else "agent"))
+                home = "**/console/" + ("supervisor" if PEOPLE[user][1] == "supervisor" else "agent")
+                try:
+                    await page.wait_for_url(home)
+                except Exception as exc:
+                    raise AssertionError(f"{user} not logged in: {exc}\nfailed requests: {failed}") from exc
                 await expect(page.locator("#link-state")).to_have_text("en direct", timeout=5000)
             return page
         yield open_as
@@ -114,21 +121,25 @@ def caller_sms(ctl, number: str, text: str) -> None:
 
 
 async def tab_reaches_every_control(page: Page) -> None:
-    """Tab from the top: every button, link and field of the page gets the focus (nothing needs a mouse)."""
-    controls = await page.evaluate("""() => Array.from(document.querySelectorAll('main button, main a[href], main input:not([type=hidden]), main select, main textarea'))
-        .filter(e => e.offsetParent !== null).map((e, i) => { e.dataset.tabProbe = String(i); return i; })""")
+    """Tab from the top: every button, link and field of the page gets the focus (nothing needs a mouse).
+
+    The page notes each focus itself (a focusin listener), so the test only presses Tab and looks every
+    ten presses (one round trip per press instead of two: this walk cost ~20 s per page on a loaded box)."""
+    controls = await page.evaluate("""() => {
+        const all = Array.from(document.querySelectorAll('main button, main a[href], main input:not([type=hidden]), main select, main textarea'))
+            .filter(e => e.offsetParent !== null);
+        all.forEach((e, i) => { e.dataset.tabProbe = String(i); });
+        window.__tabSeen = new Set();
+        document.addEventListener('focusin', ev => { if (ev.target.dataset && ev.target.dataset.tabProbe) window.__tabSeen.add(ev.target.dataset.tabProbe); });
+        if (document.activeElement) document.activeElement.blur();
+        return all.length; }""")
     assert controls, "no controls on the page"
-    seen: set[str] = set()
-    await page.evaluate("() => document.activeElement && document.activeElement.blur()")
-    for _ in range(len(controls) * 3 + 30):
+    for presses in range(1, controls * 3 + 31):
         await page.keyboard.press("Tab")
-        probe = await page.evaluate("() => document.activeElement ? (document.activeElement.dataset.tabProbe || '') : ''")
-        if probe:
-            seen.add(probe)
-        if len(seen) == len(controls):
+        if presses % 10 == 0 and await page.evaluate("n => window.__tabSeen.size >= n", controls):
             break
-    missing = await page.evaluate("""(seen) => Array.from(document.querySelectorAll('[data-tab-probe]'))
-        .filter(e => !seen.includes(e.dataset.tabProbe)).map(e => e.outerHTML.slice(0, 120))""", sorted(seen))
+    missing = await page.evaluate("""() => Array.from(document.querySelectorAll('[data-tab-probe]'))
+        .filter(e => !window.__tabSeen.has(e.dataset.tabProbe)).map(e => e.outerHTML.slice(0, 120))""")
     assert not missing, f"not reachable with Tab: {missing}"
 
 
@@ -357,14 +368,25 @@ async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervi
         assert channels_of(ari, "2003") == []
         await queue.get_by_role("link", name="Lire briefing").first.click()
         await expect(sup.locator("main")).to_contain_text("atelier manqué")
+        # seed 001 phase 6 from the same page, keyboard only: the decision lands on the call's record (the desk)
+        form = sup.locator("[data-section=outcome] form")
+        await form.locator("select[name=decision]").select_option("approuvee")
+        await form.locator("input[name=valeur_eur]").fill("35")
+        await form.locator("select[name=justifiee]").select_option("oui")
+        await form.locator("textarea[name=motif_decision]").fill("cliente fidèle, exception pour rétention")
         await shot(sup, "briefing")
+        await sup.keyboard.press("Alt+f")
+        await expect(sup.locator("[data-decision]")).to_have_attribute("data-decision", "approuvee", timeout=10000)
         await sup.goto(base(ctl) + "/console/audit")
         row = sup.locator("table tr", has_text="take_escalation")
         await expect(row).to_contain_text("PJSIP/2100")
         await expect(sup.locator("table")).to_contain_text("read_briefing")
+        await expect(sup.locator("table")).to_contain_text("escalation_outcome")
         record = await ctl.record(call_id, ended=False)
         kinds = [a["kind"] for a in record["actions"]]
         assert kinds.index("escalation_taken") < kinds.index("escalation_ringing") < kinds.index("escalation_connected")
+        [outcome] = [json.loads(a["detail"]) for a in record["actions"] if a["kind"] == "escalation_outcome"]
+        assert outcome["decision"] == "approuvee" and outcome["valeur_eur"] == 35.0 and outcome["justifiee"] is True
         run.proc.kill() if run.proc.returncode is None else None
     finally:
         for ext, sip_port, run in phones:
@@ -440,11 +462,20 @@ async def test_a_caregiver_callback_rings_the_agent_with_the_original_calls_card
 
 
 async def test_kpi_wallboard_and_report(console_controller, browser, tmp_path):
-    ctl = console_controller()
+    ctl = console_controller(CALLFLOW_CONSOLE_WALLBOARD_REFRESH_SECONDS="2")
     sup = await browser("sup", base(ctl))
     await sup.goto(base(ctl) + "/console/kpi?since=2020-01-01")
     await expect(sup.locator("[data-kpi=service_level]")).to_contain_text("Niveau de service")
     await expect(sup.locator("#period-plot canvas")).to_have_count(1)
+    # live: htmx (vendored) fetches the tiles again every wallboard_refresh_seconds and swaps them in
+    computed = await sup.locator(".asof").text_content()
+    async with sup.expect_response(lambda r: "/console/kpi/wallboard?since=2020-01-01" in r.url, timeout=15000) as got:
+        pass
+    assert (await got.value).status == 200
+    await expect(sup.locator(".asof")).not_to_have_text(computed or "", timeout=5000)
+    await expect(sup.locator("[data-kpi=escalation_approved]")).to_contain_text("Taux approbation exception")
+    await expect(sup.locator("[data-kpi=deescalated]")).to_contain_text("désescalade")
+    await tab_reaches_every_control(sup)
     await shot(sup, "kpi")
     out = tmp_path / "report.pdf"
     done = subprocess.run([sys.executable, "-m", "callflow.cli", "report", "--since", "2020-01-01", "--format", "pdf",
