@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import datetime
@@ -61,12 +60,14 @@ async def browser():
     """`await browser("ag1")`: a fresh Chromium profile logged in as that person; returns the page."""
     contexts = []
     async with async_playwright() as p:
+        # one Chromium for the test, one context (own cookies, own storage: a person) per login — a second
+        # browser process per person cost seconds each on the loaded 2-core box
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+
         async def open_as(user: str | None, base: str) -> Page:
-            ctx = await p.chromium.launch_persistent_context(
-                tempfile.mkdtemp(prefix="console-chromium-"), executable_path=CHROMIUM, args=FLAGS, headless=True,
-                viewport={"width": 1400, "height": 1000})
+            ctx = await chromium.new_context(viewport={"width": 1400, "height": 1000})
             contexts.append(ctx)
-            page = ctx.pages[0] if ctx.pages else await ctx.new_page()
+            page = await ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.errors = errors  # type: ignore[attr-defined]
@@ -88,6 +89,7 @@ async def browser():
         yield open_as
         for ctx in contexts:
             await ctx.close()
+        await chromium.close()
 
 
 def base(ctl) -> str:
@@ -162,9 +164,18 @@ async def test_agent_and_supervisor_log_in_an_agent_cannot_reach_supervisor_page
 
     agent = await browser("ag1", base(ctl))
     await expect(agent.locator("[data-section=mystate]")).to_contain_text("disponible")
-    for path in ("/console/supervisor", "/console/kpi", "/console/audit", "/console/escalations/esc-1"):
+    for path in ("/console/supervisor", "/console/kpi", "/console/kpi/wallboard", "/console/audit",
+                 "/console/escalations/esc-1"):
         resp = await agent.goto(base(ctl) + path)
         assert resp.status == 403, (path, resp.status)
+    # nor act as one: the supervisor's POSTs, with the agent's own session and CSRF token, are refused
+    await agent.goto(base(ctl) + "/console/agent")
+    for path in ("/console/escalations/esc-1/take", "/console/escalations/esc-1/outcome",
+                 "/console/calls/c-1/listen/listen", "/console/calls/c-1/listen/barge", "/console/agents/2002/pause"):
+        status = await agent.evaluate("""async (path) => {
+            const body = new URLSearchParams({_csrf: document.querySelector('meta[name=csrf-token]').content, decision: 'refusee'});
+            return (await fetch(path, {method: 'POST', body, redirect: 'manual'})).status; }""", path)
+        assert status == 403, (path, status)
     await agent.goto(base(ctl) + "/console/agent")
     await expect(agent.locator("#link-state")).to_have_text("en direct")
     await tab_reaches_every_control(agent)
@@ -209,9 +220,13 @@ async def test_a_reconnecting_view_shows_it_is_disconnected_then_catches_up(cons
 # -- SMS ----------------------------------------------------------------------------------------------
 
 async def test_an_sms_reply_shows_up_and_the_agents_answer_leaves_through_the_outbox(console_controller, browser):
-    ctl = console_controller()
+    # console.sms_unanswered_seconds at its lowest (30 s; 10 min by default): the second conversation, which
+    # nobody answers, becomes « Réponse SMS sans réponse » while the first is answered
+    ctl = console_controller(CALLFLOW_CONSOLE_SMS_UNANSWERED_SECONDS="30")
     agent = await browser("ag1", base(ctl))
     sup = await browser("sup", base(ctl))
+    caller_sms(ctl, "+33611223344", "vous êtes là ?")
+    unanswered_since = time.monotonic()
     caller_sms(ctl, "+33612345678", "Je ne peux pas parler, mon fils est malade")
     conv = agent.locator("[data-section=conversations]")
     await expect(conv).to_contain_text("à répondre", timeout=5000)
@@ -230,9 +245,16 @@ async def test_an_sms_reply_shows_up_and_the_agents_answer_leaves_through_the_ou
     await expect(agent.locator(".msg.out .tag")).to_contain_text("sent")
     await expect(sup.locator("[data-section=alerts]")).not_to_contain_text("Réponse SMS", timeout=5000)
     await shot(agent, "sms")
+    await tab_reaches_every_control(agent)
     await agent.fill("input[name=note]", "rappel programmé, client rassuré")
     await agent.get_by_role("button", name="Clore la conversation").click()
     await expect(agent.locator(".conversations")).to_contain_text("closed")
+    # the one nobody answered: an alert once console.sms_unanswered_seconds have passed, not before
+    unanswered = sup.locator("[data-section=alerts] [data-kind=sms_unanswered]")
+    if time.monotonic() - unanswered_since < 25:
+        await expect(unanswered).to_have_count(0)
+    await expect(unanswered).to_contain_text("33****3344", timeout=int((45 - (time.monotonic() - unanswered_since)) * 1000))
+    await expect(unanswered).to_contain_text("Réponse SMS sans réponse")
 
 
 async def test_an_alert_appears_when_the_sms_gateway_refuses_a_message(console_controller, browser):
@@ -340,6 +362,7 @@ async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervi
         await expect(card).to_have_attribute("data-state", "connected", timeout=45000)  # not just ringing
         await expect(card).to_contain_text("0612345678")
         await shot(agent, "agent")
+        await tab_reaches_every_control(agent)  # the call card's buttons and the briefing form, by keyboard
         await agent.fill("input[name=client]", "Marie Dupuis (CLT-00245), cliente depuis 4 mois")
         await agent.fill("input[name=probleme]", "atelier manqué")
         await agent.fill("input[name=demande]", "remboursement")
@@ -375,6 +398,7 @@ async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervi
         await form.locator("select[name=justifiee]").select_option("oui")
         await form.locator("textarea[name=motif_decision]").fill("cliente fidèle, exception pour rétention")
         await shot(sup, "briefing")
+        await tab_reaches_every_control(sup)
         await sup.keyboard.press("Alt+f")
         await expect(sup.locator("[data-decision]")).to_have_attribute("data-decision", "approuvee", timeout=10000)
         await sup.goto(base(ctl) + "/console/audit")
