@@ -180,8 +180,11 @@ class Console:
             # my call, or the call my phone is ringing for (a callback's card shows before I answer)
             mine = [c for c in data if c.get("agent") == user.extension] or \
                 [c for c in data if c.get("ringing") == user.extension]
+            after = None
+            if not mine and self._last_call.get(user.extension):  # the call just ended: its cards, live
+                after = await _after_call(self, self._last_call[user.extension])
             return {"section": "mycall", "html": self.render("_mycall.html", **await self.call_card(mine[0] if mine else None),
-                                                             user=user, csrf_token=csrf_token)}
+                                                             after=after, user=user, csrf_token=csrf_token)}
         if section in ("conversations", "callbacks"):
             return {"section": section, "html": self.render(f"_{section}.html", conversations=data, ringing=data, user=user)}
         return None  # queue, emergencies, alerts: supervisors only

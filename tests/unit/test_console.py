@@ -440,6 +440,35 @@ async def test_events_stream_sends_the_picture_then_changes_and_replays_after_la
     await console.hub.stop()
 
 
+async def test_an_agents_live_stream_carries_only_their_own_state_and_call_never_the_supervisors_sections(web):
+    """The stream is filtered per connection: an agent gets their state and their call's card (and its
+    timeline), never the queue, alerts, emergencies or another agent's call."""
+    _, console, desk, controller = web
+    desk.add_call("mine", agent="2001", summary="respiration, clavier")
+    desk.add_call("theirs", agent="2002", summary="bruit de fond")
+    desk.queue.new("theirs", briefing(), "conference", "2002")
+    controller.reading("mine", 1.0)
+    controller.reading("theirs", 1.0)
+    await console.hub.tick()
+    agent = await console.store.get_user("ag1")
+    sup = await console.store.get_user("sup")
+    for section in ("queue", "alerts", "emergencies"):
+        data = console.hub.current.get(section, [])
+        assert await console.section_html(agent, section, data) is None, section
+        assert (await console.section_html(sup, section, data))["section"] == section
+    for event in console.hub.snapshot_events():
+        got = await console.section_html(agent, event.section, event.data)
+        if got is None:
+            continue
+        text = json.dumps(got)
+        assert got["section"] in ("mystate", "mycall", "timelines", "conversations", "callbacks"), got["section"]
+        assert "theirs" not in text and "bruit de fond" not in text, got["section"]
+        if got["section"] == "mycall":
+            assert "mine" in text
+        if got["section"] == "timelines":
+            assert set(got["json"]["full"]) == {"mine"}
+
+
 async def test_sms_reply_opens_a_conversation_answer_goes_through_the_outbox_close_needs_a_note(tmp_path):
     from callflow.handoff.config import HandoffConfig, OutboxConfig, SmsConfig
     from callflow.handoff.service import HandoffService
@@ -614,6 +643,9 @@ async def test_after_the_call_the_agent_fills_the_documentation_and_incident_car
     await b.login("ag1", "agent one pass")
     resp, text = await b.get("/console/agent")
     assert "APPEL MUET – DOCUMENTATION" in text and "INCIDENT CLIENT" in text  # flagged aggressive: 004 §3.1 too
+    # and live, without a reload: the agent's stream brings the cards the moment the call is over
+    live = await console.section_html(await console.store.get_user("ag1"), "calls", console.hub.current["calls"])
+    assert live["section"] == "mycall" and "APPEL MUET – DOCUMENTATION" in live["html"] and "INCIDENT CLIENT" in live["html"]
     resp = await b.client.post("/console/calls/call-z/card/documentation", allow_redirects=False,
                                data=[("_csrf", b.csrf), ("actions", "parle"), ("actions", "alternatives"), ("note", "ok")])
     assert resp.status == 303
