@@ -38,7 +38,14 @@ class LiveSource:
         self._raised: dict[str, float] = {}  # call id → last raised-voice reading (epoch)
         if controller is not None and hasattr(controller, "reading_observers"):
             controller.reading_observers.append(self.on_reading)
+        self.on_change: Any = None  # the hub's poke: a new call shows at once, not at the next refresh
+        if controller is not None and hasattr(controller, "call_observers"):
+            controller.call_observers.append(self._call_in)
         self.spy = Spy(controller, desk)
+
+    def _call_in(self, call_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- readings (pushed by the controller's media fork) --------------------------------------
     def on_reading(self, call_id: str, reading: Any) -> None:

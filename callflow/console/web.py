@@ -76,6 +76,7 @@ class Console:
         self.env = _env()
         self.limiter = auth.LoginLimiter(config.login_attempts, config.login_window_seconds)
         self.hub = EventHub(self.picture, refresh=config.refresh_seconds)
+        live.on_change = self.hub.poke
         self._inbound_seen = 0.0
         self._emergency_started: dict[str, float] = {}
         self._last_call: dict[str, str] = {}  # agent extension → their last call (after-call cards)

@@ -129,6 +129,36 @@ async def test_event_hub_numbers_changes_replays_after_last_event_id_and_resets_
     assert {e.section for e in hub.snapshot_events()} == {"calls", "agents"}
 
 
+async def test_a_new_call_pokes_the_hub_it_does_not_wait_for_the_next_refresh():
+    """The supervisor sees a call within 2 s of the controller taking it (issue 13 §7): the controller tells
+    the console (call_observers) and the hub reads the picture at once, whatever console.refresh_seconds."""
+    from callflow.console.live import LiveSource
+    from console_fakes import FakeController
+
+    controller = FakeController()
+    controller.call_observers = []
+    live = LiveSource(controller=controller)
+    hub = EventHub(lambda: _calls_of(controller), refresh=10.0)
+    live.on_change = hub.poke
+    await hub.start()
+    try:
+        assert hub.current["calls"] == []
+        controller.add_ivr_call("new-1")
+        started = time.monotonic()
+        for observe in controller.call_observers:
+            observe("new-1")
+        while not hub.current["calls"] and time.monotonic() - started < 5:
+            await asyncio.sleep(0.01)
+        assert [c["call_id"] for c in hub.current["calls"]] == ["new-1"]
+        assert time.monotonic() - started < 2.0  # not the 10 s refresh
+    finally:
+        await hub.stop()
+
+
+async def _calls_of(controller) -> dict:
+    return {"calls": [{"call_id": key} for key in controller.calls]}
+
+
 async def test_event_hub_sends_only_the_rows_and_readings_that_changed_and_a_reset_sends_them_whole():
     picture = {"calls": [{"call_id": "c1", "stage": "greeting"}, {"call_id": "c2", "stage": "keypad"}],
                "timelines": {"append": {"c1": [[0.25, "silence", -60.0, False]]}, "gone": []}}
