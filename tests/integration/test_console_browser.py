@@ -231,7 +231,7 @@ async def test_an_sms_reply_shows_up_and_the_agents_answer_leaves_through_the_ou
     conv = agent.locator("[data-section=conversations]")
     await expect(conv).to_contain_text("à répondre", timeout=5000)
     await expect(sup.locator("[data-section=alerts]")).to_contain_text("Réponse SMS d'un appelant", timeout=5000)
-    await conv.get_by_role("link").first.click()
+    await conv.locator('a[href*="33612345678"]').click()  # this caller's conversation (the other one waits)
     await expect(agent.locator(".thread")).to_contain_text("mon fils est malade")
     await agent.fill("textarea[name=text]", "Bonjour, nous vous rappelons dans 10 minutes. Numi")
     await agent.get_by_role("button", name="Envoyer").click()
