@@ -141,6 +141,7 @@ class Controller:
         self.callback_flow: Flow | None = None
         # (call id, AudioReading) → None, e.g. the console's live timeline; never allowed to break a call
         self.reading_observers: list[Callable[[str, object], None]] = []
+        self.call_observers: list[Callable[[str], None]] = []  # told each new call's key (the console's live views)
         self.app_registered = False
         # conversations this process watches but no flow of ours runs (adopted after a restart, or left
         # by a desk that stopped): bridge id → the call it belongs to (None when unknown)
@@ -648,6 +649,11 @@ class Controller:
         self.registry.open(key, channel_id=info.id, number=caller.number)
         log.info("call in", extra={"call": key, "caller": caller.masked})
         session.task = asyncio.get_running_loop().create_task(self._run_call(session, run), name=f"call:{key}")
+        for observe in self.call_observers:
+            try:
+                observe(key)
+            except Exception:
+                log.exception("call observer failed", extra={"call": key})
         return session
 
     def _observe_reading(self, call_id: str, reading: object) -> None:

@@ -23,6 +23,8 @@ class ConsoleConfig:
     service_level_target: float = 80.0  # % (the classic 80/20)
     abandonment_target: float = 5.0  # % of offered calls abandoned before an agent answered
     refresh_seconds: float = 0.5  # how often live views are compared and changes pushed
+    # how often the wallboard's KPI tiles are recomputed from the records (a day of records per request)
+    wallboard_refresh_seconds: float = 10.0
 
     def validate(self) -> None:
         if self.secret_key:
@@ -53,3 +55,6 @@ class ConsoleConfig:
                 raise ConfigError(f"console.{key}", "a percentage between 0 and 100", getattr(self, key))
         if not 0.1 <= self.refresh_seconds <= 10:
             raise ConfigError("console.refresh_seconds", "seconds between 0.1 and 10", self.refresh_seconds)
+        if not 2 <= self.wallboard_refresh_seconds <= 600:
+            raise ConfigError("console.wallboard_refresh_seconds", "seconds between 2 and 600",
+                              self.wallboard_refresh_seconds)

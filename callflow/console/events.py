@@ -74,6 +74,7 @@ class EventHub:
         self._order: dict[str, list[str]] = {}
         self._seq = 0
         self._changed = asyncio.Condition()
+        self._poked = asyncio.Event()
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -90,9 +91,17 @@ class EventHub:
         async with self._changed:
             self._changed.notify_all()
 
+    def poke(self) -> None:
+        """Something the views show just happened (a call came in): read the picture now, not at the next tick."""
+        self._poked.set()
+
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.refresh)
+            try:
+                await asyncio.wait_for(self._poked.wait(), self.refresh)
+            except asyncio.TimeoutError:
+                pass
+            self._poked.clear()
             try:
                 await self.tick()
             except asyncio.CancelledError:

@@ -8,9 +8,10 @@ Contact-centre KPIs (stated formulas, T = console.service_level_seconds):
 - handle time = mean of (end of call − agent_connected) over answered calls that ended
 (inbound calls only: a callback leg, flow "callback", is left out of these four)
 
-Seed 000 §8 comes from callflow.store.kpi; seed 001 §7/§9 and 004 §8 from the record's actions
-(escalation, escalation_connected, escalation_back_to_agent, flag « agressif ») and the console's
-incident cards (hotliner well-being). What the records cannot give is listed in NOT_FROM_RECORDS.
+Seed 000 §8 comes from callflow.store.kpi; seeds 001 §7/§9 and 004 §8 from callflow.store.procedure_kpi
+(the record's escalation outcomes — the supervisor's post-escalation card — and incident cards, which the
+console's forms write through the desk), the same figures as `callflow kpi`. What the records cannot give
+is listed in NOT_FROM_RECORDS, with why.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ from statistics import mean
 from typing import Any
 
 from callflow.store import kpi as silent_kpi
+from callflow.store import procedure_kpi
 
 NOT_FROM_RECORDS = {
-    "000 §8 satisfaction post-résolution": "no customer survey is recorded",
-    "001 §7 justification / décisions / valeur des exceptions": "the supervisor's decision and the amount are not recorded",
-    "001 §7/§9 satisfaction, rétention, ROI, feedback hotliner": "no survey, churn or cost data reach callflow",
-    "004 §8 taux de désescalade, rétention, geste commercial, escalade N2 utile, temps de désescalade":
-        "the conversation's outcome is not recorded (only the incident card's free fields)",
+    "000 §8 satisfaction post-résolution": "aucune enquête client n'est enregistrée",
+    "001 §7 rétention (clients conservés / perdus), ROI exception": "le churn réel et les coûts n'arrivent pas "
+        "jusqu'à callflow (seule la valeur de l'exception est sur la fiche post-escalade)",
+    "001 §7/§9 feedback hotliner (soutien reçu)": "le retour des hotliners sur leur superviseur n'est pas recueilli",
+    "004 §8 rétention post-colère mesurée": "approchée par le risque churn de la fiche incident en fin d'appel, "
+        "pas par une résiliation constatée des mois après",
+    "004 §8 geste commercial % approprié, escalade N2 utile, churn évité (ROI geste)":
+        "il faudrait un jugement a posteriori (geste approprié, escalade utile) et le churn réel",
 }
 
 
@@ -42,12 +47,12 @@ def _kpi(kid: str, label: str, value: float | None, unit: str, target: str, ok: 
 
 
 def compute(calls: list[dict], *, service_level_seconds: float = 20.0, service_level_target: float = 80.0,
-            abandonment_target: float = 5.0, cards: list[dict] | None = None) -> dict[str, Any]:
+            abandonment_target: float = 5.0) -> dict[str, Any]:
     """`calls` as Records.calls_with_details returns them."""
     queued = answered_in_t = abandoned = 0
     waits: list[float] = []
     handle: list[float] = []
-    escalations = esc_connected = esc_missed = aggressive = 0
+    esc_missed = 0
     esc_waits: list[float] = []
     esc_talk: list[float] = []
     for call in calls:
@@ -67,17 +72,13 @@ def compute(calls: list[dict], *, service_level_seconds: float = 20.0, service_l
                 abandoned += 1
         for a in actions:
             if a["kind"] == "escalation":
-                escalations += 1
                 t_c = _first(actions, "escalation_connected", a["at"])
                 if t_c is not None:
-                    esc_connected += 1
                     esc_waits.append(t_c - a["at"])
                     if call.get("duration") is not None:
                         esc_talk.append(float(call["duration"]) - t_c)
             elif a["kind"] == "escalation_back_to_agent":
                 esc_missed += 1
-        if any(a["kind"] == "flag" and a["detail"].startswith("agressif") for a in actions):
-            aggressive += 1
     n = sum(1 for c in calls if c.get("flow") != "callback")  # « appels reçus »: our callback legs are not
 
     def pct(part: int, whole: int) -> float | None:
@@ -112,25 +113,59 @@ def compute(calls: list[dict], *, service_level_seconds: float = 20.0, service_l
         _kpi("documented", "Appels muets documentés", s.documented_pct, "%", "100 %",
              None if s.documented_pct is None else s.documented_pct == 100, "000 §8"),
     ]
-    esc_rate = pct(escalations, n)
-    esc_wait = mean(esc_waits) if esc_waits else None
+    # seeds 001 §7/§9 and 004 §8: the same figures as `callflow kpi` (the desk's escalation outcomes and
+    # incident cards on the records), over the inbound calls
+    inbound = [c for c in calls if c.get("flow") != "callback"]
+    e = procedure_kpi.escalation_kpis(inbound)
+    g = procedure_kpi.anger_kpis(inbound)
+    esc_wait = mean(esc_waits) if esc_waits else None  # every escalation, with or without a post-escalation card
     esc_len = mean(esc_talk) if esc_talk else None
+
+    def within(value: float | None, low: float, high: float) -> bool | None:
+        return None if value is None else low <= value <= high
+
+    def at_least(value: float | None, low: float) -> bool | None:
+        return None if value is None else value >= low
+
+    def at_most(value: float | None, high: float, strict: bool = False) -> bool | None:
+        return None if value is None else (value < high if strict else value <= high)
+
     escal = [
-        _kpi("escalations", "Total escalades", float(escalations), "", "—", None, "001 §7"),
-        _kpi("escalation_rate", "Escalades / total appels", esc_rate, "%", "5–10 %",
-             None if esc_rate is None or not escalations else 5 <= esc_rate <= 10, "001 §7"),
-        _kpi("escalation_answer", "Temps réponse escalade", esc_wait, "s", "≤ 300 s",
-             None if esc_wait is None else esc_wait <= 300, "001 §9"),
-        _kpi("escalation_missed", "Escalades sans réponse", pct(esc_missed, escalations), "%", "—", None, "001 §3A"),
-        _kpi("escalation_talk", "Temps appel escalade", esc_len, "s", "300–480 s",
-             None if esc_len is None else 300 <= esc_len <= 480, "001 §9"),
+        _kpi("escalations", "Total escalades", float(e.escalations), "", "—", None, "001 §7"),
+        _kpi("escalation_rate", "Escalades / total appels", e.escalation_pct, "%", "5–10 %",
+             within(e.escalation_pct, 5, 10) if e.escalations else None, "001 §7: escalades ÷ appels reçus"),
+        _kpi("escalation_justified", "Escalades justifiées", e.justified_pct, "%", "≥ 70 %", at_least(e.justified_pct, 70),
+             "001 §7: fiche post-escalade du superviseur (sinon matrice du briefing)"),
+        _kpi("escalation_useless", "Escalades inutiles", e.useless_pct, "%", "< 25 %", at_most(e.useless_pct, 25, True),
+             "001 §9"),
+        _kpi("escalation_approved", "Taux approbation exception", e.approved_pct, "%", "30–40 %",
+             within(e.approved_pct, 30, 40), "001 §9: décisions « approuvée » ÷ fiches post-escalade"),
+        _kpi("escalation_refused", "Demandes refusées (justifié)", e.refused_pct, "%", "—", None, "001 §7"),
+        _kpi("escalation_direction", "Escaladées direction", e.direction_pct, "%", "—", None, "001 §7"),
+        _kpi("exception_value", "Coût moyen exception", e.mean_exception_eur, "€", "< 50 €",
+             at_most(e.mean_exception_eur, 50, True), "001 §7/§9: valeur des exceptions approuvées"),
+        _kpi("escalation_answer", "Temps réponse escalade", esc_wait, "s", "≤ 300 s", at_most(esc_wait, 300),
+             "001 §9: moyenne(escalation_connected − escalation)"),
+        _kpi("escalation_satisfied", "Satisfaction post-escalade", e.satisfied_pct, "%", "≥ 85 %",
+             at_least(e.satisfied_pct, 85), "001 §9: note ≥ 4/5 sur la fiche post-escalade"),
+        _kpi("escalation_missed", "Escalades sans réponse", pct(esc_missed, e.escalations), "%", "—", None,
+             "001 §3A: reprises par le conseiller"),
+        _kpi("escalation_talk", "Temps appel escalade", esc_len, "s", "300–480 s", within(esc_len, 300, 480),
+             "001 §9: fin − conférence"),
     ]
-    agg = pct(aggressive, n)
-    wellbeing = [float(c["bien_etre"]) for c in (cards or []) if str(c.get("bien_etre", "")).strip().isdigit()]
     anger = [
-        _kpi("aggressive_pct", "% appels agressifs", agg, "%", "3–7 %", None if agg is None or not n else 3 <= agg <= 7, "004 §8"),
-        _kpi("wellbeing", "Bien-être hotliner après appel agressif", mean(wellbeing) if wellbeing else None, "/5",
-             "≥ 3/5", None if not wellbeing else mean(wellbeing) >= 3, "004 §8 (fiche incident)"),
+        _kpi("aggressive_pct", "% appels agressifs", g.angry_pct, "%", "3–7 %",
+             within(g.angry_pct, 3, 7) if g.angry_calls else None, "004 §8: *7, *8, voix forte ou fiche incident"),
+        _kpi("deescalated", "Taux désescalade réussie", g.deescalated_pct, "%", "≥ 80 %", at_least(g.deescalated_pct, 80),
+             "004 §8: fiche incident, sentiment en fin d'appel"),
+        _kpi("retained", "Rétention post-colère (approchée)", g.retained_pct, "%", "≥ 85 %", at_least(g.retained_pct, 85),
+             "004 §8: risque churn non « critique » en fin d'appel"),
+        _kpi("plan_satisfaction", "Satisfaction du plan proposé", g.mean_plan_satisfaction, "/5", "≥ 4/5",
+             at_least(g.mean_plan_satisfaction, 4), "004 §8: fiche incident"),
+        _kpi("wellbeing", "Bien-être hotliner après appel agressif", g.mean_wellbeing, "/5", "≥ 3/5",
+             at_least(g.mean_wellbeing, 3), "004 §8: fiche incident"),
+        _kpi("deescalation_time", "Temps de désescalade", g.mean_deescalation_minutes, "min", "< 5 min",
+             at_most(g.mean_deescalation_minutes, 5, True), "004 §8: fiche incident"),
     ]
     return {"centre": centre, "silent": silent, "escalations": escal, "anger": anger,
             "not_from_records": NOT_FROM_RECORDS, "calls": n}

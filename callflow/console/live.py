@@ -42,7 +42,14 @@ class LiveSource:
         self._raised: dict[str, float] = {}  # call id → last raised-voice reading (epoch)
         if controller is not None and hasattr(controller, "reading_observers"):
             controller.reading_observers.append(self.on_reading)
+        self.on_change: Any = None  # the hub's poke: a new call shows at once, not at the next refresh
+        if controller is not None and hasattr(controller, "call_observers"):
+            controller.call_observers.append(self._call_in)
         self.spy = Spy(controller, desk)
+
+    def _call_in(self, call_id: str) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- readings (pushed by the controller's media fork) --------------------------------------
     def on_reading(self, call_id: str, reading: Any) -> None:
@@ -242,6 +249,20 @@ class LiveSource:
         if presence is not None and not await presence.registered(endpoint):
             raise LookupError(f"{endpoint} is not registered: your phone cannot ring")
         return await self.desk.queue.take(esc_id, endpoint)
+
+    async def incident_card(self, call_id: str, card: dict) -> dict:
+        """Seed 004 §3.1: the desk writes the card on the call's record (and schedules J+1/J+3 if churn red).
+
+        KeyError: the desk does not know the call; ValueError: a field is not what the card expects."""
+        if self.desk is None:
+            raise KeyError(call_id)
+        return await self.desk.incident_card(call_id, card)
+
+    async def escalation_outcome(self, esc_id: str, outcome: dict) -> dict:
+        """Seed 001 phase 6, the supervisor's post-escalation card: on the record, with the §4 emails."""
+        if self.desk is None:
+            raise KeyError(esc_id)
+        return await self.desk.escalation_outcome(esc_id, outcome)
 
     def supervisor_line(self) -> str:
         return getattr(getattr(self.desk, "escalation_config", None), "endpoint", "")

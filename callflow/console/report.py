@@ -58,14 +58,9 @@ async def gather(records, store, since: Any, until: Any, config: ConsoleConfig |
     if until:
         to_epoch(until)
     calls = await records.calls_with_details(since, until or None)
-    cards = []
-    for c in calls:
-        card = (await store.cards(c["call_id"])).get("incident")
-        if card:
-            cards.append(card)
     values = kpi.compute(calls, service_level_seconds=config.service_level_seconds,
                          service_level_target=config.service_level_target,
-                         abandonment_target=config.abandonment_target, cards=cards)
+                         abandonment_target=config.abandonment_target)
     return values, kpi.series(calls), calls
 
 
@@ -85,19 +80,31 @@ async def write_report(records, store, *, since: str, until: str | None, fmt: st
                 page.text(.05, .96, f"numi.support — rapport KPI\n{period} · {values['calls']} appel(s)", fontsize=13,
                           va="top")
                 y = .9
+
+                def room(needed: float) -> None:  # a new A4 page when this one is full
+                    nonlocal page, y
+                    if y - needed < .04:
+                        pdf.savefig(page)
+                        plt.close(page)
+                        page, y = plt.figure(figsize=(8.3, 11.7)), .95
+
                 for group, title in GROUPS:
+                    room(.06)
                     page.text(.05, y, title, fontsize=11, weight="bold")
                     y -= .022
                     for k in values[group]:
+                        room(.032)
                         page.text(.07, y, f"{k['label']}: {_fmt(k)}   (cible {k['target']}) {_status(k)}", fontsize=8.5)
                         page.text(.09, y - .014, k["source"], fontsize=7, color="#555")
                         y -= .032
                     y -= .01
+                room(.06)
                 page.text(.05, y, "Ce que les enregistrements ne donnent pas", fontsize=11, weight="bold")
                 y -= .022
                 for name, why in values["not_from_records"].items():
+                    room(.03)
                     page.text(.07, y, f"{name}: {why}", fontsize=7.5, wrap=True)
-                    y -= .02
+                    y -= .03
                 pdf.savefig(page)
                 plt.close(page)
                 for fig in figs:

@@ -26,7 +26,7 @@ import jinja2
 from aiohttp import web
 
 from callflow.console import alerts as alerts_mod
-from callflow.console import auth, kpi
+from callflow.console import auth, forms, kpi
 from callflow.console.config import ConsoleConfig
 from callflow.console.events import EventHub, is_delta, stream
 from callflow.console.live import LiveSource
@@ -76,6 +76,7 @@ class Console:
         self.env = _env()
         self.limiter = auth.LoginLimiter(config.login_attempts, config.login_window_seconds)
         self.hub = EventHub(self.picture, refresh=config.refresh_seconds)
+        live.on_change = self.hub.poke
         self._inbound_seen = 0.0
         self._emergency_started: dict[str, float] = {}
         self._last_call: dict[str, str] = {}  # agent extension → their last call (after-call cards)
@@ -180,8 +181,11 @@ class Console:
             # my call, or the call my phone is ringing for (a callback's card shows before I answer)
             mine = [c for c in data if c.get("agent") == user.extension] or \
                 [c for c in data if c.get("ringing") == user.extension]
+            after = None
+            if not mine and self._last_call.get(user.extension):  # the call just ended: its cards, live
+                after = await _after_call(self, self._last_call[user.extension])
             return {"section": "mycall", "html": self.render("_mycall.html", **await self.call_card(mine[0] if mine else None),
-                                                             user=user, csrf_token=csrf_token)}
+                                                             after=after, user=user, csrf_token=csrf_token)}
         if section in ("conversations", "callbacks"):
             return {"section": section, "html": self.render(f"_{section}.html", conversations=data, ringing=data, user=user)}
         return None  # queue, emergencies, alerts: supervisors only
@@ -449,8 +453,7 @@ async def sms_close(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/console/sms")
 
 
-async def kpi_page(request: web.Request) -> web.Response:
-    await _supervisor(request)
+async def _kpi_values(request: web.Request) -> dict[str, Any]:
     console = _console(request)
     since, until = request.query.get("since"), request.query.get("until")
     try:
@@ -458,21 +461,24 @@ async def kpi_page(request: web.Request) -> web.Response:
         calls = await console.records.calls_with_details(since_v, until or None)
     except ValueError:
         raise web.HTTPBadRequest(text="since / until are dates like 2026-11-01 or 2026-11-01T08:00")
-    cards = await _incident_cards(console, [c["call_id"] for c in calls])
     values = kpi.compute(calls, service_level_seconds=console.config.service_level_seconds,
                          service_level_target=console.config.service_level_target,
-                         abandonment_target=console.config.abandonment_target, cards=cards)
-    return await console.page(request, "kpi.html", kpis=values, series=kpi.series(calls), since=since_v,
-                              until=until or "")
+                         abandonment_target=console.config.abandonment_target)
+    return {"kpis": values, "series": kpi.series(calls), "since": since_v, "until": until or "",
+            "refresh": console.config.wallboard_refresh_seconds, "now_clock": datetime.now().strftime("%H:%M:%S")}
 
 
-async def _incident_cards(console: Console, call_ids: list[str]) -> list[dict]:
-    out = []
-    for cid in call_ids[-2000:]:
-        card = (await console.store.cards(cid)).get("incident")
-        if card:
-            out.append(card)
-    return out
+async def kpi_page(request: web.Request) -> web.Response:
+    await _supervisor(request)
+    return await _console(request).page(request, "kpi.html", **await _kpi_values(request))
+
+
+async def kpi_wallboard(request: web.Request) -> web.Response:
+    """The wallboard's tiles alone: the KPI page asks for them again every `console.wallboard_refresh_seconds`."""
+    await _supervisor(request)
+    console = _console(request)
+    html = console.render("_wallboard.html", **await _kpi_values(request))
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
 async def audit_page(request: web.Request) -> web.Response:
@@ -589,11 +595,38 @@ async def save_card(request: web.Request) -> web.Response:
             continue
         values = form.getall(key)
         body[key] = [str(v)[:1000] for v in values] if len(values) > 1 else str(values[0])[:2000]
+    if kind == "incident":
+        # the desk's card (seed 004 §3.1) on the call's record: what `callflow kpi` and the wallboard count,
+        # and churn red schedules the J+1/J+3 calls; kept here too, so the form shows what was filled in
+        try:
+            await console.live.incident_card(call_id, forms.incident_from_form(form))
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"fiche incident: {exc}")
+        except KeyError:
+            raise web.HTTPNotFound(text="the desk does not know this call (any more): the card was not stored")
     await console.store.save_card(call_id, kind, user.username, body)
     if console.records is not None:
         await console.records.add_link(call_id, f"card_{kind}", user.username)
     await _audit(request, user, f"card_{kind}", call_id)
     raise _back(request, "/console/agent")
+
+
+async def escalation_outcome(request: web.Request) -> web.Response:
+    """Seed 001 phase 6, « FICHE DE SUIVI POST-ESCALADE »: the supervisor's decision, through the desk."""
+    user = await _supervisor(request)
+    console = _console(request)
+    esc_id = request.match_info["esc_id"]
+    outcome = forms.outcome_from_form(await request.post(), user.full_name or user.username) \
+        if request.content_type != "application/json" else await _form(request)
+    try:
+        stored = await console.live.escalation_outcome(esc_id, outcome)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"fiche post-escalade: {exc}")
+    except KeyError:
+        raise web.HTTPNotFound(text="no such escalation")
+    await _audit(request, user, "escalation_outcome", esc_id,
+                 {"decision": stored["decision"], "valeur_eur": stored.get("valeur_eur")})
+    raise web.HTTPSeeOther(f"/console/escalations/{esc_id}")
 
 
 async def agent_pause(request: web.Request) -> web.Response:
@@ -683,12 +716,14 @@ def mount(app: web.Application, console: Console, *, secret: bytes) -> None:
     r.add_post("/console/agents/{extension}/{what:pause|resume}", agent_pause)
     r.add_get("/console/escalations/{esc_id}", escalation_page)
     r.add_post("/console/escalations/{esc_id}/take", take_escalation)
+    r.add_post("/console/escalations/{esc_id}/outcome", escalation_outcome)
     r.add_post("/console/calls/{call_id}/listen/{mode:listen|whisper|barge}", listen_call)
     r.add_get("/console/sms", sms_page)
     r.add_get("/console/sms/{number}", sms_thread)
     r.add_post("/console/sms/{number}/answer", sms_answer)
     r.add_post("/console/sms/{number}/close", sms_close)
     r.add_get("/console/kpi", kpi_page)
+    r.add_get("/console/kpi/wallboard", kpi_wallboard)
     r.add_get("/console/audit", audit_page)
     r.add_get("/console/events", events)
     r.add_static("/console/static", HERE / "static", append_version=True)

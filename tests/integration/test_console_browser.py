@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import datetime
@@ -61,26 +60,36 @@ async def browser():
     """`await browser("ag1")`: a fresh Chromium profile logged in as that person; returns the page."""
     contexts = []
     async with async_playwright() as p:
+        # one Chromium for the test, one context (own cookies, own storage: a person) per login — a second
+        # browser process per person cost seconds each on the loaded 2-core box
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+
         async def open_as(user: str | None, base: str) -> Page:
-            ctx = await p.chromium.launch_persistent_context(
-                tempfile.mkdtemp(prefix="console-chromium-"), executable_path=CHROMIUM, args=FLAGS, headless=True,
-                viewport={"width": 1400, "height": 1000})
+            ctx = await chromium.new_context(viewport={"width": 1400, "height": 1000})
             contexts.append(ctx)
-            page = ctx.pages[0] if ctx.pages else await ctx.new_page()
+            page = await ctx.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.errors = errors  # type: ignore[attr-defined]
+            # a navigation that ends on chrome-error:// says which request failed and why (net::ERR_…)
+            failed: list[str] = []
+            page.on("requestfailed", lambda req: failed.append(f"{req.method} {req.url}: {req.failure}"))
             await page.goto(f"{base}/console/login")
             if user is not None:
                 await page.fill("input[name=username]", user)
                 await page.fill("input[name=password]", PEOPLE[user][0])
                 await page.press("input[name=password]", "Enter")
-                await page.wait_for_url("**/console/" + ("supervisor" if PEOPLE[user][1] == "supervisor" else "agent"))
+                home = "**/console/" + ("supervisor" if PEOPLE[user][1] == "supervisor" else "agent")
+                try:
+                    await page.wait_for_url(home)
+                except Exception as exc:
+                    raise AssertionError(f"{user} not logged in: {exc}\nfailed requests: {failed}") from exc
                 await expect(page.locator("#link-state")).to_have_text("en direct", timeout=5000)
             return page
         yield open_as
         for ctx in contexts:
             await ctx.close()
+        await chromium.close()
 
 
 def base(ctl) -> str:
@@ -114,21 +123,25 @@ def caller_sms(ctl, number: str, text: str) -> None:
 
 
 async def tab_reaches_every_control(page: Page) -> None:
-    """Tab from the top: every button, link and field of the page gets the focus (nothing needs a mouse)."""
-    controls = await page.evaluate("""() => Array.from(document.querySelectorAll('main button, main a[href], main input:not([type=hidden]), main select, main textarea'))
-        .filter(e => e.offsetParent !== null).map((e, i) => { e.dataset.tabProbe = String(i); return i; })""")
+    """Tab from the top: every button, link and field of the page gets the focus (nothing needs a mouse).
+
+    The page notes each focus itself (a focusin listener), so the test only presses Tab and looks every
+    ten presses (one round trip per press instead of two: this walk cost ~20 s per page on a loaded box)."""
+    controls = await page.evaluate("""() => {
+        const all = Array.from(document.querySelectorAll('main button, main a[href], main input:not([type=hidden]), main select, main textarea'))
+            .filter(e => e.offsetParent !== null);
+        all.forEach((e, i) => { e.dataset.tabProbe = String(i); });
+        window.__tabSeen = new Set();
+        document.addEventListener('focusin', ev => { if (ev.target.dataset && ev.target.dataset.tabProbe) window.__tabSeen.add(ev.target.dataset.tabProbe); });
+        if (document.activeElement) document.activeElement.blur();
+        return all.length; }""")
     assert controls, "no controls on the page"
-    seen: set[str] = set()
-    await page.evaluate("() => document.activeElement && document.activeElement.blur()")
-    for _ in range(len(controls) * 3 + 30):
+    for presses in range(1, controls * 3 + 31):
         await page.keyboard.press("Tab")
-        probe = await page.evaluate("() => document.activeElement ? (document.activeElement.dataset.tabProbe || '') : ''")
-        if probe:
-            seen.add(probe)
-        if len(seen) == len(controls):
+        if presses % 10 == 0 and await page.evaluate("n => window.__tabSeen.size >= n", controls):
             break
-    missing = await page.evaluate("""(seen) => Array.from(document.querySelectorAll('[data-tab-probe]'))
-        .filter(e => !seen.includes(e.dataset.tabProbe)).map(e => e.outerHTML.slice(0, 120))""", sorted(seen))
+    missing = await page.evaluate("""() => Array.from(document.querySelectorAll('[data-tab-probe]'))
+        .filter(e => !window.__tabSeen.has(e.dataset.tabProbe)).map(e => e.outerHTML.slice(0, 120))""")
     assert not missing, f"not reachable with Tab: {missing}"
 
 
@@ -151,9 +164,18 @@ async def test_agent_and_supervisor_log_in_an_agent_cannot_reach_supervisor_page
 
     agent = await browser("ag1", base(ctl))
     await expect(agent.locator("[data-section=mystate]")).to_contain_text("disponible")
-    for path in ("/console/supervisor", "/console/kpi", "/console/audit", "/console/escalations/esc-1"):
+    for path in ("/console/supervisor", "/console/kpi", "/console/kpi/wallboard", "/console/audit",
+                 "/console/escalations/esc-1"):
         resp = await agent.goto(base(ctl) + path)
         assert resp.status == 403, (path, resp.status)
+    # nor act as one: the supervisor's POSTs, with the agent's own session and CSRF token, are refused
+    await agent.goto(base(ctl) + "/console/agent")
+    for path in ("/console/escalations/esc-1/take", "/console/escalations/esc-1/outcome",
+                 "/console/calls/c-1/listen/listen", "/console/calls/c-1/listen/barge", "/console/agents/2002/pause"):
+        status = await agent.evaluate("""async (path) => {
+            const body = new URLSearchParams({_csrf: document.querySelector('meta[name=csrf-token]').content, decision: 'refusee'});
+            return (await fetch(path, {method: 'POST', body, redirect: 'manual'})).status; }""", path)
+        assert status == 403, (path, status)
     await agent.goto(base(ctl) + "/console/agent")
     await expect(agent.locator("#link-state")).to_have_text("en direct")
     await tab_reaches_every_control(agent)
@@ -198,14 +220,18 @@ async def test_a_reconnecting_view_shows_it_is_disconnected_then_catches_up(cons
 # -- SMS ----------------------------------------------------------------------------------------------
 
 async def test_an_sms_reply_shows_up_and_the_agents_answer_leaves_through_the_outbox(console_controller, browser):
-    ctl = console_controller()
+    # console.sms_unanswered_seconds at its lowest (30 s; 10 min by default): the second conversation, which
+    # nobody answers, becomes « Réponse SMS sans réponse » while the first is answered
+    ctl = console_controller(CALLFLOW_CONSOLE_SMS_UNANSWERED_SECONDS="30")
     agent = await browser("ag1", base(ctl))
     sup = await browser("sup", base(ctl))
+    caller_sms(ctl, "+33611223344", "vous êtes là ?")
+    unanswered_since = time.monotonic()
     caller_sms(ctl, "+33612345678", "Je ne peux pas parler, mon fils est malade")
     conv = agent.locator("[data-section=conversations]")
     await expect(conv).to_contain_text("à répondre", timeout=5000)
     await expect(sup.locator("[data-section=alerts]")).to_contain_text("Réponse SMS d'un appelant", timeout=5000)
-    await conv.get_by_role("link").first.click()
+    await conv.locator('a[href*="33612345678"]').click()  # this caller's conversation (the other one waits)
     await expect(agent.locator(".thread")).to_contain_text("mon fils est malade")
     await agent.fill("textarea[name=text]", "Bonjour, nous vous rappelons dans 10 minutes. Numi")
     await agent.get_by_role("button", name="Envoyer").click()
@@ -217,11 +243,19 @@ async def test_an_sms_reply_shows_up_and_the_agents_answer_leaves_through_the_ou
     assert sent and sent[0]["to"] == "+33612345678", ctl.sms_sent()
     await agent.reload()
     await expect(agent.locator(".msg.out .tag")).to_contain_text("sent")
-    await expect(sup.locator("[data-section=alerts]")).not_to_contain_text("Réponse SMS", timeout=5000)
+    # its alert is gone once answered (the other conversation, still unanswered, keeps its own)
+    await expect(sup.locator("[data-section=alerts] li", has_text="*78 a répondu")).to_have_count(0, timeout=5000)
     await shot(agent, "sms")
+    await tab_reaches_every_control(agent)
     await agent.fill("input[name=note]", "rappel programmé, client rassuré")
     await agent.get_by_role("button", name="Clore la conversation").click()
     await expect(agent.locator(".conversations")).to_contain_text("closed")
+    # the one nobody answered: an alert once console.sms_unanswered_seconds have passed, not before
+    unanswered = sup.locator("[data-section=alerts] [data-kind=sms_unanswered]")
+    if time.monotonic() - unanswered_since < 25:
+        await expect(unanswered).to_have_count(0)
+    await expect(unanswered).to_contain_text("33*******44", timeout=int((45 - (time.monotonic() - unanswered_since)) * 1000))
+    await expect(unanswered).to_contain_text("Réponse SMS sans réponse")
 
 
 async def test_an_alert_appears_when_the_sms_gateway_refuses_a_message(console_controller, browser):
@@ -270,14 +304,18 @@ async def test_a_real_call_appears_within_2_s_and_its_timeline_moves_while_the_c
         console_controller, browser, callers):
     ctl = console_controller()
     sup = await browser("sup", base(ctl))
+    # the page itself notes when the row is in its DOM (the browser's clock is the system's): the test's own
+    # polling, a round trip per look, is not part of what the supervisor waits for
+    await sup.evaluate("""() => { window.__rowAt = null; new MutationObserver((_, obs) => {
+        if (document.querySelector('[data-section=calls] tr[data-call]')) { window.__rowAt = Date.now() / 1000; obs.disconnect(); }
+        }).observe(document.body, {childList: true, subtree: true}); }""")
     started = time.monotonic()
     run = await start_sipp(Caller().audio(callers["breathing"]).pause(40).xml(answer_within=10), name="console-breather",
                            timeout_s=90)
     row = sup.locator("[data-section=calls] tr[data-call]")
-    while await row.count() == 0:
-        assert time.monotonic() - started < 30, "the call never showed on the supervisor's view"
-        await asyncio.sleep(0.05)
-    shown_at, since_sipp = time.time(), time.monotonic() - started
+    await expect(row).to_have_count(1, timeout=30000)
+    shown_at = await sup.evaluate("() => window.__rowAt")
+    since_sipp = time.monotonic() - started
     # from the moment the controller took the call (its own log line) to the row on the screen
     call_in = await ctl.wait_for_event("call in", timeout=5)
     taken_at = datetime.fromisoformat(call_in["timestamp"].replace("Z", "+00:00")).timestamp()
@@ -329,6 +367,7 @@ async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervi
         await expect(card).to_have_attribute("data-state", "connected", timeout=45000)  # not just ringing
         await expect(card).to_contain_text("0612345678")
         await shot(agent, "agent")
+        await tab_reaches_every_control(agent)  # the call card's buttons and the briefing form, by keyboard
         await agent.fill("input[name=client]", "Marie Dupuis (CLT-00245), cliente depuis 4 mois")
         await agent.fill("input[name=probleme]", "atelier manqué")
         await agent.fill("input[name=demande]", "remboursement")
@@ -357,14 +396,26 @@ async def test_the_supervisor_takes_an_escalation_from_the_queue_and_the_supervi
         assert channels_of(ari, "2003") == []
         await queue.get_by_role("link", name="Lire briefing").first.click()
         await expect(sup.locator("main")).to_contain_text("atelier manqué")
+        # seed 001 phase 6 from the same page, keyboard only: the decision lands on the call's record (the desk)
+        form = sup.locator("[data-section=outcome] form")
+        await form.locator("select[name=decision]").select_option("approuvee")
+        await form.locator("input[name=valeur_eur]").fill("35")
+        await form.locator("select[name=justifiee]").select_option("oui")
+        await form.locator("textarea[name=motif_decision]").fill("cliente fidèle, exception pour rétention")
         await shot(sup, "briefing")
+        await tab_reaches_every_control(sup)
+        await sup.keyboard.press("Alt+f")
+        await expect(sup.locator("[data-decision]")).to_have_attribute("data-decision", "approuvee", timeout=10000)
         await sup.goto(base(ctl) + "/console/audit")
         row = sup.locator("table tr", has_text="take_escalation")
         await expect(row).to_contain_text("PJSIP/2100")
         await expect(sup.locator("table")).to_contain_text("read_briefing")
+        await expect(sup.locator("table")).to_contain_text("escalation_outcome")
         record = await ctl.record(call_id, ended=False)
         kinds = [a["kind"] for a in record["actions"]]
         assert kinds.index("escalation_taken") < kinds.index("escalation_ringing") < kinds.index("escalation_connected")
+        [outcome] = [json.loads(a["detail"]) for a in record["actions"] if a["kind"] == "escalation_outcome"]
+        assert outcome["decision"] == "approuvee" and outcome["valeur_eur"] == 35.0 and outcome["justifiee"] is True
         run.proc.kill() if run.proc.returncode is None else None
     finally:
         for ext, sip_port, run in phones:
@@ -440,11 +491,20 @@ async def test_a_caregiver_callback_rings_the_agent_with_the_original_calls_card
 
 
 async def test_kpi_wallboard_and_report(console_controller, browser, tmp_path):
-    ctl = console_controller()
+    ctl = console_controller(CALLFLOW_CONSOLE_WALLBOARD_REFRESH_SECONDS="2")
     sup = await browser("sup", base(ctl))
     await sup.goto(base(ctl) + "/console/kpi?since=2020-01-01")
     await expect(sup.locator("[data-kpi=service_level]")).to_contain_text("Niveau de service")
     await expect(sup.locator("#period-plot canvas")).to_have_count(1)
+    # live: htmx (vendored) fetches the tiles again every wallboard_refresh_seconds and swaps them in
+    computed = await sup.locator(".asof").text_content()
+    async with sup.expect_response(lambda r: "/console/kpi/wallboard?since=2020-01-01" in r.url, timeout=15000) as got:
+        pass
+    assert (await got.value).status == 200
+    await expect(sup.locator(".asof")).not_to_have_text(computed or "", timeout=5000)
+    await expect(sup.locator("[data-kpi=escalation_approved]")).to_contain_text("Taux approbation exception")
+    await expect(sup.locator("[data-kpi=deescalated]")).to_contain_text("désescalade")
+    await tab_reaches_every_control(sup)
     await shot(sup, "kpi")
     out = tmp_path / "report.pdf"
     done = subprocess.run([sys.executable, "-m", "callflow.cli", "report", "--since", "2020-01-01", "--format", "pdf",

@@ -6,10 +6,12 @@ The desk is a small stand-in with the desk's real pool (AgentPool) and superviso
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import SimpleNamespace
+from typing import Any
 
 from aiohttp import web
 
@@ -17,7 +19,8 @@ from callflow.agents.config import AgentsConfig, EscalationConfig
 from callflow.agents.pool import AgentPool
 from callflow.config import Config
 from callflow.core.channel import AudioReading, AudioState
-from callflow.agents.escalation import Briefing, SupervisorQueue
+from callflow.agents.anger import IncidentCard
+from callflow.agents.escalation import Briefing, Outcome, SupervisorQueue
 
 
 @dataclass
@@ -28,6 +31,8 @@ class FakeDesk:
     notifications: list = field(default_factory=list)
     live: dict = field(default_factory=dict)
     submitted: list = field(default_factory=list)
+    records: Any = None  # the real Records: the after-call cards are written on the call's record, as the desk does
+    ended: set = field(default_factory=set)
     _calls: dict = field(default_factory=dict)
 
     def add_call(self, call_id: str, *, agent: str | None = None, state: str = "with_agent", summary: str = "respiration",
@@ -42,6 +47,7 @@ class FakeDesk:
             self.live[call_id] = SimpleNamespace(agent=self.pool.get(agent))
 
     def end_call(self, call_id: str) -> None:
+        self.ended.add(call_id)
         call = self._calls.pop(call_id)
         self.live.pop(call_id, None)
         if call["agent"]:
@@ -49,6 +55,26 @@ class FakeDesk:
 
     def calls(self) -> list[dict]:
         return list(self._calls.values())
+
+    # the desk's after-call cards, as Desk.incident_card / escalation_outcome store them (their own parsers)
+    async def incident_card(self, call_id: str, data: dict) -> dict:
+        card = IncidentCard.from_json(data)
+        if call_id not in self._calls and call_id not in self.ended:
+            raise KeyError(call_id)
+        stored = card.stored(hotliner=(self._calls.get(call_id) or {}).get("agent"))
+        await self.records.note(call_id, "incident_card", stored, at=0.0)
+        return json.loads(stored)
+
+    async def escalation_outcome(self, esc_id: str, data: dict) -> dict:
+        esc = self.queue.find(esc_id)
+        if esc is None:
+            raise KeyError(esc_id)
+        outcome = Outcome.from_json(data)
+        if esc.decision is not None:
+            raise ValueError(f"{esc_id} already has an outcome")
+        esc.decision = {**asdict(outcome), "escalation": esc.id, "justifiee_matrice": esc.briefing.justifiee}
+        await self.records.note(esc.call_id, "escalation_outcome", json.dumps(esc.decision), at=0.0)
+        return esc.decision
 
     def submit(self, call_id: str, action: str, payload: dict | None = None, source: str = "api") -> bool:
         if call_id not in self._calls:
@@ -85,7 +111,7 @@ async def build(tmp_path, *, handoffs=None, records=None, env: dict | None = Non
     if records is None:
         records = await Records.open(config.store.database)
         stack.push_async_callback(records.close)
-    desk, controller = FakeDesk(), FakeController()
+    desk, controller = FakeDesk(records=records), FakeController()
     app = web.Application()
     console = await attach(app, config, services=stack, controller=controller, desk=desk, records=records,
                            handoffs=handoffs)

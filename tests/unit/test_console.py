@@ -51,6 +51,38 @@ async def test_users_argon2_hash_no_weak_password_disabled_user_cannot_log_in(tm
         await store.close()
 
 
+async def test_checking_a_password_leaves_the_controllers_loop_free(tmp_path):
+    """argon2 is slow on purpose; the console shares the controller's loop with the calls' ARI events, so a
+    login must not stop that loop: a 10 ms ticker keeps ticking while a costly hash is verified."""
+    from argon2 import PasswordHasher
+
+    store = await ConsoleStore.open(str(tmp_path / "c.db"))
+    store.hasher = PasswordHasher(time_cost=12, memory_cost=65536)
+    try:
+        await store.add_user("bob", "a long enough one", "agent", extension="2001")
+        async with store.conn.execute("SELECT password_hash FROM console_users") as cur:
+            stored = (await cur.fetchone())[0]
+        started = time.monotonic()
+        assert store._verify(stored, "a long enough one")
+        one_verify = time.monotonic() - started
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        assert await store.check_password("bob", "a long enough one") is not None
+        task.cancel()
+        # blocking, the ticker would not tick at all during the verify; free, it ticks about every 10 ms
+        assert ticks >= max(3, one_verify / 0.01 / 4), (ticks, one_verify)
+    finally:
+        await store.close()
+
+
 def test_login_limiter_counts_per_user_and_per_address_within_the_window():
     now = [0.0]
     limiter = LoginLimiter(3, 60, clock=lambda: now[0])
@@ -95,6 +127,36 @@ async def test_event_hub_numbers_changes_replays_after_last_event_id_and_resets_
         await hub.tick()
     assert hub.since(mark) is None
     assert {e.section for e in hub.snapshot_events()} == {"calls", "agents"}
+
+
+async def test_a_new_call_pokes_the_hub_it_does_not_wait_for_the_next_refresh():
+    """The supervisor sees a call within 2 s of the controller taking it (issue 13 §7): the controller tells
+    the console (call_observers) and the hub reads the picture at once, whatever console.refresh_seconds."""
+    from callflow.console.live import LiveSource
+    from console_fakes import FakeController
+
+    controller = FakeController()
+    controller.call_observers = []
+    live = LiveSource(controller=controller)
+    hub = EventHub(lambda: _calls_of(controller), refresh=10.0)
+    live.on_change = hub.poke
+    await hub.start()
+    try:
+        assert hub.current["calls"] == []
+        controller.add_ivr_call("new-1")
+        started = time.monotonic()
+        for observe in controller.call_observers:
+            observe("new-1")
+        while not hub.current["calls"] and time.monotonic() - started < 5:
+            await asyncio.sleep(0.01)
+        assert [c["call_id"] for c in hub.current["calls"]] == ["new-1"]
+        assert time.monotonic() - started < 2.0  # not the 10 s refresh
+    finally:
+        await hub.stop()
+
+
+async def _calls_of(controller) -> dict:
+    return {"calls": [{"call_id": key} for key in controller.calls]}
 
 
 async def test_event_hub_sends_only_the_rows_and_readings_that_changed_and_a_reset_sends_them_whole():
@@ -408,6 +470,35 @@ async def test_events_stream_sends_the_picture_then_changes_and_replays_after_la
     await console.hub.stop()
 
 
+async def test_an_agents_live_stream_carries_only_their_own_state_and_call_never_the_supervisors_sections(web):
+    """The stream is filtered per connection: an agent gets their state and their call's card (and its
+    timeline), never the queue, alerts, emergencies or another agent's call."""
+    _, console, desk, controller = web
+    desk.add_call("mine", agent="2001", summary="respiration, clavier")
+    desk.add_call("theirs", agent="2002", summary="bruit de fond")
+    desk.queue.new("theirs", briefing(), "conference", "2002")
+    controller.reading("mine", 1.0)
+    controller.reading("theirs", 1.0)
+    await console.hub.tick()
+    agent = await console.store.get_user("ag1")
+    sup = await console.store.get_user("sup")
+    for section in ("queue", "alerts", "emergencies"):
+        data = console.hub.current.get(section, [])
+        assert await console.section_html(agent, section, data) is None, section
+        assert (await console.section_html(sup, section, data))["section"] == section
+    for event in console.hub.snapshot_events():
+        got = await console.section_html(agent, event.section, event.data)
+        if got is None:
+            continue
+        text = json.dumps(got)
+        assert got["section"] in ("mystate", "mycall", "timelines", "conversations", "callbacks"), got["section"]
+        assert "theirs" not in text and "bruit de fond" not in text, got["section"]
+        if got["section"] == "mycall":
+            assert "mine" in text
+        if got["section"] == "timelines":
+            assert set(got["json"]["full"]) == {"mine"}
+
+
 async def test_sms_reply_opens_a_conversation_answer_goes_through_the_outbox_close_needs_a_note(tmp_path):
     from callflow.handoff.config import HandoffConfig, OutboxConfig, SmsConfig
     from callflow.handoff.service import HandoffService
@@ -582,18 +673,79 @@ async def test_after_the_call_the_agent_fills_the_documentation_and_incident_car
     await b.login("ag1", "agent one pass")
     resp, text = await b.get("/console/agent")
     assert "APPEL MUET – DOCUMENTATION" in text and "INCIDENT CLIENT" in text  # flagged aggressive: 004 §3.1 too
+    # and live, without a reload: the agent's stream brings the cards the moment the call is over
+    live = await console.section_html(await console.store.get_user("ag1"), "calls", console.hub.current["calls"])
+    assert live["section"] == "mycall" and "APPEL MUET – DOCUMENTATION" in live["html"] and "INCIDENT CLIENT" in live["html"]
     resp = await b.client.post("/console/calls/call-z/card/documentation", allow_redirects=False,
                                data=[("_csrf", b.csrf), ("actions", "parle"), ("actions", "alternatives"), ("note", "ok")])
     assert resp.status == 303
-    resp = await b.post("/console/calls/call-z/card/incident", {"intensite": "Forte", "bien_etre": "2"})
+    # a value the card does not take: refused with the field's name, nothing stored
+    resp = await b.post("/console/calls/call-z/card/incident", {"intensite": "forte", "bien_etre_hotliner": "7"})
+    assert resp.status == 400 and "bien_etre_hotliner" in await resp.text()
+    assert "incident" not in await console.store.cards("call-z")
+    resp = await b.post("/console/calls/call-z/card/incident", {
+        "nom": "Marie Dupuis", "client_id": "CLT-00245", "intensite": "forte", "raison": "promesse_non_tenue",
+        "bien_etre_hotliner": "2", "sentiment_fin": "apaise", "risque_churn": "modere", "satisfaction_plan": "4",
+        "desescalade_minutes": "3,5", "geste_commercial": "crédit atelier", "geste_montant": "35",
+        "engagements": "rappel J+1\nemail récapitulatif"})
     assert resp.status == 303
     cards = await console.store.cards("call-z")
-    assert cards["documentation"]["actions"] == ["parle", "alternatives"] and cards["incident"]["bien_etre"] == "2"
+    assert cards["documentation"]["actions"] == ["parle", "alternatives"] and cards["incident"]["bien_etre_hotliner"] == "2"
+    # the desk's card on the call's record: what `callflow kpi` and the wallboard count (seed 004 §8)
+    record = await records.get_call("call-z")
+    [card] = [json.loads(a["detail"]) for a in record["actions"] if a["kind"] == "incident_card"]
+    assert card["client"] == "Marie Dupuis · CLT-00245" and card["geste_montant"] == 35.0
+    assert card["engagements"] == ["rappel J+1", "email récapitulatif"] and card["desescalade_minutes"] == 3.5
     sup = await browser()
     sup.client.session.cookie_jar.clear()
     await sup.login("sup", "supervisor pass 1")
     resp, text = await sup.get("/console/calls/call-z")
     assert resp.status == 200 and "agressif" in text and "documentation (ag1)" in text
+    resp, text = await sup.get("/console/kpi/wallboard?since=2020-01-01")
+    tiles = dict(re.findall(r'data-kpi="(\w+)" data-ok="(\w+)"', text))
+    assert tiles["deescalated"] == "yes" and tiles["wellbeing"] == "no" and tiles["deescalation_time"] == "yes", tiles
+    assert re.search(r'data-kpi="wellbeing".*?<span class="value">2.0 /5', text, re.S)
+
+
+async def test_the_supervisor_files_the_post_escalation_card_and_the_wallboard_counts_it(web):
+    """Seed 001 phase 6 from the briefing page: the decision goes on the call's record through the desk, is
+    audited, and the 001 §7/§9 tiles (approval rate, exception value, justified) follow; a card is filed once."""
+    browser, console, desk, _ = web
+    await console.records.start("call-e", number="+33612345678", started_at=time.time() - 60, flow="silent_call",
+                                language="fr")
+    await console.records.note("call-e", "escalation", "esc-1", at=10.0)
+    esc = desk.queue.new("call-e", briefing(), "conference", "2001")
+    await desk.queue.take(esc.id, "PJSIP/2100")
+    await console.hub.tick()
+    sup = await browser()
+    await sup.login("sup", "supervisor pass 1")
+    resp, text = await sup.get(f"/console/escalations/{esc.id}")
+    assert "FICHE DE SUIVI POST-ESCALADE" in text
+    resp = await sup.post(f"/console/escalations/{esc.id}/outcome", {"decision": "peut-être"})
+    assert resp.status == 400 and "decision" in await resp.text()
+    resp = await sup.post(f"/console/escalations/{esc.id}/outcome", {
+        "decision": "approuvee", "valeur_eur": "35 €", "justifiee": "oui", "satisfaction": "5",
+        "motif_decision": "client ancien, exception pour rétention", "prochaines_etapes": "crédit créé\nappel J+3"})
+    assert resp.status == 303
+    record = await console.records.get_call("call-e")
+    [outcome] = [json.loads(a["detail"]) for a in record["actions"] if a["kind"] == "escalation_outcome"]
+    assert outcome["decision"] == "approuvee" and outcome["valeur_eur"] == 35.0 and outcome["justifiee"] is True
+    assert outcome["prochaines_etapes"] == ["crédit créé", "appel J+3"] and outcome["superviseur"] == "sup"
+    assert (await sup.post(f"/console/escalations/{esc.id}/outcome", {"decision": "refusee"})).status == 400  # once
+    resp, text = await sup.get(f"/console/escalations/{esc.id}")
+    assert 'data-decision="approuvee"' in text
+    resp, text = await sup.get("/console/kpi/wallboard?since=2020-01-01")
+    tiles = dict(re.findall(r'data-kpi="(\w+)" data-ok="(\w+)"', text))
+    assert tiles["escalation_approved"] == "no" and tiles["exception_value"] == "yes" and tiles["escalation_justified"] == "yes"
+    assert re.search(r'data-kpi="escalation_approved".*?<span class="value">100.0%', text, re.S)
+    audit = [(r["action"], r["target"]) for r in await console.store.audit_log()]
+    assert ("escalation_outcome", esc.id) in audit
+    # an agent cannot file it
+    agent = await browser()
+    agent.client.session.cookie_jar.clear()
+    await agent.login("ag1", "agent one pass")
+    await agent.get("/console/agent")
+    assert (await agent.post(f"/console/escalations/{esc.id}/outcome", {"decision": "refusee"})).status == 403
 
 
 async def test_a_callback_ringing_shows_the_original_calls_card_to_the_agents(tmp_path):
