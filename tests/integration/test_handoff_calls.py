@@ -10,7 +10,7 @@ from pathlib import Path
 import caller_audio as audio
 import pytest
 from polling import poll
-from caller_audio import keypad_caller
+from caller_audio import keypad_caller, prompt_seconds
 from cues import PromptWatch, cue_caller
 from callflow.pbx.sipp import Caller, message_receiver_xml, start_sipp
 
@@ -114,7 +114,7 @@ async def test_a_caregivers_number_keyed_and_confirmed_is_called_back_through_as
     caller = Caller().audio(breathing, loops=2)
     for _, keys in answers:
         caller.wait_cue(within=150).pause(1).press(keys, gap=0.4)
-    caller.pause(25)
+    caller.pause(prompt_seconds("caregiver_scheduled") + 5)  # « nous allons appeler votre proche… », then leaves
     watch = PromptWatch(pbx.log_file)
     run = await start_sipp(caller.xml(caller_number="0612345678"), name="caregiver-caller", timeout_s=240)
     call = await controller_process.wait_for_event("call in", timeout=15)
