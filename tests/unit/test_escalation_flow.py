@@ -113,8 +113,13 @@ async def test_the_seeds_30_s_bound_the_wait_even_when_the_pbx_never_reports_the
 async def test_supervisor_not_registered_is_not_rung():
     d = Desk(online={"PJSIP/2001"})
     caller, agent, supervisor, task = await connected_call(d)
+    loop = asyncio.get_running_loop()
     agent.press("*1")
+    await until(lambda: "escalation" in d.kinds(), timeout=3)
+    started = loop.time()
     await until(lambda: ("play", "caller", "escalation_no_answer") in d.events, timeout=3)
+    # it waited in « ESCALADES EN ATTENTE » for a console take, no longer than the seed's wait (1 s here)
+    assert 1.0 - 0.1 <= loop.time() - started <= 1.0 + 0.5
     assert ("originate", "caller", "PJSIP/2100") not in d.events
     caller.leaves()
     await asyncio.wait_for(task, 3)
