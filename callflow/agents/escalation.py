@@ -351,6 +351,10 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
     got_line = False
     supervisor: Channel | None = None
     guard = Guard(REGISTRY.open(call_id), notes, notes.now)
+    # the card's own words are rendered while the caller waits and the phone rings, not out of the
+    # supervisor's 30 s once they answer (espeak on a loaded machine takes seconds)
+    whisper = asyncio.ensure_future(_whisper(deps, briefing, mode))
+    whisper.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is seen where awaited
     try:
         # « Je vais vous mettre en conférence avec [PRENOM_SUPERVISEUR]… Petite attente, 30 secondes maximum »
         await guard.remove_caller(deps.bridges, bridge_id, caller, "escalation: the caller waits for the supervisor")
@@ -383,7 +387,7 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
             esc.answered_at = time.time()
             # the whisper: the supervisor hears the briefing, the caller does not. « 30 secondes maximum »
             # covers the caller's whole hold: at the deadline the conference starts, whisper heard or not
-            for prompt in await _whisper(deps, briefing, mode):
+            for prompt in await whisper:
                 remaining = deadline - time.monotonic()
                 if not supervisor.is_up or remaining <= 0:
                     break
