@@ -58,6 +58,10 @@ _MEDIA_PREFIXES = ("Snoop/", "UnicastRTP/")
 _OUR_BRIDGE_PREFIXES = ("callflow-", "fork-")
 # events that change who is in a bridge
 _BRIDGE_CHANGES = ("ChannelLeftBridge", "ChannelEnteredBridge", "BridgeDestroyed")
+# A caller who left an adopted bridge while its channel still answers (the hang-up in progress) is looked at
+# again after these many seconds, doubling up to the last: its ChannelDestroyed alone is not relied on
+# (seen in the merged suite: kill -9 × with_agent left the agent's leg and the bridge for 30 s).
+_ELSEWHERE_RECHECKS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 class _ReceiverCollector:
@@ -147,6 +151,8 @@ class Controller:
         # by a desk that stopped): bridge id → the call it belongs to (None when unknown)
         self._adopted_bridges: dict[str, str | None] = {}
         self._adopted_locks: dict[str, asyncio.Lock] = {}
+        self._elsewhere: dict[str, int] = {}  # adopted bridge → re-looks so far at a caller out of it, not gone
+        self._looking_later: set[str] = set()  # adopted bridges with such a re-look pending
         self._runner: web.AppRunner | None = None
         self.web_app = web.Application()
         self.web_app.router.add_get("/health", self._health)
@@ -522,6 +528,7 @@ class Controller:
         caller = call.channel_id if call is not None else next((m for m in members if _is_caller(m)), None)
         people = [m for m in members if m != caller and not _is_media(m)]
         if caller is not None and caller in members:
+            self._elsewhere.pop(bridge_id, None)
             if people:
                 return  # the conversation goes on
             await self._caller_alone(bridge_id, caller, call, members)
@@ -529,11 +536,14 @@ class Controller:
         if caller is not None and not await self._channel_gone(caller):
             if call is not None and call.call_id in self.calls:
                 return  # the caller is with a flow of ours again, which owns what happens next
-            log.warning("adopted bridge: the caller is elsewhere; the people stay until the caller's end",
-                        extra={"bridge": bridge_id, "caller": caller})
+            if bridge_id not in self._elsewhere:
+                log.warning("adopted bridge: the caller is elsewhere; the people stay until the caller's end",
+                            extra={"bridge": bridge_id, "caller": caller})
+            self._look_again_later(bridge_id)
             return
         # the caller is gone: nobody left in this bridge is there for anyone
         del self._adopted_bridges[bridge_id]
+        self._elsewhere.pop(bridge_id, None)
         for member in members:
             if _is_media(member):
                 await self.line.hang_up_media(member)
@@ -552,6 +562,26 @@ class Controller:
             self.registry.forget(call.call_id)
         log.info("adopted conversation over: the caller left, the others released",
                  extra={"bridge": bridge_id, "released": people})
+
+    def _look_again_later(self, bridge_id: str) -> None:
+        """The caller is out of the bridge but its channel still answers: usually a hang-up in progress,
+        whose ChannelDestroyed settles it — unless that event is lost (an ARI reconnect) or never sent to
+        us. Looked at again on a backing-off timer, so the people are released even then."""
+        if bridge_id in self._looking_later:
+            return  # one timer per bridge
+        tries = self._elsewhere.get(bridge_id, 0)
+        self._elsewhere[bridge_id] = tries + 1
+        delay = _ELSEWHERE_RECHECKS[min(tries, len(_ELSEWHERE_RECHECKS) - 1)]
+        self._looking_later.add(bridge_id)
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self._looking_later.discard(bridge_id)
+            await self._after_adopted_bridge_change(bridge_id)
+
+        asyncio.get_running_loop().create_task(later(), name=f"adopted-later:{bridge_id}")
 
     async def _caller_alone(self, bridge_id: str, caller: str, call: Call | None, members: list[str]) -> None:
         """The people (or the emergency line) left the caller alone: a person takes the caller."""

@@ -29,11 +29,11 @@ from typing import Any
 
 from callflow.agents.bridges import Bridges
 from callflow.agents.config import EscalationConfig
-from callflow.agents.legs import CallNotes, originate_while_up
+from callflow.agents.legs import CallNotes, drop_late_leg, originate_while_up
 from callflow.agents.pool import Presence
 from callflow.core.call import REGISTRY
 from callflow.core.guard import Guard
-from callflow.core.channel import Channel, CallerHungUp
+from callflow.core.channel import Channel, CallerHungUp, OriginateResult
 from callflow.core.handoff import Handoffs
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,12 @@ WAITING, RINGING, CONNECTED, NO_ANSWER, ENDED, CANCELLED = "waiting", "ringing",
 # caller prompts (sounds/prompts.yaml)
 WAIT_PROMPTS = {CONFERENCE: "escalation_wait", TRANSFER: "escalation_wait_transfer"}
 NO_ANSWER_PROMPT = "escalation_no_answer"
+# Asterisk ends the supervisor's ring at the 30 s (the originate's own timeout); on a loaded PBX its word
+# can come late or, across an ARI reconnect, not at all: our own clock ends the wait RING_GRACE s later.
+RING_GRACE = 1.0
+# « Le superviseur n'est pas disponible… » lasts ~8 s; a prompt whose end Asterisk has not reported
+# within this bound is not waited for: the caller goes back to the agent, who explains it anyway.
+EXPLANATION_BOUND = 12.0
 
 BRIEFING_FIELDS = ("client", "probleme", "demande", "raison", "avis", "sensibilite")
 MAX_FIELD = 2000
@@ -345,10 +351,14 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
     got_line = False
     supervisor: Channel | None = None
     guard = Guard(REGISTRY.open(call_id), notes, notes.now)
+    # the card's own words are rendered while the caller waits and the phone rings, not out of the
+    # supervisor's 30 s once they answer (espeak on a loaded machine takes seconds)
+    whisper = asyncio.ensure_future(_whisper(deps, briefing, mode))
+    whisper.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is seen where awaited
     try:
         # « Je vais vous mettre en conférence avec [PRENOM_SUPERVISEUR]… Petite attente, 30 secondes maximum »
         await guard.remove_caller(deps.bridges, bridge_id, caller, "escalation: the caller waits for the supervisor")
-        await caller.play(WAIT_PROMPTS[mode], barge_in=False)
+        await _within(caller.play(WAIT_PROMPTS[mode], barge_in=False), deadline)
         await caller.start_moh()
         turn = await deps.queue.wait_turn(esc, deadline - time.monotonic())
         while turn == LINE and not await deps.presence.registered(cfg.endpoint):
@@ -366,9 +376,7 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
             if turn == LINE or await deps.presence.registered(endpoint):
                 esc.state = RINGING
                 await notes("escalation_ringing", f"{esc.id} {endpoint}")
-                remaining = max(1.0, deadline - time.monotonic())
-                result = await originate_while_up(caller, endpoint, timeout=remaining,
-                                                  caller_id=f'"Escalade {priority}" <{cfg.supervisor}>')
+                result = await _ring_until(caller, endpoint, deadline, caller_id=f'"Escalade {priority}" <{cfg.supervisor}>')
                 await notes("escalation_supervisor", f"{esc.id} {result.cause}")
             else:
                 await notes("escalation_supervisor", f"{esc.id} {endpoint} not registered")
@@ -379,7 +387,7 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
             esc.answered_at = time.time()
             # the whisper: the supervisor hears the briefing, the caller does not. « 30 secondes maximum »
             # covers the caller's whole hold: at the deadline the conference starts, whisper heard or not
-            for prompt in await _whisper(deps, briefing, mode):
+            for prompt in await whisper:
                 remaining = deadline - time.monotonic()
                 if not supervisor.is_up or remaining <= 0:
                     break
@@ -408,7 +416,8 @@ async def escalate(deps: EscalationDeps, *, caller: Channel, call_id: str, bridg
         else:
             await deps.queue.release(esc, NO_ANSWER, "line busy within the wait")
         await caller.stop_moh()
-        await caller.play(NO_ANSWER_PROMPT, barge_in=False)
+        if not await _within(caller.play(NO_ANSWER_PROMPT, barge_in=False), time.monotonic() + EXPLANATION_BOUND):
+            await notes("escalation_explanation_cut", f"{esc.id}: the PBX did not end the prompt within {EXPLANATION_BOUND:.0f}s")
         await deps.bridges.add(bridge_id, caller)
         await notes("escalation_back_to_agent", esc.id)
         callback = await deps.handoffs.schedule_callback(call_id, caller.caller.number, delay_seconds=cfg.callback_delay,
@@ -507,6 +516,32 @@ async def _whisper(deps: EscalationDeps, briefing: Briefing, mode: str) -> list[
         if spoken:
             prompts.insert(len(prompts) - 2, spoken)  # before « vous rejoignez l'appel… »
     return prompts
+
+
+async def _ring_until(caller: Channel, endpoint: str, deadline: float, *, caller_id: str) -> OriginateResult:
+    """Ring the supervisor until the seed's 30 s are over, by Asterisk's word or, if that is late, by ours.
+
+    Past the deadline nobody waits for this leg any more: if it still answers it is hung up at once
+    (the caller is already back with the agent)."""
+    remaining = max(1.0, deadline - time.monotonic())
+    ringing = asyncio.ensure_future(originate_while_up(caller, endpoint, timeout=remaining, caller_id=caller_id))
+    try:
+        return await asyncio.wait_for(asyncio.shield(ringing), remaining + RING_GRACE)
+    except asyncio.TimeoutError:
+        ringing.add_done_callback(drop_late_leg)
+        return OriginateResult(answered=False, cause="no_answer (the PBX had not ended the ring at the deadline)")
+    except BaseException:
+        ringing.cancel()  # stopped from outside: as before, a leg that answers later is the controller's
+        raise
+
+
+async def _within(playing, deadline: float) -> bool:
+    """A prompt that must end by `deadline`: False when it was stopped there (cancelling stops the sound)."""
+    try:
+        await asyncio.wait_for(playing, max(0.1, deadline - time.monotonic()))
+        return True
+    except asyncio.TimeoutError:
+        return False
 
 
 class _SupervisorLeft(Exception):

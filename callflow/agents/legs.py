@@ -90,12 +90,13 @@ async def originate_while_up(caller: Channel, endpoint: str, *, timeout: float, 
     if placing in done:
         watcher.cancel()
         return placing.result()
-    placing.add_done_callback(_drop_late_leg)
+    placing.add_done_callback(drop_late_leg)
     await abandon_ringing_legs(caller)  # the caller is gone: its legs stop ringing now
     raise CallerHungUp(getattr(caller, "id", ""))
 
 
-def _drop_late_leg(fut: "asyncio.Future[OriginateResult]") -> None:
+def drop_late_leg(fut: "asyncio.Future[OriginateResult]") -> None:
+    """A leg placed for someone who no longer waits for it: hung up if it answers."""
     if fut.cancelled() or fut.exception() is not None:
         return
     result = fut.result()

@@ -37,8 +37,10 @@ class SilentCallTimers:
     # After a handoff we never hang up on a live caller: we wait this long for
     # them to hang up, then a person takes over (or cas C if the line went dead).
     after_handoff_wait: float = 60.0
-    # Networks duplicate DTMF: keys arriving this soon after an answer are the same press.
-    dtmf_burst_window: float = 0.5
+    # Networks duplicate DTMF: keys arriving this soon after an answer are the same press. A loaded
+    # Asterisk reported one RFC 2833 press 8 times over 0.6 s (the last copy answered the next question);
+    # nobody hears the next prompt and answers it within a second.
+    dtmf_burst_window: float = 1.0
     # Cas D: this much loud breathing without words counts as distress (sobs).
     distress_voiced_seconds: float = 5.0
 

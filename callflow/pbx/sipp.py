@@ -92,6 +92,13 @@ class Caller:
             self.steps.append(f'<pause milliseconds="{int(gap * 1000)}"/>')
         return self
 
+    def wait_cue(self, within: float = 120.0) -> "Caller":
+        """Wait until told to go on (an in-dialog NOTIFY: `pjsip send notify callflow-test-cue channel …`),
+        like a caller who presses once they hear the question, whatever the PBX's pace. The audio goes on
+        meanwhile; no cue within `within` seconds fails the scenario."""
+        self.steps.append(f'<recv request="NOTIFY" timeout="{int(within * 1000)}"/>' + _OK_TO_LAST)
+        return self
+
     def xml(self, *, caller_number: str = "0612345678", hang_up: bool = True, answer_within: float = 30.0) -> str:
         """hang_up: the caller ends the call; otherwise it waits for our BYE right after the
         last step (a BYE that arrives during a pause fails the scenario as unexpected).
@@ -99,6 +106,22 @@ class Caller:
         ending = _BYE_FROM_US if hang_up else _BYE_FROM_THEM
         head = _CALLER_HEAD.replace("@CALLER@", caller_number).replace("@ANSWER_MS@", str(int(answer_within * 1000)))
         return head + "\n".join(self.steps) + ending
+
+
+_OK_TO_LAST = """
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
+"""
 
 
 # The SDP both ends offer: μ-law and RFC 2833 keys, 20 ms packets.

@@ -195,7 +195,7 @@ async def desk_env(pbx, tmp_path) -> AsyncIterator[DeskEnv]:
     port = free_port()
     env = dict(os.environ)
     env.update({"CALLFLOW_HTTP_PORT": str(port), "CALLFLOW_STORE_DATABASE": str(tmp_path / "callflow.db"),
-                "CALLFLOW_ARI_PING_INTERVAL": "1.0"})
+                "CALLFLOW_ARI_PING_INTERVAL": "5.0"})  # the product default: a 1 s ping (0.5 s pong) dropped ARI — and the keys sent meanwhile — whenever this in-process test blocked its loop on a loaded machine
     cfg = callflow_config.load(env=env)
     holder: dict[str, DeskEnv] = {}
 

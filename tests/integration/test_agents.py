@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from conftest import unregister_desk_phones
 from polling import never
+from cues import cue_caller
 from phones import DeskPhoneScript, desk_env, desk_phones, tone  # noqa: F401  (fixtures)
 from callflow.pbx.sipp import Caller, start_sipp
 
@@ -63,15 +64,18 @@ async def test_aggressive_flag_the_agent_is_skipped_for_the_pause(desk_env, desk
     assert await run2.wait(40) == 0, run2.errors()
 
 
-async def test_no_agent_hold_then_callback_offer_never_an_endless_wait(pbx, desk_env, audio_dir, asterisk_log):
+async def test_no_agent_hold_then_callback_offer_never_an_endless_wait(pbx, desk_env, audio_dir, asterisk_log, ari):
     desk_env.flow = to_agent
     await unregister_desk_phones(pbx, "2001", "2002", "2003")  # nobody registered (earlier tests may have left phones)
     status, body = await desk_env.api("/api/agents")
     assert all(a["state"] == "available" for a in body["agents"])  # nobody paused: they are just not registered
-    # holding words + music, the offer after 30 s of hold (« 1 = oui »), then the caller leaves on their own
-    caller = Caller().audio(audio_dir / "silence.ulaw", loops=3).pause(36).press("1").pause(10)
-    run = await start_sipp(caller.xml(answer_within=10), name="no-agent", timeout_s=90)
-    assert await run.wait(80) == 0, run.errors()  # never hung up by us
+    # holding words + music, the offer after 30 s of hold (« 1 = oui »): the caller presses 1 while it
+    # plays (cued once the offer is on the record: a loaded PBX may run seconds late), then leaves on their own
+    caller = Caller().audio(audio_dir / "silence.ulaw", loops=3).wait_cue(within=90).pause(2).press("1").pause(10)
+    run = await start_sipp(caller.xml(answer_within=10), name="no-agent", timeout_s=120)
+    await desk_env.wait_note("callback_offer", timeout=5 + 30 + 30)  # holding words, the seed's wait, slack
+    await cue_caller(pbx, ari, desk_env.calls[0])
+    assert await run.wait(60) == 0, run.errors()  # never hung up by us
     call = desk_env.calls[0]
     held = desk_env.first(call, "hold")
     offered = desk_env.first(call, "callback_offer")

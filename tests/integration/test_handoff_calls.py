@@ -10,7 +10,8 @@ from pathlib import Path
 import caller_audio as audio
 import pytest
 from polling import poll
-from caller_audio import keypad_caller
+from caller_audio import keypad_caller, prompt_seconds
+from cues import PromptWatch, cue_caller
 from callflow.pbx.sipp import Caller, message_receiver_xml, start_sipp
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -96,21 +97,32 @@ async def test_sms_over_sip_message_reaches_a_sip_phone(pbx):
 
 
 
-async def test_a_caregivers_number_keyed_and_confirmed_is_called_back_through_asterisk(controller_process, breathing):
+async def test_a_caregivers_number_keyed_and_confirmed_is_called_back_through_asterisk(controller_process, breathing,
+                                                                                      pbx, ari):
     from callflow.pbx.sipp import answering_phone_xml
 
     # a timer the seed does not fix (« dans quelques minutes », no figure): shortened to keep the test short
     controller_process.env["CALLFLOW_SILENT_CALL_CAREGIVER_CALLBACK_DELAY"] = "5"
     controller_process.start()
-    caregiver = await start_sipp(answering_phone_xml(), name="caregiver", sip_port=5091, uas=True, timeout_s=200,
+    caregiver = await start_sipp(answering_phone_xml(), name="caregiver", sip_port=5091, uas=True, timeout_s=240,
                                  extra=["-trace_msg"])
-    # m'entendez-vous 1, technique 2, difficulté 1, préférence 3 (aidant), confirmer 1,
-    # then the caregiver's number (« tapez le numéro… # ») and 1 to confirm its read-back
-    caller = keypad_caller(Caller().audio(breathing), "12131", then=4)
-    caller.press("0698765432#", gap=0.4).pause(3).press("1").pause(25)
-    run = await start_sipp(caller.xml(caller_number="0612345678"), name="caregiver-caller", timeout_s=200)
+    # each answer once its question is heard (a cue, see cues.py): m'entendez-vous 1, technique 2,
+    # difficulté 1, préférence 3 (aidant), confirmer 1, then the caregiver's number (« tapez le numéro… # »)
+    # and 1 to confirm its read-back
+    answers = [("q_hears", "1"), ("q_technical", "2"), ("q_difficulty", "1"), ("q_preference", "3"),
+               ("q_confirm_caregiver", "1"), ("caregiver_enter_number", "0698765432#"), ("caregiver_confirm", "1")]
+    caller = Caller().audio(breathing, loops=2)
+    for _, keys in answers:
+        caller.wait_cue(within=150).pause(1).press(keys, gap=0.4)
+    caller.pause(prompt_seconds("caregiver_scheduled") + 5)  # « nous allons appeler votre proche… », then leaves
+    watch = PromptWatch(pbx.log_file)
+    run = await start_sipp(caller.xml(caller_number="0612345678"), name="caregiver-caller", timeout_s=240)
     call = await controller_process.wait_for_event("call in", timeout=15)
-    assert await run.wait(180) == 0, run.errors()
+    name = (await asyncio.to_thread(ari.get, f"channels/{call['call']}"))["name"]
+    for prompt, _ in answers:
+        await watch.next(prompt, name, timeout=90)
+        await cue_caller(pbx, ari, call["call"])
+    assert await run.wait(120) == 0, run.errors()
 
     def caregiver_messages() -> str:
         return "".join(p.read_text(errors="replace") for p in caregiver.workdir.glob("*messages.log"))

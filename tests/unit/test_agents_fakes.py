@@ -33,10 +33,13 @@ class Leg:
         self.up = True
         self.inputs: list[str] = []
         self.prompt_seconds = prompt_seconds
-        # endpoint → list of planned answers: a Leg (answers), or a cause string ("busy", "no_answer")
+        # endpoint → list of planned answers: a Leg (answers), or a cause string ("busy", "no_answer"),
+        # or "never": the ring's end is never reported
         self.plan: dict[str, list] = {}
         self.ring_seconds = 0.02
         self.hangup_reasons: list[str] = []
+        # prompts whose end the PBX never reports (a PlaybackFinished lost with the ARI link)
+        self.stuck_prompts: set[str] = set()
 
     @property
     def is_up(self) -> bool:
@@ -54,7 +57,7 @@ class Leg:
         self.events.append(("play", self.name, prompt))
         if barge_in and self.inputs:
             return PlayResult(False, DigitInput(self.inputs[0], 0.0))
-        await asyncio.sleep(self.prompt_seconds)
+        await asyncio.sleep(3600 if prompt in self.stuck_prompts else self.prompt_seconds)
         self._check()
         return PlayResult(True)
 
@@ -116,6 +119,8 @@ class Leg:
             if not outcome.up:  # a leg used once is gone: do not answer twice
                 return OriginateResult(False, "no_answer")
             return OriginateResult(True, "answered", outcome)
+        if outcome == "never":  # the PBX never reports the end of the ring (its word lost or late)
+            await asyncio.sleep(3600)
         await asyncio.sleep(min(timeout, self.ring_seconds))
         return OriginateResult(False, outcome)
 

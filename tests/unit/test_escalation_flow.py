@@ -82,11 +82,44 @@ async def test_no_supervisor_within_the_wait_the_agent_takes_the_caller_back_and
     await asyncio.wait_for(task, 3)
 
 
+async def test_the_seeds_30_s_bound_the_wait_even_when_the_pbx_never_reports_the_ring_or_the_prompt(monkeypatch):
+    """Seed 001 « 30 secondes maximum »: the caller goes back to the agent when the wait is over, by our
+    own clock — not when Asterisk gets round to reporting the ring's end (a loaded PBX, a lost event)."""
+    from callflow.agents import escalation
+
+    monkeypatch.setattr(escalation, "RING_GRACE", 0.2)
+    monkeypatch.setattr(escalation, "EXPLANATION_BOUND", 0.5)
+    d = Desk()  # supervisor_answer_timeout = 1.0 s
+    caller, agent = d.caller(), d.leg("agent")
+    caller.plan = {"PJSIP/2001": [agent], "PJSIP/2100": ["never"]}
+    caller.stuck_prompts = {"escalation_no_answer"}
+    task = await d.start(caller)
+    await until(lambda: d.desk.live["call-1"].state == "with_agent")
+    loop = asyncio.get_running_loop()
+    agent.press("*1")
+    await until(lambda: "escalation" in d.kinds(), timeout=3)
+    started = loop.time()
+    await until(lambda: "escalation_back_to_agent" in d.kinds(), timeout=5, what="the caller back with the agent")
+    assert loop.time() - started <= 1.0 + 0.2 + 0.5 + 0.5
+    assert "escalation_explanation_cut" in d.kinds()
+    assert sorted(d.bridges.bridges["callflow-call-1"]) == sorted([caller.id, agent.id])
+    await until(lambda: d.handoffs.requests, timeout=3)
+    assert d.handoffs.requests[0][1]["target"] == "supervisor"
+    assert caller.up and caller.hangup_reasons == []
+    caller.leaves()
+    await asyncio.wait_for(task, 3)
+
+
 async def test_supervisor_not_registered_is_not_rung():
     d = Desk(online={"PJSIP/2001"})
     caller, agent, supervisor, task = await connected_call(d)
+    loop = asyncio.get_running_loop()
     agent.press("*1")
+    await until(lambda: "escalation" in d.kinds(), timeout=3)
+    started = loop.time()
     await until(lambda: ("play", "caller", "escalation_no_answer") in d.events, timeout=3)
+    # it waited in « ESCALADES EN ATTENTE » for a console take, no longer than the seed's wait (1 s here)
+    assert 1.0 - 0.1 <= loop.time() - started <= 1.0 + 0.5
     assert ("originate", "caller", "PJSIP/2100") not in d.events
     caller.leaves()
     await asyncio.wait_for(task, 3)

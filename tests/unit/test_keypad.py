@@ -20,7 +20,7 @@ from callflow.flows.keypad import (
 )
 from callflow.flows.session import FlowCall, LanguageRequested
 from callflow.flows.timers import SilentCallTimers
-from callflow.telephony.fake import CallerScript, FakeCall, FakeChannel, Sound, press, tap, typed
+from callflow.telephony.fake import CallerScript, FakeCall, Reply, FakeChannel, Sound, press, tap, typed
 
 
 async def make_call(script: CallerScript, **timers) -> tuple[FlowCall, FakeChannel, MemoryRecorder]:
@@ -110,6 +110,16 @@ async def test_a_burst_of_the_same_digit_answers_one_question_only():
     assert await ask(call, Q_TECHNICAL) == YES
     assert await ask(call, Q_HEARS) == NO  # not the duplicated 1s
     assert channel.plays("q_hears")[0].completed  # the burst did not cut the next question short
+    assert len(recorder.calls["k-1"].kinds("ignored")) == 7
+
+
+async def test_a_burst_spread_over_more_than_half_a_second_still_answers_one_question_only():
+    """Seen on the loaded sandbox PBX: one press of 1 reported 8 times over 0.6 s; the last copies
+    answered the next question (« problème technique ? » = oui) before its prompt was even heard."""
+    script = CallerScript(replies={"q_technical": [Reply(typed="11111111", gap=0.09)], "q_hears": [press("2")]})
+    call, channel, recorder = await make_call(script)
+    assert await ask(call, Q_TECHNICAL) == YES
+    assert await ask(call, Q_HEARS) == NO  # not a duplicated 1
     assert len(recorder.calls["k-1"].kinds("ignored")) == 7
 
 

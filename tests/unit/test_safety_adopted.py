@@ -264,3 +264,33 @@ async def test_the_caller_leaving_the_bridge_before_its_channel_is_gone_is_caugh
     await settle(c)
     assert ari.did("DELETE", "channels/leg-a") and ari.did("DELETE", "channels/leg-e")
     assert ari.did("DELETE", "bridges/callflow-call-v")
+
+
+async def test_the_caller_out_of_the_bridge_is_looked_at_again_even_when_its_channels_end_is_never_reported(monkeypatch):
+    """The merged suite's kill -9 × with_agent: the caller left the adopted bridge while GET channels/{id} still
+    answered, and no ChannelDestroyed came after it: the agent's leg and the bridge stayed until the next ARI
+    reconnect. The watch now looks again on its own timer."""
+    from callflow import controller as controller_module
+
+    monkeypatch.setattr(controller_module, "_ELSEWHERE_RECHECKS", (0.05, 0.1))
+    REGISTRY.adopt(Call(call_id="call-w", channel_id="c-w", state=CallState.WITH_AGENT,
+                        bridge_id="callflow-call-w", legs={"agent": "leg-a"}))
+    ari = ScriptedAri(channels=[stasis("c-w", "inbound"), stasis("leg-a", "leg", "c-w", name="PJSIP/2001-1")],
+                      bridges=[{"id": "callflow-call-w", "channels": ["leg-a"]}])
+    closed: list[str] = []
+
+    async def close_left(call, reason):
+        closed.append(call.call_id)
+
+    c = controller(ari, close_left=close_left)
+    await c._adopt_bridge("callflow-call-w", "call-w")
+    await c.dispatch(left_bridge("callflow-call-w", "c-w"))
+    await settle(c)
+    assert not ari.did("DELETE", "")  # the caller's channel still answers: nothing released yet
+    del ari.channels["c-w"]  # its end is never reported to us
+    for _ in range(100):
+        if ari.did("DELETE", "bridges/callflow-call-w"):
+            break
+        await asyncio.sleep(0.01)
+    assert ari.did("DELETE", "channels/leg-a") and ari.did("DELETE", "bridges/callflow-call-w")
+    assert closed == ["call-w"] and "callflow-call-w" not in c._adopted_bridges
