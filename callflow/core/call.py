@@ -201,7 +201,10 @@ class CallRegistry:
     """The calls this process handles, and where their state is written through.
 
     Writes go through one ordered queue per registry so a slow store never blocks a
-    flow and two changes are never written out of order. `flush()` waits for them.
+    flow and two changes are never written out of order. A call already waiting in the queue
+    is not queued again: its write takes the call's state as it is then, so the queue holds
+    at most one entry per call however fast states change (a queue of every change fell
+    behind under 50 calls at once). `flush()` waits for what was queued before it.
     """
 
     def __init__(self) -> None:
@@ -212,6 +215,7 @@ class CallRegistry:
         self._queued = 0  # changes queued so far (their order numbers)
         self._written = 0  # the last one written
         self._flushers: list[tuple[int, asyncio.Future[None]]] = []
+        self._queued_calls: set[str] = set()  # in the queue, not taken by the writer yet
         self.draining = False  # SIGTERM: no new calls
 
     def add_sink(self, sink: Sink) -> None:
@@ -250,8 +254,10 @@ class CallRegistry:
             return  # no loop (a sync test): nothing to write to
         if self._pending is None:
             self._pending = asyncio.Queue()
-        self._queued += 1
-        self._pending.put_nowait((self._queued, call))
+        if call.call_id not in self._queued_calls:  # else its queued write will carry this change too
+            self._queued_calls.add(call.call_id)
+            self._queued += 1
+            self._pending.put_nowait((self._queued, call))
         self._start_writer(loop)
 
     def _start_writer(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -262,6 +268,7 @@ class CallRegistry:
         assert self._pending is not None
         while not self._pending.empty():
             seq, call = self._pending.get_nowait()
+            self._queued_calls.discard(call.call_id)  # a change from now on is queued again
             try:
                 for sink in self.sinks:
                     try:

@@ -50,3 +50,26 @@ async def test_flush_with_nothing_queued_returns_at_once_and_a_cancelled_writer_
     await asyncio.sleep(0)
     registry._writer.cancel()  # a stop while a change is being written
     await asyncio.wait_for(registry.flush(), timeout=2)
+
+
+async def test_a_call_changing_faster_than_the_store_writes_is_queued_once_and_its_last_state_is_written():
+    registry = CallRegistry()
+    seen: list[tuple[str, str | None]] = []
+    gate = asyncio.Event()
+
+    async def slow_store(call):
+        await gate.wait()
+        seen.append((call.call_id, call.bridge_id))
+
+    registry.add_sink(slow_store)
+    calls = [registry.open(f"c{n}") for n in range(3)]
+    await asyncio.sleep(0)  # the writer takes c0 and waits on the store
+    for step in range(100):
+        for call in calls:
+            call.bridge_id = f"bridge-{step}"
+            registry.changed(call)
+    assert registry._pending.qsize() <= len(calls), "one entry per call, not one per change"
+    gate.set()
+    await asyncio.wait_for(registry.flush(), timeout=5)
+    last = {cid: bridge for cid, bridge in seen}
+    assert last == {c.call_id: "bridge-99" for c in calls}, "what is written last is each call's state now"
