@@ -108,6 +108,10 @@ class CallSession:
 
 
 class Controller:
+    #: seconds a caller found in the app with no state of ours waits for its own StasisStart before it is
+    #: taken back as left by a previous controller (reconcile, `_unseen_new_call`)
+    UNSEEN_GRACE = 3.0
+
     def __init__(self, config: Config, flow: Flow, *, resume: Resume | None = None,
                  close_interrupted: CloseInterrupted | None = None, close_left: CloseLeft | None = None,
                  registry=REGISTRY):
@@ -313,6 +317,8 @@ class Controller:
                     if cid in alone_in:  # nobody else in its bridge any more: out of it, then to people
                         await self.line.take_out(alone_in[cid], cid, call_id=None, members=[cid])
                         await self.line.destroy_bridge(alone_in.pop(cid), call_id=None, members=[])
+                    elif await self._unseen_new_call(cid, chan):
+                        continue  # its StasisStart may be waiting on this very connection: looked at again later
                     await self._take_back(cid, chan)
             except AriError as exc:
                 log.warning("reconcile: channel already gone", extra={"channel": cid, "error": str(exc)})
@@ -357,6 +363,36 @@ class Controller:
         self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
         log.info("emergency line dialled again into the conversation after restart",
                  extra={"call": call.call_id, "bridge": bridge_id})
+
+    async def _unseen_new_call(self, channel_id: str, chan: dict) -> bool:
+        """A caller in the app that no controller ever wrote a state for may be a new call whose StasisStart
+        is still unread on the connection this reconcile runs for (the app was registered again before
+        reconcile listed the channels): taking it back now would skip its IVR, or hand it to the agents under
+        a flow about to start. It is looked at again after `UNSEEN_GRACE` seconds, once that event had its
+        turn; still nobody's then, it is taken back like any caller left by a previous controller."""
+        route = ((chan.get("dialplan") or {}).get("app_data", "").split(",") + [""])[1]
+        if route != "inbound" or self._call_by_channel(channel_id) is not None:
+            return False
+        if await self._call_from_channel_vars(channel_id) is not None:
+            return False
+        asyncio.get_running_loop().create_task(self._take_back_if_still_unseen(channel_id),
+                                               name=f"unseen:{channel_id}")
+        return True
+
+    async def _take_back_if_still_unseen(self, channel_id: str) -> None:
+        await asyncio.sleep(self.UNSEEN_GRACE)
+        if self.router.owns(channel_id) or any(s.channel.id == channel_id for s in self.calls.values()):
+            return  # its StasisStart came: a new call, running its flow
+        try:
+            chan = await self.client.get(f"channels/{channel_id}")
+        except AriError:
+            return  # gone (or ARI down: the next reconcile looks again)
+        dialplan = chan.get("dialplan") or {}
+        if dialplan.get("app_name") != "Stasis" or dialplan.get("app_data", "").split(",")[0] != self.config.ari.app:
+            return
+        if self.router.owns(channel_id):
+            return
+        await self._take_back(channel_id, chan)
 
     async def _take_back(self, channel_id: str, chan: dict) -> None:
         """A caller a previous controller was handling: rebuild its call and hand it to people."""
