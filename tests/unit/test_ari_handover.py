@@ -1,0 +1,160 @@
+"""The ARI link's handover: a stalled socket is replaced without losing an event (keys after a reconnect).
+
+A small fake of Asterisk's events WebSocket with the semantics that matter, as measured on the sandbox's
+Asterisk 22 (probe in the s5-emergency report): one socket per app at a time; a new socket for the app
+takes over and the old one gets `ApplicationReplaced` after its last event; an event for an app with
+no socket is dropped (ARI replays nothing); closing a replaced socket leaves the app with its new one.
+`hold(seconds)` delays everything the server writes (events and pongs), as a stalled path or a
+controller not scheduled for a while under load does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiohttp import WSMsgType, web
+
+from callflow.telephony.ari.client import AriClient
+
+
+class FakeAsteriskEvents:
+    def __init__(self) -> None:
+        self.current: asyncio.Queue | None = None  # the app's socket (its outgoing queue)
+        self.hold_until = 0.0
+        self.sockets = 0
+        self.dropped: list[int] = []
+
+    def hold(self, seconds: float) -> None:
+        self.hold_until = asyncio.get_running_loop().time() + seconds
+
+    def emit(self, seq: int) -> None:
+        """A key for the app: to its socket, or lost when it has none (as Asterisk does)."""
+        event = {"type": "ChannelDtmfReceived", "digit": str(seq % 10), "seq": seq,
+                 "channel": {"id": "c1", "name": "PJSIP/trunk-1", "state": "Up"}}
+        if self.current is None:
+            self.dropped.append(seq)
+        else:
+            self.current.put_nowait(("text", json.dumps(event)))
+
+    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        self.sockets += 1
+        out: asyncio.Queue = asyncio.Queue()
+        if self.current is not None:
+            self.current.put_nowait(("text", json.dumps({"type": "ApplicationReplaced", "application": "callflow"})))
+        self.current = out
+        loop = asyncio.get_running_loop()
+
+        async def send() -> None:
+            while True:
+                kind, data = await out.get()
+                while loop.time() < self.hold_until:
+                    await asyncio.sleep(0.01)
+                if kind == "pong":
+                    await ws.pong(data)
+                else:
+                    await ws.send_str(data)
+
+        sender = asyncio.ensure_future(send())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.PING:
+                    out.put_nowait(("pong", msg.data))  # held like everything else on this path
+        finally:
+            sender.cancel()
+            if self.current is out:
+                self.current = None  # the app's only socket closed: the app is inactive
+        return ws
+
+
+async def _started(fake: FakeAsteriskEvents) -> tuple[web.AppRunner, int]:
+    app = web.Application()
+    app.router.add_get("/ari/events", fake.handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]
+
+
+async def test_a_stalled_link_is_handed_over_and_no_key_is_lost():
+    fake = FakeAsteriskEvents()
+    runner, port = await _started(fake)
+    client = AriClient(f"http://127.0.0.1:{port}/ari", "u", "p", "callflow", ping_interval=0.4)
+    seen: list[int] = []
+    connects: list[int] = []
+
+    async def on_event(event) -> None:
+        if event.type == "ChannelDtmfReceived":
+            seen.append(event.raw["seq"])
+
+    async def on_connect() -> None:
+        connects.append(fake.sockets)
+
+    events = asyncio.ensure_future(client.run_events(on_event, on_connect))
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        seq = 0
+        for _ in range(5):
+            fake.emit(seq)
+            seq += 1
+            await asyncio.sleep(0.05)
+        fake.hold(1.2)  # three pings' worth of silence: the client must decide the link stalled
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 2.5
+        while loop.time() < until:  # a caller keeps pressing keys through the stall and after it
+            fake.emit(seq)
+            seq += 1
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        assert fake.sockets >= 2, "the stall was not noticed (no new socket)"
+        assert fake.dropped == [], f"keys sent while the app had no socket: {fake.dropped}"
+        assert seen == list(range(seq)), f"lost or reordered: {sorted(set(range(seq)) - set(seen))}"
+        assert client.handovers >= 1 and connects == [1], connects  # gapless: no reconcile was needed
+    finally:
+        events.cancel()
+        await asyncio.gather(events, return_exceptions=True)
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_a_dead_link_still_reconnects():
+    """The old behaviour where it matters: the server closes the socket; the client connects again."""
+    fake = FakeAsteriskEvents()
+    runner, port = await _started(fake)
+    client = AriClient(f"http://127.0.0.1:{port}/ari", "u", "p", "callflow", ping_interval=0.4)
+    connects: list[int] = []
+
+    async def on_connect() -> None:
+        connects.append(fake.sockets)
+
+    async def on_event(event) -> None:
+        pass
+
+    events = asyncio.ensure_future(client.run_events(on_event, on_connect))
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        await runner.cleanup()  # Asterisk gone: every socket closed
+        runner, _ = await _restart(fake, port)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 8
+        while len(connects) < 2 and loop.time() < until:
+            await asyncio.sleep(0.1)
+        assert len(connects) >= 2, connects  # reconnected, and reconciled (on_connect) after it
+    finally:
+        events.cancel()
+        await asyncio.gather(events, return_exceptions=True)
+        await client.close()
+        await runner.cleanup()
+
+
+async def _restart(fake: FakeAsteriskEvents, port: int) -> tuple[web.AppRunner, int]:
+    app = web.Application()
+    app.router.add_get("/ari/events", fake.handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    return runner, port
