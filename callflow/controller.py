@@ -34,7 +34,7 @@ from callflow.audio.classifier import SECOND_OPINION
 from callflow.config import Config
 from callflow.core.call import IN_IVR, REGISTRY, Call, CallState
 from callflow.core.channel import Caller, CallContext, CallerHungUp
-from callflow.core.guard import LineGuard
+from callflow.core.guard import Guard, LineGuard
 from callflow.telephony.ari.actions import AriLineActions
 from callflow.telephony.ari.channel import _CAUSES, AriChannel
 from callflow.telephony.ari.client import AriClient, AriError, AriNotFound
@@ -668,9 +668,13 @@ class Controller:
                     if call is not None and not call.ended:
                         call.set_media(path)
 
+                def guard() -> Guard:  # the call's one state as it is now: decides each move to the listen context
+                    call = self.registry.get(key) or Call(call_id=key, channel_id=chan.id)
+                    return Guard(call, _logged_note(key), chan.now)
+
                 return AudioSocketMedia(self.client, chan, self.audiosocket, self.receiver, self.prompts,
                                         on_taps=chan.push_input, on_reading=on_reading, answered_at=chan.answered_at,
-                                        context=self.config.media.listen_context, on_path=on_path)
+                                        context=self.config.media.listen_context, on_path=on_path, guard=guard)
             return MediaFork(self.client, chan.id, self.receiver, claim=claim, on_taps=chan.push_input,
                              on_reading=on_reading,
                              answered_at=chan.answered_at)
@@ -808,6 +812,13 @@ class Controller:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _logged_note(call_id: str):
+    """The guard's notes where no recorder is at hand (the controller): the log."""
+    async def note(kind: str, detail: str) -> None:
+        log.warning("guard: %s", kind, extra={"call": call_id, "detail": detail})
+    return note
 
 
 def _is_media(channel_id: str) -> bool:
