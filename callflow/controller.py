@@ -18,6 +18,7 @@ SIGTERM drains: no new calls, callers in the IVR go to people, conversations sta
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import uuid
@@ -150,6 +151,8 @@ class Controller:
         # by a desk that stopped): bridge id → the call it belongs to (None when unknown)
         self._adopted_bridges: dict[str, str | None] = {}
         self._adopted_locks: dict[str, asyncio.Lock] = {}
+        # channels Asterisk reported destroyed (ChannelDestroyed), the latest few hundred: proof a caller is gone
+        self._destroyed: collections.deque[str] = collections.deque(maxlen=512)
         self._runner: web.AppRunner | None = None
         self.web_app = web.Application()
         self.web_app.router.add_get("/health", self._health)
@@ -238,7 +241,10 @@ class Controller:
             self._recheck_adopted(event.bridge_id)
         elif event.type == "ChannelDestroyed" and event.channel_id and self._adopted_bridges:
             # a caller leaves its bridge a moment before its channel is gone: the leave alone could not
-            # yet say "gone" (GET channels/{id} still answered), the channel's end does
+            # yet say "gone" (GET channels/{id} still answered), the channel's end does. Asterisk's own
+            # ChannelDestroyed is the proof: GET channels/{id} may still answer for a moment after it
+            # (handler_error × emergency_bridged left the agent and the operator once that way)
+            self._destroyed.append(event.channel_id)
             for bridge_id, call_id in list(self._adopted_bridges.items()):
                 call = self.registry.get(call_id) if call_id else None
                 if call is not None and call.channel_id == event.channel_id:
@@ -608,7 +614,10 @@ class Controller:
         await self.line.destroy_bridge(bridge_id, call_id=None, members=[])
 
     async def _channel_gone(self, channel_id: str) -> bool:
-        """Issue 11 H: gone only when Asterisk says 404; any other error propagates (not gone)."""
+        """Issue 11 H: gone only when Asterisk says so — its ChannelDestroyed event, or a 404; any other
+        error propagates (not gone)."""
+        if channel_id in self._destroyed:
+            return True
         try:
             await self.client.get(f"channels/{channel_id}")
         except AriNotFound:
