@@ -44,6 +44,7 @@ class AriClient:
         self._session: aiohttp.ClientSession | None = None
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self._closing: set[asyncio.Future] = set()
         self.handovers = 0  # sockets replaced by a new one while the app stayed registered (_one_connection)
         #: seconds a stalled socket may still deliver what it holds once its successor registered the app
         self.drain_timeout = max(2 * ping_interval, 2.0)
@@ -143,7 +144,10 @@ class AriClient:
                 successor, gapless = await self._read(ws, on_event)
                 if successor is None:
                     return
-                await ws.close()
+                # closed aside: its close handshake (up to ws_close s on a stalled path) must not hold the new events
+                closing = asyncio.ensure_future(ws.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
                 ws = successor
                 self.handovers += 1
                 if gapless:
