@@ -3,8 +3,9 @@
 Hand-written on purpose: ari-py (the reference client) does not import on
 Python 3, aioari is unmaintained since 2020 and asyncari drags anyio in. What
 we need is small — authenticated REST, one WebSocket with our own ping, a
-gapless handover to a new socket when the link stalls, and a reconnect loop — and we want full control of the reconnect and keep-alive
-behaviour because caller safety depends on it.
+gapless handover to a new socket when the link stalls, and a reconnect loop —
+and we want full control of the reconnect and keep-alive behaviour because
+caller safety depends on it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class AriClient:
         self._closing: set[asyncio.Future] = set()
         self.handovers = 0  # sockets replaced by a new one while the app stayed registered (_one_connection)
         #: seconds a stalled socket may still deliver what it holds once its successor registered the app
-        self.drain_timeout = max(2 * ping_interval, 2.0)
+        #: (the new socket's events wait meanwhile: a really dead path costs this much more than a reconnect)
+        self.drain_timeout = max(ping_interval, 2.0)
 
     async def __aenter__(self) -> "AriClient":
         return self
