@@ -23,10 +23,13 @@ class FakeAsteriskEvents:
         self.current: asyncio.Queue | None = None  # the app's socket (its outgoing queue)
         self.hold_until = 0.0
         self.sockets = 0
+        self.held_below = 10 ** 9  # sockets numbered below this are held
         self.dropped: list[int] = []
 
-    def hold(self, seconds: float) -> None:
+    def hold(self, seconds: float, *, only_open_sockets: bool = False) -> None:
+        """Delay what the server writes; `only_open_sockets`: a path that died (sockets opened later pass)."""
         self.hold_until = asyncio.get_running_loop().time() + seconds
+        self.held_below = self.sockets + 1 if only_open_sockets else 10 ** 9
 
     def emit(self, seq: int) -> None:
         """A key for the app: to its socket, or lost when it has none (as Asterisk does)."""
@@ -41,6 +44,7 @@ class FakeAsteriskEvents:
         ws = web.WebSocketResponse(autoping=False)
         await ws.prepare(request)
         self.sockets += 1
+        number = self.sockets
         out: asyncio.Queue = asyncio.Queue()
         if self.current is not None:
             self.current.put_nowait(("text", json.dumps({"type": "ApplicationReplaced", "application": "callflow"})))
@@ -50,7 +54,7 @@ class FakeAsteriskEvents:
         async def send() -> None:
             while True:
                 kind, data = await out.get()
-                while loop.time() < self.hold_until:
+                while loop.time() < self.hold_until and number < self.held_below:
                     await asyncio.sleep(0.01)
                 if kind == "pong":
                     await ws.pong(data)
@@ -158,3 +162,39 @@ async def _restart(fake: FakeAsteriskEvents, port: int) -> tuple[web.AppRunner, 
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     return runner, port
+
+
+async def test_a_dead_old_path_is_left_after_its_drain_time_and_the_calls_are_reconciled():
+    """The old socket never says anything again (its path died) but a new one connects: events sent to the
+    old one are lost (nothing can bring them back), so after `drain_timeout` the client reads the new socket
+    and reconciles (on_connect) — as after any reconnect."""
+    fake = FakeAsteriskEvents()
+    runner, port = await _started(fake)
+    client = AriClient(f"http://127.0.0.1:{port}/ari", "u", "p", "callflow", ping_interval=0.4)
+    seen: list[int] = []
+    connects: list[int] = []
+
+    async def on_event(event) -> None:
+        if event.type == "ChannelDtmfReceived":
+            seen.append(event.raw["seq"])
+
+    async def on_connect() -> None:
+        connects.append(fake.sockets)
+
+    events = asyncio.ensure_future(client.run_events(on_event, on_connect))
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        fake.hold(3600, only_open_sockets=True)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 8
+        while len(connects) < 2 and loop.time() < until:
+            await asyncio.sleep(0.1)
+        assert connects == [1, 2], connects  # reconciled once the new socket took over
+        fake.emit(7)
+        await asyncio.sleep(0.3)
+        assert seen == [7]  # the new socket's events flow
+    finally:
+        events.cancel()
+        await asyncio.gather(events, return_exceptions=True)
+        await client.close()
+        await runner.cleanup()
