@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sysconfig
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -80,8 +81,9 @@ def render(agent_name: str, sounds_dir: Path = SOUNDS, force: bool = False) -> l
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is not installed: apt-get install -y espeak-ng sox")
-    written: list[Path] = []
     voices = voice_overrides(sounds_dir)
+    stamps: dict[Path, dict[str, str]] = {}
+    todo: list[tuple[str, str, str, Path]] = []  # (prompt id, text, voice, target)
     for prompt_id, texts in load_prompts(sounds_dir).items():
         for lang, text in texts.items():
             voice = voices.get(prompt_id, VOICES.get(lang, lang))
@@ -93,15 +95,21 @@ def render(agent_name: str, sounds_dir: Path = SOUNDS, force: bool = False) -> l
                 target.unlink(missing_ok=True)
                 continue
             stamp = out_dir / ".rendered.json"
-            done = json.loads(stamp.read_text()) if stamp.exists() else {}
+            if stamp not in stamps:
+                stamps[stamp] = json.loads(stamp.read_text()) if stamp.exists() else {}
             digest = hashlib.sha256(f"{voice}|{text}".encode()).hexdigest()[:16]
-            if not force and target.exists() and done.get(prompt_id) == digest:
+            if not force and target.exists() and stamps[stamp].get(prompt_id) == digest:
                 continue
-            _synthesise(text, voice, target)
-            done[prompt_id] = digest
+            todo.append((prompt_id, text, voice, target))
+            stamps[stamp][prompt_id] = digest
+    # espeak-ng and sox are one process each per prompt: run them on every core (414 prompts took
+    # about a minute one after the other — at every first start, and on each worker's first test)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(lambda job: _synthesise(job[1], job[2], job[3]), todo))
+    for stamp, done in stamps.items():  # only once every file is written: a failure re-renders next time
+        if any(job[3].parent == stamp.parent for job in todo):
             stamp.write_text(json.dumps(done, indent=0, sort_keys=True))
-            written.append(target)
-    return written
+    return [job[3] for job in todo]
 
 
 def _synthesise(text: str, voice: str, target: Path) -> None:

@@ -8,6 +8,8 @@ SIP and ARI are reachable on 127.0.0.1. See ../shared/notes/platform.md.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -19,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,13 +252,15 @@ class Sandbox:
                 kind = "UDP" if proto == socket.SOCK_DGRAM else "TCP"
                 raise SandboxError(f"port {port}/{kind} on {address} is already taken: stop what listens there (ss -lnp | grep {port})")
         self.install_config()
-        self._mount()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         console = open(self.console_log, "wb")
-        proc = subprocess.Popen(
-            ["chroot", str(self.root), "asterisk", *self._conf_args(), "-f", "-U", "asterisk", "-G", "asterisk", "-n"],
-            stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        with self._mounts_held():
+            self._mount()
+            proc = subprocess.Popen(
+                ["chroot", str(self.root), "asterisk", *self._conf_args(), "-f", "-U", "asterisk", "-G", "asterisk", "-n"],
+                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            self._wait_chrooted(proc.pid)  # until then, another instance's `down` would not see it
         self.pid_file.write_text(str(proc.pid))
         self.modules_stamp.write_text((self.etc_dir / "modules.conf").read_text())  # what this start loads
         try:
@@ -306,8 +311,9 @@ class Sandbox:
             time.sleep(0.2)
         self.pid_file.unlink(missing_ok=True)
         self.modules_stamp.unlink(missing_ok=True)
-        if not self._processes_in_root(mine_only=False):
-            self._unmount()  # /proc and /dev are shared by every instance: only the last one out unmounts
+        with self._mounts_held():
+            if not self._processes_in_root(mine_only=False):
+                self._unmount()  # /proc and /dev are shared by every instance: only the last one out unmounts
 
     def running(self) -> bool:
         pid = self._pid()
@@ -356,6 +362,27 @@ class Sandbox:
 
     def _mounts(self) -> list[Path]:
         return [self.root / "proc", self.root / "dev"]
+
+    @contextlib.contextmanager
+    def _mounts_held(self) -> Iterator[None]:
+        """/proc and /dev in the root are shared by every instance, and instances start and stop side
+        by side: mounting and starting an Asterisk, or checking that none is left and unmounting, are
+        each done under one lock, so that nobody unmounts under an Asterisk that is starting."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / "mount.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _wait_chrooted(self, pid: int, timeout: float = 5.0) -> None:
+        root = os.path.realpath(self.root)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if os.readlink(f"/proc/{pid}/root") == root:
+                    return
+            except OSError:
+                return  # exited already: wait_ari reports it
+            time.sleep(0.01)
 
     def _mount(self) -> None:
         proc, dev = self._mounts()
