@@ -24,6 +24,8 @@ class FakeAsteriskEvents:
         self.hold_until = 0.0
         self.sockets = 0
         self.held_below = 10 ** 9  # sockets numbered below this are held
+        self.hold_only_pongs = False
+        self.marker_first = False  # ApplicationReplaced reaches the old socket before the new one's upgrade
         self.dropped: list[int] = []
 
     def hold(self, seconds: float, *, only_open_sockets: bool = False) -> None:
@@ -40,21 +42,29 @@ class FakeAsteriskEvents:
         else:
             self.current.put_nowait(("text", json.dumps(event)))
 
-    async def handler(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=False)
-        await ws.prepare(request)
-        self.sockets += 1
-        number = self.sockets
-        out: asyncio.Queue = asyncio.Queue()
+    def _replace(self, out: asyncio.Queue) -> None:
         if self.current is not None:
             self.current.put_nowait(("text", json.dumps({"type": "ApplicationReplaced", "application": "callflow"})))
         self.current = out
+
+    async def handler(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False)
+        out: asyncio.Queue = asyncio.Queue()
+        if self.marker_first:  # Asterisk registers the app (and tells the old socket) during the upgrade
+            self._replace(out)
+            await asyncio.sleep(0.2)
+        await ws.prepare(request)
+        self.sockets += 1
+        number = self.sockets
+        if not self.marker_first:
+            self._replace(out)
         loop = asyncio.get_running_loop()
 
         async def send() -> None:
             while True:
                 kind, data = await out.get()
-                while loop.time() < self.hold_until and number < self.held_below:
+                while (loop.time() < self.hold_until and number < self.held_below
+                       and (kind == "pong" or not self.hold_only_pongs)):
                     await asyncio.sleep(0.01)
                 if kind == "pong":
                     await ws.pong(data)
@@ -65,6 +75,8 @@ class FakeAsteriskEvents:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.PING:
+                    if self.hold_only_pongs and loop.time() < self.hold_until:
+                        continue  # this pong is lost (not queued ahead of what follows)
                     out.put_nowait(("pong", msg.data))  # held like everything else on this path
         finally:
             sender.cancel()
@@ -193,6 +205,44 @@ async def test_a_dead_old_path_is_left_after_its_drain_time_and_the_calls_are_re
         fake.emit(7)
         await asyncio.sleep(0.3)
         assert seen == [7]  # the new socket's events flow
+    finally:
+        events.cancel()
+        await asyncio.gather(events, return_exceptions=True)
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_the_marker_that_comes_before_the_new_socket_is_ours_still_makes_a_gapless_handover():
+    """Measured in the first -n 2 run: Asterisk sends ApplicationReplaced as it registers the new socket, and
+    the reader could read it before the heartbeat had its new socket back from `_open()`: the marker was taken
+    for someone else's, the old socket then went quiet, and each handover ended in a needless reconcile."""
+    fake = FakeAsteriskEvents()
+    runner, port = await _started(fake)
+    client = AriClient(f"http://127.0.0.1:{port}/ari", "u", "p", "callflow", ping_interval=0.4)
+    seen: list[int] = []
+    connects: list[int] = []
+
+    async def on_event(event) -> None:
+        if event.type == "ChannelDtmfReceived":
+            seen.append(event.raw["seq"])
+
+    async def on_connect() -> None:
+        connects.append(fake.sockets)
+
+    events = asyncio.ensure_future(client.run_events(on_event, on_connect))
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        fake.hold_only_pongs = True  # the pongs are late; the marker is not
+        fake.marker_first = True
+        fake.hold(1.2)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 6
+        while client.handovers < 1 and loop.time() < until:
+            await asyncio.sleep(0.05)
+        fake.emit(1)
+        await asyncio.sleep(0.5)
+        assert client.handovers >= 1 and connects == [1], (client.handovers, connects)  # gapless: no reconcile
+        assert seen == [1]
     finally:
         events.cancel()
         await asyncio.gather(events, return_exceptions=True)

@@ -175,8 +175,12 @@ class AriClient:
                     except ValueError:
                         log.warning("ari: unreadable event dropped", extra={"size": len(msg.data)})
                         continue
-                    if event.type == "ApplicationReplaced" and link.successor is not None:
-                        return link.successor, True  # our own new socket took over: this one has said all
+                    if event.type == "ApplicationReplaced" and link.pending is not None:
+                        # our own new socket took over: this one has said all. Asterisk sends the marker as it
+                        # registers the new socket, which can be before `_open()` has handed it to us
+                        successor = await link.pending
+                        if successor is not None:
+                            return successor, True
                     await on_event(event)
                 elif msg.type == aiohttp.WSMsgType.PING:
                     await ws.pong(msg.data)
@@ -209,11 +213,14 @@ class AriClient:
                 continue
             log.warning("ari link silent past the pong deadline: opening a new socket before closing this one",
                         extra={"app": self.app})
+            link.pending = loop.create_future()
             try:
                 link.successor = await self._open()
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                link.pending.set_result(None)
                 await ws.close()  # Asterisk unreachable: the link is down; run_events reconnects
                 return
+            link.pending.set_result(link.successor)
             await asyncio.sleep(self.drain_timeout)
             await ws.close()  # the marker never came: the reader stops here (not gapless)
             return
@@ -225,6 +232,8 @@ class _Link:
     def __init__(self) -> None:
         self.heard = asyncio.get_running_loop().time()
         self.successor: aiohttp.ClientWebSocketResponse | None = None
+        # set when a handover starts; resolves to the new socket (None when it could not be opened)
+        self.pending: asyncio.Future[aiohttp.ClientWebSocketResponse | None] | None = None
 
 
 def _param(value: Any) -> str:
