@@ -16,6 +16,10 @@ from typing import Any
 
 # how long the live audio timeline of a call is kept (readings, newest last)
 TIMELINE_SECONDS = 120.0
+# ended calls whose timelines stay for the after-call cards
+KEEP_ENDED = 200
+# how long a raised voice stays an alert (seconds)
+RAISED_KEPT = 300.0
 ACTIONS = {"escalate", "transfer", "emergency", "close", "flag_aggressive", "flag_churn_red"}
 
 
@@ -122,12 +126,23 @@ class LiveSource:
                 "raised_voice": now - self._raised.get(cid, 0) < 30,
                 "ringing": ringing.get(cid), "callback": callback,
             })
-        for gone in set(self._first_seen) - set(ids):
+        live = set(ids)
+        for gone in set(self._first_seen) - live:
             self._first_seen.pop(gone, None)
-            if gone in self._timelines and len(self._timelines) > 200:
-                self._timelines.pop(gone, None)
-                self._appended.pop(gone, None)
+        self._forget_ended(live)
         return out
+
+    def _forget_ended(self, live: set[str]) -> None:
+        """Ended calls' timelines stay for the after-call cards, the most recent KEEP_ENDED only. (They
+        were dropped only if more than 200 were held at the moment their call left the view, so most
+        were kept for ever: the 60-minute soak's controller grew ~12 KB a call.)"""
+        ended = [cid for cid in self._timelines if cid not in live]  # oldest first: insertion order
+        for cid in ended[:max(0, len(ended) - KEEP_ENDED)]:
+            self._timelines.pop(cid, None)
+            self._appended.pop(cid, None)
+        now = self.clock()
+        for cid in [cid for cid, at in self._raised.items() if now - at >= RAISED_KEPT and cid not in live]:
+            self._raised.pop(cid, None)
 
     def _callback_of(self, call_id: str, session: Any) -> dict | None:
         """A callback leg (callflow/agents/callback_leg.py): whose call it calls back, and whom."""
@@ -188,7 +203,7 @@ class LiveSource:
 
     def raised_voices(self) -> dict[str, float]:
         now = self.clock()
-        return {cid: at for cid, at in self._raised.items() if now - at < 300}
+        return {cid: at for cid, at in self._raised.items() if now - at < RAISED_KEPT}
 
     # -- actions ----------------------------------------------------------------------------------
     def submit(self, call_id: str, action: str, payload: dict | None = None, source: str = "console") -> bool:
