@@ -13,7 +13,9 @@ dead line is digital silence), breathing (no package ships real breathing) and l
 
 `holdout2` (issue 12, second round) is made the same way from packages the first two splits
 do not use (freepats, openttd-opensfx, sound-icons, extremetuxracer-data, klettres-data,
-sound-theme-freedesktop) and was never tuned on either.
+sound-theme-freedesktop) and was never tuned on either. `holdout3` (issue 12, third round) in turn
+from seven more (lmms-common, simutrans-pak64, warzone2100-data, frozen-bubble-data,
+asterisk-prompt-fr-armelle, asterisk-prompt-es-co, baresip-core), with real breaths and recorded tones.
 
 Output: OUT/<split>/<label>/<name>.ulaw (6 s, raw 8 kHz μ-law) and OUT/<split>/<label>/MANIFEST.tsv
 (name, real|synthetic, sources, how it was made). Splits use disjoint sources:
@@ -63,6 +65,16 @@ PACKAGES = (
     "extremetuxracer-data",
     "klettres-data",
     "sound-theme-freedesktop",
+    # holdout3 only (issue 12, third round; never tuned on): drum and effect samples, city-builder
+    # ambiences, another game's voices and vehicles, another French and a Spanish prompt voice,
+    # a softphone's recorded tones, real breaths and a snore
+    "lmms-common",
+    "simutrans-pak64",
+    "warzone2100-data",
+    "frozen-bubble-data",
+    "asterisk-prompt-fr-armelle",
+    "asterisk-prompt-es-co",
+    "baresip-core",
 )
 
 _KITS = "hydrogen-drumkits/usr/share/hydrogen/data/drumkits"
@@ -73,6 +85,11 @@ _SFX = "openttd-opensfx/usr/share/games/openttd/baseset/opensfx/opensfx.cat.d"  
 _ETR = "extremetuxracer-data/usr/share/games/etr/sounds"
 _KLETTRES = "klettres-data/usr/share/klettres"
 _FDO = "sound-theme-freedesktop/usr/share/sounds/freedesktop/stereo"
+_LMMS = "lmms-common/usr/share/lmms/samples"
+_SIMU = "simutrans-pak64/usr/share/games/simutrans/pak/sound"
+_WZ = "warzone2100-data/usr/share/games/warzone2100/base.wz.d/audio"  # unpacked by unpack_warzone
+_FB = "frozen-bubble-data/usr/share/games/frozen-bubble/snd"
+_BARESIP = "baresip-core/usr/share/baresip"
 
 
 def _sfx(*numbers: int) -> list[str]:
@@ -114,6 +131,21 @@ TAP_SOURCES = {
         "sound-icons/usr/share/sounds/sound-icons/percussion-*.wav",
         f"{_ETR}/tree_hit.wav",
     ],
+    # holdout3: LMMS's drum and percussion samples (claves, rims, side stick, wood, hits, metronome,
+    # finger snap) and Simutrans' click and gavel (a knock on wood).
+    "holdout3": [
+        f"{_LMMS}/drums/clav0*.ogg",
+        f"{_LMMS}/drums/rim01.ogg",
+        f"{_LMMS}/drums/nasty_rim01.ogg",
+        f"{_LMMS}/drums/snare_rim01.ogg",
+        f"{_LMMS}/drums/sidestick01.ogg",
+        f"{_LMMS}/drums/wood01.ogg",
+        f"{_LMMS}/misc/hit02.ogg",  # hit01.ogg is Vorbis inside a RIFF header, which sox does not read
+        f"{_LMMS}/misc/metronome0*.ogg",
+        f"{_LMMS}/misc/snaph01.ogg",
+        f"{_SIMU}/click.wav",
+        f"{_SIMU}/gavel.wav",
+    ],
 }
 
 #: Real ambiences (lincity-ng's field recordings): engines, trains, aircraft, wind,
@@ -138,10 +170,21 @@ NOISE_SOURCES = {
         "crowd": _sfx(29, 30), "machines": _sfx(11, 33, 39, 40, 56), "wind": _sfx(57), "animals": _sfx(37, 38, 68),
         "birds": _sfx(66, 72), "sliding (snow, ice, rock)": [f"{_ETR}/{k}_slide.wav" for k in ("snow", "ice", "rock", "grass")],
     },
+    # holdout3: Simutrans' ambiences, Warzone 2100's vehicles, LMMS's applause and crowd.
+    "holdout3": {
+        "road vehicles": [f"{_SIMU}/truck.wav", f"{_SIMU}/bus.wav"], "train": [f"{_SIMU}/diesel.wav", f"{_SIMU}/steam.wav"],
+        "aircraft": [f"{_SIMU}/comet-jet.wav", f"{_SIMU}/planelow.wav", f"{_WZ}/sfx/vehicle/vtol-move.ogg"],
+        "machines": [f"{_SIMU}/jackhammer.wav", f"{_SIMU}/buzzsaw.wav", f"{_SIMU}/tree-cutting.wav"],
+        "tracked and hover vehicles": [f"{_WZ}/sfx/vehicle/tread.ogg", f"{_WZ}/sfx/vehicle/hovmove.ogg", f"{_WZ}/sfx/vehicle/con-move.ogg"],
+        "harbour and water": [f"{_SIMU}/dock.wav", f"{_SIMU}/Water.wav"],
+        "crowd and applause": [f"{_LMMS}/misc/applause01.ogg", f"{_LMMS}/misc/raving_crowd01.ogg"],
+        "animals": [f"{_SIMU}/seagulls.wav", f"{_SIMU}/horse.wav"], "wind": [f"{_SIMU}/arctic.wav", f"{_SIMU}/desert.wav"],
+    },
 }
 #: Quiet ambiences used as room noise under taps and as "silence" beds.
 ROOM_SOURCES = {"dev": ["Green", "ParklandLake", "ResidentialLow"], "holdout": ["ResidentialLowLow", "ResidentialMed", "PowerSolar"],
-                "holdout2": _sfx(36, 52)}  # a sheep field in summer, wind
+                "holdout2": _sfx(36, 52),  # a sheep field in summer, wind
+                "holdout3": [f"{_SIMU}/forest.wav", f"{_SIMU}/tropic.wav"]}
 
 #: Real speech: Asterisk prompts (June, fr_CA; Allison, en_US) and Hedgewars voice packs (actors).
 SPEECH_SOURCES = {
@@ -154,6 +197,11 @@ SPEECH_SOURCES = {
     # first) and the freedesktop sound theme's spoken channel names.
     "holdout2": {"prompts": [f"{_KLETTRES}/{lang}/*/*.ogg" for lang in ("fr", "de", "en", "it", "nl", "ru", "es")], "hash": None,
                  "voices": [f"{_FDO}/audio-channel-*.oga", f"{_KLETTRES}/fr/*/*.ogg"]},
+    # holdout3: Armelle's French prompts and a Colombian Spanish voice (Asterisk); Warzone 2100's
+    # voice actors (mission messages, tutorial, taunts).
+    "holdout3": {"prompts": ["asterisk-prompt-fr-armelle/usr/share/asterisk/sounds/fr/*.gsm",
+                             "asterisk-prompt-es-co/usr/share/asterisk/sounds/es/*.gsm"], "hash": None,
+                 "voices": [f"{_WZ}/tutorial/*.ogg", f"{_WZ}/memressp/*/*.ogg", f"{_WZ}/taunts/*/*.ogg"]},
 }
 
 #: Line tones (synthetic by nature): (name, [(f1, f2)], cadence [(on, off), …] or None = steady).
@@ -186,6 +234,17 @@ TONES = {
         ("Bell 103 answer 2225 Hz", (2225,), None),
         ("modem V.21 channel 2 FSK 1650/1850 Hz", "fsk2", None),
     ],
+    # holdout3: a softphone's recorded tones (baresip), other countries, other modems (V.23 is the
+    # Minitel's; ANSam is V.8's answer tone, 2100 Hz amplitude-modulated at 15 Hz)
+    "holdout3": [
+        ("recorded busy (baresip busy.wav)", f"{_BARESIP}/busy.wav", None),
+        ("recorded ringback (baresip ringback.wav)", f"{_BARESIP}/ringback.wav", None),
+        ("recorded error tone (baresip error.wav)", f"{_BARESIP}/error.wav", None),
+        ("IT busy 425 Hz .2/.2", (425,), [(0.2, 0.2)]),
+        ("modem V.23 FSK 1300/2100 Hz (Minitel)", "fsk23", None),
+        ("ANSam 2100 Hz AM 15 Hz", "ansam", None),
+        ("Bell 202 FSK 1200/2200 Hz", "fsk202", None),
+    ],
 }
 
 COUNTS = {"taps_1": 18, "taps_2": 18, "taps_3": 18, "background_noise": 30, "speech": 16, "breathing": 10,
@@ -211,6 +270,7 @@ def fetch_packages(cache: Path) -> dict[str, str]:
             subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
     unpack_opensfx(cache / "x")
     unpack_freepats(cache / "x")
+    unpack_warzone(cache / "x")
     return versions
 
 
@@ -277,6 +337,18 @@ def unpack_freepats(x: Path) -> None:
         if not modes & 1:
             pcm <<= 8
         _write_wav(wav, pcm.astype(np.int16), rate)
+
+
+def unpack_warzone(x: Path) -> None:
+    """Warzone 2100's base.wz (a zip archive) → its audio/ folder in base.wz.d/."""
+    import zipfile
+
+    out = x / _WZ.removesuffix("/audio")
+    wz = x / _WZ.removesuffix(".d/audio")
+    if out.is_dir() or not wz.is_file():
+        return
+    with zipfile.ZipFile(wz) as z:
+        z.extractall(out, [n for n in z.namelist() if n.startswith("audio/") and n.endswith(".ogg")])
 
 
 _LOADED: dict[Path, np.ndarray] = {}
@@ -450,7 +522,8 @@ def make_speech(split, i, cache):
         at += len(u) + int(rng.uniform(0.2, 0.8) * SR)
     level = rng.uniform(-32, -10)
     x = synth.set_active_level(x, level)
-    kinds = ("recorded letters and syllables", "spoken channel names, French letters") if split == "holdout2" else ("prompts", "voice actors")
+    kinds = {"holdout2": ("recorded letters and syllables", "spoken channel names, French letters"),
+             "holdout3": ("prompts (Armelle fr, es-co)", "Warzone 2100 voice actors")}.get(split, ("prompts", "voice actors"))
     what = f"{kinds[i % 2]} {level:.0f} dBFS"
     if i % 3 == 1:
         groups = NOISE_SOURCES[split]
@@ -465,8 +538,31 @@ def make_speech(split, i, cache):
     return x, True, used, what
 
 
+#: Real breaths (holdout3): LMMS's breath sample and Frozen Bubble's snore, repeated with a pause.
+REAL_BREATHS = {"holdout3": [f"{_LMMS}/misc/breath01.ogg", f"{_FB}/snore.ogg"]}
+
+
+def real_breath_train(rng, cache: Path, split: str) -> tuple[np.ndarray, Path, float]:
+    """N samples of one real breath recording repeated (each time ±2 dB), 0.3–1.2 s apart."""
+    path = files(cache, REAL_BREATHS[split])[rng.integers(len(REAL_BREATHS[split]))]
+    breath = load(path)
+    breath = breath / (np.abs(breath).max() + 1e-9)
+    x = np.zeros(N)
+    at, n = int(rng.uniform(0, 0.8) * SR), 0
+    while at < N:
+        synth.place(x, breath * db(rng.uniform(-2, 2)), at)
+        at += len(breath) + int(rng.uniform(0.3, 1.2) * SR)
+        n += 1
+    return x, path, n / CLIP_SECONDS
+
+
 def make_breathing(split, i, cache):
     rng = rng_for(split, "breathing", i)
+    if split in REAL_BREATHS and i % 2 == 0:
+        x, path, rate = real_breath_train(rng, cache, split)
+        level = rng.uniform(-50, -28)
+        x = synth.set_active_level(x, level) + synth.line_hiss(rng, N, rng.uniform(-75, -62))
+        return x, True, [path], f"real breath ({path.name}) repeated {rate:.2f}/s {level:.0f} dBFS"
     x, rate = synth.breath_train(rng, N)
     level = rng.uniform(-50, -28)
     x = synth.set_active_level(x, level) + synth.line_hiss(rng, N, rng.uniform(-75, -62))
@@ -501,6 +597,9 @@ def make_dead_line(split, i, cache):
     return x, False, [], what
 
 
+FSK = {"fsk": (980.0, 1180.0, 300), "fsk2": (1650.0, 1850.0, 300), "fsk23": (1300.0, 2100.0, 1200), "fsk202": (1200.0, 2200.0, 1200)}
+
+
 def make_line_tone(split, i, cache):
     rng = rng_for(split, "line_tone", i)
     name, freqs, cadence = TONES[split][i % len(TONES[split])]
@@ -513,11 +612,13 @@ def make_line_tone(split, i, cache):
         x = np.tile(tone, N // len(tone) + 2)[start : start + N]
         x = x / (np.sqrt(2) * synth.rms(x[np.abs(x) > 1e-4]))  # the level below is the level while on
         used, real = [path], True
-    elif freqs in ("fsk", "fsk2"):  # V.21, 300 baud, random bits: channel 1 980/1180 Hz, channel 2 1650/1850 Hz
-        bits = rng.integers(0, 2, int(CLIP_SECONDS * 300) + 1)
-        mark, space = (980.0, 1180.0) if freqs == "fsk" else (1650.0, 1850.0)
-        f = np.where(np.repeat(bits, SR // 300 + 1)[:N] == 1, mark, space)
+    elif freqs in FSK:  # random bits: V.21 300 baud (channel 1 980/1180 Hz, channel 2 1650/1850 Hz), V.23, Bell 202
+        mark, space, baud = FSK[freqs]
+        bits = rng.integers(0, 2, int(CLIP_SECONDS * baud) + 1)
+        f = np.where(np.repeat(bits, SR // baud + 1)[:N] == 1, mark, space)
         x = np.sin(2 * np.pi * np.cumsum(f) / SR)
+    elif freqs == "ansam":  # V.8 ANSam: 2100 Hz, amplitude-modulated 20 % at 15 Hz
+        x = np.sin(2 * np.pi * 2100 * t) * (1 + 0.2 * np.sin(2 * np.pi * 15 * t)) / 1.2
     else:
         phase = rng.uniform(0, 2 * np.pi, len(freqs))
         x = sum(np.sin(2 * np.pi * f * t + p) for f, p in zip(freqs, phase)) / len(freqs)
@@ -566,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "tests/audio/real")
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/callflow-real-audio"))
-    parser.add_argument("--splits", nargs="+", default=["dev", "holdout", "holdout2"], choices=["dev", "holdout", "holdout2"])
+    parser.add_argument("--splits", nargs="+", default=list(TAP_SOURCES), choices=list(TAP_SOURCES))
     args = parser.parse_args(argv)
     for tool in ("sox", "apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:

@@ -1,7 +1,8 @@
 """`callflow bench audio`: many synthetic RTP streams into one receiver over loopback.
 
-A sender process plays N calls at 50 packets/s each (one UDP socket per call,
-127.0.0.1 only, 20 ms cadence split in four bursts); this process runs the
+Sender processes (one per 250 calls) play N calls at 50 packets/s each (one UDP socket per
+call, 127.0.0.1 only, 20 ms cadence split in four bursts, datagrams built before the
+clock starts, one tight loop); this process runs the
 real RtpReceiver + classifier on one asyncio loop (one core) and measures its
 own CPU time, packet loss, the delay from a packet's arrival (when the
 receiver reads it from the socket) to the end of the analysis tick that used
@@ -90,7 +91,27 @@ def synthetic_payloads(seed: int = 7, seconds: float = 4.0) -> list[bytes]:
     return loops
 
 
-def _sender(target: tuple[str, int], calls: int, seconds: float, conn) -> None:
+#: Calls per sender process: one Python process sends ~50-100k datagrams/s on an idle core;
+#: 250 calls are 12,500/s, so a loaded machine still keeps up, and 1,000 calls use 4 processes.
+CALLS_PER_SENDER = 250
+
+
+def sender_packets(first: int, calls: int, ticks: int) -> list[list[bytes]]:
+    """Every datagram of calls first..first+calls-1, built before the clock starts: per 20 ms tick,
+    a list of (call index within the slice, datagram). Building costs nothing in the run."""
+    loops = synthetic_payloads()
+    out: list[list[bytes]] = []
+    for i in range(first, first + calls):
+        seq0 = (i * 7919) & 0xFFFF
+        loop = loops[i % len(loops)]
+        out.append([build_rtp(loop[k % len(loop)], sequence=seq0 + k, timestamp=(seq0 + k) * 160, ssrc=i + 1) for k in range(ticks)])
+    return out
+
+
+def _sender(target: tuple[str, int], first: int, calls: int, seconds: float, conn) -> None:
+    """One sender process: `calls` streams, one UDP socket each (the receiver tells calls apart
+    by source address), 50 packets/s per call in four bursts per 20 ms, from pre-built datagrams
+    in one tight loop; a late burst is sent at once (catching up), never skipped silently."""
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -102,33 +123,26 @@ def _sender(target: tuple[str, int], calls: int, seconds: float, conn) -> None:
         s.bind(("127.0.0.1", 0))
         s.setblocking(False)
         socks.append(s)
+    ticks = int(seconds * PACKETS_PER_SECOND) + 1
+    packets = sender_packets(first, calls, ticks)
+    sends = [s.sendto for s in socks]
+    bursts = [range(q * calls // 4, (q + 1) * calls // 4) for q in range(4)]
     conn.send([s.getsockname()[1] for s in socks])
     conn.recv()  # go
-    loops = synthetic_payloads()
-    headers = [(i * 7919) & 0xFFFF for i in range(calls)]
-    sent = 0
+    sent = errors = 0
     start = time.monotonic()
-    tick = 0
-    quarter = max(calls // 4, 1)
-    while True:
-        now = time.monotonic()
-        if now - start >= seconds:
-            break
-        part = tick % 4
-        for i in range(part * quarter, calls if part == 3 else (part + 1) * quarter):
-            seq = headers[i] + tick // 4
-            loop = loops[i % len(loops)]
-            packet = build_rtp(loop[(tick // 4) % len(loop)], sequence=seq, timestamp=seq * 160, ssrc=i + 1)
+    for quarter in range(4 * ticks):
+        tick, burst = divmod(quarter, 4)
+        for i in bursts[burst]:
             try:
-                socks[i].sendto(packet, target)
+                sends[i](packets[i][tick], target)
                 sent += 1
-            except BlockingIOError:
-                pass
-        tick += 1
-        delay = start + tick / (4 * PACKETS_PER_SECOND) - time.monotonic()  # four bursts per 20 ms
+            except OSError:  # ENOBUFS / EAGAIN: the kernel dropped it; the receiver counts the gap
+                errors += 1
+        delay = start + (quarter + 1) / (4 * PACKETS_PER_SECOND) - time.monotonic()  # four bursts per 20 ms
         if delay > 0:
             time.sleep(delay)
-    conn.send((sent, time.monotonic() - start))
+    conn.send((sent, time.monotonic() - start, errors))
     for s in socks:
         s.close()
 
@@ -165,11 +179,17 @@ def _rss_kb() -> float:
 async def _run(calls: int, seconds: float, warmup: float) -> BenchResult:
     receiver = RtpReceiver()
     host, port = await receiver.start("127.0.0.1", 0)
-    parent, child = mp.Pipe()
-    proc = mp.get_context("fork").Process(target=_sender, args=((host, port), calls, warmup + seconds, child), daemon=True)
-    proc.start()
     loop = asyncio.get_running_loop()
-    ports = await loop.run_in_executor(None, parent.recv)
+    senders = []  # (process, pipe): several sender processes, so the sender is not the bottleneck
+    for first in range(0, calls, CALLS_PER_SENDER):
+        parent, child = mp.Pipe()
+        n = min(CALLS_PER_SENDER, calls - first)
+        proc = mp.get_context("fork").Process(target=_sender, args=((host, port), first, n, warmup + seconds, child), daemon=True)
+        proc.start()
+        senders.append((proc, parent))
+    ports = []
+    for _proc, parent in senders:
+        ports += await loop.run_in_executor(None, parent.recv)
     rss0 = _rss_kb()
     gaps: list[float] = []
     last_seen: dict[int, float] = {}
@@ -185,7 +205,8 @@ async def _run(calls: int, seconds: float, warmup: float) -> BenchResult:
 
     for i, p in enumerate(ports):
         receiver.register(f"bench-{i}", source=("127.0.0.1", p), on_reading=watch(i) if i < 20 else None, queue_size=4)
-    parent.send("go")
+    for _proc, parent in senders:
+        parent.send("go")
     await asyncio.sleep(warmup)
     rss1 = _rss_kb()
     receiver.lags.clear()
@@ -196,8 +217,12 @@ async def _run(calls: int, seconds: float, warmup: float) -> BenchResult:
     cpu1, wall1 = time.process_time(), time.monotonic()
     accepted1, lost1 = receiver.counters["accepted"], receiver.counters["lost"]
     lags = np.array(receiver.lags) * 1000 if receiver.lags else np.array([float("nan")])
-    sent, sent_seconds = await loop.run_in_executor(None, parent.recv)
-    proc.join(5)
+    sent = sent_seconds = 0.0
+    for proc, parent in senders:
+        n_sent, n_seconds, _errors = await loop.run_in_executor(None, parent.recv)
+        sent += n_sent
+        sent_seconds = max(sent_seconds, n_seconds)
+        proc.join(5)
     await receiver.stop()
     elapsed = wall1 - wall0
     return BenchResult(
@@ -217,3 +242,92 @@ async def _run(calls: int, seconds: float, warmup: float) -> BenchResult:
 
 def run_bench(calls: int, seconds: float = 10.0, warmup: float = 2.0) -> BenchResult:
     return asyncio.run(_run(calls, seconds, warmup))
+
+
+# ---------------------------------------------------------------------------- replay: the receiver's cost, whatever the load
+@dataclass
+class ReplayResult:
+    calls: int
+    seconds: float  # simulated seconds of every call
+    speaking: int  # calls playing speech
+    cpu_seconds: float  # process time of datagram_received + the analysis ticks
+    second_opinion: str
+    silero_windows: int  # call-windows Silero judged
+    load_average: float
+
+    @property
+    def ms_per_call_second(self) -> float:
+        return 1000.0 * self.cpu_seconds / (self.calls * self.seconds)
+
+    @property
+    def calls_per_core(self) -> float:
+        return 1000.0 / self.ms_per_call_second
+
+    def line(self) -> str:
+        return (
+            f"replay calls={self.calls} ({self.speaking} speaking) {self.seconds:.0f} s each, second opinion {self.second_opinion}: "
+            f"{self.ms_per_call_second:.2f} ms CPU per call-second -> {self.calls_per_core:.0f} calls per core "
+            f"(Silero judged {self.silero_windows} windows; load {self.load_average:.1f})"
+        )
+
+
+def clip_payloads(root, speaking: float, calls: int) -> tuple[list[list[bytes]], int]:
+    """Per call, a loop of 160-byte μ-law payloads from the real-recording clips under ROOT:
+    a `speaking` share of the calls play speech clips, the others noise, breathing, taps,
+    silence and tones (what a listened call carries)."""
+    from pathlib import Path
+
+    from callflow.audio.offline import collect
+
+    speech, other = [], []
+    for path, label in collect(Path(root)):
+        data = path.read_bytes() if path.suffix == ".ulaw" else None
+        if data is None or label == "dead_line":
+            continue
+        loop = [data[i : i + 160] for i in range(0, len(data) - 159, 160)]
+        (speech if label == "speech" else other).append(loop)
+    n_speaking = int(round(speaking * calls))
+    loops = [speech[i % len(speech)] for i in range(n_speaking)] + [other[i % len(other)] for i in range(calls - n_speaking)]
+    return loops, n_speaking
+
+
+def replay(calls: int, seconds: float = 10.0, speaking: float = 1 / 3, clips=None, tick: float = 0.025) -> ReplayResult:
+    """The live receiver's CPU cost per call, measured without sockets or a wall clock: N calls'
+    datagrams (pre-built) go through `RtpReceiver.datagram_received` in arrival order, and the
+    receiver's analysis runs every `tick` of a simulated clock, as in `callflow run`. The process
+    time of that work over calls × seconds is the cost of a call-second; it does not depend on
+    whether this machine is busy (the live bench's loss and lag do)."""
+    from callflow.audio.classifier import SECOND_OPINION
+
+    now = [0.0]
+    clock = lambda: now[0]  # noqa: E731
+    receiver = RtpReceiver(clock=clock, tick=tick)
+    if clips is not None:
+        loops, n_speaking = clip_payloads(clips, speaking, calls)
+    else:
+        synthetic = synthetic_payloads()
+        loops, n_speaking = [synthetic[i % len(synthetic)] for i in range(calls)], 0
+    sources = [("127.0.0.1", 20000 + i) for i in range(calls)]
+    for i in range(calls):
+        receiver.register(f"replay-{i}", source=sources[i], clock=clock, answered_at=0.0, queue_size=4)
+    packets_per_call = int(seconds * PACKETS_PER_SECOND)
+    datagrams = [
+        [build_rtp(loops[i][k % len(loops[i])], sequence=k, timestamp=k * 160, ssrc=i + 1) for k in range(packets_per_call)]
+        for i in range(calls)
+    ]
+    windows0 = SECOND_OPINION.windows
+    receive = receiver.datagram_received
+    cpu0 = time.process_time()
+    sent = 0
+    ticks = int(seconds / tick)
+    for t in range(1, ticks + 1):
+        now[0] = t * tick
+        due = min(int(now[0] * PACKETS_PER_SECOND), packets_per_call)
+        for k in range(sent, due):
+            for i in range(calls):
+                receive(datagrams[i][k], sources[i])
+        sent = due
+        receiver.analyse()
+    cpu = time.process_time() - cpu0
+    return ReplayResult(calls, seconds, n_speaking, cpu, SECOND_OPINION.state if SECOND_OPINION.running else "off",
+                        SECOND_OPINION.windows - windows0, os.getloadavg()[0])

@@ -909,6 +909,27 @@ def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due:
 _MIN_BREATH_FRAMES = 200  # 4 s: breathing_score() is 0 on less
 
 
+def speech_scores_now(calls: list[CallAudio]) -> list[float]:
+    """`CallAudio.speech_score()` of many calls at once (the offline evaluation asks every tick)."""
+    out = [0.0] * len(calls)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, call in enumerate(calls):
+        n = min(50, call._filled)
+        if n >= 10:
+            groups.setdefault((id(call._pool), n), []).append(i)
+    for (_pool, n), group in groups.items():
+        pool = calls[group[0]]._pool
+        ss = np.fromiter((calls[i]._slot for i in group), dtype=np.intp, count=len(group))
+        history = pool.history
+        rows = pool.count[ss][:, None] % history + history - n + np.arange(n)
+        windows = pool.hist[ss[:, None], rows]
+        vad_min = np.fromiter((calls[i].config.vad_min_dbfs for i in group), dtype=np.float64, count=len(group))
+        floors = np.maximum(pool.floor[ss] + 6.0, vad_min).astype(np.float32)
+        for i, score in zip(group, speech_scores(windows, floors).tolist()):
+            out[i] = score
+    return out
+
+
 # ---------------------------------------------------------------------------- second opinion on speech
 #: The second opinion judges the last PCM_FRAMES frames (1.04 s; Silero reads the last 1.024 s).
 PCM_FRAMES = 52
@@ -938,8 +959,8 @@ class SecondOpinion:
     Cost decides where it runs (docs/benchmarks.md): on every frame of every call it
     would roughly double the analysis cost, so it runs only when a due reading says
     speech, over the call's last 1.02 s from a fresh state, all such calls in one batch,
-    and its verdict is reused for REUSE seconds (a speaking caller costs one Silero
-    pass per REUSE seconds; a silent, breathing or tapping caller costs nothing).
+    and its verdict is reused for REUSE seconds, REUSE_CONFIRMED when it is sure of a voice (a
+    speaking caller costs one Silero pass per 3 s; a silent, breathing or tapping caller nothing).
 
     Fallback, stated, not silent: with mode "off" (config `media.speech_second_opinion`)
     or when onnxruntime / the silero-vad model is not installed, speech readings are the
@@ -952,7 +973,13 @@ class SecondOpinion:
     VETO_BELOW = 0.25
     #: Score a vetoed reading is capped at: under the classifier's 0.5 speech line.
     CAPPED = 0.45
-    REUSE = 1.0  # seconds: one Silero pass per second of a speaking caller, about the cost of streaming it
+    REUSE = 1.0  # seconds: one Silero pass per second of a doubtful window, about the cost of streaming it
+    #: A voice Silero is sure of (score at least CONFIRMED) is reused for REUSE_CONFIRMED: a caller
+    #: who keeps talking does not become a crowd within seconds, and the reading stays the
+    #: classifier's own (speech or, when its score falls, not). A veto is never kept longer than
+    #: REUSE: a caller who starts speaking over a crowd must be heard within a second.
+    CONFIRMED = 0.8
+    REUSE_CONFIRMED = 3.0
 
     def __init__(self, mode: str = "silero") -> None:
         self.mode = mode
@@ -999,7 +1026,8 @@ class SecondOpinion:
         asked = [i for i, score in speech.items() if score >= 0.5 and pool.count[slots[i]] >= PCM_FRAMES]
         if not asked or pool.pcm is None:
             return
-        fresh = [i for i in asked if not (t[i] - pool.opinion_at[slots[i]] < self.REUSE)]  # NaN: never judged
+        reuse = np.where(pool.opinion[slots] >= self.CONFIRMED, self.REUSE_CONFIRMED, self.REUSE)  # NaN: REUSE
+        fresh = [i for i in asked if not (t[i] - pool.opinion_at[slots[i]] < reuse[i])]  # NaN: never judged
         if fresh:
             ss = slots[np.array(fresh, dtype=np.intp)]
             order = (pool.count[ss][:, None] + np.arange(PCM_FRAMES)) % PCM_FRAMES  # oldest frame first

@@ -39,6 +39,12 @@ def register_bench(subparsers) -> None:
     bench.add_argument("--calls", type=int, default=200)
     bench.add_argument("--seconds", type=float, default=10.0)
     bench.add_argument("--find-max", action="store_true", help="also search the largest N kept in real time")
+    bench.add_argument(
+        "--replay", action="store_true",
+        help="no sockets, no wall clock: the receiver's CPU per call-second, Silero on then off (holds on a busy machine)",
+    )
+    bench.add_argument("--clips", type=Path, help="with --replay: calls play these labelled clips (e.g. tests/audio/real/dev); default synthetic")
+    bench.add_argument("--speaking", type=float, default=1 / 3, help="with --replay --clips: share of calls playing speech")
     bench.set_defaults(func=_bench)
 
 
@@ -127,6 +133,14 @@ def _bench(args: argparse.Namespace) -> int:
     from callflow.audio.classifier import SECOND_OPINION
 
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other work competes for the cores)")
+    if args.replay:
+        from callflow.audio.bench import replay
+        from callflow.audio.classifier import SECOND_OPINION
+
+        for mode in ("silero", "off"):
+            SECOND_OPINION.configure(mode)
+            print(replay(args.calls, args.seconds, args.speaking, args.clips).line())
+        return 0
     SECOND_OPINION.active()  # load the model before the clock starts
     print(f"speech second opinion: {SECOND_OPINION.state} (CALLFLOW_MEDIA_SPEECH_SECOND_OPINION=off to compare)")
     print(f"memory per call (tracemalloc, after 10 s of audio): {memory_per_call_kb():.0f} KB")

@@ -69,6 +69,8 @@ REFRACTORY_BLOCKS = 40  # 100 ms
 ONSET_SPREAD_BLOCKS = 3  # 7.5 ms: the blocks of one attack
 GROUP_GAP = 1.3  # seconds without a tap that close a group
 MAX_GROUP_TAPS = 5  # more in one group is impulsive noise, not a caller's answer
+IMPULSE_SECONDS = 2.0  # time constant of the count of sharp onsets that were not taps
+MAX_IMPULSES = 2.5  # a group heard among this many of them (decayed count) is impulsive noise
 _CONTEXT = BACKGROUND_BLOCKS + 1
 _MEDIAN = BACKGROUND_BLOCKS // 2
 BODY_DROP_DB = 30.0  # a tap's body ends this far under its peak (or near the background)
@@ -158,6 +160,11 @@ class TapBank:
         ("undecided", np.float64, PAD_DB),
         ("group", np.int64, 0),
         ("last_tap", np.float64, np.nan),
+        # Sharp onsets that were not taps (crackles, clacks, claps): a decaying count, when it was
+        # last updated, and the most of it seen while the open group's taps were heard.
+        ("impulses", np.float64, 0.0),
+        ("impulses_at", np.float64, 0.0),
+        ("group_impulses", np.float64, 0.0),
     )
 
     def __init__(self, capacity: int = 0) -> None:
@@ -179,6 +186,14 @@ class TapBank:
         self.undecided[slot] = PAD_DB
         self.group[slot] = 0
         self.last_tap[slot] = np.nan
+        self.impulses[slot] = self.group_impulses[slot] = 0.0
+
+    def _impulse(self, slot: int, at: float, add: float) -> float:
+        """The call's count of non-tap onsets at `at`, decayed over IMPULSE_SECONDS, plus `add`."""
+        value = float(self.impulses[slot]) * math.exp(-max(at - float(self.impulses_at[slot]), 0.0) / IMPULSE_SECONDS) + add
+        self.impulses[slot] = value
+        self.impulses_at[slot] = at
+        return value
 
     def _gather(self, hist, history: int, slots, first_frame, frames: int, real_end):
         """Blocks, tonal flags and crests of `frames` whole frames from `first_frame` on, per call
@@ -249,6 +264,12 @@ class TapBank:
             new_start = np.maximum(scan0[todo], decided_until[todo])
             rows, cols = np.nonzero(candidate)
             if rows.size:
+                # Every sharp onset (candidates closer than REFRACTORY are one), tap or not.
+                onsets: dict[int, list[int]] = {}
+                for r, c in zip(rows.tolist(), (cols + BACKGROUND_BLOCKS).tolist()):
+                    mine = onsets.setdefault(r, [])
+                    if not mine or c - mine[-1] >= REFRACTORY_BLOCKS:
+                        mine.append(c)
                 bed = self._bed(hist, history, slots[todo], first_frame, real_end[todo])
                 rows, cols, is_tap = _check(blocks, tonal_flags, crest, rows, cols + BACKGROUND_BLOCKS, bed)
                 # In order, per call: onsets closer than REFRACTORY are one tap (a thump and its ring).
@@ -256,6 +277,7 @@ class TapBank:
                 # samples, so any candidate within ONSET_SPREAD_BLOCKS of the onset may prove it.
                 refractory: dict[int, int] = {}
                 onset: dict[int, tuple[int, bool]] = {}
+                taps_at: dict[int, list[int]] = {}
                 for r, c, tap in zip(rows.tolist(), cols.tolist(), is_tap.tolist()):
                     if c < refractory.get(r, 0):
                         first, counted = onset[r]
@@ -270,6 +292,17 @@ class TapBank:
                     slot = slots[todo[r]]
                     self.group[slot] += 1
                     self.last_tap[slot] = end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS
+                    taps_at.setdefault(r, []).append(c)
+                # The onsets that were not taps feed the call's impulse count; a tap notes it.
+                for r, mine in onsets.items():
+                    slot = int(slots[todo[r]])
+                    tapped = taps_at.get(r, [])
+                    for c in mine:
+                        at = float(end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS)
+                        is_one = any(abs(c - t) < REFRACTORY_BLOCKS for t in tapped)
+                        value = self._impulse(slot, at, 0.0 if is_one else 1.0)
+                        if is_one:
+                            self.group_impulses[slot] = max(float(self.group_impulses[slot]), value)
                 for r, after in refractory.items():
                     new_start[r] = max(base[r] + after, decided_until[todo[r]])
             start[todo] = new_start
@@ -308,7 +341,10 @@ class TapBank:
         group, last = int(self.group[slot]), float(self.last_tap[slot])
         if group and not math.isnan(last) and now - last >= GROUP_GAP:
             self.group[slot] = 0
-            if group > MAX_GROUP_TAPS:
+            # The impulses heard up to the group's end too (onsets after its last tap).
+            noisy = max(float(self.group_impulses[slot]), self._impulse(slot, now, 0.0))
+            self.group_impulses[slot] = 0.0
+            if group > MAX_GROUP_TAPS or noisy >= MAX_IMPULSES:
                 self.last_tap[slot] = np.nan
                 return 0
             return group
@@ -317,4 +353,5 @@ class TapBank:
     def answering(self, slot: int, now: float, hold: float) -> bool:
         """A tap was heard within `hold` seconds and its group still looks like an answer."""
         last = float(self.last_tap[slot])
-        return not math.isnan(last) and now - last <= hold and int(self.group[slot]) <= MAX_GROUP_TAPS
+        return (not math.isnan(last) and now - last <= hold and int(self.group[slot]) <= MAX_GROUP_TAPS
+                and self._impulse(slot, max(now, float(self.impulses_at[slot])), 0.0) < MAX_IMPULSES)

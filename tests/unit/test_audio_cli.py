@@ -83,3 +83,23 @@ def test_roc_auc_basics():
     assert roc_auc([0.1, 0.9], [True, False]) == 0.0
     assert roc_auc([0.5, 0.5], [True, False]) == 0.5
     assert np.isnan(Evaluation().speech_auc())
+
+
+def test_bench_replay_measures_the_receiver_with_silero_on_and_off(tmp_path, capsys):
+    """`callflow bench audio --replay`: every datagram through the receiver on a simulated clock;
+    the calls playing speech get Silero's windows only while it is on."""
+    from callflow.audio.classifier import SECOND_OPINION
+
+    for label, x in (("speech", synth.talk(3, 6.0, -18.0)), ("background_noise", synth.noise(4, 6.0, "pink", -35.0))):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / f"{label}.ulaw").write_bytes(ulaw_encode(synth.to_pcm(x)))
+    before = SECOND_OPINION.mode
+    try:
+        args = parser().parse_args(["bench", "audio", "--replay", "--calls", "4", "--seconds", "3", "--clips", str(tmp_path), "--speaking", "0.5"])
+        assert args.func(args) == 0
+    finally:
+        SECOND_OPINION.configure(before)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("replay")]
+    assert len(lines) == 2
+    assert "(2 speaking)" in lines[0] and "second opinion silero" in lines[0] and "second opinion off" in lines[1]
+    assert "Silero judged 0 windows" not in lines[0] and "Silero judged 0 windows" in lines[1]

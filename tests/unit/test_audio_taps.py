@@ -80,3 +80,43 @@ def test_a_tap_just_before_the_stream_stops_still_counts():
         clock.now += 0.1
         call.process()
     assert [t.count for t in got] == [2]
+
+
+def _bursts(seed: int, seconds: float, at: list[float], level_dbfs: float, length: float = 0.3) -> np.ndarray:
+    """Sharp-onset noise bursts that do not decay like a tap (a clack, a crackle, a clap's
+    reverberant tail): each one is a preselected onset the detector refuses."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(int(seconds * 8000))
+    n = int(length * 8000)
+    for t in at:
+        start = int(t * 8000)
+        x[start : start + n] += rng.standard_normal(n) * 10 ** (level_dbfs / 20) * np.sqrt(2)
+    return x
+
+
+def test_a_tap_group_among_impulsive_noise_is_not_an_answer():
+    """Two taps heard among sharp onsets that were not taps (a crowd's claps, a fire, a train's
+    clacks): impulsive noise, not « non » (taps.MAX_IMPULSES); the same taps on a quiet line count."""
+    taps = synth.taps(60, 2, peak_dbfs=-6.0, start=2.0, spacing=(0.5, 0.51))
+    quiet, _ = counts(taps + synth.hiss(60, 6.0))
+    assert quiet == [2]
+    # Clacks every 300 ms before the taps and after them (a train on its rails), 26 dB under the taps.
+    noisy = taps + synth.hiss(60, 6.0) + _bursts(61, 6.0, [0.8, 1.1, 1.4, 1.7, 3.0, 3.3], -32.0, length=0.12)
+    got, _ = counts(noisy)
+    assert got == []
+
+
+def test_batched_offline_runs_equal_single_runs():
+    """`evaluate` runs a split's clips as calls analysed together: each gets what it gets alone."""
+    from callflow.audio.offline import run_offline_many
+
+    clips = [synth.to_pcm(synth.taps(70 + k, 1 + k % 3) + synth.hiss(70 + k, 6.0)) for k in range(3)]
+    clips.append(synth.to_pcm(synth.talk(75, 4.0, -20.0)))
+    clips.append(synth.to_pcm(synth.noise(76, 7.0, "pink", -35.0)))
+    together = run_offline_many(clips)
+    for pcm, batched in zip(clips, together):
+        alone = run_offline(pcm)
+        assert [(r.state, r.at, r.confidence) for r in batched.readings] == [(r.state, r.at, r.confidence) for r in alone.readings]
+        assert [(t.count, t.at) for t in batched.taps] == [(t.count, t.at) for t in alone.taps]
+        assert batched.timeline == alone.timeline
+        assert abs(batched.speech_score - alone.speech_score) < 1e-6
