@@ -18,6 +18,7 @@ SIGTERM drains: no new calls, callers in the IVR go to people, conversations sta
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import uuid
@@ -34,7 +35,7 @@ from callflow.audio.classifier import SECOND_OPINION
 from callflow.config import Config
 from callflow.core.call import IN_IVR, REGISTRY, Call, CallState
 from callflow.core.channel import Caller, CallContext, CallerHungUp
-from callflow.core.guard import LineGuard
+from callflow.core.guard import Guard, LineGuard
 from callflow.telephony.ari.actions import AriLineActions
 from callflow.telephony.ari.channel import _CAUSES, AriChannel
 from callflow.telephony.ari.client import AriClient, AriError, AriNotFound
@@ -112,6 +113,10 @@ class CallSession:
 
 
 class Controller:
+    #: seconds a caller found in the app with no state of ours waits for its own StasisStart before it is
+    #: taken back as left by a previous controller (reconcile, `_unseen_new_call`)
+    UNSEEN_GRACE = 3.0
+
     def __init__(self, config: Config, flow: Flow, *, resume: Resume | None = None,
                  close_interrupted: CloseInterrupted | None = None, close_left: CloseLeft | None = None,
                  registry=REGISTRY):
@@ -153,6 +158,8 @@ class Controller:
         self._adopted_locks: dict[str, asyncio.Lock] = {}
         self._elsewhere: dict[str, int] = {}  # adopted bridge → re-looks so far at a caller out of it, not gone
         self._looking_later: set[str] = set()  # adopted bridges with such a re-look pending
+        # channels Asterisk reported destroyed (ChannelDestroyed), the latest few hundred: proof a caller is gone
+        self._destroyed: collections.deque[str] = collections.deque(maxlen=512)
         self._runner: web.AppRunner | None = None
         self.web_app = web.Application()
         self.web_app.router.add_get("/health", self._health)
@@ -241,7 +248,10 @@ class Controller:
             self._recheck_adopted(event.bridge_id)
         elif event.type == "ChannelDestroyed" and event.channel_id and self._adopted_bridges:
             # a caller leaves its bridge a moment before its channel is gone: the leave alone could not
-            # yet say "gone" (GET channels/{id} still answered), the channel's end does
+            # yet say "gone" (GET channels/{id} still answered), the channel's end does. Asterisk's own
+            # ChannelDestroyed is the proof: GET channels/{id} may still answer for a moment after it
+            # (handler_error × emergency_bridged left the agent and the operator once that way)
+            self._destroyed.append(event.channel_id)
             for bridge_id, call_id in list(self._adopted_bridges.items()):
                 call = self.registry.get(call_id) if call_id else None
                 if call is not None and call.channel_id == event.channel_id:
@@ -320,6 +330,8 @@ class Controller:
                     if cid in alone_in:  # nobody else in its bridge any more: out of it, then to people
                         await self.line.take_out(alone_in[cid], cid, call_id=None, members=[cid])
                         await self.line.destroy_bridge(alone_in.pop(cid), call_id=None, members=[])
+                    elif await self._unseen_new_call(cid, chan):
+                        continue  # its StasisStart may be waiting on this very connection: looked at again later
                     await self._take_back(cid, chan)
             except AriError as exc:
                 log.warning("reconcile: channel already gone", extra={"channel": cid, "error": str(exc)})
@@ -364,6 +376,36 @@ class Controller:
         self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
         log.info("emergency line dialled again into the conversation after restart",
                  extra={"call": call.call_id, "bridge": bridge_id})
+
+    async def _unseen_new_call(self, channel_id: str, chan: dict) -> bool:
+        """A caller in the app that no controller ever wrote a state for may be a new call whose StasisStart
+        is still unread on the connection this reconcile runs for (the app was registered again before
+        reconcile listed the channels): taking it back now would skip its IVR, or hand it to the agents under
+        a flow about to start. It is looked at again after `UNSEEN_GRACE` seconds, once that event had its
+        turn; still nobody's then, it is taken back like any caller left by a previous controller."""
+        route = ((chan.get("dialplan") or {}).get("app_data", "").split(",") + [""])[1]
+        if route != "inbound" or self._call_by_channel(channel_id) is not None:
+            return False
+        if await self._call_from_channel_vars(channel_id) is not None:
+            return False
+        asyncio.get_running_loop().create_task(self._take_back_if_still_unseen(channel_id),
+                                               name=f"unseen:{channel_id}")
+        return True
+
+    async def _take_back_if_still_unseen(self, channel_id: str) -> None:
+        await asyncio.sleep(self.UNSEEN_GRACE)
+        if self.router.owns(channel_id) or any(s.channel.id == channel_id for s in self.calls.values()):
+            return  # its StasisStart came: a new call, running its flow
+        try:
+            chan = await self.client.get(f"channels/{channel_id}")
+        except AriError:
+            return  # gone (or ARI down: the next reconcile looks again)
+        dialplan = chan.get("dialplan") or {}
+        if dialplan.get("app_name") != "Stasis" or dialplan.get("app_data", "").split(",")[0] != self.config.ari.app:
+            return
+        if self.router.owns(channel_id):
+            return
+        await self._take_back(channel_id, chan)
 
     async def _take_back(self, channel_id: str, chan: dict) -> None:
         """A caller a previous controller was handling: rebuild its call and hand it to people."""
@@ -603,7 +645,10 @@ class Controller:
         await self.line.destroy_bridge(bridge_id, call_id=None, members=[])
 
     async def _channel_gone(self, channel_id: str) -> bool:
-        """Issue 11 H: gone only when Asterisk says 404; any other error propagates (not gone)."""
+        """Issue 11 H: gone only when Asterisk says so — its ChannelDestroyed event, or a 404; any other
+        error propagates (not gone)."""
+        if channel_id in self._destroyed:
+            return True
         try:
             await self.client.get(f"channels/{channel_id}")
         except AriNotFound:
@@ -663,9 +708,13 @@ class Controller:
                     if call is not None and not call.ended:
                         call.set_media(path)
 
+                def guard() -> Guard:  # the call's one state as it is now: decides each move to the listen context
+                    call = self.registry.get(key) or Call(call_id=key, channel_id=chan.id)
+                    return Guard(call, _logged_note(key), chan.now)
+
                 return AudioSocketMedia(self.client, chan, self.audiosocket, self.receiver, self.prompts,
                                         on_taps=chan.push_input, on_reading=on_reading, answered_at=chan.answered_at,
-                                        context=self.config.media.listen_context, on_path=on_path)
+                                        context=self.config.media.listen_context, on_path=on_path, guard=guard)
             return MediaFork(self.client, chan.id, self.receiver, claim=claim, on_taps=chan.push_input,
                              on_reading=on_reading,
                              answered_at=chan.answered_at)
@@ -808,6 +857,13 @@ class Controller:
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _logged_note(call_id: str):
+    """The guard's notes where no recorder is at hand (the controller): the log."""
+    async def note(kind: str, detail: str) -> None:
+        log.warning("guard: %s", kind, extra={"call": call_id, "detail": detail})
+    return note
 
 
 def _is_media(channel_id: str) -> bool:

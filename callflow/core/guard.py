@@ -4,7 +4,8 @@ Seed 000: « Ne pas raccrocher prématurément (le client a un besoin réel) »;
 cas F: « Ne JAMAIS raccrocher tant que les secours ne sont pas arrivés ».
 
 Every hang-up of a caller, every bridge deletion, every removal of a caller from
-a bridge, every move of a caller's channel (continue into the dialplan) and every
+a bridge, every move of a caller's channel (continue into the dialplan, including
+the AudioSocket path's listen context: `Guard.listen_out_of_stasis`) and every
 hang-up of a leg that keeps a caller company goes through `Guard` (channels the
 flows and the desk hold) or `LineGuard` (bare channel ids the controller sees
 after a restart). tests/unit/test_guard_scan.py checks the whole package for
@@ -81,6 +82,27 @@ def move_refusal(call: Call | None, *, in_conversation: bool) -> str | None:
     """Why moving the caller (continue into the dialplan) would break a rule."""
     if call is not None and call.emergency and in_conversation:
         return "emergency: the caller stays in the conversation with the emergency line"
+    return None
+
+
+def listen_refusal(call: Call | None) -> str | None:
+    """Why sending the caller out of our app to be listened to (media.path "audiosocket": `continue` into
+    the listen context, which comes back to Stasis(callflow,back)) would break a rule. Out of Stasis, ARI
+    can neither bridge the caller nor take them to a person until they come back: never during an
+    emergency, never while a person or a line is with the caller or ringing for them, never once the
+    call is over."""
+    if call is None:
+        return None
+    if call.emergency:
+        return "emergency: the caller stays where the emergency line and the people can reach them"
+    if call.ended:
+        return "the call is over"
+    if call.bridge_id is not None:
+        return f"in the bridge {call.bridge_id}: leaving Stasis would take the caller out of the conversation"
+    if in_person_hands(call.state) or call.state is CallState.WAITING_AGENT:
+        return f"{call.state.value}: a person is with the caller or being rung for them"
+    if call.legs:
+        return f"a leg ({', '.join(sorted(call.legs))}) is with the caller or ringing for them"
     return None
 
 
@@ -162,6 +184,17 @@ class Guard:
             return False
         await self._note("moved", f"{context},{extension},{priority}: {reason}")
         await caller.continue_in_dialplan(context, extension, priority)
+        return True
+
+    async def listen_out_of_stasis(self, caller: Channel, context: str, *, reason: str = "listening") -> bool:
+        """The AudioSocket path's one move: the caller out of Stasis into the listen context, which runs
+        AudioSocket() to us and comes back to Stasis(callflow,back) (its fail-safe: the agents). Refused
+        (and noted) wherever leaving Stasis is unsafe (`listen_refusal`); True when the caller was moved."""
+        why_not = listen_refusal(self.call)
+        if why_not is not None:
+            await self._note("listen_refused", f"{context}: {reason}: {why_not}")
+            return False
+        await caller.continue_to_listen(context)
         return True
 
     async def destroy_bridge(self, bridges: Bridges, bridge_id: str, reason: str, *, caller_up: bool) -> bool:

@@ -43,7 +43,13 @@ from callflow.audio.classifier import CallAudio
 from callflow.audio.g711 import ulaw_decode, ulaw_encode
 from callflow.audio.receiver import RtpReceiver
 from callflow.core.channel import AudioReading, DigitInput, TapInput
+from callflow.core.guard import Guard
 from callflow.telephony.ari.client import AriClient, AriError
+
+
+class ListenRefused(RuntimeError):
+    """The guard kept the caller in Stasis (an emergency, a conversation…): no AudioSocket listening now."""
+
 
 if TYPE_CHECKING:
     from callflow.telephony.ari.channel import AriChannel
@@ -371,8 +377,10 @@ class AudioSocketMedia:
     def __init__(self, client: AriClient, channel: "AriChannel", server: AudioSocketServer, receiver: RtpReceiver,
                  prompts: Prompts, *, on_taps: Callable[[TapInput], None],
                  on_reading: Callable[[AudioReading], None] | None = None, answered_at: float,
-                 context: str = "callflow-listen", on_path: Callable[[str], None] | None = None) -> None:
+                 context: str = "callflow-listen", on_path: Callable[[str], None] | None = None,
+                 guard: Callable[[], Guard]) -> None:
         self.client = client
+        self._guard = guard  # the call's guard (core/guard.py), built on its current state at each start
         self.channel = channel
         self.server = server
         self.receiver = receiver
@@ -413,12 +421,15 @@ class AudioSocketMedia:
                 # one variable holds both of AudioSocket()'s arguments: "uuid,host:port"
                 await self.client.post(f"channels/{self.channel.id}/variable", variable="CALLFLOW_AUDIOSOCKET",
                                        value=f"{call_uuid},{self.server.service}")
-                # not a move away from us: [callflow-listen] comes back to Stasis(callflow,back), and if
-                # we are gone by then the dialplan's fail-safe sends the caller to the agents
-                await self.client.post(f"channels/{self.channel.id}/continue", context=self.context,
-                                       extension="s", priority=1)
-                self.channel.left_stasis()
+                # not a move away from us ([callflow-listen] comes back to Stasis(callflow,back), and if
+                # we are gone by then the dialplan's fail-safe sends the caller to the agents), but still
+                # the guard's to decide: never during an emergency, a conversation, a ringing leg
+                if not await self._guard().listen_out_of_stasis(self.channel, self.context):
+                    raise ListenRefused(f"the caller stays in Stasis (call state: {self._guard().call.state.value})")
                 conn = await asyncio.wait_for(asyncio.shield(waiting), CONNECT_TIMEOUT)
+            except ListenRefused:
+                self.server.forget(call_uuid)
+                raise
             except (AriError, asyncio.TimeoutError) as exc:
                 self.server.forget(call_uuid)
                 if not self.channel.in_stasis:

@@ -114,12 +114,14 @@ async def desk_phones(pbx) -> AsyncIterator:
 
 
 async def emergency_line(*, reject_with: int | None = None, talk_audio: str | None = None,
-                         ring_seconds: float = 0.5) -> SippRun:
-    """The SIPp UAS standing in for 15/17/18/112 (one call, then it exits)."""
+                         ring_seconds: float = 0.5, calls: int = 1) -> SippRun:
+    """The SIPp UAS standing in for 15/17/18/112 (`calls` calls, then it exits). A line started while an
+    attempt is already ringing on its port may get that attempt's CANCEL as its first call (SIPp aborts
+    it): with calls > 1 it still answers the next attempt, as a real line would."""
     _, media_port = next_ports()
     xml = answering_phone_xml(ring_seconds=ring_seconds, reject_with=reject_with, talk_audio=talk_audio)
     return await start_sipp(xml, name=f"emergency-{reject_with or 'answer'}", sip_port=EMERGENCY_PORT,
-                            media_port=media_port, uas=True)
+                            media_port=media_port, uas=True, calls=calls)
 
 
 # -- an in-process controller whose flow hands calls to the desk --------------------------------

@@ -14,9 +14,25 @@ import pytest
 from callflow.pbx.sipp import Caller, start_sipp
 
 from caller_audio import keypad_caller, prompt_seconds
+from callflow.agents.emergency import announcement
 from phones import emergency_line
 
 NUMBER = "0612345678"
+#: The sobbing caller answers cas F's question with 1. When the question comes depends on what the line
+#: sounded like (this session's call records: distress heard in the greeting's listening, the question at
+#: 7.6 s; or after the audio check began, at 16.8 s; a « tap » first puts « m'entendez-vous » before it), and
+#: each asking waits ~15 s (prompt + timers.question_timeout) and is asked twice. A caller pressing once at a
+#: fixed time hit one of these windows only by luck (the old key time only ever landed in the second asking's
+#: last 5 s: a loaded machine missed it, « attempt 1 » never came). So they press 1 every 10 s from 2 s after
+#: the earliest question: one press falls in whichever window comes. A 1 elsewhere derails nothing: distress
+#: comes before keys in every listening (flows/session.py), and after the answer it is not read any more.
+EMERGENCY_KEY_AT = prompt_seconds("greeting") + 3 + prompt_seconds("q_emergency") + 2
+
+
+def emergency_caller(files, *, stay: float) -> Caller:
+    """The sobbing caller: 1 at EMERGENCY_KEY_AT, +10 s, +20 s, then on the line `stay` more seconds."""
+    return (Caller().audio(files["sobbing"]).pause(EMERGENCY_KEY_AT).press("1").pause(10).press("1").pause(10)
+            .press("1").pause(stay))
 AGI = "agi"  # the trunk's number that enters through FastAGI
 SEED_EXAMPLE = ["m_entendez_vous=oui", "probleme_technique=non", "difficulte_a_parler=oui", "preference=sms",
                 "confirmation_sms=oui"]
@@ -105,11 +121,16 @@ async def test_controller_killed_mid_fastagi_call_the_caller_reaches_an_agent(co
 
 async def test_distress_through_fastagi_places_the_emergency_line_and_never_hangs_up(controller, files, asterisk_log):
     operator = await emergency_line(talk_audio=str(files["tone"]))
-    asked = prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint")
-    caller = Caller().audio(files["sobbing"]).pause(asked + prompt_seconds("q_emergency") + 2).press("1").pause(30)
+    caller = emergency_caller(files, stay=10)  # leaves ~45 s in: during the operator's briefing, whichever path
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-distress", service=AGI, timeout_s=120)
     assert await run.wait(110) == 0, run.errors()  # no BYE from us, for the whole call
-    assert await operator.wait(20) == 0, operator.errors()  # the line answered, was briefed, then got the BYE
+    # The caller leaves ~45 s in, during the operator's briefing (31 s, from ~9.5 s after the answered key:
+    # [24, 55] s or [34, 65] s by the path): the operator hears it to its end (the number and the address are
+    # for them), then that the caller left, then our BYE. So the bound is the briefing's own length, not a fixed 20 s (a
+    # loaded PBX stretched its playback by half in the final run: the BYE came 26 s after the caller left).
+    briefing = sum(prompt_seconds(p) for p in announcement(NUMBER, address_known=False, answers={"urgence_medicale": "oui"},
+                                                           situation="", by_agent=False))
+    assert await operator.wait(briefing + prompt_seconds("emergency_caller_left") + 20) == 0, operator.errors()
     call = await controller.wait_for_event("call in", via="fastagi")
     record = await controller.record(call["call"])
     assert record["call_type"] == "urgence", record["actions"]
@@ -121,6 +142,10 @@ async def test_distress_through_fastagi_places_the_emergency_line_and_never_hang
     assert "PJSIP/emergency-test-" in intro  # the briefing is played to the emergency line, before the bridge
     for digit in "0612345678":
         assert f"Playing 'callflow/fr/em_digit_{digit}" in asterisk_log.text()
+    # the caller left before the bridge (the dialplan logs it): the operator is told so, not just hung up on
+    if "left before the operator" in asterisk_log.text():
+        told = await asterisk_log.wait_for("Playing 'callflow/fr/emergency_caller_left", timeout=5)
+        assert "PJSIP/emergency-test-" in told
 
 
 def bridges_joined(log_text: str) -> dict[str, set[str]]:
@@ -143,8 +168,7 @@ async def test_emergency_through_fastagi_unanswered_a_person_takes_the_caller_an
     controller_process.start()  # waits up to a minute for /health (conftest)
     busy = await emergency_line(reject_with=486)  # the first attempt is busy, then nobody answers on 5090
     agent = await phones("2001")
-    asked = prompt_seconds("greeting") + 3 + prompt_seconds("audio_check") + prompt_seconds("language_hint")
-    caller = Caller().audio(files["sobbing"]).pause(asked + prompt_seconds("q_emergency") + 2).press("1").pause(110)
+    caller = emergency_caller(files, stay=90)
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-unanswered", service=AGI, timeout_s=200)
     await asterisk_log.wait_for("callflow emergency line attempt 1 ", timeout=60)
     assert await busy.wait(15) == 0, busy.errors()
@@ -153,7 +177,9 @@ async def test_emergency_through_fastagi_unanswered_a_person_takes_the_caller_an
     with_agent = await _wait_until(lambda: any({"PJSIP/trunk", "PJSIP/2001"} <= chans
                                                for chans in bridges_joined(asterisk_log.text()).values()), 40)
     assert with_agent, "no agent took the emergency caller after 30 s"
-    operator = await emergency_line(talk_audio=str(files["tone"]))  # the line answers at last
+    # the line answers at last; it starts while an attempt rings on its port, whose CANCEL may come first
+    # (SIPp then aborts that call: the final3 run's failure), so it takes up to three calls like a real line
+    operator = await emergency_line(talk_audio=str(files["tone"]), calls=3)
     assert await _wait_until(lambda: any({"PJSIP/trunk", "PJSIP/2001", "PJSIP/emergency-test"} <= chans
                                          for chans in bridges_joined(asterisk_log.text()).values()), 60), \
         "the operator did not join the caller and the agent"

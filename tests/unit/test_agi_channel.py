@@ -364,3 +364,41 @@ async def test_listen_on_voice_without_ari_leaves_listening_to_the_flow(server):
     await ast.answer_status()
     await ast.expect("NOOP after", "200 result=0")  # no TALK_DETECT was set, the call went on
     assert (await asyncio.wait_for(outcome.get(), 2)).code == 200
+
+
+# -- keys AGI throws away between two commands (res_agi reads and drops frames while idle) -----------------
+
+async def test_a_key_lost_between_two_commands_still_comes_through_ari_and_each_key_counts_once(server):
+    """The FastAGI emergency tests' lost « 1 »: pressed as a prompt ended, before the next WAIT FOR DIGIT,
+    res_agi read and dropped it; our ARI app, which watches the channel, got its ChannelDtmfReceived."""
+    got: list[str] = []
+
+    async def flow(channel):
+        await channel.play("q_emergency")  # ends; the caller presses 1 before our next command
+        channel.on_ari_digit("1")  # only ARI saw it
+        got.append((await channel.next_input(1.0)).digit)
+        # a key both saw, AGI first: counted once
+        got.append((await channel.next_input(1.0)).digit)
+        channel.on_ari_digit("2")
+        # a key both saw, ARI first: counted once
+        channel.on_ari_digit("3")
+        got.append((await channel.next_input(1.0)).digit)
+        return await channel.next_input(0.5)
+
+    outcome = run_flow(server, flow)
+    ast = await FakeAsterisk.connect(server)
+    await ast.answer_status()
+    await ast.expect('STREAM FILE callflow/fr/q_emergency "0123456789*#"', "200 result=0 endpos=8000")
+    await ast.expect("WAIT FOR DIGIT 250", "200 result=50")  # « 2 », read by AGI (ARI reports it after)
+    await ast.expect("WAIT FOR DIGIT 250", "200 result=51")  # « 3 », which ARI reported first
+    while outcome.empty():  # then nothing more is pressed
+        try:
+            line = (await asyncio.wait_for(ast.reader.readline(), 0.5)).decode()
+        except asyncio.TimeoutError:
+            continue
+        if not line:
+            break  # the flow ended: the controller closed the connection
+        assert line.startswith("WAIT FOR DIGIT"), line
+        await ast.reply("200 result=0")
+    rest = await asyncio.wait_for(outcome.get(), 3)
+    assert got == ["1", "2", "3"] and rest is None, (got, rest)

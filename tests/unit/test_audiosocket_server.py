@@ -18,7 +18,9 @@ import pytest
 
 from callflow.audio.g711 import ulaw_decode, ulaw_encode
 from callflow.audio.receiver import RtpReceiver
+from callflow.core.call import Call, CallState
 from callflow.core.channel import AudioState, Caller, CallerHungUp, DigitInput
+from callflow.core.guard import Guard
 from callflow.telephony.ari.channel import AriChannel
 from callflow.telephony.ari.client import AriNotFound
 from callflow.telephony.ari.events import AriEvent
@@ -159,10 +161,16 @@ async def rig(tmp_path):
     await server.start()
     ari = FakeAsterisk()
     paths: list[str] = []
+    call = ari.call = Call(call_id=CHANNEL, channel_id=CHANNEL)  # the call's one state, read by the guard
+    ari.notes = []
+
+    async def _notes(kind: str, detail: str) -> None:
+        ari.notes.append((kind, detail))
 
     def media(chan: AriChannel) -> AudioSocketMedia:
         return AudioSocketMedia(ari, chan, server, receiver, Prompts([tmp_path]), on_taps=chan.push_input,
-                                on_reading=chan.on_reading, answered_at=chan.answered_at, on_path=paths.append)
+                                on_reading=chan.on_reading, answered_at=chan.answered_at, on_path=paths.append,
+                                guard=lambda: Guard(call, _notes, chan.now))
 
     channel = AriChannel(ari, CHANNEL, Caller(number="0611223344"), claim=lambda _id: None, media_factory=media,
                          answered=True)
@@ -302,3 +310,25 @@ async def test_an_unknown_uuid_is_refused_and_a_connect_that_never_comes_fails_c
     with pytest.raises(RuntimeError, match="AudioSocket"):
         await channel.start_listening()
     assert not channel.media.active
+
+
+@pytest.mark.parametrize("state", ["emergency", "bridged", "leg_ringing", "with_agent"])
+async def test_the_guard_keeps_the_caller_in_stasis_where_leaving_it_is_unsafe(rig, state):
+    """Issue 11's last gap: the listen context's `continue` goes through the guard, which refuses it during an
+    emergency, in a conversation, with a leg ringing for the caller (out of Stasis none of them can reach them)."""
+    ari, channel, server, paths = rig
+    call = ari.call
+    if state == "emergency":
+        call.latch_emergency("cas F")
+    elif state == "bridged":
+        call.set_bridge("callflow-x")
+    elif state == "leg_ringing":
+        call.set_leg("agent", "leg-1")
+    else:
+        call.move(CallState.WAITING_AGENT, "queue")
+        call.move(CallState.WITH_AGENT, "answered")
+    with pytest.raises(asock.ListenRefused):
+        await channel.start_listening()
+    assert not [r for r in ari.requests if r[1].endswith("/continue")], ari.requests
+    assert channel.in_stasis and not channel.media.active and paths == []
+    assert [kind for kind, _ in ari.notes] == ["listen_refused"], ari.notes

@@ -15,7 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from callflow.core.call import TRANSITIONS, BadTransition, Call, CallRegistry, CallState
 from callflow.core.channel import DigitInput
-from callflow.core.guard import By, DeadLineRule, Guard, bridge_refusal, leg_refusal, move_refusal
+from callflow.core.guard import By, DeadLineRule, Guard, bridge_refusal, leg_refusal, listen_refusal, move_refusal
 
 RULE = DeadLineRule(total_wait=30.0, final_countdown=10.0)
 
@@ -159,6 +159,14 @@ class CallMachine(RuleBasedStateMachine):
             assert refused is not None
 
     @rule()
+    def the_audiosocket_path_tries_to_take_the_caller_out_of_stasis(self) -> None:
+        refused = listen_refusal(self.call)
+        if self.ever_emergency or self.call.bridge_id or self.call.legs:
+            assert refused is not None, "out of Stasis during an emergency, a conversation or a ringing leg"
+        if self.call.state in (CallState.WAITING_AGENT, CallState.WITH_AGENT, CallState.ESCALATING, CallState.ENDED):
+            assert refused is not None, f"out of Stasis while {self.call.state.value}"
+
+    @rule()
     def something_tries_to_delete_the_bridge(self) -> None:
         had_line = "leg-e" in self.bridges.members.get("b-1", set())
         done = self.run(self.guard.destroy_bridge(self.bridges, "b-1", "test", caller_up=self.line.up))
@@ -201,3 +209,19 @@ class CallMachine(RuleBasedStateMachine):
 
 CallMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
 TestCallMachine = CallMachine.TestCase
+
+
+def test_listening_out_of_stasis_is_allowed_only_while_the_ivr_has_the_caller_alone():
+    """Guard.listen_out_of_stasis's rule (docs/safety.md rule 23) on each state, one by one."""
+    call = Call(call_id="c", channel_id="c")
+    assert listen_refusal(call) is None and listen_refusal(None) is None
+    call.move(CallState.LISTENING, "listen")
+    assert listen_refusal(call) is None
+    call.set_leg("agent", "leg-1")
+    assert "leg" in listen_refusal(call)
+    call.set_leg("agent", None)
+    call.set_bridge("callflow-c")
+    assert "bridge" in listen_refusal(call)
+    call.set_bridge(None)
+    call.latch_emergency("cas F")
+    assert "emergency" in listen_refusal(call)

@@ -311,3 +311,51 @@ async def test_restart_a_caller_in_the_listen_context_is_left_there_then_taken_b
     await asyncio.sleep(0.05)
     (call,) = resumed
     assert call.call_id == "call-as" and call.urgent and "redémarrage" in call.summary and call.media == ""
+
+
+# -- a reconnect while a call arrives: its StasisStart still unread when reconcile lists the channels ----
+async def test_a_new_call_whose_stasisstart_is_unread_at_reconcile_runs_its_flow_not_taken_back():
+    """test_media's « 409 Channel not in Stasis application »: the ARI link came back as a call entered the
+    app; reconcile saw the caller (no state anywhere yet) and sent it to the agents, then the StasisStart
+    queued on the new connection started the flow on a channel already gone from the app."""
+    ari = ScriptedAri(channels=[stasis("c-new", "inbound")])
+    flows: list[str] = []
+
+    async def flow(ctx):
+        flows.append(ctx.call_id)
+        await asyncio.sleep(3600)
+
+    resumed: list[Call] = []
+
+    async def resume(ctx, call):
+        resumed.append(call)
+
+    c = controller(ari, flow=flow, resume=resume)
+    c.UNSEEN_GRACE = 0.2
+    await c.reconcile()
+    # the event the new connection held, read right after reconcile (client.run_events' order)
+    await c.dispatch(AriEvent.from_dict({"type": "StasisStart", "args": ["inbound"], "channel": stasis("c-new", "inbound")}))
+    await asyncio.sleep(0.5)
+    try:
+        assert flows == ["c-new"]
+        assert not resumed and not ari.did("POST", "channels/c-new/continue")
+        assert not (REGISTRY.get("c-new") and REGISTRY.get("c-new").urgent)
+    finally:
+        c.calls["c-new"].task.cancel()
+
+
+async def test_a_caller_with_no_state_whose_stasisstart_never_comes_is_taken_back_after_the_grace():
+    """The same caller left by a controller that died before writing anything: taken back, only later."""
+    ari = ScriptedAri(channels=[stasis("c-old", "inbound")])
+    resumed: list[Call] = []
+
+    async def resume(ctx, call):
+        resumed.append(call)
+
+    c = controller(ari, resume=resume)
+    c.UNSEEN_GRACE = 0.2
+    await c.reconcile()
+    assert not resumed
+    await asyncio.sleep(0.5)
+    (call,) = resumed
+    assert call.channel_id == "c-old" and call.urgent

@@ -17,11 +17,9 @@ GUARD = "core/guard.py"
 #: Implementations the guard calls (never called elsewhere: the method scan below proves it).
 IMPLEMENTATIONS = {
     "telephony/ari/actions.py": "LineActions over ARI: used only by LineGuard",
-    "telephony/ari/channel.py": "Channel.hang_up / continue_in_dialplan over ARI: used only by Guard",
+    "telephony/ari/channel.py": "Channel.hang_up / continue_in_dialplan / continue_to_listen over ARI: used only by Guard",
     "agents/bridges.py": "Bridges.destroy / remove over ARI: used only by Guard",
     "telephony/media.py": "the media fork's own snoop/externalMedia channels and bridge, never a caller",
-    "telephony/audiosocket.py": "the AudioSocket path's `continue` into [callflow-listen], which runs AudioSocket() and "
-                                "comes back to Stasis(callflow,back) (or the fail-safe's agents): never away from us",
     "console/live.py": "the console's own listening channel, snoop and bridge (a supervisor listening in), never a caller",
     "pbx/bench_probe.py": "`callflow bench pbx`'s throw-away probe: its own ARI app (bench-probe) and SIPp bench callers, "
                           "never the product's callers",
@@ -29,7 +27,7 @@ IMPLEMENTATIONS = {
 #: Test doubles shipped in the package (unit tests only).
 TEST_DOUBLES = {"telephony/fake.py": "FakeAgents stands for the dialplan agents in unit tests"}
 
-GUARDED_METHODS = {"hang_up", "continue_in_dialplan"}
+GUARDED_METHODS = {"hang_up", "continue_in_dialplan", "continue_to_listen"}
 BRIDGE_METHODS = {"destroy", "remove"}
 RAW = [
     ("DELETE", re.compile(r"^channels/\{\}$")),

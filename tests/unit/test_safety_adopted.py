@@ -294,3 +294,21 @@ async def test_the_caller_out_of_the_bridge_is_looked_at_again_even_when_its_cha
         await asyncio.sleep(0.01)
     assert ari.did("DELETE", "channels/leg-a") and ari.did("DELETE", "bridges/callflow-call-w")
     assert closed == ["call-w"] and "callflow-call-w" not in c._adopted_bridges
+
+
+async def test_the_callers_channel_destroyed_is_proof_enough_even_if_get_still_answers_for_a_moment():
+    """The same cell, the race left last session: at the caller's ChannelDestroyed, GET channels/{id} still
+    answered 200 (Asterisk unlinks the channel just after publishing its end), so the watch said « the caller
+    is elsewhere » and the agent's and the operator's legs stayed. Asterisk's own event is the proof."""
+    emergency_call("call-w", "c-w")
+    ari = ScriptedAri(channels=[stasis("c-w", "inbound"), stasis("leg-a", "leg", "c-w"), stasis("leg-e", "leg", "c-w")],
+                      bridges=[{"id": "callflow-call-w", "channels": ["leg-a", "leg-e"]}])
+    c = controller(ari, close_left=_ignore)
+    await c._adopt_bridge("callflow-call-w", "call-w")
+    await c.dispatch(left_bridge("callflow-call-w", "c-w"))
+    await settle(c)
+    assert not ari.did("DELETE", "")
+    await c.dispatch(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": "c-w"}}))  # GET still 200
+    await settle(c)
+    assert ari.did("DELETE", "channels/leg-a") and ari.did("DELETE", "channels/leg-e")
+    assert ari.did("DELETE", "bridges/callflow-call-w")

@@ -26,6 +26,7 @@ language on top of it:
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -68,6 +69,8 @@ COMMAND_TIMEOUT = 10.0
 PLAYBACK_TIMEOUT = 180.0
 #: WAIT FOR DIGIT slice: taps seen by the classifier reach next_input within this
 DIGIT_SLICE = 0.25
+#: a key seen by AGI and by ARI is the same key when both reports come within this (a loaded machine's jitter)
+KEY_MATCH_SECONDS = 3.0
 AST_STATE_UP = 6  # CHANNEL STATUS: "Line is up"
 
 
@@ -194,6 +197,9 @@ class AgiChannel(ForkedLeg):
         self._watch_voice = watch_voice  # subscribes to TALK_DETECT events (ARI) for this channel
         self.moved_to: tuple[str, str, int] | None = None  # continue_in_dialplan's target
         self.voice_watched = False  # our ARI app is subscribed to this channel's events
+        # keys one source reported and the other not yet (on_ari_digit / _agi_digit): (digit, loop time)
+        self._unmatched_agi: collections.deque[tuple[str, float]] = collections.deque(maxlen=64)
+        self._unmatched_ari: collections.deque[tuple[str, float]] = collections.deque(maxlen=64)
         self._spool_dir: str | None = None  # Asterisk's ASTSPOOLDIR, read once for recordings
         conn._on_hangup = self._mark_hungup
 
@@ -232,6 +238,37 @@ class AgiChannel(ForkedLeg):
         self._input_ready.set()
         if isinstance(item, TapInput):
             self._interrupt_playback()  # a key already stopped STREAM FILE by itself
+
+    # Keys from two sources. res_agi reads and throws away the caller's frames while no command of ours runs
+    # (between a STREAM FILE's end and the next WAIT FOR DIGIT: a TCP round trip and our turn on a loaded
+    # machine), so a key pressed then is lost to AGI. Asterisk still publishes it (ChannelDtmfReceived) to our
+    # ARI app once the app watches the channel (`listen_on_voice`). Each physical key comes once from each
+    # source that saw it: a key from one source cancels the same key from the other within KEY_MATCH_SECONDS,
+    # so every key counts once whichever saw it first, and a key only one of them saw still counts.
+    def _agi_digit(self, digit: str) -> None:
+        if self._match(self._unmatched_ari, digit):
+            return  # ARI brought it already
+        log.info("digit received", extra={"call": self.id, "digit": digit})
+        self._unmatched_agi.append((digit, self._loop.time()))
+        self.push_input(DigitInput(digit, self.now()))
+
+    def on_ari_digit(self, digit: str) -> None:
+        """A ChannelDtmfReceived for this channel (our ARI app watches it)."""
+        if digit not in DTMF_KEYS or self._match(self._unmatched_agi, digit):
+            return  # a command of ours read it too
+        log.info("digit received (ari)", extra={"call": self.id, "digit": digit})
+        self._unmatched_ari.append((digit, self._loop.time()))
+        self.push_input(DigitInput(digit, self.now()))
+
+    def _match(self, pending: "collections.deque[tuple[str, float]]", digit: str) -> bool:
+        now = self._loop.time()
+        while pending and now - pending[0][1] > KEY_MATCH_SECONDS:
+            pending.popleft()
+        for i, (seen, _) in enumerate(pending):
+            if seen == digit:
+                del pending[i]
+                return True
+        return False
 
     def on_reading(self, reading: AudioReading) -> None:
         if self._speech.add(reading, reading.at):
@@ -297,8 +334,7 @@ class AgiChannel(ForkedLeg):
             log.warning("prompt could not be played", extra={"channel": self.id, "prompt": prompt})
             return False
         if 0 < value < 256:
-            log.info("digit received", extra={"call": self.id, "digit": chr(value)})
-            self.push_input(DigitInput(chr(value), self.now()))
+            self._agi_digit(chr(value))
             return False
         return value == 0
 
@@ -324,8 +360,7 @@ class AgiChannel(ForkedLeg):
                 self._mark_hungup()
                 raise CallerHungUp(self.id)
             if 0 < value < 256 and chr(value) in DTMF_KEYS:
-                log.info("digit received", extra={"call": self.id, "digit": chr(value)})
-                self._inputs.append(DigitInput(chr(value), self.now()))
+                self._agi_digit(chr(value))
 
     # -- listening: the same ARI fork as an ARI call --------------------------------------
 

@@ -215,3 +215,5 @@ class AgiServer(Application):
             await channel.media.handle(event)
         elif cid == channel.id and event.type == "ChannelTalkingStarted":
             channel.on_talking()
+        elif cid == channel.id and event.type == "ChannelDtmfReceived" and event.digit:
+            channel.on_ari_digit(event.digit)  # a key AGI may have thrown away between two commands

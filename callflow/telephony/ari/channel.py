@@ -509,6 +509,12 @@ class AriChannel(ForkedLeg):
         await self.client.post(f"bridges/{bridge_id}/addChannel", channel=",".join(ids))
         return bridge_id
 
+    async def continue_to_listen(self, context: str) -> None:
+        """Out of Stasis into the AudioSocket listen context (Guard.listen_out_of_stasis decides it)."""
+        self._check_up()
+        await self.client.post(f"channels/{self.id}/continue", context=context, extension="s", priority=1)
+        self.left_stasis()
+
     async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
         self._check_up()
         await self._to_stasis()
