@@ -96,7 +96,7 @@ class Caller:
         """Wait until told to go on (an in-dialog NOTIFY: `pjsip send notify callflow-test-cue channel …`),
         like a caller who presses once they hear the question, whatever the PBX's pace. The audio goes on
         meanwhile; no cue within `within` seconds fails the scenario."""
-        self.steps.append(f'<recv request="NOTIFY" timeout="{int(within * 1000)}"/>' + _OK_TO_LAST)
+        self.steps.append(f'<recv request="NOTIFY" timeout="{int(within * 1000)}"/>' + OK_TO_LAST_REQUEST)
         return self
 
     def xml(self, *, caller_number: str = "0612345678", hang_up: bool = True, answer_within: float = 30.0) -> str:
@@ -108,7 +108,8 @@ class Caller:
         return head + "\n".join(self.steps) + ending
 
 
-_OK_TO_LAST = """
+#: A 200 OK to the request just received (an in-dialog NOTIFY: the tests' cues)
+OK_TO_LAST_REQUEST = """
   <send>
     <![CDATA[
       SIP/2.0 200 OK

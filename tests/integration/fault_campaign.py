@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import caller_audio
-from callflow.pbx.sipp import Caller, SippRun, emergency_line_xml, next_ports, start_sipp
+from callflow.pbx.sipp import OK_TO_LAST_REQUEST, Caller, SippRun, emergency_line_xml, next_ports, start_sipp
 from callflow.store.audit import audit_call
 from callflow.store.records import Records
 
@@ -77,22 +77,7 @@ def caller_files(workdir: Path) -> dict[str, Path]:
 # The caller stays on the line until the test tells it to leave (an in-dialog NOTIFY, see
 # `tell_caller_to_leave`), or at worst `stay` seconds. It always hangs up itself (its own BYE):
 # any BYE from us meanwhile is an unexpected message that fails its scenario, as before.
-_WAIT_FOR_END = """
-  <recv request="NOTIFY" timeout="@STAY_MS@" ontimeout="9"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <label id="9"/>
-"""
+_WAIT_FOR_END = '\n  <recv request="NOTIFY" timeout="@STAY_MS@" ontimeout="9"/>' + OK_TO_LAST_REQUEST + '  <label id="9"/>\n'
 
 
 #: Seconds past `stay` the caller waits to be told before leaving anyway: only a test that broke down ever
