@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 
 import caller_audio as audio
-from caller_audio import keypad_caller
 import pytest
 from conftest import unregister_desk_phones
+from cues import PromptWatch, cue_caller
 from polling import never, poll
 from aiohttp import web
 from playwright.async_api import Page, async_playwright, expect
@@ -439,11 +439,22 @@ async def test_a_caregiver_callback_rings_the_agent_with_the_original_calls_card
                                 extra=["-trace_msg"])
     phone = None
     try:
-        # m'entendez-vous 1, technique 2, difficulté 1, préférence 3 (aidant), confirmer 1, the number, 1
-        caller = keypad_caller(Caller().audio(callers["breathing-long"]), "12131", then=4)
-        caller.press("0698765432#", gap=0.4).pause(3).press("1").pause(25)
-        run = await start_sipp(caller.xml(caller_number="0612345678"), name="console-caregiver-caller", timeout_s=200)
+        # each answer once its question is heard (a cue, see cues.py: on fixed seconds a loaded PBX got the
+        # keys one question early): m'entendez-vous 1, technique 2, difficulté 1, préférence 3 (aidant),
+        # confirmer 1, the relative's number, and 1 to confirm its read-back
+        answers = [("q_hears", "1"), ("q_technical", "2"), ("q_difficulty", "1"), ("q_preference", "3"),
+                   ("q_confirm_caregiver", "1"), ("caregiver_enter_number", "0698765432#"), ("caregiver_confirm", "1")]
+        caller = Caller().audio(callers["breathing-long"], loops=2)
+        for _, keys in answers:
+            caller.wait_cue(within=150).pause(1).press(keys, gap=0.4)
+        caller.pause(25)
+        watch = PromptWatch(pbx.log_file)
+        run = await start_sipp(caller.xml(caller_number="0612345678"), name="console-caregiver-caller", timeout_s=300)
         original = (await ctl.wait_for_event("call in", timeout=15))["call"]
+        name = (await asyncio.to_thread(ari.get, f"channels/{original}"))["name"]
+        for prompt, _ in answers:
+            await watch.next(prompt, name, timeout=90)
+            await cue_caller(pbx, ari, original)
 
         def relative_messages() -> str:
             return "".join(p.read_text(errors="replace") for p in relative.workdir.glob("*messages.log"))

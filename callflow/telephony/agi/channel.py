@@ -248,7 +248,7 @@ class AgiChannel(ForkedLeg):
     def _agi_digit(self, digit: str) -> None:
         if self._match(self._unmatched_ari, digit):
             return  # ARI brought it already
-        log.info("digit received", extra={"call": self.id, "digit": digit})
+        log.info("digit received", extra={"call": self.id, "digit": digit, "source": "agi"})
         self._unmatched_agi.append((digit, self._loop.time()))
         self.push_input(DigitInput(digit, self.now()))
 
@@ -256,7 +256,8 @@ class AgiChannel(ForkedLeg):
         """A ChannelDtmfReceived for this channel (our ARI app watches it)."""
         if digit not in DTMF_KEYS or self._match(self._unmatched_agi, digit):
             return  # a command of ours read it too
-        log.info("digit received (ari)", extra={"call": self.id, "digit": digit})
+        # the same event as any key (ops and tests follow one name); `source` says which path saw it
+        log.info("digit received", extra={"call": self.id, "digit": digit, "source": "ari"})
         self._unmatched_ari.append((digit, self._loop.time()))
         self.push_input(DigitInput(digit, self.now()))
 
