@@ -45,6 +45,7 @@ from callflow.audio.receiver import RtpReceiver
 from callflow.core.channel import AudioReading, DigitInput, TapInput
 from callflow.core.guard import Guard
 from callflow.telephony.ari.client import AriClient, AriError
+from callflow.telephony.listening import ListeningWindows
 
 
 class ListenRefused(RuntimeError):
@@ -76,8 +77,6 @@ DEAD_AFTER = 2.0
 #: how long Asterisk has to connect after the `continue`, and to bring the caller back to Stasis
 CONNECT_TIMEOUT = 5.0
 BACK_TIMEOUT = 5.0
-
-TimelineEntry = tuple[float, float, str, float]
 
 
 def encode_frame(kind: int, payload: bytes = b"") -> bytes:
@@ -364,7 +363,7 @@ class AudioSocketServer:
                 next_at = loop.time()  # overloaded: go on from now (each prompt keeps its own pace)
 
 
-class AudioSocketMedia:
+class AudioSocketMedia(ListeningWindows):
     """One call's AudioSocket path, behind the same interface as telephony.media.MediaFork.
 
     It also carries what ARI cannot while the caller is in AudioSocket(): prompts
@@ -379,11 +378,11 @@ class AudioSocketMedia:
                  on_reading: Callable[[AudioReading], None] | None = None, answered_at: float,
                  context: str = "callflow-listen", on_path: Callable[[str], None] | None = None,
                  guard: Callable[[], Guard]) -> None:
+        super().__init__(receiver)
         self.client = client
         self._guard = guard  # the call's guard (core/guard.py), built on its current state at each start
         self.channel = channel
         self.server = server
-        self.receiver = receiver
         self.prompts = prompts
         self._on_taps = on_taps
         self._on_reading = on_reading
@@ -392,9 +391,7 @@ class AudioSocketMedia:
         self._on_path = on_path or (lambda path: None)
         self._lock = asyncio.Lock()
         self._conn: AudioSocketConnection | None = None
-        self._audio: CallAudio | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._timeline: list[TimelineEntry] = []
         self.starts = 0
 
     @property
@@ -467,19 +464,13 @@ class AudioSocketMedia:
         self._on_path("")
 
     def _release(self) -> None:
-        if self._audio is not None:
-            self._timeline.extend(self._audio.timeline)
-            self.receiver.unregister(self.channel.id)
-            self._audio = None
+        self._close_window(self.channel.id)
         self._conn = None
         self._watch = None
 
     async def _watch_close(self, conn: AudioSocketConnection) -> None:
         await conn.closed.wait()
-        if self._audio is not None:
-            self._timeline.extend(self._audio.timeline)
-            self.receiver.unregister(self.channel.id)
-            self._audio = None
+        self._close_window(self.channel.id)
         if not conn.closed_by_us:
             # The caller hung up, or AudioSocket() ended by itself (an error, its 2 s timeout):
             # which one, ARI says (bug H: a closed socket alone is no proof the caller is gone).
@@ -523,16 +514,3 @@ class AudioSocketMedia:
     def stop_prompt(self) -> None:
         if self._conn is not None:
             self._conn.stop_prompt()
-
-    # -- audio ----------------------------------------------------------------------------------
-    async def next_reading(self, timeout: float) -> AudioReading | None:
-        audio = self._audio
-        if audio is None:
-            await asyncio.sleep(max(timeout, 0))
-            return None
-        return await audio.next_reading(timeout)
-
-    @property
-    def timeline(self) -> list[TimelineEntry]:
-        current = self._audio.timeline if self._audio is not None else []
-        return [*self._timeline, *current]

@@ -28,23 +28,23 @@ from callflow.audio.receiver import RtpReceiver
 from callflow.core.channel import AudioReading, AudioState, TapInput
 from callflow.telephony.ari.client import AriClient, AriError
 from callflow.telephony.ari.events import AriEvent
+from callflow.telephony.listening import ListeningWindows
 
 log = logging.getLogger(__name__)
 
-TimelineEntry = tuple[float, float, str, float]
 
 #: Readings that can mean "the caller's phone sends nothing": only then is rxcount worth a request.
 _QUIET_STATES = frozenset({AudioState.SILENCE, AudioState.DEAD_LINE})
 
 
-class MediaFork:
+class MediaFork(ListeningWindows):
     def __init__(self, client: AriClient, caller_channel_id: str, receiver: RtpReceiver, *,
                  claim: Callable[[str], None], on_taps: Callable[[TapInput], None],
                  on_reading: Callable[[AudioReading], None] | None = None,
                  answered_at: float, rtp_poll_interval: float = 1.0):
+        super().__init__(receiver)
         self.client = client
         self.caller_id = caller_channel_id
-        self.receiver = receiver
         self._claim = claim
         self._on_taps = on_taps
         self._on_reading = on_reading
@@ -52,9 +52,7 @@ class MediaFork:
         self._poll_interval = rtp_poll_interval
         self._lock = asyncio.Lock()
         self._ids: dict[str, str] = {}
-        self._audio: CallAudio | None = None
         self._poller: asyncio.Task[None] | None = None
-        self._timeline: list[TimelineEntry] = []  # earlier listening windows of this call
         self._entering: dict[str, asyncio.Future[bool]] = {}
         self.starts = 0
 
@@ -121,10 +119,7 @@ class MediaFork:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
             self._poller = None
-        if self._audio is not None:
-            self._timeline.extend(self._audio.timeline)
-            self.receiver.unregister(self.caller_id)
-            self._audio = None
+        self._close_window(self.caller_id)
         ids, self._ids = self._ids, {}
         for path in (f"bridges/{ids.get('bridge')}", f"channels/{ids.get('snoop')}", f"channels/{ids.get('media')}"):
             if "None" in path:
@@ -134,17 +129,6 @@ class MediaFork:
             except AriError:
                 pass  # already gone (the caller hung up, or Asterisk cleaned up)
 
-    async def next_reading(self, timeout: float) -> AudioReading | None:
-        audio = self._audio
-        if audio is None:
-            await asyncio.sleep(timeout)
-            return None
-        return await audio.next_reading(timeout)
-
-    @property
-    def timeline(self) -> list[TimelineEntry]:
-        current = self._audio.timeline if self._audio is not None else []
-        return [*self._timeline, *current]
 
     async def _poll_caller_rtp(self) -> None:
         """Tell the classifier whether Asterisk still receives the caller's RTP."""
