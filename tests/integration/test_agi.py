@@ -26,13 +26,17 @@ NUMBER = "0612345678"
 #: last 5 s: a loaded machine missed it, « attempt 1 » never came). So they press 1 every 10 s from 2 s after
 #: the earliest question: one press falls in whichever window comes. A 1 elsewhere derails nothing: distress
 #: comes before keys in every listening (flows/session.py), and after the answer it is not read any more.
-EMERGENCY_KEY_AT = prompt_seconds("greeting") + 3 + prompt_seconds("q_emergency") + 2
+def emergency_key_at() -> float:
+    # A function, not a module constant: a clean clone renders the prompts after collection.
+    return prompt_seconds("greeting") + 3 + prompt_seconds("q_emergency") + 2
 
 
 def emergency_caller(files, *, stay: float) -> Caller:
-    """The sobbing caller: 1 at EMERGENCY_KEY_AT, +10 s, +20 s, then on the line `stay` more seconds."""
-    return (Caller().audio(files["sobbing"]).pause(EMERGENCY_KEY_AT).press("1").pause(10).press("1").pause(10)
+    """The sobbing caller: 1 at emergency_key_at(), +10 s, +20 s, then on the line `stay` more seconds."""
+    return (Caller().audio(files["sobbing"]).pause(emergency_key_at()).press("1").pause(10).press("1").pause(10)
             .press("1").pause(stay))
+
+
 AGI = "agi"  # the trunk's number that enters through FastAGI
 SEED_EXAMPLE = ["m_entendez_vous=oui", "probleme_technique=non", "difficulte_a_parler=oui", "preference=sms",
                 "confirmation_sms=oui"]
