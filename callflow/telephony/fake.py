@@ -164,6 +164,7 @@ class FakeChannel:
         reading_interval: float = 0.5,
         max_seconds: float = 3600.0,
         prompts: dict[str, dict[str, str]] | None = None,
+        reading_stalls: tuple[tuple[float, float], ...] = (),
     ) -> None:
         self.script = script or CallerScript()
         self.max_seconds = max_seconds  # a flow that loops fails the test instead of hanging it
@@ -174,6 +175,9 @@ class FakeChannel:
         self.log: list[Event] = []
         self._prompt_seconds = prompt_seconds
         self._interval = reading_interval
+        # (from, until): readings stamped in [from, until) reach the flow only at `until`, all at once —
+        # a stalled loop or flow under load; each keeps its own time (`at`)
+        self._stalls = tuple(reading_stalls)
         self._sounds = sorted(self.script.sounds, key=lambda s: s.at)
         self._queue: list[list] = [[i, False] for i in sorted(self.script.inputs, key=lambda i: i.at)]  # [input, consumed]
         self._replies = {prompt: list(replies) for prompt, replies in self.script.replies.items()}
@@ -341,9 +345,11 @@ class FakeChannel:
         deadline = self.now + max(0.0, timeout)
         if self._listening and self._next_tick <= deadline + EPS:
             at = self._next_tick
-            self._advance(at)
-            self._next_tick += self._interval
-            return self.reading_at(at)
+            delivered = next((until for start, until in self._stalls if start <= at + EPS < until), at)
+            if delivered <= deadline + EPS:
+                self._advance(max(self.now, delivered))
+                self._next_tick += self._interval
+                return self.reading_at(at)
         self._advance(deadline)
         return None
 
