@@ -749,6 +749,7 @@ class Controller:
             await run(CallContext(channel=channel, caller=channel.caller, call_id=session.key, args=session.args))
         except CallerHungUp:
             log.info("caller hung up", extra={"call": session.key})
+            await self._stop_media(session)
         except asyncio.CancelledError:
             await self._rescue(session, "draining" if self.draining else "handler_error")
             raise
@@ -766,17 +767,31 @@ class Controller:
             self._mirrored.pop(session.key, None)
             call = self.registry.get(session.key)
             if call is not None and channel.hung_up:
+                # not `await registry.flush()`: the writer's queue keeps the Call until its end is written;
+                # waiting here kept the call's task, channel and media fork alive as long as the writer lagged
+                # (~10 ended calls at a time at 30 concurrent on a quiet machine, ~60 under load: the soak's leak)
                 call.end("caller gone")
-                await self.registry.flush()
                 self.registry.forget(session.key)
+            elif call is not None and not channel.in_stasis and not call.emergency and call.media != "audiosocket":
+                # the dialplan has the caller now (the agents' queue): not a call of this process any more, and
+                # kept here it stayed for ever (no event about it reaches us). Its durable state stays: a
+                # restart's reconcile closes it once the caller is gone. An emergency stays known to us.
+                self.registry.forget(session.key)
+
+    async def _stop_media(self, session: CallSession) -> None:
+        """The flow is over: nobody listens to this caller any more. A fork left running (a caller who hung
+        up while a flow listened: no rescue ran) kept its poller asking Asterisk about the dead channel every
+        second, its audio in the receiver (analysed every tick) and, through their callbacks, the channel:
+        the soak's hung-up channels alive after gc."""
+        try:
+            await session.channel.stop_listening()
+        except Exception:
+            log.exception("media fork teardown failed", extra={"call": session.key})
 
     async def _rescue(self, session: CallSession, reason: str) -> None:
         """A caller still in our app after the flow must meet a person, not silence."""
         channel = session.channel
-        try:
-            await channel.stop_listening()
-        except Exception:
-            log.exception("media fork teardown failed", extra={"call": session.key})
+        await self._stop_media(session)
         if channel.hung_up or not channel.in_stasis:
             return
         # in a conversation (an agent, the emergency line): never pulled out of it; watched
@@ -786,7 +801,8 @@ class Controller:
                 return
         call = self.registry.get(session.key)
         emergency = call is not None and call.emergency
-        await self._continue_to_agents(channel.id, f"{reason}_emergency" if emergency else reason)  # a person, not silence
+        if await self._continue_to_agents(channel.id, f"{reason}_emergency" if emergency else reason):  # a person
+            channel.left_stasis()
 
     async def _on_handler_error(self, owner: str, exc: BaseException) -> None:
         self.metrics.handler_errors.inc()
@@ -794,14 +810,17 @@ class Controller:
         if session and session.task and not session.task.done():
             session.task.cancel()  # _run_call's CancelledError path sends it to the agents
 
-    async def _continue_to_agents(self, channel_id: str, reason: str) -> None:
+    async def _continue_to_agents(self, channel_id: str, reason: str) -> bool:
+        """True once the caller is in the agents' dialplan (out of our app)."""
         try:
             if not await self.line.move(channel_id, self.config.routing.agents_context):
-                return
+                return False
             self.metrics.sent_to_agents.labels(reason=reason).inc()
             log.info("call sent to the agents", extra={"channel": channel_id, "reason": reason})
+            return True
         except AriError as exc:
             log.info("could not send to agents (channel gone?)", extra={"channel": channel_id, "error": str(exc)})
+            return False
 
     # -- calls we place for the outbox (callbacks, caregivers, J+1 / J+3) ---------------------
 

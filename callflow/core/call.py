@@ -207,6 +207,10 @@ class CallRegistry:
     behind under 50 calls at once). `flush()` waits for what was queued before it.
     """
 
+    #: calls written at once; a batch never holds one call twice, and the next starts when it is done,
+    #: so one call's writes keep their order
+    BATCH = 32
+
     def __init__(self) -> None:
         self.calls: dict[str, Call] = {}
         self.sinks: list[Sink] = []
@@ -240,6 +244,8 @@ class CallRegistry:
         return call
 
     def forget(self, call_id: str) -> None:
+        """Not handled here any more. A write still queued for it keeps the `Call` (not its channel or
+        task) until it is written: nobody needs to wait for that."""
         self.calls.pop(call_id, None)
 
     def emergencies(self) -> frozenset[str]:
@@ -267,18 +273,28 @@ class CallRegistry:
     async def _write_all(self) -> None:
         assert self._pending is not None
         while not self._pending.empty():
-            seq, call = self._pending.get_nowait()
-            self._queued_calls.discard(call.call_id)  # a change from now on is queued again
+            batch: list[tuple[int, Call]] = []
+            while not self._pending.empty() and len(batch) < self.BATCH:
+                seq, call = self._pending.get_nowait()
+                self._queued_calls.discard(call.call_id)  # a change from now on is queued again
+                batch.append((seq, call))
             try:
-                for sink in self.sinks:
-                    try:
-                        await sink(call)
-                    except Exception:  # a failing copy must never break the call itself
-                        log.exception("call state write failed", extra={"call": call.call_id})
+                # distinct calls (one queue entry per call), written side by side: one call after the other
+                # made the writer the bottleneck (a few REST requests and a store write each), and every
+                # call waiting on it lagged — its mirror on the channel, and whoever flushed
+                await asyncio.gather(*(self._write(call) for _, call in batch))
             finally:  # written, failed or cancelled (a stop): nobody may wait for it for ever
-                self._written = seq
-                self._pending.task_done()
+                self._written = batch[-1][0]
+                for _ in batch:
+                    self._pending.task_done()
                 self._wake_flushers()
+
+    async def _write(self, call: Call) -> None:
+        for sink in self.sinks:  # in order for one call: the store, then the channel's copy
+            try:
+                await sink(call)
+            except Exception:  # a failing copy must never break the call itself
+                log.exception("call state write failed", extra={"call": call.call_id})
 
     def _wake_flushers(self) -> None:
         waiting = []
