@@ -34,7 +34,7 @@ from callflow.audio.receiver import RtpReceiver
 from callflow.audio.classifier import SECOND_OPINION
 from callflow.config import Config
 from callflow.core.call import IN_IVR, REGISTRY, Call, CallState
-from callflow.core.channel import Caller, CallContext, CallerHungUp
+from callflow.core.channel import Caller, CallerHungUp
 from callflow.core.guard import Guard, LineGuard
 from callflow.telephony.ari.actions import AriLineActions
 from callflow.telephony.ari.channel import _CAUSES, AriChannel
@@ -45,9 +45,11 @@ from callflow.telephony.media import MediaFork
 
 log = logging.getLogger(__name__)
 
-Flow = Callable[[CallContext], Awaitable[None]]
-#: Takes back a call found after a restart (its state rebuilt from the store / the channel).
-Resume = Callable[[CallContext, Call], Awaitable[None]]
+#: A call's flow: it gets the call's one state, the caller's live channel on it (`call.channel`, `call.caller`,
+#: `call.args`).
+Flow = Callable[[Call], Awaitable[None]]
+#: Takes back a call found after a restart (its state rebuilt from the store / the channel, a new channel on it).
+Resume = Callable[[Call], Awaitable[None]]
 #: Closes the record of a call interrupted by a restart ("interrupted").
 CloseInterrupted = Callable[[Call, str], Awaitable[None]]
 #: Closes the record of a call whose caller hung up while no flow of ours ran it (an adopted conversation).
@@ -373,7 +375,7 @@ class Controller:
             return  # the line is there
         call.set_leg("emergency", None)
         call.set_bridge(bridge_id)
-        self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
+        self._open_session(chan, call_id=call.call_id, args=[], run=self.resume)
         log.info("emergency line dialled again into the conversation after restart",
                  extra={"call": call.call_id, "bridge": bridge_id})
 
@@ -422,7 +424,7 @@ class Controller:
         if self.resume is None:
             await self._continue_to_agents(channel_id, "taken_back_after_restart")
             return
-        self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
+        self._open_session(chan, call_id=call.call_id, args=[], run=self.resume)
         log.info("call taken back after restart", extra={"call": call.call_id, "state": call.state.value,
                                                          "emergency": call.emergency})
 
@@ -641,7 +643,7 @@ class Controller:
             call.set_leg("emergency", None)
             await self.line.take_out(bridge_id, caller, call_id=call.call_id, members=members)
             chan = await self.client.get(f"channels/{caller}")
-            self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx, c=call: self.resume(ctx, c))
+            self._open_session(chan, call_id=call.call_id, args=[], run=self.resume)
         await self.line.destroy_bridge(bridge_id, call_id=None, members=[])
 
     async def _channel_gone(self, channel_id: str) -> bool:
@@ -725,7 +727,7 @@ class Controller:
         self.calls[key] = session
         self.router.open(key, session.handle)
         self.router.claim(key, info.id)
-        self.registry.open(key, channel_id=info.id, number=caller.number)
+        self.registry.open(key, channel=channel, args=args, channel_id=info.id, number=caller.number)
         log.info("call in", extra={"call": key, "caller": caller.masked})
         session.task = asyncio.get_running_loop().create_task(self._run_call(session, run), name=f"call:{key}")
         for observe in self.call_observers:
@@ -746,7 +748,8 @@ class Controller:
         self.metrics.calls_in_progress.inc()
         channel = session.channel
         try:
-            await run(CallContext(channel=channel, caller=channel.caller, call_id=session.key, args=session.args))
+            call = self.registry.open(session.key, channel=channel, args=session.args)  # the one Call, its channel on it
+            await run(call)
         except CallerHungUp:
             log.info("caller hung up", extra={"call": session.key})
             await self._stop_media(session)
@@ -766,6 +769,8 @@ class Controller:
             self.calls.pop(session.key, None)
             self._mirrored.pop(session.key, None)
             call = self.registry.get(session.key)
+            if call is not None and call.channel is channel:
+                call.detach()  # the flow is over: the Call (which may outlive it) does not keep the channel
             if call is not None and channel.hung_up:
                 # not `await registry.flush()`: the writer's queue keeps the Call until its end is written;
                 # waiting here kept the call's task, channel and media fork alive as long as the writer lagged

@@ -19,6 +19,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callflow.core.channel import Caller, Channel
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +86,28 @@ class Call:
     media: str = ""
     updated_at: float = field(default_factory=time.time)
     history: list[tuple[CallState, CallState, str]] = field(default_factory=list)
+    # -- what this process holds of the live call: never written out (a restart attaches a new channel) --
+    channel: "Channel | None" = field(default=None, repr=False, compare=False)  # the caller's leg, as flows see it
+    caller: "Caller | None" = field(default=None, repr=False, compare=False)  # who calls, as Asterisk told us
+    args: list[str] = field(default_factory=list, repr=False, compare=False)  # Stasis args after the app name
     _registry: "CallRegistry | None" = field(default=None, repr=False, compare=False)
+
+    def attach(self, channel: "Channel", *, args: list[str] | None = None) -> "Call":
+        """The caller's live channel (a new call, or a call taken back after a restart)."""
+        self.channel = channel
+        self.caller = channel.caller
+        if self.channel_id is None:
+            self.channel_id = channel.id
+        if self.number is None:
+            self.number = channel.caller.number
+        if args is not None:
+            self.args = list(args)
+        return self
+
+    def detach(self) -> None:
+        """The flow that held the channel is over: let it go (the Call may outlive it — a write still queued,
+        an adopted conversation — and must not keep the channel, its fork and their callbacks alive)."""
+        self.channel = None
 
     # -- the state machine ----------------------------------------------------------------
     def move(self, new: CallState, why: str = "") -> None:
@@ -228,14 +253,32 @@ class CallRegistry:
     def get(self, call_id: str) -> Call | None:
         return self.calls.get(call_id)
 
-    def open(self, call_id: str, **fields) -> Call:
+    def open(self, call_id: str, *, channel: "Channel | None" = None, args: list[str] | None = None, **fields) -> Call:
+        """The call `call_id` (created with `fields` if new); `channel` attaches the caller's live leg."""
         call = self.calls.get(call_id)
         if call is None:
             call = Call(call_id=call_id, **fields)
+            if channel is not None:
+                call.attach(channel, args=args)
             call._registry = self
             self.calls[call_id] = call
             self.changed(call)
+        elif channel is not None:
+            call.attach(channel, args=args)
         return call
+
+    def join(self, call: Call) -> Call:
+        """This registry's one object for `call`'s id: `call` itself (registered now if it was not), or the
+        one already registered, given `call`'s live channel (the newest leg of the caller wins)."""
+        known = self.calls.get(call.call_id)
+        if known is None:
+            call._registry = self
+            self.calls[call.call_id] = call
+            self.changed(call)
+            return call
+        if known is not call and call.channel is not None and known.channel is not call.channel:
+            known.attach(call.channel, args=call.args)
+        return known
 
     def adopt(self, call: Call) -> Call:
         """A call rebuilt from the store / Asterisk after a restart."""
@@ -246,7 +289,9 @@ class CallRegistry:
     def forget(self, call_id: str) -> None:
         """Not handled here any more. A write still queued for it keeps the `Call` (not its channel or
         task) until it is written: nobody needs to wait for that."""
-        self.calls.pop(call_id, None)
+        call = self.calls.pop(call_id, None)
+        if call is not None:
+            call.detach()
 
     def emergencies(self) -> frozenset[str]:
         return frozenset(cid for cid, c in self.calls.items() if c.emergency)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 
@@ -247,13 +247,3 @@ class Channel(Protocol):
     async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
         """Hand the call back to the dialplan (e.g. the agents' queue). The flow ends there."""
         ...
-
-
-@dataclass
-class CallContext:
-    """Everything a flow gets for one call; built by the controller."""
-
-    channel: Channel
-    caller: Caller
-    call_id: str
-    args: list[str] = field(default_factory=list)  # Stasis args after the app name

@@ -13,11 +13,10 @@ import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from callflow.core.call import BadTransition, CallState
+from callflow.core.call import REGISTRY, BadTransition, Call, CallState
 from callflow.core.channel import (
     AudioReading,
     AudioState,
-    CallContext,
     CallerInput,
     DigitInput,
     PlayResult,
@@ -75,18 +74,19 @@ class Window:
 
 
 class FlowCall:
-    def __init__(self, ctx: CallContext, recorder: CallRecorder, timers: SilentCallTimers, clock: Clock) -> None:
-        self.ctx = ctx
-        self.channel = ctx.channel
-        self.call_id = ctx.call_id
-        self.number = ctx.caller.number
-        self.language = ctx.caller.language or "fr"
+    def __init__(self, call: Call, recorder: CallRecorder, timers: SilentCallTimers, clock: Clock) -> None:
+        call = REGISTRY.join(call)  # the call's one state (callflow/core/call.py), durable; its live channel on it
+        assert call.channel is not None and call.caller is not None, "a flow needs the caller's channel"
+        self.channel = call.channel
+        self.call_id = call.call_id
+        self.number = call.caller.number
+        self.language = call.caller.language or "fr"
         self.recorder = recorder
         self.timers = timers
         self.clock = clock
         self._t0 = clock.time()
         self.guard = SafeHangup(self.channel, recorder, self.call_id, timers, self.now)
-        self.state = self.guard.call  # the call's one state (callflow/core/call.py), durable
+        self.state = self.guard.call  # == call: the guard decides on the same one state
         self.answers: dict[str, str] = {}
         self.handoffs_done: list[str] = []  # accepted by the outbox: sms, email, rappel, aidant
         self.listen_for_distress = True  # off once cas F's question was asked

@@ -25,10 +25,10 @@ from functools import lru_cache
 
 from callflow import prompts as prompts_source
 from callflow.core.agents import Diagnosis
+from callflow.core.call import Call
 from callflow.core.channel import (
     AudioReading,
     AudioState,
-    CallContext,
     Caller,
     CallerHungUp,
     CallerInput,
@@ -490,7 +490,7 @@ class FakeAgents:
     def __init__(self) -> None:
         self.handed: list[tuple[str, Diagnosis, str]] = []
 
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+    async def hand_to_agent(self, call: Call, diagnosis: Diagnosis, language: str) -> None:
         self.handed.append((call.call_id, diagnosis, language))
         await call.channel.continue_in_dialplan("agents", "s")
 
@@ -517,7 +517,7 @@ class FakeCall:
         self.handoffs = FakeHandoffs(refuse)
         self.emergency = FakeEmergencyLine()
         self.agents = FakeAgents()
-        self.ctx = CallContext(channel=self.channel, caller=self.channel.caller, call_id=call_id)
+        self.call = Call(call_id=call_id).attach(self.channel)  # what the controller gives the flow
         self.deps = SilentCallDeps(
             recorder=self.recorder,
             handoffs=self.handoffs,
@@ -531,9 +531,9 @@ class FakeCall:
     async def run(self) -> "FakeCall":
         from callflow.flows.silent_call import run_silent_call
 
-        await run_silent_call(self.ctx, self.deps)
+        await run_silent_call(self.call, self.deps)
         return self
 
     @property
     def record(self):
-        return self.recorder.calls[self.ctx.call_id]
+        return self.recorder.calls[self.call.call_id]

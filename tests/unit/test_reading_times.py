@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from callflow.core.channel import AudioState, CallContext
+from callflow.core.call import Call
+from callflow.core.channel import AudioState
 from callflow.core.recorder import MemoryRecorder
 from callflow.flows.session import DistressHeard, FlowCall, SpeechHeard
 from callflow.flows.timers import SilentCallTimers
@@ -20,7 +21,7 @@ S = AudioState
 async def flow_call(sounds: list[Sound], stalls: tuple[tuple[float, float], ...]) -> tuple[FlowCall, FakeChannel]:
     channel = FakeChannel(CallerScript(sounds=sounds), reading_stalls=stalls)
     recorder = MemoryRecorder()
-    call = FlowCall(CallContext(channel=channel, caller=channel.caller, call_id="rt-1"), recorder,
+    call = FlowCall(Call(call_id="rt-1").attach(channel), recorder,
                     SilentCallTimers().validate(), channel.clock)
     await recorder.start("rt-1", number=None, started_at=0.0, flow="test", language="fr")
     await channel.answer()

@@ -169,7 +169,7 @@ async def test_restart_a_caller_alone_in_our_bridge_is_taken_out_and_the_bridge_
     ari = ScriptedAri(channels=[stasis("c-l", "inbound")], bridges=[{"id": "callflow-call-l", "channels": ["c-l"]}])
     resumed: list[str] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call.call_id)
 
     c = controller(ari, resume=resume, close_interrupted=_ignore)
@@ -183,7 +183,7 @@ async def _ignore(*_args) -> None:
     return None
 
 
-async def _ignore_resume(ctx, call) -> None:
+async def _ignore_resume(call) -> None:
     await asyncio.sleep(3600)
 
 
