@@ -90,6 +90,7 @@ class Call:
     channel: "Channel | None" = field(default=None, repr=False, compare=False)  # the caller's leg, as flows see it
     caller: "Caller | None" = field(default=None, repr=False, compare=False)  # who calls, as Asterisk told us
     args: list[str] = field(default_factory=list, repr=False, compare=False)  # Stasis args after the app name
+    task: "asyncio.Task[None] | None" = field(default=None, repr=False, compare=False)  # the flow running it here
     _registry: "CallRegistry | None" = field(default=None, repr=False, compare=False)
 
     def attach(self, channel: "Channel", *, args: list[str] | None = None) -> "Call":
@@ -108,6 +109,7 @@ class Call:
         """The flow that held the channel is over: let it go (the Call may outlive it — a write still queued,
         an adopted conversation — and must not keep the channel, its fork and their callbacks alive)."""
         self.channel = None
+        self.task = None
 
     # -- the state machine ----------------------------------------------------------------
     def move(self, new: CallState, why: str = "") -> None:

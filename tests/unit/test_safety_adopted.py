@@ -238,9 +238,9 @@ async def test_after_an_ari_cut_a_prompt_that_finished_meanwhile_does_not_keep_t
     playing = asyncio.ensure_future(chan.play("greeting", barge_in=False))
     await asyncio.sleep(0.05)
     (playback_id,) = list(chan._playbacks)
-    from callflow.controller import CallSession
+    from callflow.core.call import Call
 
-    c.calls["c-g"] = CallSession(key="c-g", channel=chan)
+    c.calls["c-g"] = Call(call_id="c-g").attach(chan)
     ari.fail_paths[f"playbacks/{playback_id}"] = 404  # it played out while the link was down
     await c.reconcile()
     result = await asyncio.wait_for(playing, 1)

@@ -147,6 +147,21 @@ class AriChannel(ForkedLeg):
 
     # -- events (called in order by the call's pump) -----------------------------------
 
+    async def route(self, event: AriEvent) -> None:
+        """Every ARI event the router gives this call, in order: to this channel, one of its legs, or its
+        media fork; playback and bridge events to all of them (each checks its own ids)."""
+        cid = event.channel_id
+        if cid == self.id:
+            await self.handle(event)
+        elif cid is not None and (cid in self.legs or cid.startswith("leg-")):
+            await self.handle_leg(event)
+        elif cid is not None and self.media is not None and self.media.owns(cid):
+            await self.media.handle(event)
+        else:
+            await self.handle(event)
+            for leg in list(self.legs.values()):
+                await leg.handle(event)
+
     async def handle(self, event: AriEvent) -> None:
         kind = event.type
         if event.channel_id is not None and event.channel_id != self.id:
