@@ -222,7 +222,11 @@ def registration_xml(user: str, password: str, expires: int = 300) -> str:
     """REGISTER, the 401 challenge, REGISTER again with the digest, 200."""
     return (f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="register {user}">\n'
             + _register(user, expires, cseq=1) + '  <recv response="401" auth="true"/>\n'
-            + _register(user, expires, cseq=2, password=password) + '  <recv response="200"/>\n</scenario>\n')
+            + _register(user, expires, cseq=2, password=password) + '  <recv response="200"/>\n'
+            # Linger a second: on a loaded PBX the REGISTER was retransmitted and its answer's twin comes
+            # late. SIPp absorbs it as a retransmission here; gone, the phone that takes the port next got
+            # it as a « call » expecting INVITE, aborted it and exited (an agent that never answered).
+            + '  <pause milliseconds="1000"/>\n</scenario>\n')
 
 
 def _register(user: str, expires: int, *, cseq: int, password: str | None = None) -> str:
