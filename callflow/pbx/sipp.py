@@ -199,23 +199,7 @@ _BYE_FROM_US = """
 """
 
 # the system ends the call: wait (up to the call's timeout) for Asterisk's BYE
-_BYE_FROM_THEM = """
-  <recv request="BYE" timeout="600000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:caller@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
+_BYE_FROM_THEM = '\n  <recv request="BYE" timeout="600000"/>' + OK_TO_LAST_REQUEST + "</scenario>\n"
 
 
 def registration_xml(user: str, password: str, expires: int = 300) -> str:
