@@ -247,3 +247,9 @@ class Channel(Protocol):
     async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
         """Hand the call back to the dialplan (e.g. the agents' queue). The flow ends there."""
         ...
+
+    async def continue_to_listen(self, context: str) -> None:
+        """The AudioSocket path: the caller out of Stasis into the listen `context`, which runs AudioSocket()
+        to us and comes back to Stasis(callflow,back). Only `Guard.listen_out_of_stasis` calls it (it refuses
+        wherever leaving Stasis is unsafe); an adapter whose caller is never in Stasis raises RuntimeError."""
+        ...

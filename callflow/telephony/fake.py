@@ -415,6 +415,10 @@ class FakeChannel:
         self.log.append(Event(self.now, "bridge", bridge_id or "bridge-1"))
         return bridge_id or "bridge-1"
 
+    async def continue_to_listen(self, context: str) -> None:
+        self._alive()
+        self.log.append(Event(self.now, "continue_to_listen", context))  # the fake keeps listening as before
+
     async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
         self._alive()
         self._gone = "dialplan"
