@@ -121,3 +121,21 @@ async def test_a_call_handed_to_the_dialplan_is_forgotten_an_emergency_is_kept()
     assert ari.did("POST", "channels/c1/continue") and ari.did("POST", "channels/c2/continue")
     assert registry.get("c1") is None
     assert registry.get("c2") is not None and registry.get("c2").emergency
+
+
+async def test_a_settled_ring_attempt_is_not_kept_for_the_rest_of_the_call():
+    """A caller on hold has an agent rung every few seconds: each attempt's future stayed on the caller's
+    channel until the call ended."""
+    from callflow.core.channel import Caller
+    from callflow.telephony.ari.channel import AriChannel
+
+    ari = ScriptedAri(channels=[stasis("c1", "inbound")])
+    chan = AriChannel(ari, "c1", Caller(number=None), claim=lambda _: None, answered=True)
+    for n in range(3):
+        attempt = asyncio.ensure_future(chan.originate("PJSIP/2001", timeout=5))
+        await _until(lambda: len(ari.did("POST", "channels")) > n and chan._legs)
+        (leg_id,) = list(chan._legs)
+        await chan.route(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": leg_id}, "cause": 19}))
+        result = await asyncio.wait_for(attempt, 2)
+        assert not result.answered and result.cause == "no_answer"
+        assert chan._legs == {}, "a settled ring attempt is still held by the caller's channel"

@@ -446,6 +446,9 @@ class AriChannel(ForkedLeg):
             self._legs.pop(leg_id, None)
             return OriginateResult(answered=False, cause=f"failed: {exc}")
         result = await fut
+        # settled (answered: the leg is in self.legs now; or not): a caller on hold for long has an agent rung
+        # every few seconds, and each attempt's future stayed here for the rest of the call
+        self._legs.pop(leg_id, None)
         if result.answered and announce and result.channel is not None:
             await result.channel.play(announce, barge_in=False)
         return result
