@@ -349,13 +349,18 @@ class Controller:
     async def _emergency_not_reached(self, channel_id: str, chan: dict, bridge_id: str, members: list[str]) -> None:
         """An emergency whose line was not yet in the conversation when the controller stopped
         (the agent keyed *9, we died while dialling): the line is dialled again into that conversation."""
-        call = self._call_by_channel(channel_id)
-        if call is None or not call.emergency or self.resume is None or call.call_id in self.calls:
+        if self.resume is None or not _is_caller(channel_id):
+            return
+        # the store may not have the latch yet (kill -9 right after the *9, its writer behind under load):
+        # the copy on the caller's channel (CALLFLOW_EMERGENCY) then says so (rule 13)
+        call = self._call_by_channel(channel_id) or await self._call_from_channel_vars(channel_id)
+        if call is None or not call.emergency or call.call_id in self.calls:
             return
         if call.legs.get("emergency") in members:
             return  # the line is there
         call.set_leg("emergency", None)
         call.set_bridge(bridge_id)
+        await self._adopt_bridge(bridge_id, call.call_id)  # the watch knows whose conversation it is
         self._start_flow(chan, call_id=call.call_id, args=[], run=self.resume)
         log.info("emergency line dialled again into the conversation after restart",
                  extra={"call": call.call_id, "bridge": bridge_id})
@@ -582,9 +587,10 @@ class Controller:
         if call is not None and self.close_left is not None:
             # closed only if still open: a flow of ours (the line dialled again) writes no end of its own
             await self.close_left(call, "caller hung up (conversation kept across a controller stop)")
-        if call is not None and not call.ended and call.call_id not in self.calls:
-            call.end("caller gone (adopted conversation)")  # written through by the registry's writer
-            self.registry.forget(call.call_id)
+        if call is not None and call.call_id not in self.calls:
+            if not call.ended:
+                call.end("caller gone (adopted conversation)")  # written through by the registry's writer
+            self.registry.forget(call.call_id)  # (kept known until now by `_run_call` for this very check)
         log.info("adopted conversation over: the caller left, the others released",
                  extra={"bridge": bridge_id, "released": people})
 
@@ -746,8 +752,19 @@ class Controller:
             self.metrics.calls_in_progress.dec()
             self.metrics.calls_handled.inc()
             await self.router.close(key)
-            if self.calls.get(key) is call and call.task is asyncio.current_task():
+            mine = self.calls.get(key) is call and call.task is asyncio.current_task()
+            if mine:
                 del self.calls[key]  # (a flow started again for this call since — a take-back — keeps its entry)
+            # a conversation of this call the watch left to this flow (`_check_adopted`: "a flow of ours runs
+            # this call"): the flow is over, so the watch decides now. The caller's ChannelDestroyed may have
+            # come while the flow still ran (the watch then deferred to it) and no later event comes: a resumed
+            # emergency whose caller hung up left the agent's leg and the bridge up, the record open
+            watched = [b for b, owner in self._adopted_bridges.items() if owner == key] if mine else []
+            for bridge_id in watched:
+                try:
+                    await self._after_adopted_bridge_change(bridge_id)
+                except Exception:
+                    log.exception("adopted bridge not checked after its flow", extra={"bridge": bridge_id})
             self._mirrored.pop(key, None)
             if call.channel is channel:
                 call.detach()  # the flow is over: the Call (which may outlive it) does not keep the channel
@@ -757,7 +774,10 @@ class Controller:
                 # (~10 ended calls at a time at 30 concurrent on a quiet machine, ~60 under load: the soak's leak)
                 if not call.ended:
                     call.end("caller gone")
-                self.registry.forget(key)
+                if not any(owner == key for owner in self._adopted_bridges.values()):
+                    # still watched (the caller's end not yet verified: looked at again later): the watch needs
+                    # the call (whose record to close) and forgets it once the conversation is over
+                    self.registry.forget(key)
             elif not channel.in_stasis and not call.emergency and call.media != "audiosocket":
                 # the dialplan has the caller now (the agents' queue): not a call of this process any more, and
                 # kept here it stayed for ever (no event about it reaches us). Its durable state stays: a

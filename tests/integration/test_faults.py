@@ -57,6 +57,10 @@ from callflow.pbx.sipp import Caller, start_sipp
 #: before they hang up on their own: long enough for every reaction to the fault (reconcile, the hand-off
 #: to the agents, the line dialled again) to show; a BYE from us at any time fails the caller's scenario.
 WATCH_AFTER = 15.0  # every reaction in docs/faults.md's table shows within 9 s of the fault's end
+#: emergency.ring_timeout in the emergency_dialling cells (the config's minimum, 10 s; the default is 30 s)
+EMERGENCY_RING = 10.0
+#: faults after which the emergency_dialling cell checks the line is still being tried (the caller stays)
+KEEPS_DIALLING = {"sigterm", "kill9", "ari_cut"}
 #: Seconds an emergency caller may be without the operator right after the fault (a bridge rebuilt).
 OPERATOR_GRACE = 8.0
 
@@ -172,6 +176,29 @@ def write_row(row: dict, tmp_path: Path) -> None:
         out.write(json.dumps(row) + "\n")
 
 
+async def line_tried_again(db: Path, call_id: str, before_fault: int, caller, *, timeout: float) -> None:
+    """Wait until, after the fault, an emergency attempt ended and another was dialled; fail at once if the
+    record says the caller left while the caller's SIPp is still on the line (never told to leave yet)."""
+    deadline = time.monotonic() + timeout
+    after: list[dict] = []
+    while time.monotonic() < deadline:
+        record = next((c for c in await read_calls(db) if c["call_id"] == call_id), None) or {"actions": []}
+        after = record["actions"][before_fault:]
+        kinds = [a["kind"] for a in after]
+        assert "emergency_caller_left" not in kinds or caller.proc.returncode is not None, \
+            f"the emergency line given up while the caller is on the line: {_story(after)}"
+        ended = kinds.index("emergency_result") if "emergency_result" in kinds else None
+        if ended is not None and "emergency_dial" in kinds[ended + 1:]:
+            return
+        assert caller.proc.returncode is None, f"the caller's call ended before the line was tried again: {_story(after)}"
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the emergency line not tried again within {timeout:.0f} s of the fault: {_story(after)}")
+
+
+def _story(actions: list[dict]) -> list[tuple]:
+    return [(round(a["at"], 1), a["kind"], a["detail"][:50]) for a in actions]
+
+
 @pytest.mark.parametrize("fault,phase_name", CELLS, ids=[f"{f}-{p}" for f, p in CELLS])
 async def test_fault(fault, phase_name, pbx, ari, controller_process, desk_phones, records_db, tmp_path,
                      audio_dir):
@@ -191,6 +218,10 @@ async def test_fault(fault, phase_name, pbx, ari, controller_process, desk_phone
     if fault == "ari_cut":
         proxy = await AriProxy(pbx.instance.address).start()
         ctl.env["CALLFLOW_ARI_URL"] = proxy.url
+    if phase_name == "emergency_dialling":
+        # the config's shortest ring (10 s): the leg placed before the fault rings out, and an attempt placed
+        # after it ends, while the caller is still there and watched (the line must be tried again after both)
+        ctl.env["CALLFLOW_EMERGENCY_RING_TIMEOUT"] = str(int(EMERGENCY_RING))
     ctl.start(wait=False)
     try:
         await healthy(ctl)
@@ -215,12 +246,22 @@ async def test_fault(fault, phase_name, pbx, ari, controller_process, desk_phone
         bridged = phase_name == "emergency_bridged"
         watching = asyncio.ensure_future(watch_caller(ari, t_fault, caller, must_stay_with_operator=bridged,
                                                       grace=OPERATOR_GRACE))
+        before_fault = len(next((c for c in await read_calls(records_db) if c["call_id"] == call["call_id"]),
+                                call)["actions"])
         what = await strike(fault, ctl=ctl, pbx=pbx, ari=ari, proxy=proxy)
         mark("fault_over")
+        if phase_name == "emergency_dialling" and fault in KEEPS_DIALLING:
+            # issue 11: « the line keeps being tried » until the caller hangs up, across the fault: an attempt
+            # that ended after the fault is followed by another, and nothing says the caller left meanwhile
+            await line_tried_again(records_db, call["call_id"], before_fault, caller,
+                                   timeout=2 * EMERGENCY_RING + 30)
+            mark("line_tried_again")
         # the controller is back (or the link, or the fault was in-process): what the caller gets from
         # here is watched for WATCH_AFTER seconds (past the operator's grace), then the caller leaves
         # on their own — told by the test, not after a fixed worst-case time (issue 10's CI budget)
         watch_until = max(time.monotonic(), t_fault + (OPERATOR_GRACE if bridged else 0)) + WATCH_AFTER
+        if "line_tried_again" in marks:  # the reactions to the fault showed long ago; the caller stays a little more
+            watch_until = max(t_test + marks["fault_over"] + WATCH_AFTER, time.monotonic() + 5)
         while caller.proc.returncode is None and time.monotonic() < watch_until:
             await asyncio.sleep(0.5)
         t_leave = time.monotonic()

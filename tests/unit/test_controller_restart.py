@@ -290,6 +290,78 @@ async def test_restart_an_emergency_whose_line_was_not_reached_is_dialled_again_
     c.calls["call-9"].task.cancel()
 
 
+async def test_restart_an_emergency_known_only_from_the_callers_channel_variables_is_dialled_again():
+    """kill -9 right after the agent's *9, the store's writer behind (load): the new process's store has no
+    such call, but the caller's channel says CALLFLOW_EMERGENCY=1: the line is dialled again into the
+    conversation (before, the conversation was only watched and the emergency line never tried again)."""
+    REGISTRY.forget("call-7")
+    ari = ScriptedAri(channels=[stasis("c-7", "inbound"), stasis("leg-a7", "leg", "c-7", name="PJSIP/2001-7")],
+                      bridges=[{"id": "callflow-call-7", "channels": ["c-7", "leg-a7"]}],
+                      variables={"c-7": {"CALLFLOW_CALL": "call-7", "CALLFLOW_STATE": "emergency",
+                                         "CALLFLOW_EMERGENCY": "1", "CALLFLOW_URGENT": "1"}})
+    resumed: list[Call] = []
+
+    async def resume(call):
+        resumed.append(call)
+        await asyncio.sleep(3600)
+
+    c = controller(ari, resume=resume)
+    await c.reconcile()
+    await asyncio.sleep(0.05)
+    assert [r.call_id for r in resumed] == ["call-7"], resumed
+    assert resumed[0].emergency and resumed[0].bridge_id == "callflow-call-7"
+    assert c._adopted_bridges.get("callflow-call-7") == "call-7"
+    assert not ari.did("DELETE", "") and not ari.did("POST", "channels/c-7/continue")
+    assert not ari.did("POST", "bridges/callflow-call-7/removeChannel")
+    c.calls["call-7"].task.cancel()
+
+
+async def test_restart_a_resumed_emergency_whose_caller_hangs_up_releases_the_agent_and_closes_the_record():
+    """The race behind « the agent's leg left behind » (kill9 × emergency_dialling, seen once in three runs):
+    after the restart the emergency line is dialled again by a flow of ours while the conversation is watched.
+    The caller hangs up: their ChannelLeftBridge comes while their channel still answers (the watch leaves it
+    to the flow), the flow ends on the hang-up, and the caller's ChannelDestroyed only comes after that. The
+    watch must still release the agent's leg, remove the bridge and close the record."""
+    REGISTRY.adopt(Call(call_id="call-8", channel_id="c-8", state=CallState.EMERGENCY, emergency=True,
+                        bridge_id="callflow-call-8", legs={"agent": "leg-a8"}))
+    ari = ScriptedAri(channels=[stasis("c-8", "inbound"), stasis("leg-a8", "leg", "c-8", name="PJSIP/2001-8")],
+                      bridges=[{"id": "callflow-call-8", "channels": ["c-8", "leg-a8"]}])
+    hung_up = asyncio.Event()
+    closed: list[tuple[str, str]] = []
+
+    async def resume(call):  # as EmergencyBridge.run: dials until the caller's hang-up, then returns
+        await hung_up.wait()
+        call.channel._mark_hungup()
+
+    async def close_left(call, reason):
+        closed.append((call.call_id, reason))
+
+    c = controller(ari, resume=resume, close_left=close_left)
+    await c.reconcile()
+    await asyncio.sleep(0.05)
+    assert "call-8" in c.calls
+    # the caller leaves the bridge (hanging up): their channel still answers GET for a moment
+    ari.bridges["callflow-call-8"]["channels"] = ["leg-a8"]
+    await c.dispatch(AriEvent.from_dict({"type": "ChannelLeftBridge", "bridge": {"id": "callflow-call-8"},
+                                         "channel": {"id": "c-8"}}))
+    await asyncio.sleep(0.05)
+    assert not ari.did("DELETE", "channels/leg-a8")  # nothing decided while the caller's channel answers
+    # the flow sees the hang-up and ends; only then is the caller's channel destroyed
+    hung_up.set()
+    await asyncio.sleep(0.05)
+    assert "call-8" not in c.calls
+    del ari.channels["c-8"]
+    await c.dispatch(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": "c-8"}, "cause": 16}))
+    for _ in range(40):  # the watch's re-look (0.5 s) or the ChannelDestroyed, whichever comes first
+        if ari.did("DELETE", "bridges/callflow-call-8"):
+            break
+        await asyncio.sleep(0.05)
+    assert ari.did("DELETE", "channels/leg-a8"), ari.requests
+    assert ari.did("DELETE", "bridges/callflow-call-8")
+    assert [cid for cid, _ in closed] == ["call-8"]
+    assert "callflow-call-8" not in c._adopted_bridges and REGISTRY.get("call-8") is None
+
+
 # -- issue 15: a caller on the AudioSocket path when the controller restarted ---------------------------
 async def test_restart_a_caller_in_the_listen_context_is_left_there_then_taken_back_when_it_comes_back():
     REGISTRY.adopt(Call(call_id="call-as", channel_id="c-as", state=CallState.LISTENING, summary="respiration",
