@@ -1138,8 +1138,38 @@ def breathing_scores(windows: np.ndarray, col: dict = _ALL_COLUMNS) -> np.ndarra
         np.clip((depth - 5.0) / 6.0, 0.0, 1.0)
         * np.clip((periodicity - 0.1) / 0.3, 0.0, 1.0)
         * (1.0 - np.minimum(voiced_frac / 0.25, 1.0))
+        * np.clip((pause_share(env, p90, np.clip(PAUSE_DEPTH * depth, PAUSE_MIN_DB, PAUSE_DB)) - PAUSE_SHARE_NONE) / (PAUSE_SHARE_FULL - PAUSE_SHARE_NONE), 0.0, 1.0)
     )
     return np.where((p90 < -62.0) | (depth < 5.0) | (ac0 <= 0), 0.0, score)
+
+
+#: A breath cycle has pauses: between two breaths, and between an inhale and its exhale, the level
+#: falls back most of the way to the floor — PAUSE_DEPTH of the envelope's depth (p90 − p10), at most
+#: PAUSE_DB — under the breaths' loud level (the envelope's 90th percentile) for PAUSE_FRAMES or
+#: more (a faint breath a few dB over a room's noise falls back to that noise). At 0.2–0.5 breaths/s they fill a third of the time or more (inhale and exhale each last
+#: ~0.5–2 s); engines, wind, crowds and machines swell and fade but stay within PAUSE_DB of their
+#: loud level almost all the time (docs/benchmarks.md, "noise and tones, fourth round").
+PAUSE_DB = 12.0
+PAUSE_DEPTH = 0.6
+PAUSE_MIN_DB = 7.0
+PAUSE_FRAMES = 10  # 200 ms of the 100 ms envelope: a dip, not one quiet frame
+PAUSE_SHARE_NONE = 0.2  # no more pause than this: not a breathing rhythm
+PAUSE_SHARE_FULL = 0.35  # this much: the rhythm is as breathing's
+
+
+def pause_share(env: np.ndarray, loud: np.ndarray, drop: np.ndarray | float = PAUSE_DB) -> np.ndarray:
+    """Share of each envelope row (n, m) inside runs of ≥ PAUSE_FRAMES frames `drop` dB or more under `loud` (n,)."""
+    low = (env < (loud - drop)[:, None]).astype(np.int32)
+    n, m = low.shape
+    if m < PAUSE_FRAMES:
+        return np.zeros(n)
+    cs = np.concatenate((np.zeros((n, 1), dtype=np.int32), np.cumsum(low, axis=1)), axis=1)
+    starts = (cs[:, PAUSE_FRAMES:] - cs[:, :-PAUSE_FRAMES]) == PAUSE_FRAMES  # a full run starts here
+    # Frames covered by any such run: a start within the PAUSE_FRAMES before (or at) the frame.
+    cs2 = np.concatenate((np.zeros((n, 1), dtype=np.int32), np.cumsum(starts, axis=1)), axis=1)
+    j = np.arange(m)
+    covered = cs2[:, np.minimum(j + 1, m - PAUSE_FRAMES + 1)] - cs2[:, np.maximum(j - PAUSE_FRAMES + 1, 0)] > 0
+    return covered.mean(axis=1)
 
 
 def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioState:
