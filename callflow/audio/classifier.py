@@ -445,6 +445,10 @@ class CallAudio:
         if self._last_cn is not None and (self._last_audio is None or self._last_cn >= self._last_audio):
             # The far end switched to comfort noise: silence, not a present caller, not a cut line.
             return AudioReading(AudioState.SILENCE, 0.8, now, level)
+        if _is_tone(window):
+            # Before the voice: a tone stepping in frequency (SIT) has voiced frames that move like a
+            # voice's; most of a second of tonal or constant-envelope frames is never a voice.
+            return AudioReading(AudioState.LINE_TONE, 0.8, now, level)
         if speech is None:
             speech = self.speech_score(window)
         recent_tap = self._tap_recent(now)
@@ -456,8 +460,6 @@ class CallAudio:
                 breathing = self.breathing_score()
             if breathing >= 0.6:
                 return AudioReading(AudioState.BREATHING, breathing, now, level, distress=self._distress())
-        if speech < 0.5 and _is_tone(window):
-            return AudioReading(AudioState.LINE_TONE, 0.8, now, level)
         if speech >= 0.5:
             voiced = self._voiced(window)
             raised = bool(voiced.sum() >= 5 and _quantile(window[voiced, F.LEVEL], 0.9) > cfg.raised_voice_dbfs)
@@ -551,14 +553,41 @@ class CallAudio:
 TONE_MIN_DBFS = -55.0
 TONE_GAIN_DB = 25.0
 TONE_MIN_FRAMES = 10  # 200 ms of tone in the last second (a busy tone's half period is 250 ms or more)
-TONE_SHARE = 0.6  # of the frames that carry sound
+TONE_SHARE = 0.6  # of the frames that carry the tone (see TONE_ON_RANGE_DB)
+#: Frames more than this under the second's loudest are a cadence's gap (the line's own floor,
+#: a recorded tone's hum), not the tone: the share is taken over the others.
+TONE_ON_RANGE_DB = 20.0
+TONE_BEAT_GAIN_DB = 20.0
+TONE_STEADY_DB = 1.0  # a constant-envelope frame counts when its level is within this of the frame before
 
 
 def _is_tone(window: np.ndarray) -> bool:
-    """The last second is mostly one or two steady tones: busy, ringback, dial tone, fax or
-    modem answer tone (not a caller; noted on the record's timeline)."""
-    sounding = window[:, F.LEVEL] > TONE_MIN_DBFS
-    tonal = sounding & (window[:, F.TONAL] >= TONE_GAIN_DB)
+    """The last second is mostly a line's own signal: one or two steady tones (busy, ringback, dial
+    tone, SIT, fax CNG/CED, modem answer) or a constant-envelope modem (FSK): not a caller; noted on
+    the record's timeline. Why not a Goertzel bank of the known frequencies: every country and modem
+    has its own (E.180 lists dozens) and recorded tones drift; what they share is that they are
+    predictable (TONAL) or of constant envelope (crest), which a voice, a breath or real noise never
+    is for most of a second."""
+    level = window[:, F.LEVEL]
+    if not len(level):
+        return False
+    sounding = (level > TONE_MIN_DBFS) & (level > level.max() - TONE_ON_RANGE_DB)
+    # Constant-envelope frames (FSK modems) read as tonal (features.tonality); a vowel may have a
+    # frame or two like that, never a steady level over most of a second.
+    steady = np.abs(np.diff(level, prepend=level[0])) < TONE_STEADY_DB
+    constant = (window[:, F.PEAK] - level <= F.CONSTANT_CREST_DB) & steady
+    gain = window[:, F.TONAL]
+    tonal = (gain >= TONE_GAIN_DB) & ((gain != F.CONSTANT_TONALITY_DB) | constant)
+    # Three close tones (400+425+450 Hz) beat at 25 Hz: every other 20 ms frame predicts worse
+    # (~23 dB). A frame next to a tonal one counts from TONE_BEAT_GAIN_DB when its level holds (a
+    # bird's whistle sweeps and swells).
+    beside = np.zeros_like(tonal)
+    beside[1:] |= tonal[:-1]
+    beside[:-1] |= tonal[1:]
+    # Its level alternates with the beat (±2 dB), so "holds" is over two frames (the beat's period).
+    repeats = np.zeros_like(steady)
+    repeats[2:] = np.abs(level[2:] - level[:-2]) < TONE_STEADY_DB
+    tonal = sounding & (tonal | (beside & repeats & (gain >= TONE_BEAT_GAIN_DB)))
     n = int(tonal.sum())
     return n >= TONE_MIN_FRAMES and n >= TONE_SHARE * int(sounding.sum())
 
