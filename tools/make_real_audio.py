@@ -758,6 +758,61 @@ def make_line_tone(split, i, cache):
     return x, real, used, f"{'' if real else 'synthetic '}{name} {level:.0f} dBFS"
 
 
+#: Distress and raised voice (issue 12, item 4): a measurement set, not a classifier split (nothing is
+#: tuned on it). Real recorded voices: Wesnoth's and Scorched 3D's pain cries and screams (distress),
+#: MegaGlest's soldiers shouting their attack cries (raised voice) and the same actors answering
+#: calmly when selected (calm voice). Only files whose frames are mostly voiced (≥ 30 %: a voice, not
+#: a sword) are used. No real crying or sobbing was found in Debian's game and sound packages.
+_GLEST_SOUNDS = f"{_GLEST}/techs/megapack/commondata/sounds"
+_WESNOTH_SOUNDS = f"{_WESNOTH}/data/core/sounds"
+DISTRESS_SOURCES = {
+    "distress": [f"{_WESNOTH_SOUNDS}/human-{k}.ogg" for k in (
+        "die-1", "die-2", "die-3", "female-die-1", "female-die-2", "female-die-3", "old-die-1", "old-die-2", "old-die-3",
+        "hit-1", "hit-2", "hit-3", "hit-4", "hit-5", "female-hit-1", "female-hit-2", "female-hit-3", "old-hit-3", "old-hit-4")]
+    + [f"{_S3D}/apoc/data/wav/misc/scream{k}.wav" for k in (1, 2, 3, 4)],
+    "raised_voice": [f"{_GLEST_SOUNDS}/swordman_attack{k}.wav" for k in (1, 2, 3, 4)]
+    + [f"{_GLEST_SOUNDS}/guard_attack{k}.wav" for k in (3, 5, 6, 9, 10, 11, 12, 13, 14)],
+    "calm_voice": [f"{_GLEST_SOUNDS}/swordman_select{k}.wav" for k in (1, 2, 3, 4, 5, 6, 7)]
+    + [f"{_GLEST_SOUNDS}/guard_select{k}.wav" for k in (1,)],
+}
+DISTRESS_COUNT = 12
+
+
+def make_voice_clip(label: str, i: int, cache: Path):
+    """Utterances of one label 0.3–1.2 s apart over line hiss, all labels at the same active levels
+    (−30 to −10 dBFS): what tells a shout from a calm answer must be in the voice, not the level."""
+    rng = rng_for("distress", label, i)
+    pool = files(cache, DISTRESS_SOURCES[label])
+    x = np.zeros(N)
+    at = int(rng.uniform(0.0, 0.8) * SR)
+    used = []
+    while at < N - SR // 2:
+        path = pool[rng.integers(len(pool))]
+        u = load(path)
+        synth.place(x, u / (np.abs(u).max() + 1e-9), at)
+        used.append(path)
+        at += len(u) + int(rng.uniform(0.3, 1.2) * SR)
+    level = rng.uniform(-30, -10)
+    x = synth.set_active_level(x, level) + synth.line_hiss(rng, N, rng.uniform(-75, -62))
+    return x, True, used, f"{label.replace('_', ' ')} {level:.0f} dBFS"
+
+
+def build_distress(out: Path, cache: Path) -> None:
+    for label in DISTRESS_SOURCES:
+        folder = out / "distress" / label
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        lines = []
+        for i in range(DISTRESS_COUNT):
+            x, real, used, what = make_voice_clip(label, i, cache)
+            name = f"{label}_{i:03d}.ulaw"
+            (folder / name).write_bytes(g711(x))
+            lines.append(f"{name}\t{'real' if real else 'synthetic'}\t{what}\t{','.join(sorted({rel(p, cache) for p in used}))}")
+        (folder / "MANIFEST.tsv").write_text("name\tkind\twhat\tsources\n" + "\n".join(lines) + "\n")
+        print(f"distress/{label}: {DISTRESS_COUNT} clips", file=sys.stderr)
+
+
 MAKERS = {
     "taps_1": make_taps(1), "taps_2": make_taps(2), "taps_3": make_taps(3),
     "background_noise": make_background_noise, "speech": make_speech, "breathing": make_breathing,
@@ -790,11 +845,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "tests/audio/real")
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/callflow-real-audio"))
     parser.add_argument("--splits", nargs="+", default=list(TAP_SOURCES), choices=list(TAP_SOURCES))
+    parser.add_argument("--distress", action="store_true", help="also the distress / raised-voice measurement set (OUT/distress)")
     args = parser.parse_args(argv)
     for tool in ("sox", "apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is needed")
     build(args.out, args.cache, args.splits)
+    if args.distress:
+        build_distress(args.out, args.cache)
     return 0
 
 
