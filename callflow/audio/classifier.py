@@ -568,15 +568,16 @@ def _is_tone(window: np.ndarray) -> bool:
     has its own (E.180 lists dozens) and recorded tones drift; what they share is that they are
     predictable (TONAL) or of constant envelope (crest), which a voice, a breath or real noise never
     is for most of a second."""
-    level = window[:, F.LEVEL]
-    if not len(level):
+    gain = window[:, F.TONAL]
+    # Every frame counted below reads at least TONE_BEAT_GAIN_DB: most windows stop here (~3 µs).
+    if np.count_nonzero(gain >= TONE_BEAT_GAIN_DB) < TONE_MIN_FRAMES:
         return False
+    level = window[:, F.LEVEL]
     sounding = (level > TONE_MIN_DBFS) & (level > level.max() - TONE_ON_RANGE_DB)
     # Constant-envelope frames (FSK modems) read as tonal (features.tonality); a vowel may have a
     # frame or two like that, never a steady level over most of a second.
     steady = np.abs(np.diff(level, prepend=level[0])) < TONE_STEADY_DB
     constant = (window[:, F.PEAK] - level <= F.CONSTANT_CREST_DB) & steady
-    gain = window[:, F.TONAL]
     tonal = (gain >= TONE_GAIN_DB) & ((gain != F.CONSTANT_TONALITY_DB) | constant)
     # Three close tones (400+425+450 Hz) beat at 25 Hz: every other 20 ms frame predicts worse
     # (~23 dB). A frame next to a tonal one counts from TONE_BEAT_GAIN_DB when its level holds (a
