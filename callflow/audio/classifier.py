@@ -22,8 +22,10 @@ Decision rules (why, in short):
   low spectral flatness) as well, and taps are found on 2.5 ms block energies
   of the call's whitened signal (a prediction-error filter following the
   line's spectrum: band-limited breaths flatten out, broadband taps do not);
-- breathing is a slow (0.2–0.6 Hz) periodic envelope of unvoiced noise, seen on
-  an 8 s history.
+- breathing is a slow (0.2–0.6 Hz) periodic envelope of unvoiced noise with pauses
+  (the level falls back near the floor between breaths), seen on an 8 s history;
+- a line's own signal (tones, FSK modems: tonal or constant-envelope frames over most
+  of a second) is checked before the voice: it is never a caller.
 """
 
 from __future__ import annotations
