@@ -19,13 +19,27 @@ A tap is a short broadband impulse with a fast attack, as real ones are recorded
 Onsets closer than REFRACTORY are one tap (a thump and its ring); any candidate within
 ONSET_SPREAD_BLOCKS of an onset may prove it (a real hit builds up over a few ms).
 
-A group closes after GROUP_GAP (1.3 s) without a new tap and becomes one
-TapInput(count). Why 1.3 s: callers tap 250–800 ms apart (the issue's range; a
-deliberate "non" is two taps well under a second apart), so the gap must exceed 0.8 s
-with margin for a hesitant second tap, while the answer must still reach the flow
-promptly (it waits ~1.3 s after the last tap) and a caller who taps « oui » and then
-again a few seconds later for the next question must not be merged into « non ». A
-group of more than MAX_GROUP_TAPS is impulsive noise (rails, hammering), not an answer:
+How a group closes (`TapBank.due`), and why those gaps:
+
+- on the caller's own audio, not the loop's clock: after GROUP_GAP (1.3 s) of the
+  call's sounding frames consumed since the last tap's frame. Callers tap 250–800 ms
+  apart (the issue's range; a deliberate « non » is two taps well under a second
+  apart), so the gap must exceed 0.8 s with margin for a hesitant second tap, while the
+  answer must still reach the flow promptly (~1.3 s after the last tap) and a caller who
+  taps « oui » and again a few seconds later for the next question must not be merged
+  into « non ». Counting frames, not seconds of the clock, makes a stall harmless: when
+  the loop, Asterisk or the caller's sender is starved for a second, the second tap's
+  packets wait (in the kernel, or in a late burst) and a clock-timed group would close
+  before they are read (a « non » heard as two « oui »: seen under load). Digital
+  silence does not count as the caller's time: it is what a snoop inserts when the
+  caller's RTP stalls (res_stasis_snoop.c), so the second tap may still come after it;
+- on the clock only once nothing but digital silence (or nothing at all: a phone with
+  silence suppression sends no packet after a tap) has come for QUIET_CLOSE (2.0 s).
+  That is 0.7 s more than GROUP_GAP: such an answer reaches the flow ~2 s after the
+  caller's last sound instead of 1.3 s, and a stall of up to ~2 s (1–1.5 s were seen on
+  the loaded 2-core test machine) still cannot split a group.
+
+A group of more than MAX_GROUP_TAPS is impulsive noise (rails, hammering), not an answer:
 dropped.
 
 The detector's state lives in arrays, one row per call (`TapBank`), and it
@@ -42,7 +56,7 @@ import math
 
 import numpy as np
 
-from callflow.audio.features import BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, SAMPLE_RATE, TONAL
+from callflow.audio.features import BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, DIGITAL_SILENCE, FRAME_SECONDS, SAMPLE_RATE, TONAL
 
 BLOCK_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 
@@ -67,7 +81,8 @@ EARLY_DROP_DB = 5.0  # a tap's mean power 40-80 ms after its attack is this far 
 LATE_DROP_DB = 10.0  # and this far 80-160 ms after
 REFRACTORY_BLOCKS = 40  # 100 ms
 ONSET_SPREAD_BLOCKS = 3  # 7.5 ms: the blocks of one attack
-GROUP_GAP = 1.3  # seconds without a tap that close a group
+GROUP_GAP = 1.3  # seconds of the caller's audio without a tap that close a group
+QUIET_CLOSE = 2.0  # seconds of the clock without the caller's sound that close it too (see above)
 MAX_GROUP_TAPS = 5  # more in one group is impulsive noise, not a caller's answer
 IMPULSE_SECONDS = 2.0  # time constant of the count of sharp onsets that were not taps
 MAX_IMPULSES = 2.5  # a group heard among this many of them (decayed count) is impulsive noise
@@ -159,7 +174,12 @@ class TapBank:
         ("ctx_start", np.int64, -_CONTEXT),
         ("undecided", np.float64, PAD_DB),
         ("group", np.int64, 0),
-        ("last_tap", np.float64, np.nan),
+        ("last_tap", np.float64, np.nan),  # clock (call-relative) of the last tap, back-dated from its frame
+        # The caller's media time: sounding (not digitally silent) frames consumed so far, its
+        # value at the last tap's frame, and the clock when a sounding frame last came.
+        ("sound", np.int64, 0),
+        ("tap_sound", np.int64, 0),
+        ("sound_at", np.float64, np.nan),
         # Sharp onsets that were not taps (crackles, clacks, claps): a decaying count, when it was
         # last updated, and the most of it seen while the open group's taps were heard.
         ("impulses", np.float64, 0.0),
@@ -185,7 +205,7 @@ class TapBank:
         self.ctx_start[slot] = frames * BLOCKS_PER_FRAME - _CONTEXT
         self.undecided[slot] = PAD_DB
         self.group[slot] = 0
-        self.last_tap[slot] = np.nan
+        self.last_tap[slot] = self.sound_at[slot] = np.nan
         self.impulses[slot] = self.group_impulses[slot] = 0.0
 
     def _impulse(self, slot: int, at: float, add: float) -> float:
@@ -292,6 +312,8 @@ class TapBank:
                     slot = slots[todo[r]]
                     self.group[slot] += 1
                     self.last_tap[slot] = end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS
+                    self.tap_sound[slot] = self.sound[slot] - self._sounding_since(hist, history, slot, (base[r] + c) // BLOCKS_PER_FRAME,
+                                                                                   int(real_end[todo[r]]) // BLOCKS_PER_FRAME)
                     taps_at.setdefault(r, []).append(c)
                 # The onsets that were not taps feed the call's impulse count; a tap notes it.
                 for r, mine in onsets.items():
@@ -313,6 +335,27 @@ class TapBank:
         self.scan[slots] = start
         self.ctx_start[slots] = np.maximum(np.minimum(start, decided_until) - _CONTEXT, ctx0)
 
+    def _sounding_since(self, hist, history: int, slot: int, frame: int, count: int) -> int:
+        """Sounding (not digitally silent) frames among frames [frame, count) of the call (a tap is rare: per tap)."""
+        n = min(max(count - frame, 0), history)
+        rows = (count - n + np.arange(n)) % history
+        return int(n - np.count_nonzero(hist[slot, rows, DIGITAL_SILENCE] > 0))
+
+    def heard(self, slots, sounding, now) -> None:
+        """These calls' new frames were consumed: `sounding` of them not digitally silent, at `now`."""
+        self.sound[slots] += sounding
+        some = sounding > 0
+        self.sound_at[slots[some]] = now[some]
+
+    def due(self, slots, now) -> np.ndarray:
+        """Which of these calls' open groups are finished by `now` (see the module's doc):
+        GROUP_GAP of the caller's sounding audio since the last tap, or QUIET_CLOSE of the
+        clock without any of it."""
+        open_ = self.group[slots] > 0
+        media = (self.sound[slots] - self.tap_sound[slots]) * FRAME_SECONDS >= GROUP_GAP - 1e-9
+        quiet = now - self.sound_at[slots] >= QUIET_CLOSE  # NaN (never heard): False
+        return open_ & (media | quiet)
+
     def flush(self, hist, history: int, slot: int, frames: int, end_time: float) -> None:
         """The stream stopped (no packets): decide pending attacks as if silence followed."""
         if self.undecided[slot] <= PAD_DB:
@@ -332,14 +375,14 @@ class TapBank:
         self.undecided[slot] = PAD_DB
 
     def close_group(self, slot: int, now: float) -> int:
-        """The tap count of a group finished by `now` (else 0); resets the group.
+        """The tap count of the call's group, finished (`due`) by `now`; resets the group.
 
         A group of more than MAX_GROUP_TAPS is not an answer (the seed asks for one or
         two taps) but impulsive noise: a fire's crackle, a train's clacks, hammering.
         It is dropped (0) and forgotten, so it does not keep the state at TAPS either.
         """
-        group, last = int(self.group[slot]), float(self.last_tap[slot])
-        if group and not math.isnan(last) and now - last >= GROUP_GAP:
+        group = int(self.group[slot])
+        if group:
             self.group[slot] = 0
             # The impulses heard up to the group's end too (onsets after its last tap).
             noisy = max(float(self.group_impulses[slot]), self._impulse(slot, now, 0.0))
