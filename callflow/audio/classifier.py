@@ -856,7 +856,7 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         results[call] = [reading]
         _deliver(call.readings, call.on_reading, reading)
     # A tap group closes on the caller's audio, not on this clock (see callflow/audio/taps.py).
-    for i in np.flatnonzero(taps.due(slots, t)).tolist():
+    for i in np.flatnonzero(taps.due(pool.hist, history, slots, pool.count[slots], t)).tolist():
         call = calls[i]
         at = float(t[i])
         count = taps.close_group(int(slots[i]), at)

@@ -12,12 +12,17 @@ A tap is a short broadband impulse with a fast attack, as real ones are recorded
   attack and LATE_DROP_DB under it 80–160 ms after, or back near the background. Real
   taps ring for 50–200 ms (the detector of issue 3 wanted them down within 45 ms and
   refused most real ones); a syllable's vowel, a swell or an engine stays up;
+- or that rings long and stops: gavels and rim shots ring 160–280 ms near their attack's
+  level; such a ring counts when it is seen to end within RING_MAX_BLOCKS, never grows
+  louder than its attack and is neither voiced nor tonal (a syllable, a beep);
 - with a body: at least 2 blocks, unless a single block stands well clear of the bed
   and is not peaky; a line click is one sample, one or two very peaky blocks (CREST);
 - not a steady tone switching on or off (busy, ringback: TONAL frames around it).
 
 Onsets closer than REFRACTORY are one tap (a thump and its ring); any candidate within
-ONSET_SPREAD_BLOCKS of an onset may prove it (a real hit builds up over a few ms).
+ONSET_SPREAD_BLOCKS (20 ms) of an onset may prove it (a real knock builds up over several
+ms: its first preselected block may hold only its first samples). The 40 ms after
+listening (re)starts hold no candidate: the line's own sound starting is not a tap.
 
 How a group closes (`TapBank.due`), and why those gaps:
 
@@ -56,7 +61,7 @@ import math
 
 import numpy as np
 
-from callflow.audio.features import BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, DIGITAL_SILENCE, FRAME_SECONDS, SAMPLE_RATE, TONAL
+from callflow.audio.features import BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, DIGITAL_SILENCE, FRAME_SECONDS, SAMPLE_RATE, TONAL, VOICED
 
 BLOCK_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 
@@ -68,7 +73,12 @@ BACKGROUND_BLOCKS = 16  # 40 ms before the attack give the local background
 MIN_BODY_BLOCKS = 2  # 5 ms
 CLICK_CREST_DB = 10.5  # a 2-block event this peaky is one sample: a line click, not a tap
 SHORT_TAP_CREST_DB = 8.0  # a 1-block event must be less peaky than this to be a (short) tap
-LOOKAHEAD_BLOCKS = 64  # 160 ms after the attack are needed to decide
+LOOKAHEAD_BLOCKS = 128  # 320 ms after the attack are needed to decide (a long ring must be seen to end)
+RING_MIN_BLOCKS = 64  # a ring that outlasts the decay windows (160 ms)...
+RING_MAX_BLOCKS = 112  # ...and stops within 280 ms (before a next tap 250 ms later has rung long)
+RING_RISE_DB = 3.0  # never louder than its attack by more than this (a vowel, a swell grows)
+RING_VOICED_MAX = 0.1  # share of its blocks in voiced or tonal frames: a syllable, a beep
+TONAL_FLAG, VOICED_FLAG = 1, 2  # per-block flags of the frame (see TapBank._gather)
 BED_FRAMES = 100  # 2 s of bed before a candidate
 BED_QUANTILE = 0.8  # taps of a 3-tap group fill < 10 % of 2 s: the 80th percentile is the bed's
 BED_MIN_BLOCKS = 40  # 100 ms of sound make a bed
@@ -80,7 +90,7 @@ DECAY_LATE = slice(32, 64)  # 80-160 ms after the attack
 EARLY_DROP_DB = 5.0  # a tap's mean power 40-80 ms after its attack is this far under the attack
 LATE_DROP_DB = 10.0  # and this far 80-160 ms after
 REFRACTORY_BLOCKS = 40  # 100 ms
-ONSET_SPREAD_BLOCKS = 3  # 7.5 ms: the blocks of one attack
+ONSET_SPREAD_BLOCKS = 8  # 20 ms: the blocks of one attack (a knock or a rim shot builds up over several ms)
 GROUP_GAP = 1.3  # seconds of the caller's audio without a tap that close a group
 QUIET_CLOSE = 2.0  # seconds of the clock without the caller's sound that close it too (see above)
 MAX_GROUP_TAPS = 5  # more in one group is impulsive noise, not a caller's answer
@@ -95,7 +105,7 @@ _windows = np.lib.stride_tricks.sliding_window_view
 PAD_DB = -99.0  # what blocks before a call's origin (or after the end of its media) read as
 
 
-def _check(blocks, tonal_flags, crest, rows, cols, bed=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check(blocks, tonal_flags, crest, rows, cols, bed=None, known=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check candidate attacks at blocks[rows, cols] (padded per-call rows), all calls at once.
 
     Each candidate needs BACKGROUND_BLOCKS before it and LOOKAHEAD_BLOCKS from it within
@@ -118,10 +128,13 @@ def _check(blocks, tonal_flags, crest, rows, cols, bed=None) -> tuple[np.ndarray
         qualified &= attack >= bed[rows] + BED_MARGIN_DB
     if not qualified.all():
         rows, cols, background, attack = rows[qualified], cols[qualified], background[qualified], attack[qualified]
+        if known is not None:
+            known = known[qualified]
     if not rows.size:
         return rows, cols, np.zeros(0, dtype=bool)
     span = cols[:, None] + _AHEAD
     ahead = blocks[rows[:, None], span]
+    flags = tonal_flags[rows[:, None], span]
     onset_peak = ahead[:, :3].max(axis=1)  # the attack block may hold only the tap's first samples
     # The body lasts while the event stays near the background's top, or (a loud tap over a
     # quiet line rings long) within BODY_DROP_DB of its peak. Only its start matters now:
@@ -144,12 +157,25 @@ def _check(blocks, tonal_flags, crest, rows, cols, bed=None) -> tuple[np.ndarray
     late = 10.0 * np.log10(power[:, DECAY_LATE].mean(axis=1))
     floor = background + SUSTAIN_DB
     decays = (early <= np.maximum(onset_peak - EARLY_DROP_DB, floor)) & (late <= np.maximum(onset_peak - LATE_DROP_DB, floor))
+    # Or it rings long and stops (gavels, rim shots, some woodblocks ring 160-280 ms at
+    # nearly their attack's level, and the old rule, fitted to the studio hits of dev,
+    # refused them all: holdout3): its body ends within RING_MAX_BLOCKS, seen in the audio
+    # (not cut by the end of the media), never grows louder than its attack, and its frames
+    # are neither voiced nor tonal (a syllable is voiced; a beep or a tone burst is tonal).
+    within = _AHEAD[None, :] < body[:, None]
+    n = np.maximum(body, 1)
+    pitched = (((flags & (VOICED_FLAG | TONAL_FLAG)) > 0) & within).sum(axis=1) / n
+    rings = ((body >= RING_MIN_BLOCKS) & (body <= RING_MAX_BLOCKS)
+             & (np.where(within, ahead, -np.inf).max(axis=1) <= onset_peak + RING_RISE_DB)
+             & (pitched <= RING_VOICED_MAX))
+    if known is not None:
+        rings &= body < known
     # A line tone switching on or off (busy, ringback) is a sharp edge in the whitened
     # blocks too, but a steady tone follows or precedes it.
-    tonal = (tonal_flags[rows[:, None], span[:, :TONAL_BLOCKS]].mean(axis=1) > 0.5) | (
-        tonal_flags[rows[:, None], cols[:, None] + _BEFORE].mean(axis=1) > 0.5
+    tonal = ((flags[:, :TONAL_BLOCKS] & TONAL_FLAG).mean(axis=1) > 0.5) | (
+        (tonal_flags[rows[:, None], cols[:, None] + _BEFORE] & TONAL_FLAG).mean(axis=1) > 0.5
     )
-    is_tap = (((body >= MIN_BODY_BLOCKS) & ~click) | short) & decays & ~tonal
+    is_tap = (((body >= MIN_BODY_BLOCKS) & ~click) | short) & (decays | rings) & ~tonal
     return rows, cols, is_tap
 
 
@@ -171,14 +197,16 @@ class TapBank:
     FIELDS = (
         ("scan", np.int64, 0),
         ("origin", np.int64, 0),
+        # First block a tap may start at: the 40 ms after listening (re)started have no context
+        # before them, and the line's own sound starting there is not a tap (a rise from nothing).
+        ("listen_from", np.int64, BACKGROUND_BLOCKS),
         ("ctx_start", np.int64, -_CONTEXT),
         ("undecided", np.float64, PAD_DB),
         ("group", np.int64, 0),
         ("last_tap", np.float64, np.nan),  # clock (call-relative) of the last tap, back-dated from its frame
-        # The caller's media time: sounding (not digitally silent) frames consumed so far, its
-        # value at the last tap's frame, and the clock when a sounding frame last came.
-        ("sound", np.int64, 0),
-        ("tap_sound", np.int64, 0),
+        # The last tap's frame (absolute, like `scan`), and the clock when a sounding (not
+        # digitally silent) frame of the caller last came: see `due`.
+        ("tap_frame", np.int64, 0),
         ("sound_at", np.float64, np.nan),
         # Sharp onsets that were not taps (crackles, clacks, claps): a decaying count, when it was
         # last updated, and the most of it seen while the open group's taps were heard.
@@ -201,6 +229,7 @@ class TapBank:
     def reset(self, slot: int, frames: int) -> None:
         """Forget taps and context: audio before frame `frames` reads as silence."""
         self.origin[slot] = frames
+        self.listen_from[slot] = frames * BLOCKS_PER_FRAME + BACKGROUND_BLOCKS
         self.scan[slot] = frames * BLOCKS_PER_FRAME
         self.ctx_start[slot] = frames * BLOCKS_PER_FRAME - _CONTEXT
         self.undecided[slot] = PAD_DB
@@ -223,7 +252,8 @@ class TapBank:
         rows = hist[slots[:, None], np.where(pad, 0, frame % history)]  # (m, frames, columns): whole rows, cache-friendly
         shape = (len(slots), frames * BLOCKS_PER_FRAME)
         blocks = np.where(pad[:, :, None], np.float32(PAD_DB), rows[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]).reshape(shape)
-        tonal_flags = np.repeat((rows[:, :, TONAL] >= TONAL_GAIN_DB) & ~pad, BLOCKS_PER_FRAME, axis=1)
+        flags = ((rows[:, :, TONAL] >= TONAL_GAIN_DB) * TONAL_FLAG + (rows[:, :, VOICED] > 0) * VOICED_FLAG) * ~pad
+        tonal_flags = np.repeat(flags.astype(np.uint8), BLOCKS_PER_FRAME, axis=1)
         crest = np.repeat(np.where(pad, np.float32(0.0), rows[:, :, CREST]), BLOCKS_PER_FRAME, axis=1)
         return blocks, tonal_flags, crest
 
@@ -278,7 +308,7 @@ class TapBank:
             rel = np.arange(BACKGROUND_BLOCKS, length)
             before = (cums[:, rel] - cums[:, rel - BACKGROUND_BLOCKS]) / BACKGROUND_BLOCKS
             attack = blocks[:, BACKGROUND_BLOCKS:]
-            from_ = (scan0[todo] - base)[:, None]
+            from_ = (np.maximum(scan0[todo], self.listen_from[slots[todo]]) - base)[:, None]
             limit = (decided_until[todo] - base)[:, None]
             candidate = (attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS) & (rel >= from_) & (rel < limit)
             new_start = np.maximum(scan0[todo], decided_until[todo])
@@ -291,7 +321,8 @@ class TapBank:
                     if not mine or c - mine[-1] >= REFRACTORY_BLOCKS:
                         mine.append(c)
                 bed = self._bed(hist, history, slots[todo], first_frame, real_end[todo])
-                rows, cols, is_tap = _check(blocks, tonal_flags, crest, rows, cols + BACKGROUND_BLOCKS, bed)
+                known = (real_end[todo] - base)[rows] - (cols + BACKGROUND_BLOCKS)
+                rows, cols, is_tap = _check(blocks, tonal_flags, crest, rows, cols + BACKGROUND_BLOCKS, bed, known)
                 # In order, per call: onsets closer than REFRACTORY are one tap (a thump and its ring).
                 # A real hit builds up over a few ms: its first block may hold only its first
                 # samples, so any candidate within ONSET_SPREAD_BLOCKS of the onset may prove it.
@@ -312,8 +343,7 @@ class TapBank:
                     slot = slots[todo[r]]
                     self.group[slot] += 1
                     self.last_tap[slot] = end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS
-                    self.tap_sound[slot] = self.sound[slot] - self._sounding_since(hist, history, slot, (base[r] + c) // BLOCKS_PER_FRAME,
-                                                                                   int(real_end[todo[r]]) // BLOCKS_PER_FRAME)
+                    self.tap_frame[slot] = (base[r] + c) // BLOCKS_PER_FRAME
                     taps_at.setdefault(r, []).append(c)
                 # The onsets that were not taps feed the call's impulse count; a tap notes it.
                 for r, mine in onsets.items():
@@ -335,26 +365,29 @@ class TapBank:
         self.scan[slots] = start
         self.ctx_start[slots] = np.maximum(np.minimum(start, decided_until) - _CONTEXT, ctx0)
 
-    def _sounding_since(self, hist, history: int, slot: int, frame: int, count: int) -> int:
-        """Sounding (not digitally silent) frames among frames [frame, count) of the call (a tap is rare: per tap)."""
-        n = min(max(count - frame, 0), history)
-        rows = (count - n + np.arange(n)) % history
-        return int(n - np.count_nonzero(hist[slot, rows, DIGITAL_SILENCE] > 0))
-
     def heard(self, slots, sounding, now) -> None:
-        """These calls' new frames were consumed: `sounding` of them not digitally silent, at `now`."""
-        self.sound[slots] += sounding
+        """These calls' new frames were consumed at `now`; `sounding` of them not digitally silent."""
         some = sounding > 0
         self.sound_at[slots[some]] = now[some]
 
-    def due(self, slots, now) -> np.ndarray:
+    def due(self, hist, history: int, slots, counts, now) -> np.ndarray:
         """Which of these calls' open groups are finished by `now` (see the module's doc):
-        GROUP_GAP of the caller's sounding audio since the last tap, or QUIET_CLOSE of the
-        clock without any of it."""
+        GROUP_GAP of the caller's sounding audio after the last tap's frame, all of it decided
+        by the detector (its lookahead: a tap within the gap may still be pending), or
+        QUIET_CLOSE of the clock without any of the caller's sound."""
         open_ = self.group[slots] > 0
-        media = (self.sound[slots] - self.tap_sound[slots]) * FRAME_SECONDS >= GROUP_GAP - 1e-9
         quiet = now - self.sound_at[slots] >= QUIET_CLOSE  # NaN (never heard): False
-        return open_ & (media | quiet)
+        due = open_ & quiet
+        for i in np.flatnonzero(open_ & ~quiet).tolist():  # the few calls tapping now
+            slot = slots[i]
+            first, decided = int(self.tap_frame[slot]), min(int(self.scan[slot]) // BLOCKS_PER_FRAME, int(counts[i]))
+            n = min(decided - first, history)
+            if n * FRAME_SECONDS < GROUP_GAP - 1e-9:
+                continue
+            rows = (decided - n + np.arange(n)) % history
+            sounding = n - np.count_nonzero(hist[slot, rows, DIGITAL_SILENCE] > 0)
+            due[i] = sounding * FRAME_SECONDS >= GROUP_GAP - 1e-9
+        return due
 
     def flush(self, hist, history: int, slot: int, frames: int, end_time: float) -> None:
         """The stream stopped (no packets): decide pending attacks as if silence followed."""
@@ -397,4 +430,9 @@ class TapBank:
         """A tap was heard within `hold` seconds and its group still looks like an answer."""
         last = float(self.last_tap[slot])
         return (not math.isnan(last) and now - last <= hold and int(self.group[slot]) <= MAX_GROUP_TAPS
-                and self._impulse(slot, max(now, float(self.impulses_at[slot])), 0.0) < MAX_IMPULSES)
+                and self._impulses_at(slot, now) < MAX_IMPULSES)
+
+    def _impulses_at(self, slot: int, at: float) -> float:
+        """The decayed count at `at`, without moving the count's own time: a reading asks at the
+        clock's now, and onsets decided later (the lookahead) are dated before it."""
+        return float(self.impulses[slot]) * math.exp(-max(at - float(self.impulses_at[slot]), 0.0) / IMPULSE_SECONDS)
