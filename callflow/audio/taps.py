@@ -102,6 +102,7 @@ BODY_DROP_DB = 30.0  # a tap's body ends this far under its peak (or near the ba
 _windows = np.lib.stride_tricks.sliding_window_view
 
 
+NO_TAP = -(1 << 40)  # an empty place in TapBank.group_taps
 PAD_DB = -99.0  # what blocks before a call's origin (or after the end of its media) read as
 
 
@@ -218,6 +219,8 @@ class TapBank:
     def __init__(self, capacity: int = 0) -> None:
         for name, dtype, fill in self.FIELDS:
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
+        # The attack blocks of the open group's taps (NO_TAP: none): their rings are not the bed.
+        self.group_taps = np.full((capacity, MAX_GROUP_TAPS + 1), NO_TAP, dtype=np.int64)
 
     def grow(self, capacity: int) -> None:
         for name, dtype, fill in self.FIELDS:
@@ -225,6 +228,9 @@ class TapBank:
             new = np.full(capacity, fill, dtype=dtype)
             new[: len(old)] = old
             setattr(self, name, new)
+        taps = np.full((capacity, MAX_GROUP_TAPS + 1), NO_TAP, dtype=np.int64)
+        taps[: len(self.group_taps)] = self.group_taps
+        self.group_taps = taps
 
     def reset(self, slot: int, frames: int) -> None:
         """Forget taps and context: audio before frame `frames` reads as silence."""
@@ -234,6 +240,7 @@ class TapBank:
         self.ctx_start[slot] = frames * BLOCKS_PER_FRAME - _CONTEXT
         self.undecided[slot] = PAD_DB
         self.group[slot] = 0
+        self.group_taps[slot] = NO_TAP
         self.last_tap[slot] = self.sound_at[slot] = np.nan
         self.impulses[slot] = self.group_impulses[slot] = 0.0
 
@@ -265,6 +272,14 @@ class TapBank:
         # Heard: frames since the call's origin (digital silence is heard, -99 dB, and counts).
         frames = np.clip(first_frame - np.maximum(first_frame - BED_FRAMES, self.origin[slots]), 0, BED_FRAMES)
         heard = np.arange(blocks.shape[1]) >= (BED_FRAMES - frames)[:, None] * BLOCKS_PER_FRAME
+        # The open group's own taps are no bed: three rings of 250 ms fill 40 % of 2 s, and
+        # their 80th percentile would refuse the third tap (over a quiet line above all).
+        tapping = np.flatnonzero(self.group[slots] > 0)
+        if tapping.size:
+            at = (first_frame[tapping] - BED_FRAMES)[:, None, None] * BLOCKS_PER_FRAME + np.arange(blocks.shape[1])[None, None, :]
+            starts = self.group_taps[slots[tapping]][:, :, None]
+            ringing = ((at >= starts) & (at < starts + RING_MAX_BLOCKS)).any(axis=1)
+            heard[tapping] &= ~ringing
         n = heard.sum(axis=1)
         k = np.maximum(BED_QUANTILE * (n - 1), 0).astype(np.int64)
         ranked = np.sort(np.where(heard, blocks, np.inf), axis=1)  # unheard blocks sort last
@@ -341,6 +356,7 @@ class TapBank:
                         if not tap:
                             continue
                     slot = slots[todo[r]]
+                    self.group_taps[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = base[r] + c
                     self.group[slot] += 1
                     self.last_tap[slot] = end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS
                     self.tap_frame[slot] = (base[r] + c) // BLOCKS_PER_FRAME
@@ -417,6 +433,7 @@ class TapBank:
         group = int(self.group[slot])
         if group:
             self.group[slot] = 0
+            self.group_taps[slot] = NO_TAP
             # The impulses heard up to the group's end too (onsets after its last tap).
             noisy = max(float(self.group_impulses[slot]), self._impulse(slot, now, 0.0))
             self.group_impulses[slot] = 0.0
