@@ -78,6 +78,7 @@ RING_MIN_BLOCKS = 64  # a ring that outlasts the decay windows (160 ms)...
 RING_MAX_BLOCKS = 112  # ...and stops within 280 ms (before a next tap 250 ms later has rung long)
 RING_RISE_DB = 3.0  # never louder than its attack by more than this (a vowel, a swell grows)
 RING_VOICED_MAX = 0.1  # share of its blocks in voiced or tonal frames: a syllable, a beep
+RESUMED_RING_DB = 6.0  # a ring cut by a stall resumes within this of its last level (see _resumed_ring)
 TONAL_FLAG, VOICED_FLAG = 1, 2  # per-block flags of the frame (see TapBank._gather)
 BED_FRAMES = 100  # 2 s of bed before a candidate
 BED_QUANTILE = 0.8  # taps of a 3-tap group fill < 10 % of 2 s: the 80th percentile is the bed's
@@ -208,6 +209,7 @@ class TapBank:
         # The last tap's frame (absolute, like `scan`), and the clock when a sounding (not
         # digitally silent) frame of the caller last came: see `due`.
         ("tap_frame", np.int64, 0),
+        ("tap_block", np.int64, NO_TAP),
         ("sound_at", np.float64, np.nan),
         # Sharp onsets that were not taps (crackles, clacks, claps): a decaying count, when it was
         # last updated, and the most of it seen while the open group's taps were heard.
@@ -241,6 +243,7 @@ class TapBank:
         self.undecided[slot] = PAD_DB
         self.group[slot] = 0
         self.group_taps[slot] = NO_TAP
+        self.tap_block[slot] = NO_TAP
         self.last_tap[slot] = self.sound_at[slot] = np.nan
         self.impulses[slot] = self.group_impulses[slot] = 0.0
 
@@ -356,10 +359,14 @@ class TapBank:
                         if not tap:
                             continue
                     slot = slots[todo[r]]
+                    if self._resumed_ring(hist, history, int(slot), int(base[r] + c), blocks[r], c):
+                        taps_at.setdefault(r, []).append(c)  # the last tap's own ring: no tap, no impulse
+                        continue
                     self.group_taps[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = base[r] + c
                     self.group[slot] += 1
                     self.last_tap[slot] = end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS
                     self.tap_frame[slot] = (base[r] + c) // BLOCKS_PER_FRAME
+                    self.tap_block[slot] = base[r] + c
                     taps_at.setdefault(r, []).append(c)
                 # The onsets that were not taps feed the call's impulse count; a tap notes it.
                 for r, mine in onsets.items():
@@ -380,6 +387,33 @@ class TapBank:
         self.undecided[slots] = np.where(held, tail, -np.inf).max(axis=1)
         self.scan[slots] = start
         self.ctx_start[slots] = np.maximum(np.minimum(start, decided_until) - _CONTEXT, ctx0)
+
+    def _resumed_ring(self, hist, history: int, slot: int, at: int, row, c: int) -> bool:
+        """Is the attack at block `at` (column `c` of `row`) the last tap's ring coming back after
+        a run of digital silence that cut it? A snoop fills the caller's stalled RTP with exact
+        zeros (res_stasis_snoop.c), then plays the held frames: the ring stops dead, and resumes
+        at the level it had, a sharp rise over silence. A new tap after a ring that faded into
+        silence stands well over the ring's last block."""
+        last_tap = int(self.tap_block[slot])
+        silent = np.flatnonzero(row[c - BACKGROUND_BLOCKS : c] <= PAD_DB + 0.5)
+        if last_tap == NO_TAP or not silent.size:
+            return False
+        frame = (at - BACKGROUND_BLOCKS + int(silent[-1])) // BLOCKS_PER_FRAME  # in the run of silence
+        first = max(frame - history + 1, int(self.origin[slot]), last_tap // BLOCKS_PER_FRAME)
+        frames = np.arange(first, frame)
+        if not frames.size:
+            return False
+        sounding = np.flatnonzero(hist[slot, frames % history, DIGITAL_SILENCE] <= 0)
+        if not sounding.size:
+            return False
+        before = int(frames[sounding[-1]])
+        levels = hist[slot, before % history, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
+        heard = np.flatnonzero(levels > PAD_DB + 0.5)
+        if not heard.size:
+            return False
+        cut_at = before * BLOCKS_PER_FRAME + int(heard[-1])
+        return (0 <= cut_at - last_tap <= RING_MAX_BLOCKS
+                and float(row[c : c + 3].max()) <= float(levels[heard[-1]]) + RESUMED_RING_DB)
 
     def heard(self, slots, sounding, now) -> None:
         """These calls' new frames were consumed at `now`; `sounding` of them not digitally silent."""

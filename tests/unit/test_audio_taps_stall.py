@@ -87,19 +87,20 @@ def test_a_stall_of_the_packets_between_two_taps_does_not_split_them(fill_with_s
 REAL = Path(__file__).resolve().parents[1] / "audio" / "real" / "dev" / "taps_1"
 
 
+@pytest.mark.parametrize("fill_with_silence", [False, True], ids=["rtp-burst", "snoop-silence"])
 @pytest.mark.parametrize("clip", ["taps_1_dev_007.ulaw", "taps_1_dev_009.ulaw"])
-def test_a_stall_in_the_middle_of_a_tap_ring_adds_no_tap(clip):
+def test_a_stall_in_the_middle_of_a_tap_ring_adds_no_tap(clip, fill_with_silence):
     """A stall starting 20 ms after the frame of a real tap's attack, while it still rings: its
     ring resumed after the stall is the same tap, not a second one. The old code decided the tap
     0.3 s into the stall as if silence followed and then took the resumed ring for a new attack
-    over silence: « oui » heard as « non » ([2]) on these two clips. (Not yet handled: the same
-    stall through a snoop, whose digital silence cuts the ring in the audio itself.)"""
+    over silence: « oui » heard as « non » ([2]) on these two clips. Through a snoop the stall is
+    in the audio itself: the ring stops dead in digital silence and resumes at its level."""
     from callflow.audio.offline import load_audio
 
     pcm = load_audio(REAL / clip)
     frames_ = pcm[: len(pcm) // FRAME * FRAME].reshape(-1, FRAME).astype(np.float64)
     attack = (int(np.argmax((frames_ ** 2).mean(axis=1))) + 1) * FRAME / 8000
-    got = deliver(pcm, stalled(pcm, attack + 0.02, 1.2), 10.0)
+    got = deliver(pcm, stalled(pcm, attack + 0.02, 1.2, fill_with_silence), 10.0)
     assert [c for c, _ in got] == [1]
 
 
