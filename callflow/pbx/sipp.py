@@ -199,30 +199,18 @@ _BYE_FROM_US = """
 """
 
 # the system ends the call: wait (up to the call's timeout) for Asterisk's BYE
-_BYE_FROM_THEM = """
-  <recv request="BYE" timeout="600000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:caller@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]>
-  </send>
-</scenario>
-"""
+_BYE_FROM_THEM = '\n  <recv request="BYE" timeout="600000"/>' + OK_TO_LAST_REQUEST + "</scenario>\n"
 
 
 def registration_xml(user: str, password: str, expires: int = 300) -> str:
     """REGISTER, the 401 challenge, REGISTER again with the digest, 200."""
     return (f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="register {user}">\n'
             + _register(user, expires, cseq=1) + '  <recv response="401" auth="true"/>\n'
-            + _register(user, expires, cseq=2, password=password) + '  <recv response="200"/>\n</scenario>\n')
+            + _register(user, expires, cseq=2, password=password) + '  <recv response="200"/>\n'
+            # Linger a second: on a loaded PBX the REGISTER was retransmitted and its answer's twin comes
+            # late. SIPp absorbs it as a retransmission here; gone, the phone that takes the port next got
+            # it as a « call » expecting INVITE, aborted it and exited (an agent that never answered).
+            + '  <pause milliseconds="1000"/>\n</scenario>\n')
 
 
 def _register(user: str, expires: int, *, cseq: int, password: str | None = None) -> str:

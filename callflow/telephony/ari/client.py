@@ -11,6 +11,7 @@ caller safety depends on it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -40,7 +41,9 @@ class AriClient:
         self.base_url = base_url.rstrip("/")
         self.app = app
         self.ping_interval = ping_interval
-        self._auth = aiohttp.BasicAuth(user, password)
+        # The header itself (RFC 7617): aiohttp 3.14 deprecates BasicAuth and the session's auth=.
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}"}
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._session: aiohttp.ClientSession | None = None
         self.connected = asyncio.Event()
@@ -60,7 +63,7 @@ class AriClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(auth=self._auth, timeout=self._timeout)
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         return self._session
 
     async def close(self) -> None:
@@ -101,7 +104,7 @@ class AriClient:
         first = True
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type((aiohttp.ClientError, OSError, asyncio.TimeoutError, ConnectionError)),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0, jitter=0.2),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0, jitter=0.2),
             stop=stop_never,
             reraise=True,
         ):
