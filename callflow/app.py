@@ -17,7 +17,6 @@ from callflow.config import Config
 from callflow.controller import Controller
 from callflow.core.agents import DialplanAgents, Diagnosis
 from callflow.core.call import REGISTRY, Call, CallState
-from callflow.core.channel import CallContext
 from callflow.core.recorder import HungUpBy
 from callflow.agents.closing import recorded_call_notice
 from callflow.agents.emergency import EmergencyBridge
@@ -59,22 +58,22 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
 
     deps: SilentCallDeps | None = None  # built below: the services need the controller's ARI client
 
-    async def inbound_call(ctx: CallContext) -> None:
+    async def inbound_call(call: Call) -> None:
         assert deps is not None
-        await answer_call(ctx, deps)
+        await answer_call(call, deps)
 
-    async def answer_call(ctx: CallContext, open_deps: SilentCallDeps) -> None:
+    async def answer_call(call: Call, open_deps: SilentCallDeps) -> None:
         """Seed 000 for one call, behind the closed line's message when seed 003 says the line is closed
         (the ARI and the FastAGI entries alike)."""
-        await handoffs.note_call(ctx.call_id, ctx.caller.number)
+        await handoffs.note_call(call.call_id, call.caller.number)
         # seed 003: the calendar and the supervisor's override (`callflow hours close|open|auto`), read for every call
         override = await messages.override()
         now = datetime.fromtimestamp(time.time(), timezone.utc)
         call_deps = open_deps if calendar.is_open(now, override) else closed_line(open_deps, override)
         if config.prompts.recorded_call_notice:
-            await ctx.channel.answer()
-            await recorded_call_notice(ctx.channel, language=ctx.caller.language)
-        await run_silent_call(ctx, call_deps)
+            await call.channel.answer()
+            await recorded_call_notice(call.channel, language=call.caller.language)
+        await run_silent_call(call, call_deps)
 
     def closed_line(open_deps: SilentCallDeps, override: str) -> SilentCallDeps:
         """Seed 000's procedure behind the closed line's message; messages instead of agents."""
@@ -87,23 +86,23 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
                            seconds_until_opening=until_opening, settings=message_settings, source="closed")
         return dataclasses.replace(open_deps, agents=desk, handoffs=line_handoffs, closed_line=True)
 
-    async def resume_call(ctx: CallContext, call: Call) -> None:
+    async def resume_call(call: Call) -> None:
         """A call found after a restart: a person takes it, urgent, with the diagnosis; an emergency carries on."""
         assert deps is not None
         if call.emergency and call.bridge_id:
             # in a conversation with a person: the line is dialled into it (as the agent's *9 does)
-            await emergency.run(ctx.channel, ctx.call_id, caller_number=ctx.caller.number,
+            await emergency.run(call.channel, call.call_id, caller_number=call.caller.number,
                                 situation=call.summary or "urgence signalée, reprise après redémarrage",
-                                answers={}, notes=CallNotes(records, ctx.call_id, ctx.channel),
+                                answers={}, notes=CallNotes(records, call.call_id, call.channel),
                                 bridge_id=call.bridge_id, by_agent=True)
             return
         if call.emergency:
-            await emergency.start(ctx.call_id, caller_number=ctx.caller.number,
+            await emergency.start(call.call_id, caller_number=call.caller.number,
                                   situation=call.summary or "urgence, reprise après redémarrage du serveur vocal",
                                   answers={})
             return
         diagnosis = Diagnosis(summary=call.summary or "repris après redémarrage", urgent=True)
-        await deps.agents.hand_to_agent(ctx, diagnosis, ctx.caller.language or "fr")
+        await deps.agents.hand_to_agent(call, diagnosis, call.caller.language or "fr")
 
     async def close_interrupted(call: Call, reason: str) -> None:
         await records.close_interrupted(call.call_id, reason=reason)
@@ -177,8 +176,8 @@ async def build_controller(config: Config, services: AsyncExitStack) -> Controll
     if config.routing.agents_via == "desk":  # a callback answered rings an agent with the original call's card
         from callflow.agents.callback_leg import callback_to_agent
 
-        async def callback_call(ctx: CallContext) -> None:
-            await callback_to_agent(ctx, agents=desk, records=records)
+        async def callback_call(call: Call) -> None:
+            await callback_to_agent(call, agents=desk, records=records)
 
         controller.callback_flow = callback_call
     deps = SilentCallDeps(
@@ -216,8 +215,8 @@ async def start_fastagi(config: Config, controller: Controller, deps: SilentCall
                                    emergency=DialplanEmergencyLine(config.emergency, recorder=deps.recorder,
                                                                    channels=lambda call_id: server.channels.get(call_id)))
 
-    async def silent_call(ctx: CallContext) -> None:
-        await answer_call(ctx, agi_deps)  # the opening hours as for an ARI call (seed 003)
+    async def silent_call(call: Call) -> None:
+        await answer_call(call, agi_deps)  # the opening hours as for an ARI call (seed 003)
 
     server = AgiServer(config.agi.host, config.agi.port, controller=controller,
                        sounds_prefix=config.prompts.sounds_prefix)

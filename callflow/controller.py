@@ -34,7 +34,7 @@ from callflow.audio.receiver import RtpReceiver
 from callflow.audio.classifier import SECOND_OPINION
 from callflow.config import Config
 from callflow.core.call import IN_IVR, REGISTRY, Call, CallState
-from callflow.core.channel import Caller, CallContext, CallerHungUp
+from callflow.core.channel import Caller, CallerHungUp
 from callflow.core.guard import Guard, LineGuard
 from callflow.telephony.ari.actions import AriLineActions
 from callflow.telephony.ari.channel import _CAUSES, AriChannel
@@ -45,9 +45,11 @@ from callflow.telephony.media import MediaFork
 
 log = logging.getLogger(__name__)
 
-Flow = Callable[[CallContext], Awaitable[None]]
-#: Takes back a call found after a restart (its state rebuilt from the store / the channel).
-Resume = Callable[[CallContext, Call], Awaitable[None]]
+#: A call's flow: it gets the call's one state, the caller's live channel on it (`call.channel`, `call.caller`,
+#: `call.args`).
+Flow = Callable[[Call], Awaitable[None]]
+#: Takes back a call found after a restart (its state rebuilt from the store / the channel, a new channel on it).
+Resume = Callable[[Call], Awaitable[None]]
 #: Closes the record of a call interrupted by a restart ("interrupted").
 CloseInterrupted = Callable[[Call, str], Awaitable[None]]
 #: Closes the record of a call whose caller hung up while no flow of ours ran it (an adopted conversation).
@@ -89,29 +91,6 @@ class Metrics:
         self.sent_to_agents = Counter("callflow_sent_to_agents", "Calls handed to the agents' dialplan", ["reason"], registry=self.registry)
 
 
-@dataclass
-class CallSession:
-    """One inbound call and the legs, playbacks and bridges it owns."""
-
-    key: str
-    channel: AriChannel
-    task: asyncio.Task[None] | None = None
-    args: list[str] = field(default_factory=list)
-
-    async def handle(self, event: AriEvent) -> None:
-        cid = event.channel_id
-        if cid == self.channel.id:
-            await self.channel.handle(event)
-        elif cid is not None and (cid in self.channel.legs or cid.startswith("leg-")):
-            await self.channel.handle_leg(event)
-        elif cid is not None and self.channel.media is not None and self.channel.media.owns(cid):
-            await self.channel.media.handle(event)
-        else:  # playback and bridge events: each leg checks its own ids
-            await self.channel.handle(event)
-            for leg in list(self.channel.legs.values()):
-                await leg.handle(event)
-
-
 class Controller:
     #: seconds a caller found in the app with no state of ours waits for its own StasisStart before it is
     #: taken back as left by a previous controller (reconcile, `_unseen_new_call`)
@@ -141,7 +120,7 @@ class Controller:
 
             self.prompts = Prompts([sounds_dir(), config.agents.runtime_sounds_dir])
         self.metrics.registry.register(_ReceiverCollector(self.receiver))
-        self.calls: dict[str, CallSession] = {}
+        self.calls: dict[str, Call] = {}  # the calls a flow of ours runs now (the channel and task on each)
         self.line = LineGuard(AriLineActions(self.client), self._call_for)
         self.registry.add_sink(self._mirror_on_channel)
         self._mirrored: dict[str, dict[str, str]] = {}
@@ -199,11 +178,11 @@ class Controller:
 
     async def drain(self) -> None:
         self.draining = True
-        sessions = list(self.calls.values())
-        for session in sessions:
-            if session.task and not session.task.done():
-                session.task.cancel()  # _run_call's rescue: the IVR → a person; a conversation stays as it is
-        await asyncio.gather(*(s.task for s in sessions if s.task), return_exceptions=True)
+        tasks = [call.task for call in self.calls.values() if call.task is not None]
+        for task in tasks:
+            if not task.done():
+                task.cancel()  # _run_call's rescue: the IVR → a person; a conversation stays as it is
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.registry.flush()
 
     async def start_http(self) -> None:
@@ -285,20 +264,24 @@ class Controller:
                   if (c.get("dialplan") or {}).get("app_name") == "Stasis"
                   and (c.get("dialplan") or {}).get("app_data", "").split(",")[0] == app_name}
         listening = [c["id"] for c in channels if (c.get("dialplan") or {}).get("context") == self.config.media.listen_context
-                     and c["id"] not in {s.channel.id for s in self.calls.values()}]
+                     and c["id"] not in {c.channel_id for c in self.calls.values()}]
         if listening:
             log.info("reconcile: callers in the listen context come back through Stasis(callflow,back)",
                      extra={"channels": listening})
-        for session in list(self.calls.values()):
-            if session.channel.id not in existing:
-                await session.channel.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": session.channel.id}}))
+        for call in list(self.calls.values()):
+            channel = call.channel
+            if channel is None:
+                continue
+            if channel.id not in existing:
+                await channel.handle(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": channel.id}}))
             # prompts, recordings and legs that ended or answered while the link was down (ARI does not
             # replay events); an error here is not a reason to give up on the others
             try:
-                await session.channel.catch_up(existing, set(in_app))
+                await channel.catch_up(existing, set(in_app))
             except AriError as exc:
-                log.warning("reconcile: could not catch up a call", extra={"call": session.key, "error": str(exc)})
-        ours = {s.channel.id for s in self.calls.values()} | {leg for s in self.calls.values() for leg in s.channel.legs}
+                log.warning("reconcile: could not catch up a call", extra={"call": call.call_id, "error": str(exc)})
+        ours = {c.channel_id for c in self.calls.values()} | {leg for c in self.calls.values() if c.channel is not None
+                                                               for leg in c.channel.legs}
         talking: dict[str, str] = {}
         alone_in: dict[str, str] = {}  # a caller alone in one of our bridges (its people left while we were away)
         members_of: dict[str, list[str]] = {}
@@ -373,7 +356,7 @@ class Controller:
             return  # the line is there
         call.set_leg("emergency", None)
         call.set_bridge(bridge_id)
-        self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
+        self._start_flow(chan, call_id=call.call_id, args=[], run=self.resume)
         log.info("emergency line dialled again into the conversation after restart",
                  extra={"call": call.call_id, "bridge": bridge_id})
 
@@ -394,7 +377,7 @@ class Controller:
 
     async def _take_back_if_still_unseen(self, channel_id: str) -> None:
         await asyncio.sleep(self.UNSEEN_GRACE)
-        if self.router.owns(channel_id) or any(s.channel.id == channel_id for s in self.calls.values()):
+        if self.router.owns(channel_id) or any(c.channel_id == channel_id for c in self.calls.values()):
             return  # its StasisStart came: a new call, running its flow
         try:
             chan = await self.client.get(f"channels/{channel_id}")
@@ -422,7 +405,7 @@ class Controller:
         if self.resume is None:
             await self._continue_to_agents(channel_id, "taken_back_after_restart")
             return
-        self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx: self.resume(ctx, call))
+        self._start_flow(chan, call_id=call.call_id, args=[], run=self.resume)
         log.info("call taken back after restart", extra={"call": call.call_id, "state": call.state.value,
                                                          "emergency": call.emergency})
 
@@ -452,7 +435,7 @@ class Controller:
         any other leg is hung up.
         """
         call = self._call_by_channel(caller_channel) if caller_channel else None
-        session = self.calls.get(call.call_id) if call is not None else None
+        running = self.calls.get(call.call_id) if call is not None else None
         if call is not None and call.emergency and caller_channel:
             try:
                 await self.client.get(f"channels/{caller_channel}")
@@ -465,9 +448,9 @@ class Controller:
                     await self.client.post("bridges", type="mixing,dtmf_events", bridgeId=bridge_id, name=bridge_id)
                 ids = [leg_id] + ([] if caller_channel in (await self.client.get(f"bridges/{bridge_id}")).get("channels", [])
                                   else [caller_channel])
-                if session is not None:
+                if running is not None and running.channel is not None:
                     try:
-                        await session.channel.stop_moh()
+                        await running.channel.stop_moh()
                     except Exception:
                         pass
                 await self.client.post(f"bridges/{bridge_id}/addChannel", channel=",".join(ids))
@@ -505,8 +488,8 @@ class Controller:
 
     async def _mirror_on_channel(self, call: Call) -> None:
         """Keep the call's state on the caller's channel as variables (only those that changed)."""
-        session = self.calls.get(call.call_id)
-        if session is None or session.channel.hung_up or not session.channel.in_stasis:
+        channel = call.channel if call.call_id in self.calls else None
+        if channel is None or channel.hung_up or not channel.in_stasis:
             return  # out of Stasis (AudioSocket) ARI cannot set variables: written once the caller is back
         wanted = call.channel_vars()
         done = self._mirrored.setdefault(call.call_id, {})
@@ -514,7 +497,7 @@ class Controller:
         if not changed:
             return
         try:
-            await session.channel.set_vars(changed)
+            await channel.set_vars(changed)
             done.update(changed)
         except (AriError, CallerHungUp):
             pass
@@ -641,7 +624,7 @@ class Controller:
             call.set_leg("emergency", None)
             await self.line.take_out(bridge_id, caller, call_id=call.call_id, members=members)
             chan = await self.client.get(f"channels/{caller}")
-            self._open_session(chan, call_id=call.call_id, args=[], run=lambda ctx, c=call: self.resume(ctx, c))
+            self._start_flow(chan, call_id=call.call_id, args=[], run=self.resume)
         await self.line.destroy_bridge(bridge_id, call_id=None, members=[])
 
     async def _channel_gone(self, channel_id: str) -> bool:
@@ -685,10 +668,11 @@ class Controller:
         if self.draining:  # SIGTERM: no new call is taken; the dialplan's agents take it
             await self._continue_to_agents(info.id, "draining")
             return
-        self._open_session(event.raw.get("channel") or {"id": info.id}, call_id=info.id, args=list(event.args[1:]),
+        self._start_flow(event.raw.get("channel") or {"id": info.id}, call_id=info.id, args=list(event.args[1:]),
                            run=self.flow, info=info)
 
-    def _open_session(self, chan: dict, *, call_id: str, args: list[str], run: Flow, info=None) -> "CallSession":
+    def _start_flow(self, chan: dict, *, call_id: str, args: list[str], run: Flow, info=None) -> Call:
+        """A flow of ours takes the caller of `chan`: a new call, or a call taken back (its Call kept)."""
         if info is None:
             info = AriEvent.from_dict({"type": "StasisStart", "channel": chan}).channel
         caller = Caller(number=info.caller_number, name=info.caller_name, dialed=info.dialed, language=info.language or "fr")
@@ -721,19 +705,18 @@ class Controller:
 
         channel = AriChannel(self.client, info.id, caller, claim=claim, sounds_prefix=self.config.prompts.sounds_prefix,
                              media_factory=media_fork, answered=info.state == "Up")
-        session = CallSession(key=key, channel=channel, args=args)
-        self.calls[key] = session
-        self.router.open(key, session.handle)
+        call = self.registry.open(key, channel=channel, args=args, channel_id=info.id, number=caller.number)
+        self.calls[key] = call
+        self.router.open(key, channel.route)  # the call's events, in order, to its channel (legs, fork)
         self.router.claim(key, info.id)
-        self.registry.open(key, channel_id=info.id, number=caller.number)
         log.info("call in", extra={"call": key, "caller": caller.masked})
-        session.task = asyncio.get_running_loop().create_task(self._run_call(session, run), name=f"call:{key}")
+        call.task = asyncio.get_running_loop().create_task(self._run_call(call, channel, run), name=f"call:{key}")
         for observe in self.call_observers:
             try:
                 observe(key)
             except Exception:
                 log.exception("call observer failed", extra={"call": key})
-        return session
+        return call
 
     def _observe_reading(self, call_id: str, reading: object) -> None:
         for observe in self.reading_observers:
@@ -742,66 +725,87 @@ class Controller:
             except Exception:
                 log.exception("reading observer failed", extra={"call": call_id})
 
-    async def _run_call(self, session: CallSession, run: Flow) -> None:
+    async def _run_call(self, call: Call, channel: AriChannel, run: Flow) -> None:
+        key = call.call_id
         self.metrics.calls_in_progress.inc()
-        channel = session.channel
         try:
-            await run(CallContext(channel=channel, caller=channel.caller, call_id=session.key, args=session.args))
+            await run(call)
         except CallerHungUp:
-            log.info("caller hung up", extra={"call": session.key})
+            log.info("caller hung up", extra={"call": key})
+            await self._stop_media(key, channel)
         except asyncio.CancelledError:
-            await self._rescue(session, "draining" if self.draining else "handler_error")
+            await self._rescue(key, channel, "draining" if self.draining else "handler_error")
             raise
         except Exception:
             self.metrics.handler_errors.inc()
-            log.exception("flow failed; sending the call to the agents", extra={"call": session.key})
-            await self._rescue(session, "handler_error")
+            log.exception("flow failed; sending the call to the agents", extra={"call": key})
+            await self._rescue(key, channel, "handler_error")
         else:
-            await self._rescue(session, "flow_ended")
+            await self._rescue(key, channel, "flow_ended")
         finally:
             self.metrics.calls_in_progress.dec()
             self.metrics.calls_handled.inc()
-            await self.router.close(session.key)
-            self.calls.pop(session.key, None)
-            self._mirrored.pop(session.key, None)
-            call = self.registry.get(session.key)
-            if call is not None and channel.hung_up:
-                call.end("caller gone")
-                await self.registry.flush()
-                self.registry.forget(session.key)
+            await self.router.close(key)
+            if self.calls.get(key) is call and call.task is asyncio.current_task():
+                del self.calls[key]  # (a flow started again for this call since — a take-back — keeps its entry)
+            self._mirrored.pop(key, None)
+            if call.channel is channel:
+                call.detach()  # the flow is over: the Call (which may outlive it) does not keep the channel
+            if channel.hung_up:
+                # not `await registry.flush()`: the writer's queue keeps the Call until its end is written;
+                # waiting here kept the call's task, channel and media fork alive as long as the writer lagged
+                # (~10 ended calls at a time at 30 concurrent on a quiet machine, ~60 under load: the soak's leak)
+                if not call.ended:
+                    call.end("caller gone")
+                self.registry.forget(key)
+            elif not channel.in_stasis and not call.emergency and call.media != "audiosocket":
+                # the dialplan has the caller now (the agents' queue): not a call of this process any more, and
+                # kept here it stayed for ever (no event about it reaches us). Its durable state stays: a
+                # restart's reconcile closes it once the caller is gone. An emergency stays known to us.
+                self.registry.forget(key)
 
-    async def _rescue(self, session: CallSession, reason: str) -> None:
-        """A caller still in our app after the flow must meet a person, not silence."""
-        channel = session.channel
+    async def _stop_media(self, key: str, channel: AriChannel) -> None:
+        """The flow is over: nobody listens to this caller any more. A fork left running (a caller who hung
+        up while a flow listened: no rescue ran) kept its poller asking Asterisk about the dead channel every
+        second, its audio in the receiver (analysed every tick) and, through their callbacks, the channel:
+        the soak's hung-up channels alive after gc."""
         try:
             await channel.stop_listening()
         except Exception:
-            log.exception("media fork teardown failed", extra={"call": session.key})
+            log.exception("media fork teardown failed", extra={"call": key})
+
+    async def _rescue(self, key: str, channel: AriChannel, reason: str) -> None:
+        """A caller still in our app after the flow must meet a person, not silence."""
+        await self._stop_media(key, channel)
         if channel.hung_up or not channel.in_stasis:
             return
         # in a conversation (an agent, the emergency line): never pulled out of it; watched
         for bridge in await self.client.get("bridges"):
             if channel.id in bridge.get("channels", []) and len(bridge["channels"]) > 1:
-                await self._adopt_bridge(bridge["id"], session.key)  # watched: alone → a person; gone → released
+                await self._adopt_bridge(bridge["id"], key)  # watched: alone → a person; gone → released
                 return
-        call = self.registry.get(session.key)
+        call = self.registry.get(key)
         emergency = call is not None and call.emergency
-        await self._continue_to_agents(channel.id, f"{reason}_emergency" if emergency else reason)  # a person, not silence
+        if await self._continue_to_agents(channel.id, f"{reason}_emergency" if emergency else reason):  # a person
+            channel.left_stasis()
 
     async def _on_handler_error(self, owner: str, exc: BaseException) -> None:
         self.metrics.handler_errors.inc()
-        session = self.calls.get(owner)
-        if session and session.task and not session.task.done():
-            session.task.cancel()  # _run_call's CancelledError path sends it to the agents
+        call = self.calls.get(owner)
+        if call is not None and call.task is not None and not call.task.done():
+            call.task.cancel()  # _run_call's CancelledError path sends it to the agents
 
-    async def _continue_to_agents(self, channel_id: str, reason: str) -> None:
+    async def _continue_to_agents(self, channel_id: str, reason: str) -> bool:
+        """True once the caller is in the agents' dialplan (out of our app)."""
         try:
             if not await self.line.move(channel_id, self.config.routing.agents_context):
-                return
+                return False
             self.metrics.sent_to_agents.labels(reason=reason).inc()
             log.info("call sent to the agents", extra={"channel": channel_id, "reason": reason})
+            return True
         except AriError as exc:
             log.info("could not send to agents (channel gone?)", extra={"channel": channel_id, "error": str(exc)})
+            return False
 
     # -- calls we place for the outbox (callbacks, caregivers, J+1 / J+3) ---------------------
 
@@ -812,7 +816,7 @@ class Controller:
         is answered; then it continues to the agents' context like any caller.
         """
         channel_id = f"cb-{uuid.uuid4().hex[:16]}"
-        placing = f"placing:{channel_id}"  # the answered leg becomes a call session of its own (key channel_id)
+        placing = f"placing:{channel_id}"  # the answered leg becomes a call of its own (key channel_id)
         outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         async def handle(event: AriEvent) -> None:
@@ -825,7 +829,7 @@ class Controller:
                     # through the agents' desk: the agent's console shows the original call while it rings
                     from callflow.agents.callback_leg import args_for
 
-                    self._open_session(event.raw.get("channel") or {"id": channel_id}, call_id=channel_id,
+                    self._start_flow(event.raw.get("channel") or {"id": channel_id}, call_id=channel_id,
                                        args=args_for(call_id, target, number), run=self.callback_flow)
                 else:
                     await self._continue_to_agents(channel_id, f"callback:{target}")

@@ -48,7 +48,8 @@ from typing import Awaitable, Callable
 
 from callflow.agents.legs import CallNotes
 from callflow.core.agents import CALLER_STILL_HERE, Diagnosis
-from callflow.core.channel import CallContext, CallerHungUp, Channel, DigitInput, Recording, TapInput
+from callflow.core.call import Call
+from callflow.core.channel import CallerHungUp, Channel, DigitInput, Recording, TapInput
 from callflow.core.handoff import HandoffResult, Handoffs
 from callflow.core.hours import Calendar
 from callflow.core.recorder import CallRecorder
@@ -97,17 +98,17 @@ class MessageDesk:
         self.settings = settings or MessageSettings()
         self.source = source
 
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> str | None:
+    async def hand_to_agent(self, call: Call, diagnosis: Diagnosis, language: str) -> str | None:
         await take_message(call, self, diagnosis=diagnosis, language=_spoken(language, call))
         # message or not, a caller still on the line stays with the flow (never sent to a ring group nobody answers)
         return CALLER_STILL_HERE if call.channel.is_up else None
 
 
-def _spoken(language: str, call: CallContext) -> str:
+def _spoken(language: str, call: Call) -> str:
     return language if language in ("fr", "en", "es", "it") else (call.caller.language or "fr")
 
 
-async def take_message(call: CallContext, desk: MessageDesk, *, diagnosis: Diagnosis, language: str,
+async def take_message(call: Call, desk: MessageDesk, *, diagnosis: Diagnosis, language: str,
                        notes: CallNotes | None = None):
     """Record, confirm, sort by motive, store. Returns the ticket (None when nothing was said)."""
     channel = call.channel
@@ -163,7 +164,7 @@ async def take_message(call: CallContext, desk: MessageDesk, *, diagnosis: Diagn
     return ticket
 
 
-async def _store(call: CallContext, desk: MessageDesk, recording: Recording, *, confirmed: bool, motive: str,
+async def _store(call: Call, desk: MessageDesk, recording: Recording, *, confirmed: bool, motive: str,
                  diagnosis: Diagnosis, language: str, notes: CallNotes):
     ticket = await desk.tickets.add(call_id=call.call_id, number=call.caller.number, language=language,
                                     source=desk.source, motive=motive, recording=recording.name,
@@ -250,4 +251,4 @@ def opening_clock(calendar: Calendar, override: Callable[[], str], now: Callable
     return seconds
 
 
-Flow = Callable[[CallContext], Awaitable[None]]
+Flow = Callable[[Call], Awaitable[None]]

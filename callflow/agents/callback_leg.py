@@ -24,7 +24,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from callflow.core.agents import Diagnosis
-from callflow.core.channel import CallContext, CallerHungUp
+from callflow.core.call import Call
+from callflow.core.channel import CallerHungUp
 from callflow.core.recorder import HungUpBy
 
 log = logging.getLogger(__name__)
@@ -94,30 +95,30 @@ def diagnosis_for(of: CallbackOf, card: dict, reason: str = "") -> Diagnosis:
     return Diagnosis(summary=summary[:300], call_type=card.get("call_type") or None, answers=dict(card.get("answers") or {}))
 
 
-async def callback_to_agent(ctx: CallContext, *, agents: Any, records: Any) -> None:
-    """The flow of an answered callback leg (ctx.args from `args_for`)."""
-    of = CallbackOf.from_args(ctx.args)
+async def callback_to_agent(call: Call, *, agents: Any, records: Any) -> None:
+    """The flow of an answered callback leg (call.args from `args_for`)."""
+    of = CallbackOf.from_args(call.args)
     if of is None:
-        raise ValueError(f"not a callback leg: {ctx.args!r}")
+        raise ValueError(f"not a callback leg: {call.args!r}")
     original = await records.get_call(of.original) if records is not None else None
     card = original_card(original)
     language = card.get("language") or "fr"
     # the leg's own caller id is ours: the person called back is this number, in the original call's language
-    who = replace(ctx.channel.caller, number=of.number or ctx.channel.caller.number, language=language)
-    ctx.channel.caller = who
-    ctx = replace(ctx, caller=who)
+    who = replace(call.channel.caller, number=of.number or call.channel.caller.number, language=language)
+    call.channel.caller = who
+    call.caller = who
     started = time.time()
-    await records.start(ctx.call_id, number=of.number, started_at=started, flow="callback", language=language)
-    await records.add_link(ctx.call_id, "callback_of", of.original)
-    await records.add_link(of.original, "callback_leg", ctx.call_id)
+    await records.start(call.call_id, number=of.number, started_at=started, flow="callback", language=language)
+    await records.add_link(call.call_id, "callback_of", of.original)
+    await records.add_link(of.original, "callback_leg", call.call_id)
     hung_up_by, why = HungUpBy.AGENT, "with an agent"
     try:
-        await ctx.channel.play(HELLO.get(of.target, "callback_hello"), language=language, barge_in=False)
-        await agents.hand_to_agent(ctx, diagnosis_for(of, card), language)
+        await call.channel.play(HELLO.get(of.target, "callback_hello"), language=language, barge_in=False)
+        await agents.hand_to_agent(call, diagnosis_for(of, card), language)
     except CallerHungUp:
         hung_up_by, why = HungUpBy.CALLER, "hung up"
     finally:
         try:
-            await records.ended(ctx.call_id, at=time.time() - started, hung_up_by=hung_up_by, reason=why)
+            await records.ended(call.call_id, at=time.time() - started, hung_up_by=hung_up_by, reason=why)
         except Exception:  # the record never breaks the call
-            log.exception("callback record not closed", extra={"call": ctx.call_id})
+            log.exception("callback record not closed", extra={"call": call.call_id})

@@ -49,7 +49,7 @@ from callflow.agents.pool import Agent, AgentPool, AlwaysPresent, Presence
 from callflow.core.agents import CALLER_STILL_HERE, Diagnosis
 from callflow.core.call import REGISTRY, BadTransition, Call, CallState
 from callflow.core.guard import Guard
-from callflow.core.channel import CallContext, Channel, CallerHungUp, DigitInput
+from callflow.core.channel import Channel, CallerHungUp, DigitInput
 from callflow.core.handoff import Handoffs
 from callflow.core.recorder import CallRecorder
 from callflow.agents import closing
@@ -83,7 +83,10 @@ class Command:
 
 @dataclass
 class LiveCall:
-    ctx: CallContext
+    """The desk's working state for one call with a person: the queue, the agent, the legs, the flags. Who
+    the caller is, the channel and the durable state are the `Call`'s (callflow/core/call.py)."""
+
+    call: Call  # the call's one state, with the caller's live channel on it
     diagnosis: Diagnosis
     language: str
     group: str
@@ -103,13 +106,10 @@ class LiveCall:
     followups: bool = False  # seed 004 §3.3: J+1 / J+3 scheduled  # monotonic, when an agent joined (the waiting line's estimate)
     emergency_task: asyncio.Task | None = None
     commands: asyncio.Queue = field(default_factory=asyncio.Queue)
-    call: Call | None = None  # the call's one state (callflow/core/call.py)
     guard: Guard | None = None  # the only way this caller is hung up, moved or un-bridged
     requeued: bool = False  # an agent's leg dropped: back at the head of the queue
 
     def move(self, state: CallState, why: str = "") -> None:
-        if self.call is None:
-            return
         try:
             self.call.move(state, why)
         except BadTransition:
@@ -121,11 +121,11 @@ class LiveCall:
 
     @property
     def call_id(self) -> str:
-        return self.ctx.call_id
+        return self.call.call_id
 
     @property
     def caller(self) -> Channel:
-        return self.ctx.channel
+        return self.call.channel
 
     def as_dict(self) -> dict:
         return {
@@ -184,7 +184,8 @@ class AgentDesk:
         self.until_next_opening = until_next_opening or (lambda: None)
 
     # -- callflow.core.agents.Agents ---------------------------------------------------------
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> str | None:
+    async def hand_to_agent(self, call: Call, diagnosis: Diagnosis, language: str) -> str | None:
+        call = REGISTRY.join(call)
         notes = CallNotes(self.recorder, call.call_id, call.channel)
         if len(self._numbers) > 2000:
             for table in (self._numbers, self._started, self._flags):
@@ -193,8 +194,7 @@ class AgentDesk:
         self._started[call.call_id] = time.monotonic() - notes.now()
         # the agent group ("multi" when no language was chosen) is shown to the agents; prompts need a real language
         spoken = language if language in PROMPT_LANGUAGES else (call.caller.language or "fr")
-        live = LiveCall(ctx=call, diagnosis=diagnosis, language=spoken, group=language, notes=notes)
-        live.call = REGISTRY.open(call.call_id, channel_id=call.channel.id, number=call.caller.number)
+        live = LiveCall(call=call, diagnosis=diagnosis, language=spoken, group=language, notes=notes)
         live.guard = Guard(live.call, notes, notes.now)
         if diagnosis.urgent:
             live.call.mark_urgent(diagnosis.summary)
@@ -298,7 +298,7 @@ class AgentDesk:
         if key == MESSAGE_KEY:
             from callflow.agents.after_hours import take_message
 
-            ticket = await take_message(live.ctx, self.messages, diagnosis=live.diagnosis, language=live.language,
+            ticket = await take_message(live.call, self.messages, diagnosis=live.diagnosis, language=live.language,
                                         notes=live.notes)
             if ticket is not None:
                 raise _MessageLeft()
@@ -337,7 +337,7 @@ class AgentDesk:
     async def _join(self, live: LiveCall, agent: Agent, leg: Channel) -> bool:
         caller = live.caller
         # what the agent hears before the caller: « appel urgent », « rappel d'un appelant / d'un proche »
-        whisper = (["agent_whisper_urgent"] if live.diagnosis.urgent else []) + callback_whisper(live.ctx.args)
+        whisper = (["agent_whisper_urgent"] if live.diagnosis.urgent else []) + callback_whisper(live.call.args)
         if whisper:
             await play_all(leg, whisper, language="fr")
         if not leg.is_up:

@@ -42,7 +42,7 @@ from callflow.agents.legs import CallNotes, originate_while_up, play_all, wait_d
 from callflow.core.call import REGISTRY
 from callflow.core.guard import Guard
 from callflow.core.agents import Agents, Diagnosis
-from callflow.core.channel import CallContext, Channel, CallerHungUp
+from callflow.core.channel import Channel, CallerHungUp
 from callflow.core.errors import ConfigError
 from callflow.core.recorder import CallRecorder
 
@@ -133,13 +133,13 @@ class EmergencyBridge:
             return
         diagnosis = Diagnosis(summary=f"urgence: secours appelés ({situation})", call_type="urgence",
                               cause="urgence", answers=dict(answers), urgent=True)
-        ctx = CallContext(channel=caller, caller=caller.caller, call_id=call_id)
+        call.attach(caller)  # the same one Call, its channel on it, for whoever takes the caller
         person: asyncio.Task | None = None
 
         async def a_person_takes_the_caller() -> None:
             nonlocal person
             if person is None and self.agents is not None:
-                person = asyncio.ensure_future(self.agents.hand_to_agent(ctx, diagnosis, caller.caller.language or "fr"))
+                person = asyncio.ensure_future(self.agents.hand_to_agent(call, diagnosis, caller.caller.language or "fr"))
 
         try:
             await self.run(caller, call_id, caller_number=caller_number, situation=situation, answers=answers,

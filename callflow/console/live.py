@@ -156,7 +156,7 @@ class LiveSource:
         from callflow.agents.callback_leg import CallbackOf
 
         live = (getattr(self.desk, "live", None) or {}).get(call_id)
-        args = getattr(getattr(live, "ctx", None), "args", None) or getattr(session, "args", None)
+        args = getattr(getattr(live, "call", None), "args", None) or getattr(session, "args", None)
         of = CallbackOf.from_args(args)
         return None if of is None else {"of": of.original, "target": of.target, "who": of.who}
 
@@ -327,7 +327,7 @@ class Spy:
         target = None
         if mode != "barge":
             side, spy, whisper = SPY_MODES[mode]
-            target = live.ctx.channel.id if side == "caller" else getattr(live.legs.get("agent"), "id", None)
+            target = live.caller.id if side == "caller" else getattr(live.legs.get("agent"), "id", None)
             if target is None:
                 raise LookupError("no agent on that call to whisper to")
         elif not live.bridge_id:

@@ -9,9 +9,10 @@ later; until then `DialplanAgents` sends the call back to the dialplan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from callflow.core.channel import CallContext
+if TYPE_CHECKING:
+    from callflow.core.call import Call
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ CALLER_STILL_HERE = "caller_still_here"
 
 
 class Agents(Protocol):
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> str | None:
+    async def hand_to_agent(self, call: "Call", diagnosis: Diagnosis, language: str) -> str | None:
         """Put the caller with an agent of the `language` group ("fr", "en", "es", "it", "multi").
 
         Returns once the call has left the flow (None; the flow does nothing after
@@ -54,11 +55,11 @@ class DialplanAgents:
         self.context = context
         self.extension = extension
 
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+    async def hand_to_agent(self, call: "Call", diagnosis: Diagnosis, language: str) -> None:
         from callflow.core.call import REGISTRY, CallState
         from callflow.core.guard import Guard
 
-        state = REGISTRY.open(call.call_id, channel_id=call.channel.id, number=call.caller.number)
+        state = REGISTRY.join(call)
         if diagnosis.urgent:
             state.mark_urgent(diagnosis.summary)
 

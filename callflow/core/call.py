@@ -19,6 +19,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from callflow.core.channel import Caller, Channel
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +86,30 @@ class Call:
     media: str = ""
     updated_at: float = field(default_factory=time.time)
     history: list[tuple[CallState, CallState, str]] = field(default_factory=list)
+    # -- what this process holds of the live call: never written out (a restart attaches a new channel) --
+    channel: "Channel | None" = field(default=None, repr=False, compare=False)  # the caller's leg, as flows see it
+    caller: "Caller | None" = field(default=None, repr=False, compare=False)  # who calls, as Asterisk told us
+    args: list[str] = field(default_factory=list, repr=False, compare=False)  # Stasis args after the app name
+    task: "asyncio.Task[None] | None" = field(default=None, repr=False, compare=False)  # the flow running it here
     _registry: "CallRegistry | None" = field(default=None, repr=False, compare=False)
+
+    def attach(self, channel: "Channel", *, args: list[str] | None = None) -> "Call":
+        """The caller's live channel (a new call, or a call taken back after a restart)."""
+        self.channel = channel
+        self.caller = channel.caller
+        if self.channel_id is None:
+            self.channel_id = channel.id
+        if self.number is None:
+            self.number = channel.caller.number
+        if args is not None:
+            self.args = list(args)
+        return self
+
+    def detach(self) -> None:
+        """The flow that held the channel is over: let it go (the Call may outlive it — a write still queued,
+        an adopted conversation — and must not keep the channel, its fork and their callbacks alive)."""
+        self.channel = None
+        self.task = None
 
     # -- the state machine ----------------------------------------------------------------
     def move(self, new: CallState, why: str = "") -> None:
@@ -207,6 +234,10 @@ class CallRegistry:
     behind under 50 calls at once). `flush()` waits for what was queued before it.
     """
 
+    #: calls written at once; a batch never holds one call twice, and the next starts when it is done,
+    #: so one call's writes keep their order
+    BATCH = 32
+
     def __init__(self) -> None:
         self.calls: dict[str, Call] = {}
         self.sinks: list[Sink] = []
@@ -224,14 +255,32 @@ class CallRegistry:
     def get(self, call_id: str) -> Call | None:
         return self.calls.get(call_id)
 
-    def open(self, call_id: str, **fields) -> Call:
+    def open(self, call_id: str, *, channel: "Channel | None" = None, args: list[str] | None = None, **fields) -> Call:
+        """The call `call_id` (created with `fields` if new); `channel` attaches the caller's live leg."""
         call = self.calls.get(call_id)
         if call is None:
             call = Call(call_id=call_id, **fields)
+            if channel is not None:
+                call.attach(channel, args=args)
             call._registry = self
             self.calls[call_id] = call
             self.changed(call)
+        elif channel is not None:
+            call.attach(channel, args=args)
         return call
+
+    def join(self, call: Call) -> Call:
+        """This registry's one object for `call`'s id: `call` itself (registered now if it was not), or the
+        one already registered, given `call`'s live channel (the newest leg of the caller wins)."""
+        known = self.calls.get(call.call_id)
+        if known is None:
+            call._registry = self
+            self.calls[call.call_id] = call
+            self.changed(call)
+            return call
+        if known is not call and call.channel is not None and known.channel is not call.channel:
+            known.attach(call.channel, args=call.args)
+        return known
 
     def adopt(self, call: Call) -> Call:
         """A call rebuilt from the store / Asterisk after a restart."""
@@ -240,7 +289,11 @@ class CallRegistry:
         return call
 
     def forget(self, call_id: str) -> None:
-        self.calls.pop(call_id, None)
+        """Not handled here any more. A write still queued for it keeps the `Call` (not its channel or
+        task) until it is written: nobody needs to wait for that."""
+        call = self.calls.pop(call_id, None)
+        if call is not None:
+            call.detach()
 
     def emergencies(self) -> frozenset[str]:
         return frozenset(cid for cid, c in self.calls.items() if c.emergency)
@@ -267,18 +320,28 @@ class CallRegistry:
     async def _write_all(self) -> None:
         assert self._pending is not None
         while not self._pending.empty():
-            seq, call = self._pending.get_nowait()
-            self._queued_calls.discard(call.call_id)  # a change from now on is queued again
+            batch: list[tuple[int, Call]] = []
+            while not self._pending.empty() and len(batch) < self.BATCH:
+                seq, call = self._pending.get_nowait()
+                self._queued_calls.discard(call.call_id)  # a change from now on is queued again
+                batch.append((seq, call))
             try:
-                for sink in self.sinks:
-                    try:
-                        await sink(call)
-                    except Exception:  # a failing copy must never break the call itself
-                        log.exception("call state write failed", extra={"call": call.call_id})
+                # distinct calls (one queue entry per call), written side by side: one call after the other
+                # made the writer the bottleneck (a few REST requests and a store write each), and every
+                # call waiting on it lagged — its mirror on the channel, and whoever flushed
+                await asyncio.gather(*(self._write(call) for _, call in batch))
             finally:  # written, failed or cancelled (a stop): nobody may wait for it for ever
-                self._written = seq
-                self._pending.task_done()
+                self._written = batch[-1][0]
+                for _ in batch:
+                    self._pending.task_done()
                 self._wake_flushers()
+
+    async def _write(self, call: Call) -> None:
+        for sink in self.sinks:  # in order for one call: the store, then the channel's copy
+            try:
+                await sink(call)
+            except Exception:  # a failing copy must never break the call itself
+                log.exception("call state write failed", extra={"call": call.call_id})
 
     def _wake_flushers(self) -> None:
         waiting = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 
@@ -248,12 +248,8 @@ class Channel(Protocol):
         """Hand the call back to the dialplan (e.g. the agents' queue). The flow ends there."""
         ...
 
-
-@dataclass
-class CallContext:
-    """Everything a flow gets for one call; built by the controller."""
-
-    channel: Channel
-    caller: Caller
-    call_id: str
-    args: list[str] = field(default_factory=list)  # Stasis args after the app name
+    async def continue_to_listen(self, context: str) -> None:
+        """The AudioSocket path: the caller out of Stasis into the listen `context`, which runs AudioSocket()
+        to us and comes back to Stasis(callflow,back). Only `Guard.listen_out_of_stasis` calls it (it refuses
+        wherever leaving Stasis is unsafe); an adapter whose caller is never in Stasis raises RuntimeError."""
+        ...

@@ -13,11 +13,10 @@ import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from callflow.core.call import BadTransition, CallState
+from callflow.core.call import REGISTRY, BadTransition, Call, CallState
 from callflow.core.channel import (
     AudioReading,
     AudioState,
-    CallContext,
     CallerInput,
     DigitInput,
     PlayResult,
@@ -38,6 +37,9 @@ VOICED_DBFS = -35.0
 # breathing); several within a few seconds are sobs or moans.
 DISTRESS_READINGS = 3
 DISTRESS_SPAN = 10.0
+#: Readings come at least every 0.5 s while listening (core/channel.py); more than twice that between two
+#: readings is a hole (the listening window closed), not a run going on (the classifier's timeline agrees).
+READING_GAP = 1.0
 
 
 class SpeechHeard(Exception):
@@ -72,24 +74,26 @@ class Window:
 
 
 class FlowCall:
-    def __init__(self, ctx: CallContext, recorder: CallRecorder, timers: SilentCallTimers, clock: Clock) -> None:
-        self.ctx = ctx
-        self.channel = ctx.channel
-        self.call_id = ctx.call_id
-        self.number = ctx.caller.number
-        self.language = ctx.caller.language or "fr"
+    def __init__(self, call: Call, recorder: CallRecorder, timers: SilentCallTimers, clock: Clock) -> None:
+        call = REGISTRY.join(call)  # the call's one state (callflow/core/call.py), durable; its live channel on it
+        assert call.channel is not None and call.caller is not None, "a flow needs the caller's channel"
+        self.channel = call.channel
+        self.call_id = call.call_id
+        self.number = call.caller.number
+        self.language = call.caller.language or "fr"
         self.recorder = recorder
         self.timers = timers
         self.clock = clock
         self._t0 = clock.time()
         self.guard = SafeHangup(self.channel, recorder, self.call_id, timers, self.now)
-        self.state = self.guard.call  # the call's one state (callflow/core/call.py), durable
+        self.state = self.guard.call  # == call: the guard decides on the same one state
         self.answers: dict[str, str] = {}
         self.handoffs_done: list[str] = []  # accepted by the outbox: sms, email, rappel, aidant
         self.listen_for_distress = True  # off once cas F's question was asked
         self.callbacks_at_opening = False  # seed 003, line closed: a promised callback waits for the opening
         self._speech = SpeechStreak()
         self._voiced_since: float | None = None  # first reading of the current run of voiced breathing
+        self._voiced_last = 0.0  # the run's latest reading
         self._voiced_seconds = 0.0
         self._segment: list | None = None  # [start, end, state, distress, level]
         self._window: Window | None = None
@@ -164,32 +168,49 @@ class FlowCall:
 
 
     async def _drain_readings(self) -> None:
+        """Take the readings waiting, one at a time, and stop at the one that proves speech or distress:
+        in a burst, the readings after it (the caller paused) would hide what it proved before the
+        caller (`say`, `_listen`) looks. The rest wait for the next drain."""
         while (reading := await self.channel.next_reading(0)) is not None:
-            await self._take(reading)
+            if await self._take(reading):
+                return
 
-    async def _take(self, reading: AudioReading) -> None:
-        now = self.now()
+    async def _take(self, reading: AudioReading) -> bool:
+        """One reading; True when it is the one that confirmed speech or made distress likely."""
+        speech_before, distress_before = self.speech_confirmed(), self.distress_likely()
+        # Streaks are timed on the reading's own time (`reading.at`: the classifier's clock, the event
+        # loop's monotonic time since the answer, stamped at the analysis tick that heard it), never on
+        # when the flow reads it: under load the flow drains readings in bursts (after a prompt, a slow
+        # REST call, a busy loop), and stamping them on arrival made seconds of sound look like an
+        # instant (or an instant like seconds). The flow's own clock (`now()`) only paces the flow.
+        at = reading.at
         self.guard.saw_reading(reading)
         if self._window is not None:
             self._window.states[reading.state] += 1
             self._window.distress |= reading.distress
-        self._speech.add(reading, now)
+        self._speech.add(reading, at)
         if reading.distress:
-            self._distress_times.append(now)
-        while self._distress_times and now - self._distress_times[0] > DISTRESS_SPAN:
+            self._distress_times.append(at)
+        while self._distress_times and at - self._distress_times[0] > DISTRESS_SPAN:
             self._distress_times.popleft()
         if len(self._distress_times) >= DISTRESS_READINGS:
             self._distress = True  # latched: once likely, cas F's question is owed
         if reading.state is AudioState.BREATHING and reading.level_dbfs >= VOICED_DBFS:
             # « long » voice energy without words: it must last. Measured on the readings' own
             # times, not counted per reading: live readings come every 0.25 s, the fake's every 0.5 s.
-            if self._voiced_since is None:
-                self._voiced_since = reading.at
-            self._voiced_seconds = reading.at - self._voiced_since
+            # A hole in the readings (the listening window closed and opened again later) ends the run:
+            # the seconds nobody listened to are not voice energy.
+            if self._voiced_since is None or at - self._voiced_last > READING_GAP:
+                self._voiced_since = at
+            self._voiced_last = at
+            self._voiced_seconds = at - self._voiced_since
+            if self._voiced_seconds >= self.timers.distress_voiced_seconds:
+                self._distress = True  # latched like the distress readings: a calm reading after it owes cas F still
         else:
             self._voiced_since = None
             self._voiced_seconds = 0.0
         await self._timeline(reading)
+        return (not speech_before and self.speech_confirmed()) or (not distress_before and self.distress_likely())
 
     def speech_confirmed(self) -> bool:
         return self._speech.confirmed

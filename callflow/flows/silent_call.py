@@ -1,6 +1,6 @@
 """Seed 000 « Appel muet – Gestion des silences », phases 1–3 and cas A–F.
 
-Entry point for the controller: ``await run_silent_call(ctx, deps)``, or
+Entry point for the controller: ``await run_silent_call(call, deps)``, or
 ``silent_call_flow(deps)`` where a one-argument ``Flow`` is expected.
 
 The flow reads like the hotliner's script:
@@ -62,8 +62,8 @@ from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Optional
 
 from callflow.core.agents import CALLER_STILL_HERE, Agents, DialplanAgents, Diagnosis
-from callflow.core.call import CallState
-from callflow.core.channel import AudioState, CallContext, CallerHungUp, DigitInput
+from callflow.core.call import Call, CallState
+from callflow.core.channel import AudioState, CallerHungUp, DigitInput
 from callflow.core.clock import Clock, SystemClock
 from callflow.core.handoff import EmergencyLine, Handoffs
 from callflow.core.recorder import CallRecorder, CallType, Cause, HungUpBy, ResilientRecorder
@@ -121,27 +121,26 @@ class SilentCallDeps:
     closed_line: bool = False
 
 
-async def run_silent_call(ctx: CallContext, deps: SilentCallDeps) -> None:
+async def run_silent_call(call: Call, deps: SilentCallDeps) -> None:
     """Run seed 000 on an answered (or ringing) call until it leaves the flow."""
-    await SilentCall(ctx, deps).run()
+    await SilentCall(call, deps).run()
 
 
-def silent_call_flow(deps: SilentCallDeps) -> Callable[[CallContext], Awaitable[None]]:
-    """The flow as the controller's `Flow` (one CallContext argument)."""
+def silent_call_flow(deps: SilentCallDeps) -> Callable[[Call], Awaitable[None]]:
+    """The flow as the controller's `Flow` (one `Call` argument)."""
 
-    async def flow(ctx: CallContext) -> None:
-        await run_silent_call(ctx, deps)
+    async def flow(call: Call) -> None:
+        await run_silent_call(call, deps)
 
     return flow
 
 
 class SilentCall:
-    def __init__(self, ctx: CallContext, deps: SilentCallDeps) -> None:
-        self.ctx = ctx
+    def __init__(self, live: Call, deps: SilentCallDeps) -> None:
         self.deps = deps
         self.t = deps.timers
         self.recorder = ResilientRecorder(deps.recorder)  # a broken store must not break the call
-        self.call = FlowCall(ctx, self.recorder, deps.timers, deps.clock)
+        self.call = FlowCall(live, self.recorder, deps.timers, deps.clock)
         self.call.callbacks_at_opening = deps.closed_line
         self.heard = Window(start=0.0)  # phases 1 and 2 together
         self.call_type: CallType | None = None
@@ -155,7 +154,7 @@ class SilentCall:
     # -- the loop: one step after another, interrupted by speech / distress / 9 --
     async def run(self) -> None:
         call = self.call
-        log.info("silent call %s from %s", call.call_id, self.ctx.caller.masked)
+        log.info("silent call %s from %s", call.call_id, self.call.state.caller.masked)
         self.started_at = self.deps.clock.time()
         await self.recorder.start(
             call.call_id, number=call.number, started_at=self.started_at, flow="silent_call", language=call.language
@@ -505,7 +504,7 @@ class SilentCall:
             await call.channel.stop_listening()  # the fork costs the PBX: not needed with a person
             if not self.deps.closed_line:
                 await call.say("to_agent", barge_in=False)  # « Je vous passe un conseiller. Restez en ligne. »
-            left = await self.deps.agents.hand_to_agent(self.ctx, diagnosis, language)
+            left = await self.deps.agents.hand_to_agent(self.call.state, diagnosis, language)
             if left == CALLER_STILL_HERE:  # seed 003: nobody to take the call, the message desk had it
                 self.outcome = (HungUpBy.CALLER, "message")
                 call.handoffs_done.append("message")

@@ -25,10 +25,10 @@ from functools import lru_cache
 
 from callflow import prompts as prompts_source
 from callflow.core.agents import Diagnosis
+from callflow.core.call import Call
 from callflow.core.channel import (
     AudioReading,
     AudioState,
-    CallContext,
     Caller,
     CallerHungUp,
     CallerInput,
@@ -164,6 +164,7 @@ class FakeChannel:
         reading_interval: float = 0.5,
         max_seconds: float = 3600.0,
         prompts: dict[str, dict[str, str]] | None = None,
+        reading_stalls: tuple[tuple[float, float], ...] = (),
     ) -> None:
         self.script = script or CallerScript()
         self.max_seconds = max_seconds  # a flow that loops fails the test instead of hanging it
@@ -174,6 +175,9 @@ class FakeChannel:
         self.log: list[Event] = []
         self._prompt_seconds = prompt_seconds
         self._interval = reading_interval
+        # (from, until): readings stamped in [from, until) reach the flow only at `until`, all at once —
+        # a stalled loop or flow under load; each keeps its own time (`at`)
+        self._stalls = tuple(reading_stalls)
         self._sounds = sorted(self.script.sounds, key=lambda s: s.at)
         self._queue: list[list] = [[i, False] for i in sorted(self.script.inputs, key=lambda i: i.at)]  # [input, consumed]
         self._replies = {prompt: list(replies) for prompt, replies in self.script.replies.items()}
@@ -341,9 +345,11 @@ class FakeChannel:
         deadline = self.now + max(0.0, timeout)
         if self._listening and self._next_tick <= deadline + EPS:
             at = self._next_tick
-            self._advance(at)
-            self._next_tick += self._interval
-            return self.reading_at(at)
+            delivered = next((until for start, until in self._stalls if start <= at + EPS < until), at)
+            if delivered <= deadline + EPS:
+                self._advance(max(self.now, delivered))
+                self._next_tick += self._interval
+                return self.reading_at(at)
         self._advance(deadline)
         return None
 
@@ -408,6 +414,10 @@ class FakeChannel:
         self._alive()
         self.log.append(Event(self.now, "bridge", bridge_id or "bridge-1"))
         return bridge_id or "bridge-1"
+
+    async def continue_to_listen(self, context: str) -> None:
+        self._alive()
+        self.log.append(Event(self.now, "continue_to_listen", context))  # the fake keeps listening as before
 
     async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
         self._alive()
@@ -484,7 +494,7 @@ class FakeAgents:
     def __init__(self) -> None:
         self.handed: list[tuple[str, Diagnosis, str]] = []
 
-    async def hand_to_agent(self, call: CallContext, diagnosis: Diagnosis, language: str) -> None:
+    async def hand_to_agent(self, call: Call, diagnosis: Diagnosis, language: str) -> None:
         self.handed.append((call.call_id, diagnosis, language))
         await call.channel.continue_in_dialplan("agents", "s")
 
@@ -511,7 +521,7 @@ class FakeCall:
         self.handoffs = FakeHandoffs(refuse)
         self.emergency = FakeEmergencyLine()
         self.agents = FakeAgents()
-        self.ctx = CallContext(channel=self.channel, caller=self.channel.caller, call_id=call_id)
+        self.call = Call(call_id=call_id).attach(self.channel)  # what the controller gives the flow
         self.deps = SilentCallDeps(
             recorder=self.recorder,
             handoffs=self.handoffs,
@@ -525,9 +535,9 @@ class FakeCall:
     async def run(self) -> "FakeCall":
         from callflow.flows.silent_call import run_silent_call
 
-        await run_silent_call(self.ctx, self.deps)
+        await run_silent_call(self.call, self.deps)
         return self
 
     @property
     def record(self):
-        return self.recorder.calls[self.ctx.call_id]
+        return self.recorder.calls[self.call.call_id]

@@ -14,7 +14,8 @@ from callflow.agents.bridges import MemoryBridges
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes
 from callflow.agents.desk import AgentDesk
 from callflow.agents.pool import AgentPool
-from callflow.core.channel import CallContext, Caller, CallerHungUp, DigitInput, OriginateResult, PlayResult
+from callflow.core.call import Call
+from callflow.core.channel import Caller, CallerHungUp, DigitInput, OriginateResult, PlayResult
 from callflow.core.recorder import MemoryRecorder
 from callflow.agents.emergency import EmergencyBridge
 from callflow.telephony.fake import FakeHandoffs
@@ -181,7 +182,7 @@ class Desk:
 
         self.calls[call_id] = caller
         await self.recorder.start(call_id, number=caller.caller.number, started_at=0.0, flow="test", language="fr")
-        ctx = CallContext(channel=caller, caller=caller.caller, call_id=call_id)
+        ctx = Call(call_id=call_id).attach(caller)
         task = asyncio.ensure_future(self.desk.hand_to_agent(ctx, Diagnosis(summary=summary, urgent=urgent), "fr"))
         await asyncio.sleep(0)  # the desk registers the call before its first await
         return task

@@ -621,7 +621,7 @@ def _spy_env(answer=True):
                                  reading_observers=[])
     desk = FakeDesk()
     desk.add_call("c1", agent="2001")
-    desk.live["c1"] = SimpleNamespace(agent=desk.pool.get("2001"), ctx=SimpleNamespace(channel=SimpleNamespace(id="chan-caller")),
+    desk.live["c1"] = SimpleNamespace(agent=desk.pool.get("2001"), caller=SimpleNamespace(id="chan-caller"),
                                       legs={"agent": SimpleNamespace(id="leg-agent")}, bridge_id="callflow-c1")
     return LiveSource(controller=controller, desk=desk), client, router
 

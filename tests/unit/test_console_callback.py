@@ -21,7 +21,7 @@ from callflow.agents.callback_leg import (  # noqa: E402
     original_card,
     whisper_for,
 )
-from callflow.core.channel import CallContext  # noqa: E402
+from callflow.core.call import Call  # noqa: E402
 from callflow.store.records import Records  # noqa: E402
 
 ORIGINAL = {"call_id": "orig-1", "number": "+33612345678", "started_at": "2026-11-29T10:00:00+00:00", "language": "fr",
@@ -53,8 +53,7 @@ async def test_an_answered_callback_leg_greets_the_person_rings_an_agent_who_hea
         d = Desk()
         callee, agent = d.caller(number="0100000000"), d.leg("agent")
         callee.plan = {"PJSIP/2001": [agent]}
-        ctx = CallContext(channel=callee, caller=callee.caller, call_id="cb-1",
-                          args=args_for("orig-1", "caregiver", "+33698765432"))
+        ctx = Call(call_id="cb-1").attach(callee, args=args_for("orig-1", "caregiver", "+33698765432"))
         task = asyncio.ensure_future(callback_to_agent(ctx, agents=d.desk, records=records))
         await until(lambda: "cb-1" in d.desk.live and d.desk.live["cb-1"].state == "with_agent", timeout=3)
         plays = [(who, what) for kind, who, what in d.events if kind == "play"]
@@ -91,7 +90,7 @@ async def test_the_agents_console_shows_the_original_calls_card_while_their_phon
         await console.records.note("orig-1", "answer", "preference=aidant", at=40.0)
         await console.records.note("orig-1", "handoff", "caregiver +33698765432", at=60.0)
         desk.add_call("cb-1", state="holding", summary="rappel proche / aidant (caregiver)")
-        desk.live["cb-1"] = SimpleNamespace(agent=None, ctx=SimpleNamespace(args=args_for("orig-1", "caregiver", "+33698765432")))
+        desk.live["cb-1"] = SimpleNamespace(agent=None, call=SimpleNamespace(args=args_for("orig-1", "caregiver", "+33698765432")))
         assert desk.pool.claim(desk.pool.get("2001"), "cb-1")  # 2001's phone rings for the callback leg
         client = TestClient(TestServer(app))
         await client.start_server()

@@ -147,7 +147,7 @@ async def test_d_restart_before_the_bridge_keeps_the_emergency_from_the_store():
     ari = ScriptedAri(channels=[stasis("c-d", "inbound")])
     resumed: list[Call] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call)
         await asyncio.sleep(3600)  # the emergency procedure runs until the caller hangs up
 
@@ -171,7 +171,7 @@ async def test_d_restart_keeps_the_emergency_from_the_channel_variables_when_the
                                          "CALLFLOW_EMERGENCY": "1"}})
     resumed: list[Call] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call)
 
     c = controller(ari, resume=resume)
@@ -206,7 +206,7 @@ async def test_restart_an_ivr_caller_goes_to_a_person_urgent_with_the_diagnosis(
     ari = ScriptedAri(channels=[stasis("c-i", "inbound")])
     resumed: list[Call] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call)
 
     c = controller(ari, resume=resume)
@@ -277,7 +277,7 @@ async def test_restart_an_emergency_whose_line_was_not_reached_is_dialled_again_
                       bridges=[{"id": "callflow-call-9", "channels": ["c-9", "leg-a9"]}])
     resumed: list[Call] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call)
         await asyncio.sleep(3600)
 
@@ -299,7 +299,7 @@ async def test_restart_a_caller_in_the_listen_context_is_left_there_then_taken_b
     ari = ScriptedAri(channels=[in_listen])
     resumed: list[Call] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call)
 
     c = controller(ari, resume=resume)
@@ -327,7 +327,7 @@ async def test_a_new_call_whose_stasisstart_is_unread_at_reconcile_runs_its_flow
 
     resumed: list[Call] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call)
 
     c = controller(ari, flow=flow, resume=resume)
@@ -349,7 +349,7 @@ async def test_a_caller_with_no_state_whose_stasisstart_never_comes_is_taken_bac
     ari = ScriptedAri(channels=[stasis("c-old", "inbound")])
     resumed: list[Call] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call)
 
     c = controller(ari, resume=resume)

@@ -484,7 +484,7 @@ async def test_silent_call_flow_is_a_controller_flow():
     from callflow.flows.silent_call import silent_call_flow
 
     fake = FakeCall(CallerScript(sounds=[Sound(0, S.SILENCE), Sound(5, S.SPEECH)]))
-    await silent_call_flow(fake.deps)(fake.ctx)
+    await silent_call_flow(fake.deps)(fake.call)
     assert fake.channel.prompts() == ["greeting", "to_agent"]
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from callflow.core.channel import AudioState, CallContext
+from callflow.core.call import Call
+from callflow.core.channel import AudioState
 from callflow.core.recorder import MemoryRecorder
 from callflow.flows.keypad import (
     CAREGIVER,
@@ -26,7 +27,7 @@ from callflow.telephony.fake import CallerScript, FakeCall, Reply, FakeChannel, 
 async def make_call(script: CallerScript, **timers) -> tuple[FlowCall, FakeChannel, MemoryRecorder]:
     channel = FakeChannel(script)
     recorder = MemoryRecorder()
-    ctx = CallContext(channel=channel, caller=channel.caller, call_id="k-1")
+    ctx = Call(call_id="k-1").attach(channel)
     call = FlowCall(ctx, recorder, SilentCallTimers(**timers).validate(), channel.clock)
     await recorder.start("k-1", number=channel.caller.number, started_at=0.0, flow="test", language="fr")
     await channel.answer()

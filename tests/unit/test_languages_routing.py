@@ -9,7 +9,7 @@ from test_agents_fakes import Desk, until
 
 from callflow.agents.config import AgentsConfig
 from callflow.core.agents import Diagnosis
-from callflow.core.channel import CallContext
+from callflow.core.call import Call
 from callflow.core.errors import ConfigError
 from callflow.handoff import templates
 
@@ -17,7 +17,7 @@ from callflow.handoff import templates
 async def start(d: Desk, caller, language: str, call_id: str = "call-1"):
     d.calls[call_id] = caller
     await d.recorder.start(call_id, number=caller.caller.number, started_at=0.0, flow="test", language=language)
-    ctx = CallContext(channel=caller, caller=caller.caller, call_id=call_id)
+    ctx = Call(call_id=call_id).attach(caller)
     task = asyncio.ensure_future(d.desk.hand_to_agent(ctx, Diagnosis(summary="parole"), language))
     await asyncio.sleep(0)
     return task

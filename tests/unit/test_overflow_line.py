@@ -8,7 +8,7 @@ from test_agents_fakes import Desk, until
 
 from callflow.agents.overflow import WaitingLine, position_prompts, slot_delay
 from callflow.core.agents import Diagnosis
-from callflow.core.channel import CallContext
+from callflow.core.call import Call
 
 
 def test_urgent_first_then_arrival():
@@ -47,7 +47,7 @@ def test_slot_delays():
 async def _start(d: Desk, caller, call_id: str, *, urgent: bool = False):
     d.calls[call_id] = caller
     await d.recorder.start(call_id, number=caller.caller.number, started_at=0.0, flow="test", language="fr")
-    ctx = CallContext(channel=caller, caller=caller.caller, call_id=call_id)
+    ctx = Call(call_id=call_id).attach(caller)
     task = asyncio.ensure_future(d.desk.hand_to_agent(ctx, Diagnosis(summary="parole", urgent=urgent), "fr"))
     await asyncio.sleep(0)
     return task

@@ -169,7 +169,7 @@ async def test_restart_a_caller_alone_in_our_bridge_is_taken_out_and_the_bridge_
     ari = ScriptedAri(channels=[stasis("c-l", "inbound")], bridges=[{"id": "callflow-call-l", "channels": ["c-l"]}])
     resumed: list[str] = []
 
-    async def resume(ctx, call):
+    async def resume(call):
         resumed.append(call.call_id)
 
     c = controller(ari, resume=resume, close_interrupted=_ignore)
@@ -183,7 +183,7 @@ async def _ignore(*_args) -> None:
     return None
 
 
-async def _ignore_resume(ctx, call) -> None:
+async def _ignore_resume(call) -> None:
     await asyncio.sleep(3600)
 
 
@@ -238,9 +238,9 @@ async def test_after_an_ari_cut_a_prompt_that_finished_meanwhile_does_not_keep_t
     playing = asyncio.ensure_future(chan.play("greeting", barge_in=False))
     await asyncio.sleep(0.05)
     (playback_id,) = list(chan._playbacks)
-    from callflow.controller import CallSession
+    from callflow.core.call import Call
 
-    c.calls["c-g"] = CallSession(key="c-g", channel=chan)
+    c.calls["c-g"] = Call(call_id="c-g").attach(chan)
     ari.fail_paths[f"playbacks/{playback_id}"] = 404  # it played out while the link was down
     await c.reconcile()
     result = await asyncio.wait_for(playing, 1)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from callflow.core.call import REGISTRY
+from callflow.core.call import REGISTRY, Call
 from callflow.core.channel import AudioState as S
-from callflow.core.channel import CallContext
 from callflow.core.recorder import HungUpBy
 from callflow.telephony.fake import CallerScript, FakeCall, FakeChannel, Sound, load_prompts, press, tap
 
@@ -88,7 +87,7 @@ async def test_distress_voice_energy_is_timed_on_the_readings_not_counted():
     script = CallerScript(sounds=[Sound(0, S.SILENCE), Sound(15, S.BREATHING, level_dbfs=-25)], hangs_up_at=60)
     fake = FakeCall(script)
     fake.channel = FakeChannel(script, prompts=load_prompts(), reading_interval=0.25, clock=fake.clock)
-    fake.ctx = CallContext(channel=fake.channel, caller=fake.channel.caller, call_id=fake.ctx.call_id)
+    fake.call = Call(call_id=fake.call.call_id).attach(fake.channel)
     await fake.run()
     (question, *_) = fake.channel.plays("q_emergency")
     assert question.at >= 15 + fake.deps.timers.distress_voiced_seconds

@@ -463,6 +463,15 @@ class AgiChannel(ForkedLeg):
     async def set_variable(self, name: str, value: str) -> None:
         await self._command(f"SET VARIABLE {quote(name)} {quote(value)}")
 
+    async def watch_loudness(self, threshold: int, on_change) -> None:
+        """Seed 004's raised-voice watch runs on the agents' desk, an ARI path: a FastAGI caller reaches people
+        through the dialplan, never the desk. Refused loudly rather than silently doing nothing."""
+        raise RuntimeError("the raised-voice watch is the desk's (ARI): not available to a FastAGI caller")
+
+    async def continue_to_listen(self, context: str) -> None:
+        """The AudioSocket path is an ARI one: a FastAGI caller is never in Stasis (its audio is the snoop fork's)."""
+        raise RuntimeError("a FastAGI caller cannot be moved to the AudioSocket listen context")
+
     async def continue_in_dialplan(self, context: str, extension: str = "s", priority: int = 1) -> None:
         self._check_up()
         await self._command(f"SET CONTEXT {quote(context)}")

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from panoramisk.fast_agi import Application
 
-from callflow.core.channel import Caller, CallContext, CallerHungUp
+from callflow.core.call import REGISTRY, Call
+from callflow.core.channel import Caller, CallerHungUp
 from callflow.telephony.agi.channel import AgiChannel, AgiConnection
 from callflow.telephony.agi.protocol import MAX_LINE_BYTES, AgiProtocolError, read_headers
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Flow = Callable[[CallContext], Awaitable[None]]
+Flow = Callable[[Call], Awaitable[None]]
 
 
 def caller_from_headers(headers: dict[str, str]) -> Caller:
@@ -144,10 +145,12 @@ class AgiServer(Application):
         if metrics:
             metrics.calls_in_progress.inc()
         log.info("call in", extra={"call": key, "caller": channel.caller.masked, "via": "fastagi"})
+        registry = self.controller.registry if self.controller is not None else REGISTRY
+        call = registry.open(key, channel_id=channel.id or None, number=channel.caller.number)
         try:
             await channel.read_state()
-            await flow(CallContext(channel=channel, caller=channel.caller, call_id=key,
-                                   args=[a for k, a in sorted(request.headers.items()) if k.startswith("agi_arg_")]))
+            call.attach(channel, args=[a for k, a in sorted(request.headers.items()) if k.startswith("agi_arg_")])
+            await flow(call)
         except CallerHungUp:
             log.info("caller hung up", extra={"call": key})
         except asyncio.CancelledError:
@@ -170,6 +173,10 @@ class AgiServer(Application):
                 metrics.calls_in_progress.dec()
                 metrics.calls_handled.inc()
             self.channels.pop(key, None)
+            # the AGI session is over: the dialplan has the caller (or nobody); kept here it stayed for ever
+            if channel.hung_up and not call.ended:
+                call.end("caller gone")
+            registry.forget(key)
             if self.controller is not None:
                 if channel.voice_watched and not channel.hung_up:
                     await self._unwatch(channel)

@@ -147,6 +147,21 @@ class AriChannel(ForkedLeg):
 
     # -- events (called in order by the call's pump) -----------------------------------
 
+    async def route(self, event: AriEvent) -> None:
+        """Every ARI event the router gives this call, in order: to this channel, one of its legs, or its
+        media fork; playback and bridge events to all of them (each checks its own ids)."""
+        cid = event.channel_id
+        if cid == self.id:
+            await self.handle(event)
+        elif cid is not None and (cid in self.legs or cid.startswith("leg-")):
+            await self.handle_leg(event)
+        elif cid is not None and self.media is not None and self.media.owns(cid):
+            await self.media.handle(event)
+        else:
+            await self.handle(event)
+            for leg in list(self.legs.values()):
+                await leg.handle(event)
+
     async def handle(self, event: AriEvent) -> None:
         kind = event.type
         if event.channel_id is not None and event.channel_id != self.id:
@@ -431,6 +446,9 @@ class AriChannel(ForkedLeg):
             self._legs.pop(leg_id, None)
             return OriginateResult(answered=False, cause=f"failed: {exc}")
         result = await fut
+        # settled (answered: the leg is in self.legs now; or not): a caller on hold for long has an agent rung
+        # every few seconds, and each attempt's future stayed here for the rest of the call
+        self._legs.pop(leg_id, None)
         if result.answered and announce and result.channel is not None:
             await result.channel.play(announce, barge_in=False)
         return result
