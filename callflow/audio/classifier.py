@@ -45,7 +45,7 @@ import webrtcvad
 from callflow.audio import features as F
 from callflow.audio.g711 import ALAW_DECODE, ULAW_DECODE
 from callflow.audio.rtp import RTP_HEADER_LEN
-from callflow.audio.taps import GROUP_GAP, PAD_DB, TapBank
+from callflow.audio.taps import PAD_DB, QUIET_CLOSE, TapBank
 from callflow.core.channel import AudioReading, AudioState, TapInput
 
 FRAME = F.FRAME_SAMPLES
@@ -724,6 +724,7 @@ def _consume(pool: _Pool, feats: np.ndarray, slots: np.ndarray, starts: np.ndarr
     digital = feats[:, F.DIGITAL_SILENCE] > 0
     last_sound = np.maximum.reduceat(np.where(digital, -1, j), starts)
     pool.digital_run[slots] = np.where(last_sound < 0, pool.digital_run[slots] + counts, counts - 1 - last_sound)
+    pool.taps.heard(slots, counts - np.add.reduceat(digital.astype(np.int64), starts), now)
     peak = np.maximum.reduceat(feats[:, F.BLOCKS :].max(axis=1), starts).astype(np.float64)
     pool.taps.push(pool.hist, history, slots, count, peak, quiet, now)
 
@@ -842,7 +843,6 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
 
     # Readings due, and what is decided without audio: media stopped, tap groups closing.
     since = t - pool.last_packet[slots]  # NaN: no packet yet
-    stopped = since > pool.no_packets_after[slots]
     due = np.flatnonzero(t >= pool.next_reading[slots])
     if max_readings is not None and due.size > max_readings:
         late = t[due] - pool.next_reading[slots[due]]
@@ -860,8 +860,10 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         if speech and SECOND_OPINION.active():
             SECOND_OPINION.review(pool, slots, speech, t)
     taps = pool.taps
-    for i in np.flatnonzero(stopped & (taps.undecided[slots] > PAD_DB)).tolist():
-        # Media stopped right after a tap: the detector would wait for audio that never comes.
+    # Media stopped right after a tap: the detector would wait for audio that never comes. Only
+    # once it is not a stall (QUIET_CLOSE, as for closing a group): a tap's ring resumed after a
+    # stall would otherwise read as a new attack over silence.
+    for i in np.flatnonzero((since >= QUIET_CLOSE) & (taps.undecided[slots] > PAD_DB)).tolist():
         slot = int(slots[i])
         taps.flush(pool.hist, history, slot, int(pool.count[slot]), float(pool.last_packet[slot]) + 0.08)
     power: dict[int, np.float32] = {}
@@ -885,8 +887,8 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         call._record(reading)
         results[call] = [reading]
         _deliver(call.readings, call.on_reading, reading)
-    closing = (taps.group[slots] > 0) & (t - taps.last_tap[slots] >= GROUP_GAP)
-    for i in np.flatnonzero(closing).tolist():
+    # A tap group closes on the caller's audio, not on this clock (see callflow/audio/taps.py).
+    for i in np.flatnonzero(taps.due(pool.hist, history, slots, pool.count[slots], t)).tolist():
         call = calls[i]
         at = float(t[i])
         count = taps.close_group(int(slots[i]), at)
