@@ -46,12 +46,18 @@ FLOORS = {
     # are not targets.
     "holdout3": {"tap_exact": 0.74, "macro6": 0.91, "noise_recall": 0.86, "noise_as_speech": 0.04, "speech_recall": 0.95,
                  "speech_auc": 0.985, "tones": 0.85, "tones_as_caller": 2},
+    # holdout4: built before the fourth round's tuning from twelve packages no other split uses, never
+    # tuned on, scored once by the lead after both branches were merged (session 6): taps 47/54 (two
+    # « non » heard as one tap), macro recall 0.919, noise 25/30 (2 called speech), speech 16/16, ROC-AUC
+    # 0.995, tones 14/14, none called a caller. Floors just below; not targets.
+    "holdout4": {"tap_exact": 0.85, "macro6": 0.90, "noise_recall": 0.80, "noise_as_speech": 0.07, "speech_recall": 0.95,
+                 "speech_auc": 0.99, "tones": 0.95, "tones_as_caller": 0},
 }
 
 #: Splits built but not scored yet: never tuned on, not looked at. The lead scores each once, after the
 #: merge, with `callflow audio eval tests/audio/real/<split>` (or by moving it into FLOORS with floors
 #: just below the figures it reaches, which runs it here), and then it leaves this tuple.
-UNSCORED = ("holdout4",)
+UNSCORED: tuple[str, ...] = ()
 
 #: Clips per label in every split (tools/make_real_audio.py COUNTS).
 COUNTS = {"taps_1": 18, "taps_2": 18, "taps_3": 18, "background_noise": 30, "speech": 16, "breathing": 10,
