@@ -16,6 +16,9 @@ do not use (freepats, openttd-opensfx, sound-icons, extremetuxracer-data, klettr
 sound-theme-freedesktop) and was never tuned on either. `holdout3` (issue 12, third round) in turn
 from seven more (lmms-common, simutrans-pak64, warzone2100-data, frozen-bubble-data,
 asterisk-prompt-fr-armelle, asterisk-prompt-es-co, baresip-core), with real breaths and recorded tones.
+`holdout4` (issue 12, fourth round) from twelve more (torcs-data, scorched3d-data, 7kaa-data,
+openarena-data, trigger-rally-data, wesnoth-1.16-data, megaglest-data, ktuberling-data,
+linphone-common, warmux-data, freeciv-data, boswars-data); it is scored once, by the lead.
 
 Output: OUT/<split>/<label>/<name>.ulaw (6 s, raw 8 kHz μ-law) and OUT/<split>/<label>/MANIFEST.tsv
 (name, real|synthetic, sources, how it was made). Splits use disjoint sources:
@@ -75,6 +78,22 @@ PACKAGES = (
     "asterisk-prompt-fr-armelle",
     "asterisk-prompt-es-co",
     "baresip-core",
+    # holdout4 only (issue 12, fourth round; never tuned on, scored once by the lead): racing-car
+    # engines, jets, a helicopter, a city, a cheering crowd, a factory, weather, field ambiences,
+    # UI clicks, anvil and box knocks, children's-game words in 12 languages, rally co-drivers and
+    # unit voices, a softphone's recorded ringback, a real gasp for breath
+    "torcs-data",
+    "scorched3d-data",
+    "7kaa-data",
+    "openarena-data",
+    "trigger-rally-data",
+    "wesnoth-1.16-data",
+    "megaglest-data",
+    "ktuberling-data",
+    "linphone-common",
+    "warmux-data",
+    "freeciv-data",
+    "boswars-data",
 )
 
 _KITS = "hydrogen-drumkits/usr/share/hydrogen/data/drumkits"
@@ -90,6 +109,18 @@ _SIMU = "simutrans-pak64/usr/share/games/simutrans/pak/sound"
 _WZ = "warzone2100-data/usr/share/games/warzone2100/base.wz.d/audio"  # unpacked by unpack_warzone
 _FB = "frozen-bubble-data/usr/share/games/frozen-bubble/snd"
 _BARESIP = "baresip-core/usr/share/baresip"
+_TORCS = "torcs-data/usr/share/games/torcs/data/sound"
+_S3D = "scorched3d-data/usr/share/games/scorched3d/data/globalmods"
+_7KAA = "7kaa-data/usr/share/games/7kaa/SOUND"
+_OA = "openarena-data/usr/share/games/openarena/baseoa/pak0.pk3.d/sound"  # unpacked by unpack_zips
+_TRIGGER = "trigger-rally-data/usr/share/games/trigger-rally/data.zip.d/sounds"  # unpacked by unpack_zips
+_WESNOTH = "wesnoth-1.16-data/usr/share/games/wesnoth/1.16"
+_GLEST = "megaglest-data/usr/share/games/megaglest"
+_TUBERLING = "ktuberling-data/usr/share/ktuberling/sounds"
+_LINPHONE = "linphone-common/usr/share/sounds/linphone"
+_WARMUX = "warmux-data/usr/share/games/warmux/sound/default"
+_FREECIV = "freeciv-data/usr/share/games/freeciv/stdsounds"
+_BOSWARS = "boswars-data/usr/share/games/boswars"
 
 
 def _sfx(*numbers: int) -> list[str]:
@@ -146,6 +177,21 @@ TAP_SOURCES = {
         f"{_SIMU}/click.wav",
         f"{_SIMU}/gavel.wav",
     ],
+    # holdout4: knocks (MegaGlest's anvil strikes, Warmux's box hitting the ground, Freeciv's wood
+    # breaking) and clicks (Wesnoth's button, MegaGlest's click, OpenArena's menu clicks, Warmux's
+    # clicks and step)
+    "holdout4": [
+        f"{_GLEST}/techs/megapack/commondata/sounds/anvil*.wav",
+        f"{_GLEST}/techs/megapack/commondata/sounds/tech_click.wav",
+        f"{_WARMUX}/misc/box_hitting_ground.ogg",
+        f"{_WARMUX}/misc/step.ogg",
+        f"{_WARMUX}/misc/clic.ogg",
+        f"{_WARMUX}/misc/character_change.ogg",
+        f"{_FREECIV}/woodbrk.ogg",
+        f"{_WESNOTH}/sounds/button.wav",
+        f"{_OA}/misc/menu2.wav",
+        f"{_OA}/misc/menu3.wav",
+    ],
 }
 
 #: Real ambiences (lincity-ng's field recordings): engines, trains, aircraft, wind,
@@ -180,11 +226,29 @@ NOISE_SOURCES = {
         "crowd and applause": [f"{_LMMS}/misc/applause01.ogg", f"{_LMMS}/misc/raving_crowd01.ogg"],
         "animals": [f"{_SIMU}/seagulls.wav", f"{_SIMU}/horse.wav"], "wind": [f"{_SIMU}/arctic.wav", f"{_SIMU}/desert.wav"],
     },
+    # holdout4: TORCS' and Trigger Rally's car engines, Scorched 3D's jets, Cessna, helicopters, city,
+    # cheering crowd, factory and tanks, Seven Kingdoms' weather, OpenArena's machines and wind,
+    # Wesnoth's ambiences.
+    "holdout4": {
+        "racing car engines": [f"{_TORCS}/{n}.wav" for n in ("ferrarif355", "porsche_engine", "renault-v10", "lotus", "206_engine", "gt40")] + [f"{_TRIGGER}/engine.wav"],
+        "jets and a Cessna": [f"{_S3D}/none/data/wav/misc/{n}.wav" for n in ("f16_1", "f16_2", "f18_1", "jet", "t38")] + [f"{_S3D}/apoc/data/wav/misc/cessna.wav"],
+        "helicopters": [f"{_S3D}/none/data/wav/misc/apache_1.wav", f"{_S3D}/apoc/data/wav/misc/helicopter.wav"],
+        "tanks and hovercraft": [f"{_S3D}/none/data/wav/movement/tankmove.wav", f"{_FREECIV}/Tread.ogg", f"{_FREECIV}/THover.ogg"],
+        "city traffic": [f"{_S3D}/apoc/data/wav/misc/citysounds.wav", f"{_S3D}/apoc/data/wav/misc/firetruck.wav"],
+        "cheering crowd": [f"{_S3D}/apoc/data/wav/misc/cheeringloop.wav"],
+        "factory and machines": [f"{_S3D}/apoc/data/wav/misc/factoryloop1.wav", f"{_OA}/world/machinerydrone01.wav", f"{_OA}/world/machinerydrone02.wav", f"{_OA}/world/tim_machine.wav", f"{_OA}/world/fan4.wav"],
+        "wind": [f"{_7KAA}/WIND.WAV", f"{_OA}/world/wind1.wav", f"{_OA}/world/wind2.wav", f"{_TRIGGER}/wind.wav", f"{_GLEST}/tilesets/winter/sounds/wind.ogg"],
+        "rain and sea": [f"{_7KAA}/RAIN.WAV", f"{_S3D}/none/data/wav/misc/rain.wav", f"{_S3D}/none/data/wav/misc/oceanwaves.wav", f"{_WESNOTH}/data/core/sounds/ambient/ship.ogg"],
+        "fire": [f"{_7KAA}/FIRE.WAV", f"{_WESNOTH}/data/core/sounds/ambient/campfire.ogg", f"{_OA}/world/fire1.wav"],
+        "gravel and road": [f"{_TRIGGER}/gravel.wav", f"{_TORCS}/road-ride.wav"],
+        "animals": [f"{_WESNOTH}/data/core/sounds/ambient/morning.ogg", f"{_S3D}/none/data/wav/misc/frogs.wav", f"{_S3D}/apoc/data/wav/misc/cows.wav", f"{_S3D}/apoc/data/wav/misc/sheep.wav"],
+    },
 }
 #: Quiet ambiences used as room noise under taps and as "silence" beds.
 ROOM_SOURCES = {"dev": ["Green", "ParklandLake", "ResidentialLow"], "holdout": ["ResidentialLowLow", "ResidentialMed", "PowerSolar"],
                 "holdout2": _sfx(36, 52),  # a sheep field in summer, wind
-                "holdout3": [f"{_SIMU}/forest.wav", f"{_SIMU}/tropic.wav"]}
+                "holdout3": [f"{_SIMU}/forest.wav", f"{_SIMU}/tropic.wav"],
+                "holdout4": [f"{_WESNOTH}/data/core/sounds/ambient/birds1.ogg", f"{_WESNOTH}/data/core/sounds/ambient/night.ogg"]}
 
 #: Real speech: Asterisk prompts (June, fr_CA; Allison, en_US) and Hedgewars voice packs (actors).
 SPEECH_SOURCES = {
@@ -202,6 +266,14 @@ SPEECH_SOURCES = {
     "holdout3": {"prompts": ["asterisk-prompt-fr-armelle/usr/share/asterisk/sounds/fr/*.gsm",
                              "asterisk-prompt-es-co/usr/share/asterisk/sounds/es/*.gsm"], "hash": None,
                  "voices": [f"{_WZ}/tutorial/*.ogg", f"{_WZ}/memressp/*/*.ogg", f"{_WZ}/taunts/*/*.ogg"]},
+    # holdout4: KTuberling's words recorded in 12 languages (French, German, Catalan, Danish, Russian,
+    # Greek, Lithuanian, Ukrainian, Galician, Slovenian, Italian, Dutch); Trigger Rally's three co-drivers,
+    # Bos Wars' tutorial, MegaGlest's unit voices (acknowledgements), Linphone's « hello ».
+    "holdout4": {"prompts": [f"{_TUBERLING}/{lang}/*.wav" for lang in ("fr", "de", "ca", "da", "ru", "el", "lt", "uk", "gl", "sl", "it", "nl")], "hash": None,
+                 "voices": [f"{_TRIGGER}/codriver/*/*.wav", f"{_BOSWARS}/campaigns/tutorial/*.wav",
+                            *(f"{_GLEST}/techs/megapack/commondata/sounds/{unit}_ack*.wav"  # the human units (not cows, pigs, daemons)
+                              for unit in ("archer", "archmage", "axe_thrower", "guard", "horseman", "swordman", "technician", "worker")),
+                            f"{_LINPHONE}/hello8000.wav"]},
 }
 
 #: Line tones (synthetic by nature): (name, [(f1, f2)], cadence [(on, off), …] or None = steady).
@@ -245,6 +317,18 @@ TONES = {
         ("ANSam 2100 Hz AM 15 Hz", "ansam", None),
         ("Bell 202 FSK 1200/2200 Hz", "fsk202", None),
     ],
+    # holdout4: a softphone's recorded ringback (Linphone), the SIT before a recorded error message
+    # (ITU-T E.180: 913.8/1370.6/1776.7 Hz), UK dial 350+440, Italian dial (425 Hz .2/.2/.6/1), an
+    # Australian-style 3-tone ringback, fax CED with phase reversals (T.30 / V.25), V.22 DPSK (answerer, 2400 Hz)
+    "holdout4": [
+        ("recorded ringback (linphone ringback.wav)", f"{_LINPHONE}/ringback.wav", None),
+        ("SIT 913.8/1370.6/1776.7 Hz then pause", "sit", None),
+        ("UK dial 350+440 Hz", (350, 440), None),
+        ("IT dial 425 Hz .2/.2/.6/1", (425,), [(0.2, 0.2), (0.6, 1.0)]),
+        ("ringback 400+425+450 Hz .4/.2/.4/2", (400, 425, 450), [(0.4, 0.2), (0.4, 2.0)]),
+        ("fax CED 2100 Hz, phase reversed every 450 ms", "ced_reversals", None),
+        ("modem V.22 DPSK 600 baud, 2400 Hz carrier", "v22", None),
+    ],
 }
 
 COUNTS = {"taps_1": 18, "taps_2": 18, "taps_3": 18, "background_noise": 30, "speech": 16, "breathing": 10,
@@ -271,6 +355,7 @@ def fetch_packages(cache: Path) -> dict[str, str]:
     unpack_opensfx(cache / "x")
     unpack_freepats(cache / "x")
     unpack_warzone(cache / "x")
+    unpack_zips(cache / "x")
     return versions
 
 
@@ -337,6 +422,19 @@ def unpack_freepats(x: Path) -> None:
         if not modes & 1:
             pcm <<= 8
         _write_wav(wav, pcm.astype(np.int16), rate)
+
+
+def unpack_zips(x: Path) -> None:
+    """OpenArena's pak0.pk3 and Trigger Rally's data.zip (zip archives) → their sounds in ARCHIVE.d/."""
+    import zipfile
+
+    for folder, prefix in ((_OA, "sound/"), (_TRIGGER, "sounds/")):
+        out = x / folder.removesuffix("/" + prefix.rstrip("/"))
+        archive = out.with_suffix("")  # pak0.pk3.d → pak0.pk3
+        if out.is_dir() or not archive.is_file():
+            continue
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(out, [n for n in z.namelist() if n.startswith(prefix) and n.lower().endswith((".wav", ".ogg"))])
 
 
 def unpack_warzone(x: Path) -> None:
@@ -523,7 +621,8 @@ def make_speech(split, i, cache):
     level = rng.uniform(-32, -10)
     x = synth.set_active_level(x, level)
     kinds = {"holdout2": ("recorded letters and syllables", "spoken channel names, French letters"),
-             "holdout3": ("prompts (Armelle fr, es-co)", "Warzone 2100 voice actors")}.get(split, ("prompts", "voice actors"))
+             "holdout3": ("prompts (Armelle fr, es-co)", "Warzone 2100 voice actors"),
+             "holdout4": ("KTuberling words, 12 languages", "co-drivers, tutorial, unit voices")}.get(split, ("prompts", "voice actors"))
     what = f"{kinds[i % 2]} {level:.0f} dBFS"
     if i % 3 == 1:
         groups = NOISE_SOURCES[split]
@@ -539,7 +638,9 @@ def make_speech(split, i, cache):
 
 
 #: Real breaths (holdout3): LMMS's breath sample and Frozen Bubble's snore, repeated with a pause.
-REAL_BREATHS = {"holdout3": [f"{_LMMS}/misc/breath01.ogg", f"{_FB}/snore.ogg"]}
+REAL_BREATHS = {"holdout3": [f"{_LMMS}/misc/breath01.ogg", f"{_FB}/snore.ogg"],
+                # holdout4: OpenArena's gasp for breath (a real recorded in-breath and out-breath)
+                "holdout4": [f"{_OA}/player/sarge/gasp.wav"]}
 
 
 def real_breath_train(rng, cache: Path, split: str) -> tuple[np.ndarray, Path, float]:
@@ -617,6 +718,27 @@ def make_line_tone(split, i, cache):
         bits = rng.integers(0, 2, int(CLIP_SECONDS * baud) + 1)
         f = np.where(np.repeat(bits, SR // baud + 1)[:N] == 1, mark, space)
         x = np.sin(2 * np.pi * np.cumsum(f) / SR)
+    elif freqs == "sit":  # ITU-T E.180 SIT: three rising 274/274/380 ms tones, then ~2 s before the announcement
+        seq = np.zeros(N)
+        period = int(0.274 * SR) * 2 + int(0.380 * SR) + int(2.0 * SR)
+        at = int(rng.uniform(0, 1.5) * SR)
+        while at < N:
+            for f, dur in ((913.8, 0.274), (1370.6, 0.274), (1776.7, 0.380)):
+                n = int(dur * SR)
+                seg = np.sin(2 * np.pi * f * np.arange(n) / SR)
+                end = min(at + n, N)
+                if at < N:
+                    seq[at:end] = seg[: end - at]
+                at += n
+            at += period - int(0.274 * SR) * 2 - int(0.380 * SR)
+        x = seq
+    elif freqs == "ced_reversals":  # 2100 Hz with a 180° phase reversal every 450 ms (echo cancellers off)
+        flips = np.floor((t + rng.uniform(0, 0.45)) / 0.45) % 2
+        x = np.sin(2 * np.pi * 2100 * t + np.pi * flips)
+    elif freqs == "v22":  # V.22 DPSK, answering modem: 2400 Hz carrier, 600 baud, random dibits
+        symbols = rng.integers(0, 4, int(CLIP_SECONDS * 600) + 1)
+        phase = np.cumsum(symbols * np.pi / 2)
+        x = np.sin(2 * np.pi * 2400 * t + np.repeat(phase, SR // 600 + 1)[:N])
     elif freqs == "ansam":  # V.8 ANSam: 2100 Hz, amplitude-modulated 20 % at 15 Hz
         x = np.sin(2 * np.pi * 2100 * t) * (1 + 0.2 * np.sin(2 * np.pi * 15 * t)) / 1.2
     else:
@@ -634,6 +756,61 @@ def make_line_tone(split, i, cache):
     level = rng.uniform(-30, -10)
     x = x * db(level) * np.sqrt(2) + synth.line_hiss(rng, N, rng.uniform(-72, -60))
     return x, real, used, f"{'' if real else 'synthetic '}{name} {level:.0f} dBFS"
+
+
+#: Distress and raised voice (issue 12, item 4): a measurement set, not a classifier split (nothing is
+#: tuned on it). Real recorded voices: Wesnoth's and Scorched 3D's pain cries and screams (distress),
+#: MegaGlest's soldiers shouting their attack cries (raised voice) and the same actors answering
+#: calmly when selected (calm voice). Only files whose frames are mostly voiced (≥ 30 %: a voice, not
+#: a sword) are used. No real crying or sobbing was found in Debian's game and sound packages.
+_GLEST_SOUNDS = f"{_GLEST}/techs/megapack/commondata/sounds"
+_WESNOTH_SOUNDS = f"{_WESNOTH}/data/core/sounds"
+DISTRESS_SOURCES = {
+    "distress": [f"{_WESNOTH_SOUNDS}/human-{k}.ogg" for k in (
+        "die-1", "die-2", "die-3", "female-die-1", "female-die-2", "female-die-3", "old-die-1", "old-die-2", "old-die-3",
+        "hit-1", "hit-2", "hit-3", "hit-4", "hit-5", "female-hit-1", "female-hit-2", "female-hit-3", "old-hit-3", "old-hit-4")]
+    + [f"{_S3D}/apoc/data/wav/misc/scream{k}.wav" for k in (1, 2, 3, 4)],
+    "raised_voice": [f"{_GLEST_SOUNDS}/swordman_attack{k}.wav" for k in (1, 2, 3, 4)]
+    + [f"{_GLEST_SOUNDS}/guard_attack{k}.wav" for k in (3, 5, 6, 9, 10, 11, 12, 13, 14)],
+    "calm_voice": [f"{_GLEST_SOUNDS}/swordman_select{k}.wav" for k in (1, 2, 3, 4, 5, 6, 7)]
+    + [f"{_GLEST_SOUNDS}/guard_select{k}.wav" for k in (1,)],
+}
+DISTRESS_COUNT = 12
+
+
+def make_voice_clip(label: str, i: int, cache: Path):
+    """Utterances of one label 0.3–1.2 s apart over line hiss, all labels at the same active levels
+    (−30 to −10 dBFS): what tells a shout from a calm answer must be in the voice, not the level."""
+    rng = rng_for("distress", label, i)
+    pool = files(cache, DISTRESS_SOURCES[label])
+    x = np.zeros(N)
+    at = int(rng.uniform(0.0, 0.8) * SR)
+    used = []
+    while at < N - SR // 2:
+        path = pool[rng.integers(len(pool))]
+        u = load(path)
+        synth.place(x, u / (np.abs(u).max() + 1e-9), at)
+        used.append(path)
+        at += len(u) + int(rng.uniform(0.3, 1.2) * SR)
+    level = rng.uniform(-30, -10)
+    x = synth.set_active_level(x, level) + synth.line_hiss(rng, N, rng.uniform(-75, -62))
+    return x, True, used, f"{label.replace('_', ' ')} {level:.0f} dBFS"
+
+
+def build_distress(out: Path, cache: Path) -> None:
+    for label in DISTRESS_SOURCES:
+        folder = out / "distress" / label
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        lines = []
+        for i in range(DISTRESS_COUNT):
+            x, real, used, what = make_voice_clip(label, i, cache)
+            name = f"{label}_{i:03d}.ulaw"
+            (folder / name).write_bytes(g711(x))
+            lines.append(f"{name}\t{'real' if real else 'synthetic'}\t{what}\t{','.join(sorted({rel(p, cache) for p in used}))}")
+        (folder / "MANIFEST.tsv").write_text("name\tkind\twhat\tsources\n" + "\n".join(lines) + "\n")
+        print(f"distress/{label}: {DISTRESS_COUNT} clips", file=sys.stderr)
 
 
 MAKERS = {
@@ -668,11 +845,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "tests/audio/real")
     parser.add_argument("--cache", type=Path, default=Path("/var/tmp/callflow-real-audio"))
     parser.add_argument("--splits", nargs="+", default=list(TAP_SOURCES), choices=list(TAP_SOURCES))
+    parser.add_argument("--distress", action="store_true", help="also the distress / raised-voice measurement set (OUT/distress)")
     args = parser.parse_args(argv)
     for tool in ("sox", "apt-get", "dpkg-deb"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is needed")
     build(args.out, args.cache, args.splits)
+    if args.distress:
+        build_distress(args.out, args.cache)
     return 0
 
 

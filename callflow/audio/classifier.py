@@ -22,8 +22,10 @@ Decision rules (why, in short):
   low spectral flatness) as well, and taps are found on 2.5 ms block energies
   of the call's whitened signal (a prediction-error filter following the
   line's spectrum: band-limited breaths flatten out, broadband taps do not);
-- breathing is a slow (0.2–0.6 Hz) periodic envelope of unvoiced noise, seen on
-  an 8 s history.
+- breathing is a slow (0.2–0.6 Hz) periodic envelope of unvoiced noise with pauses
+  (the level falls back near the floor between breaths), seen on an 8 s history;
+- a line's own signal (tones, FSK modems: tonal or constant-envelope frames over most
+  of a second) is checked before the voice: it is never a caller.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import webrtcvad
 from callflow.audio import features as F
 from callflow.audio.g711 import ALAW_DECODE, ULAW_DECODE
 from callflow.audio.rtp import RTP_HEADER_LEN
-from callflow.audio.taps import GROUP_GAP, PAD_DB, TapBank
+from callflow.audio.taps import PAD_DB, QUIET_CLOSE, TapBank
 from callflow.core.channel import AudioReading, AudioState, TapInput
 
 FRAME = F.FRAME_SAMPLES
@@ -445,6 +447,10 @@ class CallAudio:
         if self._last_cn is not None and (self._last_audio is None or self._last_cn >= self._last_audio):
             # The far end switched to comfort noise: silence, not a present caller, not a cut line.
             return AudioReading(AudioState.SILENCE, 0.8, now, level)
+        if _is_tone(window):
+            # Before the voice: a tone stepping in frequency (SIT) has voiced frames that move like a
+            # voice's; most of a second of tonal or constant-envelope frames is never a voice.
+            return AudioReading(AudioState.LINE_TONE, 0.8, now, level)
         if speech is None:
             speech = self.speech_score(window)
         recent_tap = self._tap_recent(now)
@@ -456,8 +462,6 @@ class CallAudio:
                 breathing = self.breathing_score()
             if breathing >= 0.6:
                 return AudioReading(AudioState.BREATHING, breathing, now, level, distress=self._distress())
-        if speech < 0.5 and _is_tone(window):
-            return AudioReading(AudioState.LINE_TONE, 0.8, now, level)
         if speech >= 0.5:
             voiced = self._voiced(window)
             raised = bool(voiced.sum() >= 5 and _quantile(window[voiced, F.LEVEL], 0.9) > cfg.raised_voice_dbfs)
@@ -551,14 +555,42 @@ class CallAudio:
 TONE_MIN_DBFS = -55.0
 TONE_GAIN_DB = 25.0
 TONE_MIN_FRAMES = 10  # 200 ms of tone in the last second (a busy tone's half period is 250 ms or more)
-TONE_SHARE = 0.6  # of the frames that carry sound
+TONE_SHARE = 0.6  # of the frames that carry the tone (see TONE_ON_RANGE_DB)
+#: Frames more than this under the second's loudest are a cadence's gap (the line's own floor,
+#: a recorded tone's hum), not the tone: the share is taken over the others.
+TONE_ON_RANGE_DB = 20.0
+TONE_BEAT_GAIN_DB = 20.0
+TONE_STEADY_DB = 1.0  # a constant-envelope frame counts when its level is within this of the frame before
 
 
 def _is_tone(window: np.ndarray) -> bool:
-    """The last second is mostly one or two steady tones: busy, ringback, dial tone, fax or
-    modem answer tone (not a caller; noted on the record's timeline)."""
-    sounding = window[:, F.LEVEL] > TONE_MIN_DBFS
-    tonal = sounding & (window[:, F.TONAL] >= TONE_GAIN_DB)
+    """The last second is mostly a line's own signal: one or two steady tones (busy, ringback, dial
+    tone, SIT, fax CNG/CED, modem answer) or a constant-envelope modem (FSK): not a caller; noted on
+    the record's timeline. Why not a Goertzel bank of the known frequencies: every country and modem
+    has its own (E.180 lists dozens) and recorded tones drift; what they share is that they are
+    predictable (TONAL) or of constant envelope (crest), which a voice, a breath or real noise never
+    is for most of a second."""
+    gain = window[:, F.TONAL]
+    # Every frame counted below reads at least TONE_BEAT_GAIN_DB: most windows stop here (~3 µs).
+    if np.count_nonzero(gain >= TONE_BEAT_GAIN_DB) < TONE_MIN_FRAMES:
+        return False
+    level = window[:, F.LEVEL]
+    sounding = (level > TONE_MIN_DBFS) & (level > level.max() - TONE_ON_RANGE_DB)
+    # Constant-envelope frames (FSK modems) read as tonal (features.tonality); a vowel may have a
+    # frame or two like that, never a steady level over most of a second.
+    steady = np.abs(np.diff(level, prepend=level[0])) < TONE_STEADY_DB
+    constant = (window[:, F.PEAK] - level <= F.CONSTANT_CREST_DB) & steady
+    tonal = (gain >= TONE_GAIN_DB) & ((gain != F.CONSTANT_TONALITY_DB) | constant)
+    # Three close tones (400+425+450 Hz) beat at 25 Hz: every other 20 ms frame predicts worse
+    # (~23 dB). A frame next to a tonal one counts from TONE_BEAT_GAIN_DB when its level holds (a
+    # bird's whistle sweeps and swells).
+    beside = np.zeros_like(tonal)
+    beside[1:] |= tonal[:-1]
+    beside[:-1] |= tonal[1:]
+    # Its level alternates with the beat (±2 dB), so "holds" is over two frames (the beat's period).
+    repeats = np.zeros_like(steady)
+    repeats[2:] = np.abs(level[2:] - level[:-2]) < TONE_STEADY_DB
+    tonal = sounding & (tonal | (beside & repeats & (gain >= TONE_BEAT_GAIN_DB)))
     n = int(tonal.sum())
     return n >= TONE_MIN_FRAMES and n >= TONE_SHARE * int(sounding.sum())
 
@@ -692,6 +724,7 @@ def _consume(pool: _Pool, feats: np.ndarray, slots: np.ndarray, starts: np.ndarr
     digital = feats[:, F.DIGITAL_SILENCE] > 0
     last_sound = np.maximum.reduceat(np.where(digital, -1, j), starts)
     pool.digital_run[slots] = np.where(last_sound < 0, pool.digital_run[slots] + counts, counts - 1 - last_sound)
+    pool.taps.heard(slots, counts - np.add.reduceat(digital.astype(np.int64), starts), now)
     peak = np.maximum.reduceat(feats[:, F.BLOCKS :].max(axis=1), starts).astype(np.float64)
     pool.taps.push(pool.hist, history, slots, count, peak, quiet, now)
 
@@ -810,7 +843,6 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
 
     # Readings due, and what is decided without audio: media stopped, tap groups closing.
     since = t - pool.last_packet[slots]  # NaN: no packet yet
-    stopped = since > pool.no_packets_after[slots]
     due = np.flatnonzero(t >= pool.next_reading[slots])
     if max_readings is not None and due.size > max_readings:
         late = t[due] - pool.next_reading[slots[due]]
@@ -828,8 +860,10 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         if speech and SECOND_OPINION.active():
             SECOND_OPINION.review(pool, slots, speech, t)
     taps = pool.taps
-    for i in np.flatnonzero(stopped & (taps.undecided[slots] > PAD_DB)).tolist():
-        # Media stopped right after a tap: the detector would wait for audio that never comes.
+    # Media stopped right after a tap: the detector would wait for audio that never comes. Only
+    # once it is not a stall (QUIET_CLOSE, as for closing a group): a tap's ring resumed after a
+    # stall would otherwise read as a new attack over silence.
+    for i in np.flatnonzero((since >= QUIET_CLOSE) & (taps.undecided[slots] > PAD_DB)).tolist():
         slot = int(slots[i])
         taps.flush(pool.hist, history, slot, int(pool.count[slot]), float(pool.last_packet[slot]) + 0.08)
     power: dict[int, np.float32] = {}
@@ -853,8 +887,8 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         call._record(reading)
         results[call] = [reading]
         _deliver(call.readings, call.on_reading, reading)
-    closing = (taps.group[slots] > 0) & (t - taps.last_tap[slots] >= GROUP_GAP)
-    for i in np.flatnonzero(closing).tolist():
+    # A tap group closes on the caller's audio, not on this clock (see callflow/audio/taps.py).
+    for i in np.flatnonzero(taps.due(pool.hist, history, slots, pool.count[slots], t)).tolist():
         call = calls[i]
         at = float(t[i])
         count = taps.close_group(int(slots[i]), at)
@@ -1138,8 +1172,38 @@ def breathing_scores(windows: np.ndarray, col: dict = _ALL_COLUMNS) -> np.ndarra
         np.clip((depth - 5.0) / 6.0, 0.0, 1.0)
         * np.clip((periodicity - 0.1) / 0.3, 0.0, 1.0)
         * (1.0 - np.minimum(voiced_frac / 0.25, 1.0))
+        * np.clip((pause_share(env, p90, np.clip(PAUSE_DEPTH * depth, PAUSE_MIN_DB, PAUSE_DB)) - PAUSE_SHARE_NONE) / (PAUSE_SHARE_FULL - PAUSE_SHARE_NONE), 0.0, 1.0)
     )
     return np.where((p90 < -62.0) | (depth < 5.0) | (ac0 <= 0), 0.0, score)
+
+
+#: A breath cycle has pauses: between two breaths, and between an inhale and its exhale, the level
+#: falls back most of the way to the floor — PAUSE_DEPTH of the envelope's depth (p90 − p10), at most
+#: PAUSE_DB — under the breaths' loud level (the envelope's 90th percentile) for PAUSE_FRAMES or
+#: more (a faint breath a few dB over a room's noise falls back to that noise). At 0.2–0.5 breaths/s they fill a third of the time or more (inhale and exhale each last
+#: ~0.5–2 s); engines, wind, crowds and machines swell and fade but stay within PAUSE_DB of their
+#: loud level almost all the time (docs/benchmarks.md, "noise and tones, fourth round").
+PAUSE_DB = 12.0
+PAUSE_DEPTH = 0.6
+PAUSE_MIN_DB = 7.0
+PAUSE_FRAMES = 10  # 200 ms of the 100 ms envelope: a dip, not one quiet frame
+PAUSE_SHARE_NONE = 0.2  # no more pause than this: not a breathing rhythm
+PAUSE_SHARE_FULL = 0.35  # this much: the rhythm is as breathing's
+
+
+def pause_share(env: np.ndarray, loud: np.ndarray, drop: np.ndarray | float = PAUSE_DB) -> np.ndarray:
+    """Share of each envelope row (n, m) inside runs of ≥ PAUSE_FRAMES frames `drop` dB or more under `loud` (n,)."""
+    low = (env < (loud - drop)[:, None]).astype(np.int32)
+    n, m = low.shape
+    if m < PAUSE_FRAMES:
+        return np.zeros(n)
+    cs = np.concatenate((np.zeros((n, 1), dtype=np.int32), np.cumsum(low, axis=1)), axis=1)
+    starts = (cs[:, PAUSE_FRAMES:] - cs[:, :-PAUSE_FRAMES]) == PAUSE_FRAMES  # a full run starts here
+    # Frames covered by any such run: a start within the PAUSE_FRAMES before (or at) the frame.
+    cs2 = np.concatenate((np.zeros((n, 1), dtype=np.int32), np.cumsum(starts, axis=1)), axis=1)
+    j = np.arange(m)
+    covered = cs2[:, np.minimum(j + 1, m - PAUSE_FRAMES + 1)] - cs2[:, np.maximum(j - PAUSE_FRAMES + 1, 0)] > 0
+    return covered.mean(axis=1)
 
 
 def verdict(readings: list[AudioReading], tap_counts: list[int] = ()) -> AudioState:

@@ -137,11 +137,27 @@ def prediction_gain_db(acf: np.ndarray) -> np.ndarray:
 _HANN = np.hanning(FRAME_SAMPLES).astype(np.float32)
 
 
+#: A frame whose peak is within this of its RMS has a constant envelope: one sinusoid at a time.
+CONSTANT_CREST_DB = 4.5
+#: What such a frame's tonality reads: a steady tone's prediction gain through G.711.
+CONSTANT_TONALITY_DB = 30.0
+
+
 def tonality(frames: np.ndarray) -> np.ndarray:
-    """Per-frame prediction gain (dB) of the Hann-windowed frame: ~28–32 for line tones
-    through G.711, under ~22 for voices, breaths and real noise (measured, docs/benchmarks.md)."""
-    acf, r0 = autocorrelation(np.asarray(frames, dtype=np.float32) * _HANN)
-    return np.where(r0 > 0, prediction_gain_db(acf), 0.0)
+    """Per-frame "line signal" measure in dB: the prediction gain of the Hann-windowed frame
+    (~28–32 for one or two steady tones through G.711, under ~22 for voices, breaths and real
+    noise: measured, docs/benchmarks.md), or CONSTANT_TONALITY_DB when the frame's envelope is
+    constant (peak within CONSTANT_CREST_DB of the RMS: a sine is 3 dB). The second catches FSK
+    modems (V.21, V.23, Bell 103/202): one frequency at a time, switching several times per 20 ms
+    frame, so an order-8 predictor does poorly on them (~8–24 dB) although nothing about them is a
+    caller. Noise, breath and voice frames peak 8–20 dB over their RMS."""
+    x = np.asarray(frames, dtype=np.float32)
+    acf, r0 = autocorrelation(x * _HANN)
+    gain = np.where(r0 > 0, prediction_gain_db(acf), 0.0)
+    raw = np.einsum("ij,ij->i", x, x) * (1.0 / (32768.0 * 32768.0 * FRAME_SAMPLES))
+    peak = np.max(np.abs(x), axis=1) * (1.0 / 32768.0)
+    constant = (raw > 0) & (peak * peak <= raw * 10.0 ** (CONSTANT_CREST_DB / 10.0))
+    return np.where(constant, np.maximum(gain, CONSTANT_TONALITY_DB), gain)
 
 
 def compute_features(frames: np.ndarray, whiten: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:

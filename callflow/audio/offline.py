@@ -14,12 +14,16 @@ import numpy as np
 from callflow.audio.classifier import CallAudio, ClassifierConfig, DEFAULT_CONFIG, analyse_calls, speech_scores_now, verdict
 from callflow.audio.features import SAMPLE_RATE
 from callflow.audio.g711 import alaw_decode, ulaw_decode
+from callflow.audio.taps import QUIET_CLOSE
 from callflow.core.channel import AudioReading, AudioState, TapInput
 
 RAW_ULAW = {".ulaw", ".ul", ".raw", ".pcmu"}
 RAW_ALAW = {".alaw", ".al", ".pcma"}
 AUDIO_SUFFIXES = {".wav"} | RAW_ULAW | RAW_ALAW
 PUSH_SECONDS = 0.1  # how much audio arrives between two analysis ticks, as with the receiver
+#: After a clip, the call hears nothing this long: a tap group still open closes on the clock only
+#: after QUIET_CLOSE without the caller's sound (taps.py), as it would on a live call.
+TAIL_SECONDS = QUIET_CLOSE + 0.5
 
 
 def load_audio(path: str | Path) -> np.ndarray:
@@ -72,12 +76,12 @@ class OfflineResult:
         return sum(t.count for t in self.taps)
 
 
-def run_offline(pcm: np.ndarray, config: ClassifierConfig = DEFAULT_CONFIG, tail_seconds: float = 1.6) -> OfflineResult:
+def run_offline(pcm: np.ndarray, config: ClassifierConfig = DEFAULT_CONFIG, tail_seconds: float = TAIL_SECONDS) -> OfflineResult:
     """Feed `pcm` in 100 ms pushes on a manual clock, then let tap groups close."""
     return run_offline_many([pcm], config, tail_seconds)[0]
 
 
-def run_offline_many(pcms: list[np.ndarray], config: ClassifierConfig = DEFAULT_CONFIG, tail_seconds: float = 1.6) -> list[OfflineResult]:
+def run_offline_many(pcms: list[np.ndarray], config: ClassifierConfig = DEFAULT_CONFIG, tail_seconds: float = TAIL_SECONDS) -> list[OfflineResult]:
     """Many clips as many calls answered together, analysed in one batch per tick (as the
     receiver analyses its calls): each clip gets exactly what `run_offline` of it alone gets
     (the analysis state is per call), at a fraction of the cost (the numpy work of a tick is

@@ -370,6 +370,11 @@ class RtpReceiver(asyncio.DatagramProtocol):
     async def _analyse_in_batches(self) -> None:
         """Every call, also the idle ones ("no packets for N ms" and tap groups
         closing need time to pass), `batch_calls` at a time, draining the socket between."""
+        # Read what the kernel holds first: after a stall of this loop the packets that waited
+        # there are the calls' audio of that time, and must be analysed before anything is
+        # decided from the absence of audio (media stopped, a tap group closing on the clock).
+        if self._sock is not None:
+            self._drain()
         oldest, self._oldest_pending = self._oldest_pending, None
         calls = [s.audio for s in self.streams.values()]
         for start in range(0, len(calls), self.batch_calls):

@@ -12,20 +12,39 @@ A tap is a short broadband impulse with a fast attack, as real ones are recorded
   attack and LATE_DROP_DB under it 80–160 ms after, or back near the background. Real
   taps ring for 50–200 ms (the detector of issue 3 wanted them down within 45 ms and
   refused most real ones); a syllable's vowel, a swell or an engine stays up;
+- or that rings long and stops: gavels and rim shots ring 160–280 ms near their attack's
+  level; such a ring counts when it is seen to end within RING_MAX_BLOCKS, never grows
+  louder than its attack and is neither voiced nor tonal (a syllable, a beep);
 - with a body: at least 2 blocks, unless a single block stands well clear of the bed
   and is not peaky; a line click is one sample, one or two very peaky blocks (CREST);
 - not a steady tone switching on or off (busy, ringback: TONAL frames around it).
 
 Onsets closer than REFRACTORY are one tap (a thump and its ring); any candidate within
-ONSET_SPREAD_BLOCKS of an onset may prove it (a real hit builds up over a few ms).
+ONSET_SPREAD_BLOCKS (20 ms) of an onset may prove it (a real knock builds up over several
+ms: its first preselected block may hold only its first samples). The 40 ms after
+listening (re)starts hold no candidate: the line's own sound starting is not a tap.
 
-A group closes after GROUP_GAP (1.3 s) without a new tap and becomes one
-TapInput(count). Why 1.3 s: callers tap 250–800 ms apart (the issue's range; a
-deliberate "non" is two taps well under a second apart), so the gap must exceed 0.8 s
-with margin for a hesitant second tap, while the answer must still reach the flow
-promptly (it waits ~1.3 s after the last tap) and a caller who taps « oui » and then
-again a few seconds later for the next question must not be merged into « non ». A
-group of more than MAX_GROUP_TAPS is impulsive noise (rails, hammering), not an answer:
+How a group closes (`TapBank.due`), and why those gaps:
+
+- on the caller's own audio, not the loop's clock: after GROUP_GAP (1.3 s) of the
+  call's sounding frames consumed since the last tap's frame. Callers tap 250–800 ms
+  apart (the issue's range; a deliberate « non » is two taps well under a second
+  apart), so the gap must exceed 0.8 s with margin for a hesitant second tap, while the
+  answer must still reach the flow promptly (~1.3 s after the last tap) and a caller who
+  taps « oui » and again a few seconds later for the next question must not be merged
+  into « non ». Counting frames, not seconds of the clock, makes a stall harmless: when
+  the loop, Asterisk or the caller's sender is starved for a second, the second tap's
+  packets wait (in the kernel, or in a late burst) and a clock-timed group would close
+  before they are read (a « non » heard as two « oui »: seen under load). Digital
+  silence does not count as the caller's time: it is what a snoop inserts when the
+  caller's RTP stalls (res_stasis_snoop.c), so the second tap may still come after it;
+- on the clock only once nothing but digital silence (or nothing at all: a phone with
+  silence suppression sends no packet after a tap) has come for QUIET_CLOSE (2.0 s).
+  That is 0.7 s more than GROUP_GAP: such an answer reaches the flow ~2 s after the
+  caller's last sound instead of 1.3 s, and a stall of up to ~2 s (1–1.5 s were seen on
+  the loaded 2-core test machine) still cannot split a group.
+
+A group of more than MAX_GROUP_TAPS is impulsive noise (rails, hammering), not an answer:
 dropped.
 
 The detector's state lives in arrays, one row per call (`TapBank`), and it
@@ -42,7 +61,7 @@ import math
 
 import numpy as np
 
-from callflow.audio.features import BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, SAMPLE_RATE, TONAL
+from callflow.audio.features import BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, DIGITAL_SILENCE, FRAME_SECONDS, SAMPLE_RATE, TONAL, VOICED
 
 BLOCK_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 
@@ -54,7 +73,13 @@ BACKGROUND_BLOCKS = 16  # 40 ms before the attack give the local background
 MIN_BODY_BLOCKS = 2  # 5 ms
 CLICK_CREST_DB = 10.5  # a 2-block event this peaky is one sample: a line click, not a tap
 SHORT_TAP_CREST_DB = 8.0  # a 1-block event must be less peaky than this to be a (short) tap
-LOOKAHEAD_BLOCKS = 64  # 160 ms after the attack are needed to decide
+LOOKAHEAD_BLOCKS = 128  # 320 ms after the attack are needed to decide (a long ring must be seen to end)
+RING_MIN_BLOCKS = 64  # a ring that outlasts the decay windows (160 ms)...
+RING_MAX_BLOCKS = 112  # ...and stops within 280 ms (before a next tap 250 ms later has rung long)
+RING_RISE_DB = 3.0  # never louder than its attack by more than this (a vowel, a swell grows)
+RING_VOICED_MAX = 0.1  # share of its blocks in voiced or tonal frames: a syllable, a beep
+RESUMED_RING_DB = 6.0  # a ring cut by a stall resumes within this of its last level (see _resumed_ring)
+TONAL_FLAG, VOICED_FLAG = 1, 2  # per-block flags of the frame (see TapBank._gather)
 BED_FRAMES = 100  # 2 s of bed before a candidate
 BED_QUANTILE = 0.8  # taps of a 3-tap group fill < 10 % of 2 s: the 80th percentile is the bed's
 BED_MIN_BLOCKS = 40  # 100 ms of sound make a bed
@@ -66,8 +91,9 @@ DECAY_LATE = slice(32, 64)  # 80-160 ms after the attack
 EARLY_DROP_DB = 5.0  # a tap's mean power 40-80 ms after its attack is this far under the attack
 LATE_DROP_DB = 10.0  # and this far 80-160 ms after
 REFRACTORY_BLOCKS = 40  # 100 ms
-ONSET_SPREAD_BLOCKS = 3  # 7.5 ms: the blocks of one attack
-GROUP_GAP = 1.3  # seconds without a tap that close a group
+ONSET_SPREAD_BLOCKS = 8  # 20 ms: the blocks of one attack (a knock or a rim shot builds up over several ms)
+GROUP_GAP = 1.3  # seconds of the caller's audio without a tap that close a group
+QUIET_CLOSE = 2.0  # seconds of the clock without the caller's sound that close it too (see above)
 MAX_GROUP_TAPS = 5  # more in one group is impulsive noise, not a caller's answer
 IMPULSE_SECONDS = 2.0  # time constant of the count of sharp onsets that were not taps
 MAX_IMPULSES = 2.5  # a group heard among this many of them (decayed count) is impulsive noise
@@ -77,10 +103,11 @@ BODY_DROP_DB = 30.0  # a tap's body ends this far under its peak (or near the ba
 _windows = np.lib.stride_tricks.sliding_window_view
 
 
+NO_TAP = -(1 << 40)  # an empty place in TapBank.group_taps
 PAD_DB = -99.0  # what blocks before a call's origin (or after the end of its media) read as
 
 
-def _check(blocks, tonal_flags, crest, rows, cols, bed=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check(blocks, tonal_flags, crest, rows, cols, bed=None, known=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check candidate attacks at blocks[rows, cols] (padded per-call rows), all calls at once.
 
     Each candidate needs BACKGROUND_BLOCKS before it and LOOKAHEAD_BLOCKS from it within
@@ -103,10 +130,13 @@ def _check(blocks, tonal_flags, crest, rows, cols, bed=None) -> tuple[np.ndarray
         qualified &= attack >= bed[rows] + BED_MARGIN_DB
     if not qualified.all():
         rows, cols, background, attack = rows[qualified], cols[qualified], background[qualified], attack[qualified]
+        if known is not None:
+            known = known[qualified]
     if not rows.size:
         return rows, cols, np.zeros(0, dtype=bool)
     span = cols[:, None] + _AHEAD
     ahead = blocks[rows[:, None], span]
+    flags = tonal_flags[rows[:, None], span]
     onset_peak = ahead[:, :3].max(axis=1)  # the attack block may hold only the tap's first samples
     # The body lasts while the event stays near the background's top, or (a loud tap over a
     # quiet line rings long) within BODY_DROP_DB of its peak. Only its start matters now:
@@ -129,12 +159,25 @@ def _check(blocks, tonal_flags, crest, rows, cols, bed=None) -> tuple[np.ndarray
     late = 10.0 * np.log10(power[:, DECAY_LATE].mean(axis=1))
     floor = background + SUSTAIN_DB
     decays = (early <= np.maximum(onset_peak - EARLY_DROP_DB, floor)) & (late <= np.maximum(onset_peak - LATE_DROP_DB, floor))
+    # Or it rings long and stops (gavels, rim shots, some woodblocks ring 160-280 ms at
+    # nearly their attack's level, and the old rule, fitted to the studio hits of dev,
+    # refused them all: holdout3): its body ends within RING_MAX_BLOCKS, seen in the audio
+    # (not cut by the end of the media), never grows louder than its attack, and its frames
+    # are neither voiced nor tonal (a syllable is voiced; a beep or a tone burst is tonal).
+    within = _AHEAD[None, :] < body[:, None]
+    n = np.maximum(body, 1)
+    pitched = (((flags & (VOICED_FLAG | TONAL_FLAG)) > 0) & within).sum(axis=1) / n
+    rings = ((body >= RING_MIN_BLOCKS) & (body <= RING_MAX_BLOCKS)
+             & (np.where(within, ahead, -np.inf).max(axis=1) <= onset_peak + RING_RISE_DB)
+             & (pitched <= RING_VOICED_MAX))
+    if known is not None:
+        rings &= body < known
     # A line tone switching on or off (busy, ringback) is a sharp edge in the whitened
     # blocks too, but a steady tone follows or precedes it.
-    tonal = (tonal_flags[rows[:, None], span[:, :TONAL_BLOCKS]].mean(axis=1) > 0.5) | (
-        tonal_flags[rows[:, None], cols[:, None] + _BEFORE].mean(axis=1) > 0.5
+    tonal = ((flags[:, :TONAL_BLOCKS] & TONAL_FLAG).mean(axis=1) > 0.5) | (
+        (tonal_flags[rows[:, None], cols[:, None] + _BEFORE] & TONAL_FLAG).mean(axis=1) > 0.5
     )
-    is_tap = (((body >= MIN_BODY_BLOCKS) & ~click) | short) & decays & ~tonal
+    is_tap = (((body >= MIN_BODY_BLOCKS) & ~click) | short) & (decays | rings) & ~tonal
     return rows, cols, is_tap
 
 
@@ -156,10 +199,18 @@ class TapBank:
     FIELDS = (
         ("scan", np.int64, 0),
         ("origin", np.int64, 0),
+        # First block a tap may start at: the 40 ms after listening (re)started have no context
+        # before them, and the line's own sound starting there is not a tap (a rise from nothing).
+        ("listen_from", np.int64, BACKGROUND_BLOCKS),
         ("ctx_start", np.int64, -_CONTEXT),
         ("undecided", np.float64, PAD_DB),
         ("group", np.int64, 0),
-        ("last_tap", np.float64, np.nan),
+        ("last_tap", np.float64, np.nan),  # clock (call-relative) of the last tap, back-dated from its frame
+        # The last tap's frame (absolute, like `scan`), and the clock when a sounding (not
+        # digitally silent) frame of the caller last came: see `due`.
+        ("tap_frame", np.int64, 0),
+        ("tap_block", np.int64, NO_TAP),
+        ("sound_at", np.float64, np.nan),
         # Sharp onsets that were not taps (crackles, clacks, claps): a decaying count, when it was
         # last updated, and the most of it seen while the open group's taps were heard.
         ("impulses", np.float64, 0.0),
@@ -170,6 +221,8 @@ class TapBank:
     def __init__(self, capacity: int = 0) -> None:
         for name, dtype, fill in self.FIELDS:
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
+        # The attack blocks of the open group's taps (NO_TAP: none): their rings are not the bed.
+        self.group_taps = np.full((capacity, MAX_GROUP_TAPS + 1), NO_TAP, dtype=np.int64)
 
     def grow(self, capacity: int) -> None:
         for name, dtype, fill in self.FIELDS:
@@ -177,15 +230,21 @@ class TapBank:
             new = np.full(capacity, fill, dtype=dtype)
             new[: len(old)] = old
             setattr(self, name, new)
+        taps = np.full((capacity, MAX_GROUP_TAPS + 1), NO_TAP, dtype=np.int64)
+        taps[: len(self.group_taps)] = self.group_taps
+        self.group_taps = taps
 
     def reset(self, slot: int, frames: int) -> None:
         """Forget taps and context: audio before frame `frames` reads as silence."""
         self.origin[slot] = frames
+        self.listen_from[slot] = frames * BLOCKS_PER_FRAME + BACKGROUND_BLOCKS
         self.scan[slot] = frames * BLOCKS_PER_FRAME
         self.ctx_start[slot] = frames * BLOCKS_PER_FRAME - _CONTEXT
         self.undecided[slot] = PAD_DB
         self.group[slot] = 0
-        self.last_tap[slot] = np.nan
+        self.group_taps[slot] = NO_TAP
+        self.tap_block[slot] = NO_TAP
+        self.last_tap[slot] = self.sound_at[slot] = np.nan
         self.impulses[slot] = self.group_impulses[slot] = 0.0
 
     def _impulse(self, slot: int, at: float, add: float) -> float:
@@ -203,7 +262,8 @@ class TapBank:
         rows = hist[slots[:, None], np.where(pad, 0, frame % history)]  # (m, frames, columns): whole rows, cache-friendly
         shape = (len(slots), frames * BLOCKS_PER_FRAME)
         blocks = np.where(pad[:, :, None], np.float32(PAD_DB), rows[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]).reshape(shape)
-        tonal_flags = np.repeat((rows[:, :, TONAL] >= TONAL_GAIN_DB) & ~pad, BLOCKS_PER_FRAME, axis=1)
+        flags = ((rows[:, :, TONAL] >= TONAL_GAIN_DB) * TONAL_FLAG + (rows[:, :, VOICED] > 0) * VOICED_FLAG) * ~pad
+        tonal_flags = np.repeat(flags.astype(np.uint8), BLOCKS_PER_FRAME, axis=1)
         crest = np.repeat(np.where(pad, np.float32(0.0), rows[:, :, CREST]), BLOCKS_PER_FRAME, axis=1)
         return blocks, tonal_flags, crest
 
@@ -215,6 +275,14 @@ class TapBank:
         # Heard: frames since the call's origin (digital silence is heard, -99 dB, and counts).
         frames = np.clip(first_frame - np.maximum(first_frame - BED_FRAMES, self.origin[slots]), 0, BED_FRAMES)
         heard = np.arange(blocks.shape[1]) >= (BED_FRAMES - frames)[:, None] * BLOCKS_PER_FRAME
+        # The open group's own taps are no bed: three rings of 250 ms fill 40 % of 2 s, and
+        # their 80th percentile would refuse the third tap (over a quiet line above all).
+        tapping = np.flatnonzero(self.group[slots] > 0)
+        if tapping.size:
+            at = (first_frame[tapping] - BED_FRAMES)[:, None, None] * BLOCKS_PER_FRAME + np.arange(blocks.shape[1])[None, None, :]
+            starts = self.group_taps[slots[tapping]][:, :, None]
+            ringing = ((at >= starts) & (at < starts + RING_MAX_BLOCKS)).any(axis=1)
+            heard[tapping] &= ~ringing
         n = heard.sum(axis=1)
         k = np.maximum(BED_QUANTILE * (n - 1), 0).astype(np.int64)
         ranked = np.sort(np.where(heard, blocks, np.inf), axis=1)  # unheard blocks sort last
@@ -258,7 +326,7 @@ class TapBank:
             rel = np.arange(BACKGROUND_BLOCKS, length)
             before = (cums[:, rel] - cums[:, rel - BACKGROUND_BLOCKS]) / BACKGROUND_BLOCKS
             attack = blocks[:, BACKGROUND_BLOCKS:]
-            from_ = (scan0[todo] - base)[:, None]
+            from_ = (np.maximum(scan0[todo], self.listen_from[slots[todo]]) - base)[:, None]
             limit = (decided_until[todo] - base)[:, None]
             candidate = (attack - before >= PRESELECT_DB) & (attack > TAP_MIN_DBFS) & (rel >= from_) & (rel < limit)
             new_start = np.maximum(scan0[todo], decided_until[todo])
@@ -271,7 +339,8 @@ class TapBank:
                     if not mine or c - mine[-1] >= REFRACTORY_BLOCKS:
                         mine.append(c)
                 bed = self._bed(hist, history, slots[todo], first_frame, real_end[todo])
-                rows, cols, is_tap = _check(blocks, tonal_flags, crest, rows, cols + BACKGROUND_BLOCKS, bed)
+                known = (real_end[todo] - base)[rows] - (cols + BACKGROUND_BLOCKS)
+                rows, cols, is_tap = _check(blocks, tonal_flags, crest, rows, cols + BACKGROUND_BLOCKS, bed, known)
                 # In order, per call: onsets closer than REFRACTORY are one tap (a thump and its ring).
                 # A real hit builds up over a few ms: its first block may hold only its first
                 # samples, so any candidate within ONSET_SPREAD_BLOCKS of the onset may prove it.
@@ -290,8 +359,14 @@ class TapBank:
                         if not tap:
                             continue
                     slot = slots[todo[r]]
+                    if self._resumed_ring(hist, history, int(slot), int(base[r] + c), blocks[r], c):
+                        taps_at.setdefault(r, []).append(c)  # the last tap's own ring: no tap, no impulse
+                        continue
+                    self.group_taps[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = base[r] + c
                     self.group[slot] += 1
                     self.last_tap[slot] = end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS
+                    self.tap_frame[slot] = (base[r] + c) // BLOCKS_PER_FRAME
+                    self.tap_block[slot] = base[r] + c
                     taps_at.setdefault(r, []).append(c)
                 # The onsets that were not taps feed the call's impulse count; a tap notes it.
                 for r, mine in onsets.items():
@@ -313,6 +388,57 @@ class TapBank:
         self.scan[slots] = start
         self.ctx_start[slots] = np.maximum(np.minimum(start, decided_until) - _CONTEXT, ctx0)
 
+    def _resumed_ring(self, hist, history: int, slot: int, at: int, row, c: int) -> bool:
+        """Is the attack at block `at` (column `c` of `row`) the last tap's ring coming back after
+        a run of digital silence that cut it? A snoop fills the caller's stalled RTP with exact
+        zeros (res_stasis_snoop.c), then plays the held frames: the ring stops dead, and resumes
+        at the level it had, a sharp rise over silence. A new tap after a ring that faded into
+        silence stands well over the ring's last block."""
+        last_tap = int(self.tap_block[slot])
+        silent = np.flatnonzero(row[c - BACKGROUND_BLOCKS : c] <= PAD_DB + 0.5)
+        if last_tap == NO_TAP or not silent.size:
+            return False
+        frame = (at - BACKGROUND_BLOCKS + int(silent[-1])) // BLOCKS_PER_FRAME  # in the run of silence
+        first = max(frame - history + 1, int(self.origin[slot]), last_tap // BLOCKS_PER_FRAME)
+        frames = np.arange(first, frame)
+        if not frames.size:
+            return False
+        sounding = np.flatnonzero(hist[slot, frames % history, DIGITAL_SILENCE] <= 0)
+        if not sounding.size:
+            return False
+        before = int(frames[sounding[-1]])
+        levels = hist[slot, before % history, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
+        heard = np.flatnonzero(levels > PAD_DB + 0.5)
+        if not heard.size:
+            return False
+        cut_at = before * BLOCKS_PER_FRAME + int(heard[-1])
+        return (0 <= cut_at - last_tap <= RING_MAX_BLOCKS
+                and float(row[c : c + 3].max()) <= float(levels[heard[-1]]) + RESUMED_RING_DB)
+
+    def heard(self, slots, sounding, now) -> None:
+        """These calls' new frames were consumed at `now`; `sounding` of them not digitally silent."""
+        some = sounding > 0
+        self.sound_at[slots[some]] = now[some]
+
+    def due(self, hist, history: int, slots, counts, now) -> np.ndarray:
+        """Which of these calls' open groups are finished by `now` (see the module's doc):
+        GROUP_GAP of the caller's sounding audio after the last tap's frame, all of it decided
+        by the detector (its lookahead: a tap within the gap may still be pending), or
+        QUIET_CLOSE of the clock without any of the caller's sound."""
+        open_ = self.group[slots] > 0
+        quiet = now - self.sound_at[slots] >= QUIET_CLOSE  # NaN (never heard): False
+        due = open_ & quiet
+        for i in np.flatnonzero(open_ & ~quiet).tolist():  # the few calls tapping now
+            slot = slots[i]
+            first, decided = int(self.tap_frame[slot]), min(int(self.scan[slot]) // BLOCKS_PER_FRAME, int(counts[i]))
+            n = min(decided - first, history)
+            if n * FRAME_SECONDS < GROUP_GAP - 1e-9:
+                continue
+            rows = (decided - n + np.arange(n)) % history
+            sounding = n - np.count_nonzero(hist[slot, rows, DIGITAL_SILENCE] > 0)
+            due[i] = sounding * FRAME_SECONDS >= GROUP_GAP - 1e-9
+        return due
+
     def flush(self, hist, history: int, slot: int, frames: int, end_time: float) -> None:
         """The stream stopped (no packets): decide pending attacks as if silence followed."""
         if self.undecided[slot] <= PAD_DB:
@@ -332,15 +458,16 @@ class TapBank:
         self.undecided[slot] = PAD_DB
 
     def close_group(self, slot: int, now: float) -> int:
-        """The tap count of a group finished by `now` (else 0); resets the group.
+        """The tap count of the call's group, finished (`due`) by `now`; resets the group.
 
         A group of more than MAX_GROUP_TAPS is not an answer (the seed asks for one or
         two taps) but impulsive noise: a fire's crackle, a train's clacks, hammering.
         It is dropped (0) and forgotten, so it does not keep the state at TAPS either.
         """
-        group, last = int(self.group[slot]), float(self.last_tap[slot])
-        if group and not math.isnan(last) and now - last >= GROUP_GAP:
+        group = int(self.group[slot])
+        if group:
             self.group[slot] = 0
+            self.group_taps[slot] = NO_TAP
             # The impulses heard up to the group's end too (onsets after its last tap).
             noisy = max(float(self.group_impulses[slot]), self._impulse(slot, now, 0.0))
             self.group_impulses[slot] = 0.0
@@ -354,4 +481,9 @@ class TapBank:
         """A tap was heard within `hold` seconds and its group still looks like an answer."""
         last = float(self.last_tap[slot])
         return (not math.isnan(last) and now - last <= hold and int(self.group[slot]) <= MAX_GROUP_TAPS
-                and self._impulse(slot, max(now, float(self.impulses_at[slot])), 0.0) < MAX_IMPULSES)
+                and self._impulses_at(slot, now) < MAX_IMPULSES)
+
+    def _impulses_at(self, slot: int, at: float) -> float:
+        """The decayed count at `at`, without moving the count's own time: a reading asks at the
+        clock's now, and onsets decided later (the lookahead) are dated before it."""
+        return float(self.impulses[slot]) * math.exp(-max(at - float(self.impulses_at[slot]), 0.0) / IMPULSE_SECONDS)

@@ -1,0 +1,141 @@
+"""Tap groups close on the caller's audio, not on the loop's clock (issue 12, the « non » heard as
+two « oui » under load): a stall of the packets between two taps must not split the group, and a
+group must still close when the caller's packets stop for good (silence suppression)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callflow.audio.classifier import CallAudio
+from callflow.audio.offline import ManualClock
+from callflow.audio.taps import GROUP_GAP, QUIET_CLOSE
+
+_spec = importlib.util.spec_from_file_location("audio_synth", Path(__file__).resolve().parents[1] / "audio" / "synth.py")
+synth = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synth)
+
+FRAME = 160
+TICK = 0.025  # the receiver's analysis tick
+
+
+def deliver(pcm: np.ndarray, arrivals: list[tuple[float, np.ndarray]], listen: float):
+    """Feed a call on a manual clock: each (clock, samples) arrives at that clock time; the
+    analysis runs every TICK until `listen` seconds. Returns the tap groups [(count, at)]."""
+    clock = ManualClock()
+    got = []
+    call = CallAudio(clock=clock, queue_size=0, on_taps=got.append)
+    arrivals = sorted(arrivals, key=lambda a: a[0])
+    k = 0
+    while clock.now < listen:
+        clock.now = round(clock.now + TICK, 6)
+        while k < len(arrivals) and arrivals[k][0] <= clock.now:
+            call.push_pcm(arrivals[k][1])
+            k += 1
+        call.process()
+    return [(t.count, t.at) for t in got]
+
+
+def frames(pcm: np.ndarray, start: float = 0.0):
+    """(arrival, frame) of every 20 ms frame at its own time (+ one tick of network), from `start` on."""
+    return [(start + (i + 1) * FRAME / 8000, pcm[i * FRAME:(i + 1) * FRAME]) for i in range(len(pcm) // FRAME)]
+
+
+def stalled(pcm: np.ndarray, at: float, seconds: float, fill_with_silence: bool = False):
+    """The frames sent from `at` on are held `seconds`: with a plain RTP stream they arrive in one
+    burst at the stall's end and then on time; through a snoop (res_stasis_snoop fills the caller's
+    gaps with digital silence on its own 50 Hz timer), zeros come meanwhile and the caller's frames
+    follow, `seconds` late."""
+    out = []
+    for when, frame in frames(pcm):
+        if when < at:
+            out.append((when, frame))
+        elif fill_with_silence:
+            out.append((when + seconds, frame))
+        else:
+            out.append((max(when, at + seconds), frame))
+    if fill_with_silence:
+        n = int(round(seconds / 0.02))
+        out += [(at + (j + 1) * 0.02, np.zeros(FRAME, dtype=np.int16)) for j in range(n)]
+    return out
+
+
+def two_taps(seed: int = 80, seconds: float = 6.0, bed=None):
+    """Two taps 600 ms apart (1.0 s and 1.6 s) over line hiss (or `bed`)."""
+    x = synth.taps(seed, 2, seconds=seconds, start=1.0, spacing=(0.6, 0.6001))
+    x = x + (synth.hiss(seed, seconds) if bed is None else bed)
+    return synth.to_pcm(x)
+
+
+def test_without_a_stall_two_taps_are_one_group_closed_after_the_gap():
+    got = deliver(two_taps(), frames(two_taps()), 6.0)
+    assert [c for c, _ in got] == [2]
+    # closed GROUP_GAP of audio after the second tap (1.6 s), within a tick or two
+    assert 1.6 + GROUP_GAP - 0.05 <= got[0][1] <= 1.6 + GROUP_GAP + 0.2
+
+
+@pytest.mark.parametrize("fill_with_silence", [False, True], ids=["rtp-burst", "snoop-silence"])
+def test_a_stall_of_the_packets_between_two_taps_does_not_split_them(fill_with_silence):
+    """Two taps 600 ms apart, the packets stalled 1.2 s between them (from 0.3 s after the first):
+    on the old clock-timed closing the group closed at 2.3 s, before the second tap was read: [1, 1]."""
+    pcm = two_taps()
+    got = deliver(pcm, stalled(pcm, 1.3, 1.2, fill_with_silence), 8.0)
+    assert [c for c, _ in got] == [2]
+
+
+REAL = Path(__file__).resolve().parents[1] / "audio" / "real" / "dev" / "taps_1"
+
+
+@pytest.mark.parametrize("fill_with_silence", [False, True], ids=["rtp-burst", "snoop-silence"])
+@pytest.mark.parametrize("clip", ["taps_1_dev_007.ulaw", "taps_1_dev_009.ulaw"])
+def test_a_stall_in_the_middle_of_a_tap_ring_adds_no_tap(clip, fill_with_silence):
+    """A stall starting 20 ms after the frame of a real tap's attack, while it still rings: its
+    ring resumed after the stall is the same tap, not a second one. The old code decided the tap
+    0.3 s into the stall as if silence followed and then took the resumed ring for a new attack
+    over silence: « oui » heard as « non » ([2]) on these two clips. Through a snoop the stall is
+    in the audio itself: the ring stops dead in digital silence and resumes at its level."""
+    from callflow.audio.offline import load_audio
+
+    pcm = load_audio(REAL / clip)
+    frames_ = pcm[: len(pcm) // FRAME * FRAME].reshape(-1, FRAME).astype(np.float64)
+    attack = (int(np.argmax((frames_ ** 2).mean(axis=1))) + 1) * FRAME / 8000
+    got = deliver(pcm, stalled(pcm, attack + 0.02, 1.2, fill_with_silence), 10.0)
+    assert [c for c, _ in got] == [1]
+
+
+def test_a_tap_then_no_packets_at_all_is_a_group_of_one_within_the_bound():
+    """A phone with silence suppression: its packets stop 200 ms after the tap and never resume.
+    The group closes on the clock, QUIET_CLOSE after the caller's last sound (+ a tick)."""
+    pcm = synth.to_pcm(synth.taps(82, 1, seconds=3.0, start=1.0) + synth.hiss(82, 3.0))
+    pcm = pcm[: int(1.2 * 8000)]
+    got = deliver(pcm, frames(pcm), 6.0)
+    assert [c for c, _ in got] == [1]
+    last_packet = len(pcm) / 8000
+    assert got[0][1] <= last_packet + QUIET_CLOSE + 2 * TICK
+
+
+def test_two_taps_then_no_packets_are_one_group_of_two():
+    pcm = two_taps()[: int(1.8 * 8000)]
+    got = deliver(pcm, frames(pcm), 6.0)
+    assert [c for c, _ in got] == [2]
+    assert got[0][1] <= 1.8 + QUIET_CLOSE + 2 * TICK
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_taps_delivered_in_one_late_burst_count_the_same(count):
+    """The whole group's packets held 2.5 s (longer than QUIET_CLOSE) and delivered at once."""
+    pcm = synth.to_pcm(synth.taps(83 + count, count, seconds=6.0, start=1.0, spacing=(0.3, 0.5)) + synth.hiss(83, 6.0))
+    on_time = deliver(pcm, frames(pcm), 8.0)
+    burst = deliver(pcm, stalled(pcm, 0.5, 2.5), 10.0)
+    assert [c for c, _ in on_time] == [c for c, _ in burst] == [count]
+
+
+def test_taps_over_digital_silence_still_close():
+    """A line of exact zeros between taps (some gateways): zeros are not the caller's time (a
+    snoop's gap filler looks the same), so the group closes on the clock, QUIET_CLOSE after the taps'
+    sound, not never."""
+    pcm = two_taps(bed=np.zeros(int(6.0 * 8000)))
+    got = deliver(pcm, frames(pcm), 6.0)
+    assert [c for c, _ in got] == [2]
+    assert got[0][1] <= 1.6 + 0.5 + QUIET_CLOSE
