@@ -604,20 +604,27 @@ def _utterances(split, cache, rng) -> list[Path]:
     return prompts, voices
 
 
-def make_speech(split, i, cache):
-    rng = rng_for(split, "speech", i)
-    prompts, voices = _utterances(split, cache, rng)
-    pool = prompts if i % 2 == 0 else voices
+def utterances_in_a_row(pool, rng, *, first: float, gaps: tuple[float, float]):
+    """Utterances drawn from `pool`, each peak-normalised, the first within `first` s, then one after
+    another `gaps` s apart until half a second before the clip's end (the draws keep their order, so
+    every split rebuilds byte for byte)."""
     x = np.zeros(N)
-    at = int(rng.uniform(0.0, 0.6) * SR)
+    at = int(rng.uniform(0.0, first) * SR)
     used = []
     while at < N - SR // 2:
         path = pool[rng.integers(len(pool))]
         u = load(path)
-        u = u / (np.abs(u).max() + 1e-9)
-        synth.place(x, u, at)
+        synth.place(x, u / (np.abs(u).max() + 1e-9), at)
         used.append(path)
-        at += len(u) + int(rng.uniform(0.2, 0.8) * SR)
+        at += len(u) + int(rng.uniform(*gaps) * SR)
+    return x, used
+
+
+def make_speech(split, i, cache):
+    rng = rng_for(split, "speech", i)
+    prompts, voices = _utterances(split, cache, rng)
+    pool = prompts if i % 2 == 0 else voices
+    x, used = utterances_in_a_row(pool, rng, first=0.6, gaps=(0.2, 0.8))
     level = rng.uniform(-32, -10)
     x = synth.set_active_level(x, level)
     kinds = {"holdout2": ("recorded letters and syllables", "spoken channel names, French letters"),
@@ -783,15 +790,7 @@ def make_voice_clip(label: str, i: int, cache: Path):
     (−30 to −10 dBFS): what tells a shout from a calm answer must be in the voice, not the level."""
     rng = rng_for("distress", label, i)
     pool = files(cache, DISTRESS_SOURCES[label])
-    x = np.zeros(N)
-    at = int(rng.uniform(0.0, 0.8) * SR)
-    used = []
-    while at < N - SR // 2:
-        path = pool[rng.integers(len(pool))]
-        u = load(path)
-        synth.place(x, u / (np.abs(u).max() + 1e-9), at)
-        used.append(path)
-        at += len(u) + int(rng.uniform(0.3, 1.2) * SR)
+    x, used = utterances_in_a_row(pool, rng, first=0.8, gaps=(0.3, 1.2))
     level = rng.uniform(-30, -10)
     x = synth.set_active_level(x, level) + synth.line_hiss(rng, N, rng.uniform(-75, -62))
     return x, True, used, f"{label.replace('_', ' ')} {level:.0f} dBFS"

@@ -268,13 +268,9 @@ async def test_drain_leaves_a_conversation_in_its_bridge():
     assert not ari.did("POST", "channels/c-b/continue") and not ari.did("DELETE", "")
 
 
-async def test_restart_an_emergency_whose_line_was_not_reached_is_dialled_again_into_the_conversation():
-    """The agent keyed *9 and the controller died before the line answered: after the restart the
-    conversation is kept and the line is dialled again into it."""
-    REGISTRY.adopt(Call(call_id="call-9", channel_id="c-9", state=CallState.EMERGENCY, emergency=True,
-                        bridge_id="callflow-call-9", legs={"agent": "leg-a9"}))
-    ari = ScriptedAri(channels=[stasis("c-9", "inbound"), stasis("leg-a9", "leg", "c-9", name="PJSIP/2001-9")],
-                      bridges=[{"id": "callflow-call-9", "channels": ["c-9", "leg-a9"]}])
+async def reconciled_with_a_running_emergency(ari) -> tuple:
+    """A controller reconciled against `ari`, its emergency procedure standing in as « runs until the caller
+    hangs up »: the controller and the calls it resumed."""
     resumed: list[Call] = []
 
     async def resume(call):
@@ -284,6 +280,17 @@ async def test_restart_an_emergency_whose_line_was_not_reached_is_dialled_again_
     c = controller(ari, resume=resume)
     await c.reconcile()
     await asyncio.sleep(0.05)
+    return c, resumed
+
+
+async def test_restart_an_emergency_whose_line_was_not_reached_is_dialled_again_into_the_conversation():
+    """The agent keyed *9 and the controller died before the line answered: after the restart the
+    conversation is kept and the line is dialled again into it."""
+    REGISTRY.adopt(Call(call_id="call-9", channel_id="c-9", state=CallState.EMERGENCY, emergency=True,
+                        bridge_id="callflow-call-9", legs={"agent": "leg-a9"}))
+    ari = ScriptedAri(channels=[stasis("c-9", "inbound"), stasis("leg-a9", "leg", "c-9", name="PJSIP/2001-9")],
+                      bridges=[{"id": "callflow-call-9", "channels": ["c-9", "leg-a9"]}])
+    c, resumed = await reconciled_with_a_running_emergency(ari)
     assert "callflow-call-9" in c._adopted_bridges
     assert [r.call_id for r in resumed] == ["call-9"] and resumed[0].bridge_id == "callflow-call-9"
     assert not ari.did("DELETE", "") and not ari.did("POST", "channels/c-9/continue")
@@ -299,15 +306,7 @@ async def test_restart_an_emergency_known_only_from_the_callers_channel_variable
                       bridges=[{"id": "callflow-call-7", "channels": ["c-7", "leg-a7"]}],
                       variables={"c-7": {"CALLFLOW_CALL": "call-7", "CALLFLOW_STATE": "emergency",
                                          "CALLFLOW_EMERGENCY": "1", "CALLFLOW_URGENT": "1"}})
-    resumed: list[Call] = []
-
-    async def resume(call):
-        resumed.append(call)
-        await asyncio.sleep(3600)
-
-    c = controller(ari, resume=resume)
-    await c.reconcile()
-    await asyncio.sleep(0.05)
+    c, resumed = await reconciled_with_a_running_emergency(ari)
     assert [r.call_id for r in resumed] == ["call-7"], resumed
     assert resumed[0].emergency and resumed[0].bridge_id == "callflow-call-7"
     assert c._adopted_bridges.get("callflow-call-7") == "call-7"
