@@ -21,10 +21,12 @@ def busy_tone(seconds: float, level_dbfs: float = -20.0) -> np.ndarray:
 
 
 async def test_a_busy_tone_on_the_line_is_noted_and_never_taken_for_a_caller(controller, tmp_path):
-    f = audio.write_ulaw(tmp_path / "busy.ulaw", busy_tone(90))
+    # The procedure takes ~112 s here (greeting, audio check, cas A's question asked four times, the final
+    # warning and its 10 s): the tone lasts longer than that, and the wait leaves room for a loaded PBX.
+    f = audio.write_ulaw(tmp_path / "busy.ulaw", busy_tone(160))
     caller = Caller().audio(f)  # sends the tone and waits for our BYE
-    run = await start_sipp(caller.xml(caller_number=NUMBER, hang_up=False), name="busy-tone", timeout_s=150)
-    assert await run.wait(120) == 0, run.errors()  # the caller got our BYE
+    run = await start_sipp(caller.xml(caller_number=NUMBER, hang_up=False), name="busy-tone", timeout_s=220)
+    assert await run.wait(180) == 0, run.errors()  # the caller got our BYE
     call = await controller.wait_for_event("call in")
     record = await controller.record(call["call"])
     states = [segment["state"] for segment in record["audio"]]
