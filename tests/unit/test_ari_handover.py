@@ -95,8 +95,9 @@ async def _started(fake: FakeAsteriskEvents) -> tuple[web.AppRunner, int]:
     return runner, site._server.sockets[0].getsockname()[1]
 
 
-async def test_a_stalled_link_is_handed_over_and_no_key_is_lost():
-    fake = FakeAsteriskEvents()
+async def _client_reading(fake: FakeAsteriskEvents):
+    """The fake Asterisk started and a client (0.4 s pings) reading its events: the keys' sequence numbers
+    it sees, and the number of sockets open at each (re)connect."""
     runner, port = await _started(fake)
     client = AriClient(f"http://127.0.0.1:{port}/ari", "u", "p", "callflow", ping_interval=0.4)
     seen: list[int] = []
@@ -110,6 +111,12 @@ async def test_a_stalled_link_is_handed_over_and_no_key_is_lost():
         connects.append(fake.sockets)
 
     events = asyncio.ensure_future(client.run_events(on_event, on_connect))
+    return runner, port, client, seen, connects, events
+
+
+async def test_a_stalled_link_is_handed_over_and_no_key_is_lost():
+    fake = FakeAsteriskEvents()
+    runner, port, client, seen, connects, events = await _client_reading(fake)
     try:
         await asyncio.wait_for(client.connected.wait(), 5)
         seq = 0
@@ -139,17 +146,7 @@ async def test_a_stalled_link_is_handed_over_and_no_key_is_lost():
 async def test_a_dead_link_still_reconnects():
     """The old behaviour where it matters: the server closes the socket; the client connects again."""
     fake = FakeAsteriskEvents()
-    runner, port = await _started(fake)
-    client = AriClient(f"http://127.0.0.1:{port}/ari", "u", "p", "callflow", ping_interval=0.4)
-    connects: list[int] = []
-
-    async def on_connect() -> None:
-        connects.append(fake.sockets)
-
-    async def on_event(event) -> None:
-        pass
-
-    events = asyncio.ensure_future(client.run_events(on_event, on_connect))
+    runner, port, client, _seen, connects, events = await _client_reading(fake)
     try:
         await asyncio.wait_for(client.connected.wait(), 5)
         await runner.cleanup()  # Asterisk gone: every socket closed
@@ -181,19 +178,7 @@ async def test_a_dead_old_path_is_left_after_its_drain_time_and_the_calls_are_re
     old one are lost (nothing can bring them back), so after `drain_timeout` the client reads the new socket
     and reconciles (on_connect) — as after any reconnect."""
     fake = FakeAsteriskEvents()
-    runner, port = await _started(fake)
-    client = AriClient(f"http://127.0.0.1:{port}/ari", "u", "p", "callflow", ping_interval=0.4)
-    seen: list[int] = []
-    connects: list[int] = []
-
-    async def on_event(event) -> None:
-        if event.type == "ChannelDtmfReceived":
-            seen.append(event.raw["seq"])
-
-    async def on_connect() -> None:
-        connects.append(fake.sockets)
-
-    events = asyncio.ensure_future(client.run_events(on_event, on_connect))
+    runner, port, client, seen, connects, events = await _client_reading(fake)
     try:
         await asyncio.wait_for(client.connected.wait(), 5)
         fake.hold(3600, only_open_sockets=True)
@@ -217,19 +202,7 @@ async def test_the_marker_that_comes_before_the_new_socket_is_ours_still_makes_a
     the reader could read it before the heartbeat had its new socket back from `_open()`: the marker was taken
     for someone else's, the old socket then went quiet, and each handover ended in a needless reconcile."""
     fake = FakeAsteriskEvents()
-    runner, port = await _started(fake)
-    client = AriClient(f"http://127.0.0.1:{port}/ari", "u", "p", "callflow", ping_interval=0.4)
-    seen: list[int] = []
-    connects: list[int] = []
-
-    async def on_event(event) -> None:
-        if event.type == "ChannelDtmfReceived":
-            seen.append(event.raw["seq"])
-
-    async def on_connect() -> None:
-        connects.append(fake.sockets)
-
-    events = asyncio.ensure_future(client.run_events(on_event, on_connect))
+    runner, port, client, seen, connects, events = await _client_reading(fake)
     try:
         await asyncio.wait_for(client.connected.wait(), 5)
         fake.hold_only_pongs = True  # the pongs are late; the marker is not
