@@ -248,16 +248,23 @@ async def test_after_an_ari_cut_a_prompt_that_finished_meanwhile_does_not_keep_t
     assert not ari.did("POST", "channels/c-g/continue")
 
 
+async def _caller_left_an_adopted_emergency_bridge(x: str):
+    """An emergency whose bridge (agent's and operator's legs) was adopted after a restart, and the caller's
+    ChannelLeftBridge while their channel still answers GET: the fake ARI and the controller."""
+    emergency_call(f"call-{x}", f"c-{x}")
+    ari = ScriptedAri(channels=[stasis(f"c-{x}", "inbound"), stasis("leg-a", "leg", f"c-{x}"), stasis("leg-e", "leg", f"c-{x}")],
+                      bridges=[{"id": f"callflow-call-{x}", "channels": ["leg-a", "leg-e"]}])
+    c = controller(ari, close_left=_ignore)
+    await c._adopt_bridge(f"callflow-call-{x}", f"call-{x}")
+    await c.dispatch(left_bridge(f"callflow-call-{x}", f"c-{x}"))
+    await settle(c)
+    return ari, c
+
+
 async def test_the_caller_leaving_the_bridge_before_its_channel_is_gone_is_caught_at_the_channels_end():
     """The fault campaign's handler_error × emergency_bridged: ChannelLeftBridge came while GET channels/{id}
     still answered (the hang-up in progress), so the legs stayed; the caller's ChannelDestroyed settles it."""
-    emergency_call("call-v", "c-v")
-    ari = ScriptedAri(channels=[stasis("c-v", "inbound"), stasis("leg-a", "leg", "c-v"), stasis("leg-e", "leg", "c-v")],
-                      bridges=[{"id": "callflow-call-v", "channels": ["leg-a", "leg-e"]}])
-    c = controller(ari, close_left=_ignore)
-    await c._adopt_bridge("callflow-call-v", "call-v")
-    await c.dispatch(left_bridge("callflow-call-v", "c-v"))
-    await settle(c)
+    ari, c = await _caller_left_an_adopted_emergency_bridge("v")
     assert not ari.did("DELETE", "")  # not verifiably gone yet: nothing released
     del ari.channels["c-v"]
     await c.dispatch(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": "c-v"}}))
@@ -300,13 +307,7 @@ async def test_the_callers_channel_destroyed_is_proof_enough_even_if_get_still_a
     """The same cell, the race left last session: at the caller's ChannelDestroyed, GET channels/{id} still
     answered 200 (Asterisk unlinks the channel just after publishing its end), so the watch said « the caller
     is elsewhere » and the agent's and the operator's legs stayed. Asterisk's own event is the proof."""
-    emergency_call("call-w", "c-w")
-    ari = ScriptedAri(channels=[stasis("c-w", "inbound"), stasis("leg-a", "leg", "c-w"), stasis("leg-e", "leg", "c-w")],
-                      bridges=[{"id": "callflow-call-w", "channels": ["leg-a", "leg-e"]}])
-    c = controller(ari, close_left=_ignore)
-    await c._adopt_bridge("callflow-call-w", "call-w")
-    await c.dispatch(left_bridge("callflow-call-w", "c-w"))
-    await settle(c)
+    ari, c = await _caller_left_an_adopted_emergency_bridge("w")
     assert not ari.did("DELETE", "")
     await c.dispatch(AriEvent.from_dict({"type": "ChannelDestroyed", "channel": {"id": "c-w"}}))  # GET still 200
     await settle(c)
