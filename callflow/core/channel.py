@@ -93,6 +93,39 @@ class TapInput:
 
 CallerInput = DigitInput | TapInput
 
+#: A link whose RFC 2833 packets arrive late or out of order makes Asterisk report one press as a burst
+#: of presses (seen on a loaded PBX: one « 1 » reported 8 times in 650 ms, 45-150 ms apart). Nobody
+#: presses one key twice within 150 ms: the same key again within this time of its last report is the
+#: same press. Chained, so a burst of any length is one press.
+SAME_KEY_WINDOW = 0.15
+#: A phone's keys click in its microphone, and RFC 2833 senders cut the caller's audio around each
+#: press: the tap detector hears both as taps (seen: a caller keying a number « confirmed » it by a tap
+#: group made of its own key clicks). A tap group arriving within this time of a key is the keypad's
+#: sound, not an answer: a caller who keys answers with keys. A group closes 1.3 s after its last tap.
+TAPS_AFTER_KEY = 3.0
+
+
+class InputFilter:
+    """Each thing the caller did, once. Every adapter passes its keys and tap groups through one of these
+    per call before a flow sees them; the adapter gives the times (seconds on one clock)."""
+
+    def __init__(self) -> None:
+        self._last_key: tuple[str, float] | None = None  # the last key reported, and when it was pressed
+        self._key_arrived: float | None = None
+
+    def refuses(self, item: CallerInput, *, now: float, pressed_at: float | None = None) -> str | None:
+        """Why `item` is not the caller's (None: pass it on). `pressed_at`: when the PBX saw the key, if
+        it says (a loaded controller receives keys in bunches; the PBX's times keep their spacing)."""
+        if isinstance(item, DigitInput):
+            at = now if pressed_at is None else pressed_at
+            last, self._last_key, self._key_arrived = self._last_key, (item.digit, at), now
+            if last is not None and last[0] == item.digit and 0 <= at - last[1] < SAME_KEY_WINDOW:
+                return "the same press reported again"
+            return None
+        if self._key_arrived is not None and now - self._key_arrived < TAPS_AFTER_KEY:
+            return "the keypad's own sound"
+        return None
+
 
 @dataclass(frozen=True)
 class PlayResult:

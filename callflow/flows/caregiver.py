@@ -17,9 +17,6 @@ from callflow.core.handoff import HandoffResult, Handoffs
 from callflow.handoff.phone import check_for_call
 
 MAX_DIGITS = 16  # E.164 is 15 digits at most; more is a stuck key
-#: The same digit again within this time is one press seen twice (RTP burst,
-#: see notes/platform.md); nobody keys faster than ~100 ms per digit.
-DUPLICATE_WINDOW = 0.08
 
 
 @dataclass(frozen=True)
@@ -89,17 +86,14 @@ async def _key_in_number(
 
 async def collect_digits(channel: Channel, timers: CaregiverTimers) -> str:
     """Digits until #, a pause, or MAX_DIGITS. * starts again; taps are ignored."""
+    # a press reported twice by the network is one press already (the channel's InputFilter)
     digits: list[str] = []
-    last: DigitInput | None = None
     while len(digits) < MAX_DIGITS:
         got = await channel.next_input(timers.between_digits if digits else timers.first_digit, accept_taps=False)
         if got is None:
             break
         if not isinstance(got, DigitInput):
             continue
-        if last is not None and got.digit == last.digit and got.at - last.at < DUPLICATE_WINDOW:
-            continue
-        last = got
         if got.digit == "#":
             break
         if got.digit == "*":

@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from callflow.core.channel import AudioReading, CallerHungUp, CallerInput
+from callflow.core.channel import AudioReading, CallerHungUp, CallerInput, InputFilter
 
 if TYPE_CHECKING:
     from callflow.telephony.media import MediaFork
@@ -34,6 +35,7 @@ class ForkedLeg:
         self._loop = asyncio.get_running_loop()
         self._t0 = t0
         self._inputs: collections.deque[CallerInput] = collections.deque(maxlen=64)  # a flood of digits can't grow memory
+        self._input_filter = InputFilter()
         self._input_ready = asyncio.Event()
         self._hungup = asyncio.Event()
         self._answered = answered
@@ -67,6 +69,14 @@ class ForkedLeg:
     def flush_input(self) -> None:
         self._inputs.clear()
         self._input_ready.clear()
+
+    def _is_the_callers(self, item: CallerInput, pressed_at: float | None = None) -> bool:
+        """False for a press reported twice, or taps that are the keypad's own sound (core InputFilter).
+        Times are the epoch's: the PBX's event times (`pressed_at`) are too."""
+        why = self._input_filter.refuses(item, now=time.time(), pressed_at=pressed_at)
+        if why is not None:
+            log.info("input ignored", extra={"call": self.id, "input": repr(item), "why": why})
+        return why is None
 
     # -- listening: the media fork ------------------------------------------------
 

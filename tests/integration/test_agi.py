@@ -238,7 +238,9 @@ async def test_closed_line_through_fastagi_takes_a_message_instead_of_ringing_th
     assert ("message_confirm", "1") in details and ("message_motive", "urgent (1)") in details, details
     line = await asterisk_log.wait_for("Playing 'callflow/fr/closed_greeting")
     assert "escape_digits" in line  # played over FastAGI (STREAM FILE), not by an ARI playback
-    [ticket] = json.loads(cli(controller_process, "messages", "list", "--json").stdout)
+    tickets = json.loads(cli(controller_process, "messages", "list", "--json").stdout)
+    assert len(tickets) == 1, (tickets, details)  # one message left, one ticket
+    [ticket] = tickets
     assert ticket["call_id"] == call and ticket["motive"] == "urgent" and ticket["confirmed"] is True
     assert 3 <= ticket["duration"] <= 20, ticket
     assert ticket["callback_id"], ticket  # « rappel à l'ouverture »

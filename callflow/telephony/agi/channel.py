@@ -234,6 +234,8 @@ class AgiChannel(ForkedLeg):
         """A key (from a command's result) or a tap group (from the audio classifier)."""
         if isinstance(item, DigitInput) and item.digit not in DTMF_KEYS:
             return
+        if not self._is_the_callers(item):
+            return
         self._inputs.append(item)
         self._input_ready.set()
         if isinstance(item, TapInput):

@@ -18,6 +18,7 @@ from callflow.core.channel import (
     OriginateResult,
     PlayResult,
     Recording,
+    InputFilter,
     SpeechStreak,
     TapInput,
 )
@@ -54,6 +55,7 @@ class AriChannel(ForkedLeg):
         self._loop = loop
         self._t0 = answered_at if answered_at is not None else loop.time()
         self._inputs: collections.deque[CallerInput] = collections.deque(maxlen=64)  # a flood of digits can't grow memory
+        self._input_filter = InputFilter()
         self._input_ready = asyncio.Event()
         self._hungup = asyncio.Event()
         self._playbacks: dict[str, asyncio.Future[bool]] = {}
@@ -168,7 +170,7 @@ class AriChannel(ForkedLeg):
             return  # about another channel of the call (a leg, a media fork): not ours
         if kind == "ChannelDtmfReceived" and event.digit:
             log.info("digit received", extra={"call": self.id, "digit": event.digit})
-            self.push_input(DigitInput(event.digit, self.now()))
+            self.push_input(DigitInput(event.digit, self.now()), pressed_at=event.at)
         elif kind in ("PlaybackFinished", "PlaybackFailed") and event.playback_id:
             fut = self._playbacks.get(event.playback_id)
             if fut and not fut.done():
@@ -191,9 +193,11 @@ class AriChannel(ForkedLeg):
             self.in_stasis = True  # back from the AudioSocket listen context (route "back")
             self._stasis.set()
 
-    def push_input(self, item: CallerInput) -> None:
-        """A key (from ARI) or a tap group (from the audio classifier)."""
+    def push_input(self, item: CallerInput, pressed_at: float | None = None) -> None:
+        """A key (from ARI or the AudioSocket) or a tap group (from the audio classifier)."""
         if isinstance(item, DigitInput) and item.digit not in DTMF_KEYS:
+            return
+        if not self._is_the_callers(item, pressed_at):
             return
         self._inputs.append(item)
         self._input_ready.set()

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,15 @@ class AriEvent:
     @property
     def channel_id(self) -> str | None:
         return self.channel.id if self.channel else None
+
+    @property
+    def at(self) -> float | None:
+        """When Asterisk raised the event (epoch seconds), None if it does not say."""
+        stamp = self.raw.get("timestamp")
+        try:
+            return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() if stamp else None
+        except (TypeError, ValueError):
+            return None
 
 
 Handler = Callable[[AriEvent], Awaitable[None]]
