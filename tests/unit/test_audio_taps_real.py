@@ -69,3 +69,38 @@ def test_a_voiced_burst_that_stops_is_not_a_ring():
     for at in (1.0, 2.5):
         x[int(at * 8000): int(at * 8000) + len(vowel)] += vowel
     assert counts(synth.to_pcm(x)) == []
+
+
+# ---------------------------------------------------------------------------- session 7
+@pytest.mark.parametrize("clip", ["dev/taps_2/taps_2_dev_002.ulaw", "holdout3/taps_2/taps_2_holdout3_002.ulaw",
+                                  "holdout3/taps_2/taps_2_holdout3_006.ulaw"])
+def test_two_taps_in_a_room_with_its_own_quiet_clicks_are_non(clip):
+    """Real rooms tick and chirp 25-35 dB under a tap on the handset: those onsets are not the taps'
+    rivals (taps.IMPULSE_LEVEL_DB). They counted as impulsive noise and dropped the « non » (none heard).
+    Onsets as loud as the taps still do: test_audio_taps.py::test_a_tap_group_among_impulsive_noise…"""
+    assert counts(load_audio(REAL / clip)) == [2]
+
+
+def _ring(hz: float, seconds: float, tau: float | None, level_dbfs: float) -> np.ndarray:
+    t = np.arange(int(seconds * 8000)) / 8000
+    envelope = np.exp(-t / tau) if tau else np.minimum(1.0, np.minimum(t, seconds - t) / 0.002)
+    return np.sin(2 * np.pi * hz * t) * envelope * 10 ** (level_dbfs / 20) * 32767
+
+
+def test_pitched_hits_are_taps_but_beeps_are_not():
+    """Claves and woodblocks ring at a pitch (tonal frames) and die away; a beep or an in-band key
+    tone holds its level and stops. The tonal guard refused the claves (holdout3: a « non » heard
+    as « oui »); it still refuses beeps of 60-150 ms."""
+    assert counts(load_audio(REAL / "holdout3" / "taps_2" / "taps_2_holdout3_008.ulaw")) == [2]
+    for hz in (900.0, 1700.0, 2500.0):
+        x = np.zeros(6 * 8000)
+        for at in (1.5, 2.1):
+            hit = _ring(hz, 0.2, 0.025, -14.0)
+            x[int(at * 8000): int(at * 8000) + len(hit)] += hit
+        assert counts(np.clip(x, -32768, 32767).astype(np.int16)) == [2], hz
+    for hz, length in ((697.0 + 1209.0, 0.06), (1000.0, 0.1), (1400.0, 0.15), (425.0, 0.12)):
+        x = np.zeros(6 * 8000)
+        for at in (1.5, 2.1):
+            beep = _ring(hz, length, None, -14.0)
+            x[int(at * 8000): int(at * 8000) + len(beep)] += beep
+        assert counts(np.clip(x, -32768, 32767).astype(np.int16)) == [], (hz, length)
