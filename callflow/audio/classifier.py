@@ -658,30 +658,53 @@ def _mark_voiced(pool: _Pool, feats: np.ndarray, frames: np.ndarray, slots: np.n
 WHITEN_RATE = 1.0 / 30.0
 
 
+#: More frames of one call at once than this (a tick carries 1-2, the offline evaluation's push 5)
+#: are a late burst (a stalled loop, an ARI handover): they are whitened one frame at a time, as
+#: they would have been on time, not with one filter drawn from the whole burst's content (a tap
+#: in it was whitened away: the seed example's tap missed under load, issue 12, session 7).
+WHITEN_BURST_FRAMES = 5
+
+
 def _whitening(pool: _Pool, frames: np.ndarray, slots: np.ndarray, starts: np.ndarray, counts: np.ndarray):
     """Each call's whitening filter (updated with these frames) and each frame's previous samples.
 
     The filter follows the line's spectrum over ~0.6 s: each frame counts once whatever
-    its level, so a tap (one or two frames) hardly moves it while a breath does.
+    its level, so a tap (one or two frames) hardly moves it while a breath does. A late
+    burst (more than WHITEN_BURST_FRAMES) is taken one frame at a time.
     """
     acf, r0 = F.autocorrelation(frames)
     valid = (r0 > 0).astype(np.float64)
+    if counts.max() <= WHITEN_BURST_FRAMES:
+        filters = np.repeat(_whitening_step(pool, acf, valid, slots, starts), counts, axis=0)
+    else:
+        owner = np.repeat(np.arange(len(slots)), counts)
+        # Calls with a normal tick's frames take one step; a burst's frames one step each.
+        step = np.where(counts[owner] > WHITEN_BURST_FRAMES, np.arange(len(frames)) - starts[owner], 0)
+        filters = np.empty((len(frames), F.LPC_ORDER + 1))
+        for k in range(int(step.max()) + 1):
+            rows = np.flatnonzero(step == k)  # still grouped by call, in order
+            calls, first, n = np.unique(owner[rows], return_index=True, return_counts=True)
+            filters[rows] = np.repeat(_whitening_step(pool, acf[rows], valid[rows], slots[calls], first), n, axis=0)
+    x = frames[:, -F.LPC_ORDER :].astype(np.float32) * (1.0 / 32768.0)
+    previous = np.empty((len(frames), F.LPC_ORDER), dtype=np.float32)
+    previous[1:] = x[:-1]
+    previous[starts] = pool.tail[slots]
+    pool.tail[slots] = x[starts + counts - 1]
+    return filters, previous
+
+
+def _whitening_step(pool: _Pool, acf: np.ndarray, valid: np.ndarray, slots: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """One step of these calls' filters with their frames `acf` (grouped by call from `starts`)."""
     sums = np.add.reduceat(acf * valid[:, None], starts, axis=0)
     n_valid = np.add.reduceat(valid, starts)
     mean = sums / np.maximum(n_valid, 1)[:, None]
     current = np.where(pool.acf_set[slots][:, None], pool.acf[slots], mean)
     keep = (1.0 - WHITEN_RATE) ** n_valid
     updated = np.where((n_valid > 0)[:, None], current * keep[:, None] + mean * (1.0 - keep)[:, None], current)
-    filters = F.levinson(updated)
-    x = frames[:, -F.LPC_ORDER :].astype(np.float32) * (1.0 / 32768.0)
-    previous = np.empty((len(frames), F.LPC_ORDER), dtype=np.float32)
-    previous[1:] = x[:-1]
-    previous[starts] = pool.tail[slots]
-    pool.tail[slots] = x[starts + counts - 1]
     changed = n_valid > 0
     pool.acf[slots[changed]] = updated[changed]
     pool.acf_set[slots[changed]] = True
-    return np.repeat(filters, counts, axis=0), previous
+    return F.levinson(updated)
 
 
 def _consume(pool: _Pool, feats: np.ndarray, slots: np.ndarray, starts: np.ndarray, counts: np.ndarray, now: np.ndarray) -> None:

@@ -139,3 +139,56 @@ def test_taps_over_digital_silence_still_close():
     got = deliver(pcm, frames(pcm), 6.0)
     assert [c for c, _ in got] == [2]
     assert got[0][1] <= 1.6 + 0.5 + QUIET_CLOSE
+
+
+HOLDOUT = Path(__file__).resolve().parents[1] / "audio" / "real" / "holdout"
+
+
+def _first_sound(pcm: np.ndarray) -> float:
+    frames_ = pcm[: len(pcm) // FRAME * FRAME].reshape(-1, FRAME).astype(np.float64)
+    energy = (frames_ ** 2).mean(axis=1)
+    return int(np.argmax(energy > energy.max() * 0.1)) * FRAME / 8000
+
+
+@pytest.mark.parametrize("clip, stall_before", [
+    ("taps_1/taps_1_holdout_009.ulaw", 0.3),  # one real tap over line hiss: not heard in the burst
+    ("taps_1/taps_1_holdout_009.ulaw", 0.1),
+    ("taps_3/taps_3_holdout_005.ulaw", 0.3),  # three over line hiss: heard as 2
+    ("taps_3/taps_3_holdout_005.ulaw", 0.1),
+])
+def test_real_taps_in_a_one_second_late_burst_count_as_on_time(clip, stall_before):
+    """The seed example's tap missed live under load (session 6's second full run): the caller's
+    packets held 1 s (a stalled loop, an ARI handover) and read in one burst. The whole burst was
+    whitened with one filter drawn from its own content, the tap's attack with it, and the tap fell
+    under the detector's margins. A burst is now whitened frame by frame, as on time."""
+    from callflow.audio.offline import load_audio
+
+    pcm = load_audio(HOLDOUT / clip)
+    on_time = deliver(pcm, frames(pcm), 9.0)
+    burst = deliver(pcm, stalled(pcm, _first_sound(pcm) - stall_before, 1.0), 11.0)
+    assert [c for c, _ in burst] == [c for c, _ in on_time] == [int(clip[5])]
+
+
+def test_a_burst_is_whitened_as_the_same_frames_one_per_tick():
+    """The tap blocks (whitened block energies) of 1.5 s read in one burst are those of the same
+    frames read one per tick: the whitening no longer depends on how the packets were grouped."""
+    from callflow.audio.features import BLOCKS, BLOCKS_PER_FRAME
+
+    pcm = synth.to_pcm(synth.taps(90, 2, seconds=3.0, start=1.2, spacing=(0.4, 0.41)) + synth.breathing(90, 3.0))
+    blocks = []
+    for burst in (False, True):
+        clock = ManualClock()
+        call = CallAudio(clock=clock, queue_size=0)
+        n = len(pcm) // FRAME
+        for i in range(n):
+            if not burst or i < 25 or i >= 100:
+                call.push_pcm(pcm[i * FRAME:(i + 1) * FRAME])
+                clock.now += 0.02
+                call.process()
+            elif i == 99:  # frames 25-99 held, then read at once
+                call.push_pcm(pcm[25 * FRAME:100 * FRAME])
+                clock.now += 0.02 * 75
+                call.process()
+        pool, slot = call._pool, call._slot
+        blocks.append(pool.hist[slot, :n, BLOCKS:BLOCKS + BLOCKS_PER_FRAME].copy())
+    np.testing.assert_allclose(blocks[1], blocks[0], atol=1e-3)
