@@ -99,6 +99,7 @@ DECAY_LATE = slice(32, 64)  # 80-160 ms after the attack
 EARLY_DROP_DB = 5.0  # a tap's mean power 40-80 ms after its attack is this far under the attack
 LATE_DROP_DB = 10.0  # and this far 80-160 ms after
 REFRACTORY_BLOCKS = 40  # 100 ms
+BUILD_UP_DB = 3.0  # an attack's first block may be this far short of its next two (see _check)
 ONSET_SPREAD_BLOCKS = 8  # 20 ms: the blocks of one attack (a knock or a rim shot builds up over several ms)
 GROUP_GAP = 1.3  # seconds of the caller's audio without a tap that close a group
 QUIET_CLOSE = 2.0  # seconds of the clock without the caller's sound that close it too (see above)
@@ -107,8 +108,9 @@ IMPULSE_SECONDS = 2.0  # time constant of the count of sharp onsets that were no
 MAX_IMPULSES = 2.5  # a group heard among this many of them (decayed count) is impulsive noise
 # Only onsets near the group's taps' level are its rivals: a fire's crackles or a train's clacks are
 # as loud as the "taps" found among them, while a room's chirps and clicks far from the phone sit
-# 20-35 dB under a tap on the handset (real rooms of tests/audio/real: they dropped 10 true groups).
-IMPULSE_LEVEL_DB = 15.0
+# 20-35 dB under a tap on the handset (real rooms of tests/audio/real: they dropped 10 true groups; 15 dB let a
+# crowd's and a voice's quieter onsets through as well).
+IMPULSE_LEVEL_DB = 18.0
 VOICED_RIVAL_DB = 10.0  # a syllable's onset rivals taps 10 dB further down (speech: a "tap" is a plosive)
 TAP_SPREAD_DB = 15.0  # a caller's taps of one answer: the generator's ±3 dB, real callers more; a chirp 15-20 dB under
 IMPULSE_RING = 32  # the non-tap onsets kept per call (at ≤ 10 a second, older ones weigh < e^-1.6)
@@ -136,8 +138,9 @@ def _check(blocks, tonal_flags, crest, rows, cols, bed=None, known=None) -> tupl
     # near the background or far below the attack (not inside a louder event). Band-limited
     # beds (breathing) make single blocks jump ±6 dB around their median.
     # How loud it is, judged on the attack's first 7.5 ms: a knock builds up over a few blocks,
-    # and its first one (the sharp rise) may be a dB or two short of what the next two reach.
-    built = np.maximum(np.maximum(attack, blocks[rows, cols + 1]), blocks[rows, cols + 2])
+    # and its first one (the sharp rise) may be a dB or two short of what the next two reach
+    # (credited up to BUILD_UP_DB: more is a slow swell, an engine's or a crowd's).
+    built = np.minimum(np.maximum(np.maximum(attack, blocks[rows, cols + 1]), blocks[rows, cols + 2]), attack + BUILD_UP_DB)
     qualified = (built >= background + TAP_MARGIN_DB) & (
         before <= np.maximum(background + SUSTAIN_DB, attack - TAP_MARGIN_DB)
     )
@@ -286,12 +289,13 @@ class TapBank:
         self.impulse_level[slot] = PAD_DB
 
     @staticmethod
-    def _onset_level(hist, history: int, slot: int, at: int) -> float:
+    def _onset_level(hist, history: int, slot: int, at: int, end: int) -> float:
         """How loud the onset at block `at` is, to compare onsets of a call: the level (dBFS) of its
         frame and the next. Not the whitened blocks: the whitening filter follows the line, so the
         same tap reads 15 dB apart after digital silence (no filter yet) and after a ring."""
         frame = at // BLOCKS_PER_FRAME
-        return float(hist[slot, [frame % history, (frame + 1) % history], LEVEL].max())
+        frames = [frame, frame + 1] if frame + 1 < end else [frame]  # the next one if heard yet
+        return float(hist[slot, np.array(frames) % history, LEVEL].max())
 
     def _add_impulse(self, slot: int, at: float, level: float) -> None:
         """A sharp onset that was not a tap, at `at` (clock), its peak block `level` dB."""
@@ -436,7 +440,7 @@ class TapBank:
                     self.group_taps[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = base[r] + c
                     self.group_times[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = self.last_tap[slot]
                     self.group_rival_levels[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = level
-                    self.group_levels[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = self._onset_level(hist, history, int(slot), int(base[r] + c))
+                    self.group_levels[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = self._onset_level(hist, history, int(slot), int(base[r] + c), int(real_end[todo[r]]) // BLOCKS_PER_FRAME)
                     self.group[slot] += 1
                     self.tap_frame[slot] = (base[r] + c) // BLOCKS_PER_FRAME
                     self.tap_block[slot] = base[r] + c
@@ -560,7 +564,9 @@ class TapBank:
         return 0
 
     def answering(self, slot: int, now: float, hold: float) -> bool:
-        """A tap was heard within `hold` seconds and its group still looks like an answer."""
+        """A tap was heard within `hold` seconds and its group still looks like an answer: not among
+        MAX_IMPULSES sharp onsets of any level (stricter than closing a group: a reading of taps
+        is only a hint, and a noise's onsets must not hold the state at TAPS)."""
         last = float(self.last_tap[slot])
         return (not math.isnan(last) and now - last <= hold and int(self.group[slot]) <= MAX_GROUP_TAPS
-                and self._impulses(slot, now, float(self.tap_level[slot]) - IMPULSE_LEVEL_DB) < MAX_IMPULSES)
+                and self._impulses(slot, now, -math.inf) < MAX_IMPULSES)
