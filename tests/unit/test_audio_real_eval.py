@@ -27,24 +27,26 @@ REAL = Path(__file__).resolve().parents[1] / "audio" / "real"
 #: split → floor, just below the figures reached (docs/benchmarks.md; Silero's second opinion on, as
 #: `callflow run`). Tap figures: the fourth round ("taps, fourth round", tuned on all four splits):
 #: dev 46/54, holdout 41/54 (was 42: one 3-tap group over room noise now gains a 4th tap from the room,
-#: since the group's own rings no longer raise the bed), holdout2 51/54, holdout3 41/54 (was 25). Noise, breathing and tone figures: the fourth round ("noise and tones, fourth
+#: since the group's own rings no longer raise the bed), holdout2 51/54, holdout3 41/54 (was 25). Session 7 ("taps,
+#: session 7"): dev 46/54, holdout 47/54, holdout2 51/54, holdout3 45/54 (floors raised for holdout and holdout3).
+#: Noise, breathing and tone figures: the fourth round ("noise and tones, fourth
 #: round"): dev macro recall 0.891, noise recall 20/30, noise called speech 1/30, speech 15/16,
 #: ROC-AUC 0.999, tones 14/14, none called a caller; holdout 0.877, 19/30, 1/30, 16/16, 0.996, 14/14,
 #: 0; holdout2 0.905, 27/30, 1/30, 12/16, 0.953, 14/14, 0; holdout3 (scored once in the third round,
 #: tuned on since) 0.883, 24/30, 0/30, 16/16, 0.992, 11/14, 3 called a caller.
 FLOORS = {
-    "dev": {"tap_exact": 0.84, "macro6": 0.88, "noise_recall": 0.65, "noise_as_speech": 0.05, "speech_recall": 0.93,
+    "dev": {"tap_exact": 0.84, "noise_as_taps": 0.21, "macro6": 0.88, "noise_recall": 0.65, "noise_as_speech": 0.05, "speech_recall": 0.93,
             "speech_auc": 0.99, "tones": 0.95, "tones_as_caller": 0},
-    "holdout": {"tap_exact": 0.75, "macro6": 0.87, "noise_recall": 0.62, "noise_as_speech": 0.05, "speech_recall": 0.95,
+    "holdout": {"tap_exact": 0.86, "noise_as_taps": 0.27, "macro6": 0.87, "noise_recall": 0.62, "noise_as_speech": 0.05, "speech_recall": 0.95,
                 "speech_auc": 0.99, "tones": 0.95, "tones_as_caller": 0},
     # holdout2's speech is isolated recorded letters and syllables (KLettres): shorter than a
     # sentence, so fewer speech readings, and Silero doubts some (docs/benchmarks.md).
-    "holdout2": {"tap_exact": 0.93, "macro6": 0.89, "noise_recall": 0.88, "noise_as_speech": 0.05, "speech_recall": 0.74,
+    "holdout2": {"tap_exact": 0.93, "noise_as_taps": 0.0, "macro6": 0.89, "noise_recall": 0.88, "noise_as_speech": 0.05, "speech_recall": 0.74,
                  "speech_auc": 0.95, "tones": 0.95, "tones_as_caller": 0},
     # holdout3: of its tones, baresip's recorded error tone (a low harmonic buzz) is heard as speech
     # (twice): 2 called a caller. Both branches merged: macro recall 0.927, noise 27/30, tones 12/14. The floors record that state so that it cannot get worse; they
     # are not targets.
-    "holdout3": {"tap_exact": 0.74, "macro6": 0.91, "noise_recall": 0.86, "noise_as_speech": 0.04, "speech_recall": 0.95,
+    "holdout3": {"tap_exact": 0.82, "noise_as_taps": 0.0, "macro6": 0.91, "noise_recall": 0.86, "noise_as_speech": 0.04, "speech_recall": 0.95,
                  "speech_auc": 0.985, "tones": 0.85, "tones_as_caller": 2},
     # holdout4: built before the fourth round's tuning from twelve packages no other split uses, never
     # tuned on, scored once by the lead after both branches were merged (session 6): taps 47/54 (two
@@ -117,3 +119,7 @@ def test_real_recordings_hold_their_floors(split):
     assert not below, f"{split}: below the floor: {below}\n{ev.report()}"
     noise_as_speech = ev.called(AudioState.BACKGROUND_NOISE, {AudioState.SPEECH})
     assert noise_as_speech <= floor["noise_as_speech"], f"{split}: noise called speech {noise_as_speech:.1%}\n{ev.report()}"
+    # A tap detector that hears more taps must not hear them in noise: noise called taps, at most as
+    # often as stated (session 7; holdout4 has no such line until the lead scores it again).
+    noise_as_taps = ev.called(AudioState.BACKGROUND_NOISE, {AudioState.TAPS})
+    assert noise_as_taps <= floor.get("noise_as_taps", 1.0), f"{split}: noise called taps {noise_as_taps:.1%}\n{ev.report()}"
