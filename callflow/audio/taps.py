@@ -83,6 +83,7 @@ LOOKAHEAD_BLOCKS = 128  # 320 ms after the attack are needed to decide (a long r
 RING_MIN_BLOCKS = 64  # a ring that outlasts the decay windows (160 ms)...
 RING_MAX_BLOCKS = 112  # ...and stops within 280 ms (before a next tap 250 ms later has rung long)
 RING_RISE_DB = 3.0  # never louder than its attack by more than this (a vowel, a swell grows)
+RING_FADE_BLOCKS, RING_CUT_DB = 4, 6.0  # a ring fades out over its last 10 ms by this much before digital silence, or it was cut
 RING_VOICED_MAX = 0.1  # share of its blocks in voiced or tonal frames: a syllable, a beep
 RESUMED_RING_DB = 6.0  # a ring cut by a stall resumes within this of its last level (see _resumed_ring)
 TONAL_FLAG, VOICED_FLAG = 1, 2  # per-block flags of the frame (see TapBank._gather)
@@ -191,6 +192,18 @@ def _check(blocks, tonal_flags, crest, rows, cols, bed=None, known=None) -> tupl
     rings = ((body >= RING_MIN_BLOCKS) & (body <= RING_MAX_BLOCKS)
              & (np.where(within, ahead, -np.inf).max(axis=1) <= onset_peak + RING_RISE_DB)
              & (pitched <= RING_VOICED_MAX))
+    # Seen to stop, not cut: a snoop fills a stalled caller with digital silence, in pieces under
+    # load, and a piece of steady breathing cut by it "stops" at its full level. A ring dies away
+    # out first (its last block well under the block RING_FADE_BLOCKS before), even over a
+    # digitally silent line; a cut piece stops at the level it held, at a frame's end.
+    i = np.arange(len(body))
+    last = ahead[i, np.clip(body - 2, 0, LOOKAHEAD_BLOCKS - 1)]  # (the body's last block may be cut mid-block)
+    after = ahead[i, np.clip(body + 1, 0, LOOKAHEAD_BLOCKS - 1)]  # (the first block after holds the filter's spill)
+    earlier = ahead[i, np.clip(body - 2 - RING_FADE_BLOCKS, 0, LOOKAHEAD_BLOCKS - 1)]
+    # Rows start at a frame, a snoop inserts whole frames (the first block of zeros may hold the
+    # whitening filter's spill, and count in the body).
+    at_frame = ((cols + body) % BLOCKS_PER_FRAME == 0) | ((cols + body - 1) % BLOCKS_PER_FRAME == 0)
+    rings &= ~((after <= PAD_DB + 0.5) & at_frame & (last > earlier - RING_CUT_DB))
     if known is not None:
         rings &= body < known
     # A line tone switching on or off (busy, ringback) is a sharp edge in the whitened
@@ -450,7 +463,12 @@ class TapBank:
                     slot = int(slots[todo[r]])
                     tapped = taps_at.get(r, [])
                     for c in mine:
-                        if not any(abs(c - t) < REFRACTORY_BLOCKS for t in tapped):
+                        # Not the caller's bed resuming after digital silence (a snoop fills a stalled
+                        # caller with zeros, in bursts under load: each resumption is a sharp rise).
+                        resumed = (float(blocks[r, c - BACKGROUND_BLOCKS : c].min()) <= PAD_DB + 0.5
+                                   and base[r] + c - BACKGROUND_BLOCKS >= self.origin[slot] * BLOCKS_PER_FRAME
+                                   and float(blocks[r, c : c + 3].max()) < bed[r] + BED_MARGIN_DB)
+                        if not resumed and not any(abs(c - t) < REFRACTORY_BLOCKS for t in tapped):
                             at = float(end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS)
                             # A syllable's onset rivals taps further down (VOICED_RIVAL_DB): speech, not a room's far clicks.
                             voiced = (tonal_flags[r, c : c + TONAL_BLOCKS] & VOICED_FLAG).mean() > 0.5

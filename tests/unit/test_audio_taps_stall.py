@@ -192,3 +192,44 @@ def test_a_burst_is_whitened_as_the_same_frames_one_per_tick():
         pool, slot = call._pool, call._slot
         blocks.append(pool.hist[slot, :n, BLOCKS:BLOCKS + BLOCKS_PER_FRAME].copy())
     np.testing.assert_allclose(blocks[1], blocks[0], atol=1e-3)
+
+
+def _seed_example_caller() -> np.ndarray:
+    """The seed example's caller of tests/integration/test_silent_call.py, built the same way
+    (caller_audio.breathing and with_taps, same seeds): calm breathing at -38 dBFS, tap groups
+    1, 2, 1, 1, 1 every 13 s from 32.9 s (its diagnosis time + 3 s with today's prompts)."""
+    x = synth.breathing(12, 150.0, rate_hz=0.3, peak_dbfs=-38.0)
+    r = synth.rng(13)
+    for i, count in enumerate((1, 2, 1, 1, 1)):
+        t = 32.9 + 13 * i
+        for _ in range(count):
+            synth.gen.place(x, synth.gen.tap_sound(r) * synth.gen.db_to_amp(-14 + r.uniform(-2, 2)), int(round(t * 8000)))
+            t += r.uniform(0.3, 0.4)
+    peak = float(np.abs(x).max())
+    return synth.to_pcm(x * (0.98 / peak) if peak > 0.98 else x)
+
+
+def _pieces(pcm: np.ndarray, start: float, first_gap: float, pieces: int, audio: float, gap: float) -> np.ndarray:
+    """The caller's stream as a snoop hands it over when the caller's packets come late, in bursts:
+    res_stasis_snoop fills each gap with whole frames of digital silence on its own timer, then the
+    caller's frames follow (nothing of the caller is lost, it comes later): from `start`, `first_gap`
+    s of zeros, then `pieces` × (`audio` s of the caller, `gap` s of zeros)."""
+    parts, at = [pcm[: int(start * 8000)], np.zeros(int(first_gap * 8000), dtype=np.int16)], int(start * 8000)
+    for _ in range(pieces):
+        parts += [pcm[at: at + int(audio * 8000)], np.zeros(int(gap * 8000), dtype=np.int16)]
+        at += int(audio * 8000)
+    parts.append(pcm[at:])
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("audio, gap", [(0.24, 0.24), (0.26, 0.2), (0.5, 0.5)])
+def test_the_seed_examples_tap_amid_a_snoops_pieces_counts_as_on_time(audio, gap):
+    """Session 7's live run of the seed example (snoop): the ARI link stalled at ~71 s and the snoop
+    handed the caller's breathing over in pieces between runs of zeros (the record: silence, breathing,
+    silence… for 7 s); the tap at 71.9 s was not heard. A piece of steady breathing cut by zeros "rings
+    and stops" like a gavel: one more tap in the group (dropped as more than an answer, or « non »). A
+    ring is seen to fade out; a piece cut at a frame's end at the level it held is no tap."""
+    pcm = _seed_example_caller()[62 * 8000: 82 * 8000]  # the fourth group: one tap at 9.9 s
+    on_time = deliver(pcm, frames(pcm), 23.0)
+    got = deliver(_pieces(pcm, 8.7, 1.6, 10, audio, gap), frames(_pieces(pcm, 8.7, 1.6, 10, audio, gap)), 30.0)
+    assert [c for c, _ in got] == [c for c, _ in on_time] == [1]
