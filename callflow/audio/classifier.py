@@ -423,12 +423,15 @@ class CallAudio:
         breathing: float | None = None,
         power: float | None = None,
         quantiles: tuple[float, float] | None = None,
+        maybe_tone: bool | None = None,
     ) -> AudioReading:
         """The state of the line right now (call-relative seconds).
 
         `speech` / `breathing` / `power` (mean power of the last 25 frames, float32) /
         `quantiles` (p50, p90 of the last second's levels) may come precomputed for
         many calls at once (analyse_calls); otherwise they are computed here when needed.
+        `maybe_tone` False: the window has too few tonal frames to be a line tone (_is_tone's
+        first test, batched).
         """
         cfg = self.config
         if self._caller_rtp is False:
@@ -447,7 +450,7 @@ class CallAudio:
         if self._last_cn is not None and (self._last_audio is None or self._last_cn >= self._last_audio):
             # The far end switched to comfort noise: silence, not a present caller, not a cut line.
             return AudioReading(AudioState.SILENCE, 0.8, now, level)
-        if _is_tone(window):
+        if maybe_tone is not False and _is_tone(window):
             # Before the voice: a tone stepping in frequency (SIT) has voiced frames that move like a
             # voice's; most of a second of tonal or constant-envelope frames is never a voice.
             return AudioReading(AudioState.LINE_TONE, 0.8, now, level)
@@ -852,11 +855,12 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
     results: dict[CallAudio, list[AudioReading]] = {}
     speech: dict[int, float] = {}
     breathing: dict[int, float] = {}
+    maybe_tone: dict[int, bool] = {}
     if due.size:
         # classify() looks at the audio only when not settled by hint, absence or digital silence
         needs = ~pool.rtp_off[slots[due]] & (since[due] <= pool.no_packets_after[slots[due]])
         needs &= pool.digital_run[slots[due]] * FRAME_S < 0.5
-        speech, breathing = _batched_scores(pool, calls, slots, due[needs], t)
+        speech, breathing, maybe_tone = _batched_scores(pool, calls, slots, due[needs], t)
         if speech and SECOND_OPINION.active():
             SECOND_OPINION.review(pool, slots, speech, t)
     taps = pool.taps
@@ -882,7 +886,7 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
     for i in due.tolist():
         call = calls[i]
         at = float(t[i])
-        reading = call.classify(at, speech.get(i), breathing.get(i), power.get(i), quantiles.get(i))
+        reading = call.classify(at, speech.get(i), breathing.get(i), power.get(i), quantiles.get(i), maybe_tone.get(i))
         pool.next_reading[slots[i]] = at + call.config.reading_interval
         call._record(reading)
         results[call] = [reading]
@@ -897,25 +901,33 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
     return results
 
 
-def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due: np.ndarray, t: np.ndarray) -> tuple[dict, dict]:
-    """Speech and breathing scores of the due calls (positions `due`) with a full window, in two numpy passes.
+def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due: np.ndarray, t: np.ndarray) -> tuple[dict, dict, dict]:
+    """Speech and breathing scores of the due calls (positions `due`), and whether their last
+    second may hold a line tone (_is_tone's first test), in a few numpy passes.
 
     Only the columns a score reads are gathered, and breathing only where
-    classify() can use it (speech not already clear, no tap just heard).
+    classify() can use it (speech not already clear, no tap just heard). Calls in their
+    first second (10–49 frames) are scored by length, as `speech_score` would one by one.
     """
     speech: dict[int, float] = {}
     breathing: dict[int, float] = {}
+    maybe_tone: dict[int, bool] = {}
     if not due.size:
-        return speech, breathing
+        return speech, breathing, maybe_tone
     history = pool.history
     filled = np.minimum(pool.count[slots[due]], history)
-    full = due[filled >= 50]
-    if full.size:
-        fs = slots[full]
+    window = np.minimum(filled, 50)  # classify's window: the last second, or what the call has
+    for n in np.unique(window[window > 0]).tolist():
+        group = due[window == n]
+        fs = slots[group]
+        rows = pool.count[fs][:, None] % history + history - n + np.arange(n)
+        gain = pool.hist[fs[:, None], rows, F.TONAL]
+        maybe_tone.update(zip(group.tolist(), (np.count_nonzero(gain >= TONE_BEAT_GAIN_DB, axis=1) >= TONE_MIN_FRAMES).tolist()))
+        if n < 10:
+            continue  # speech_score() is 0 on less
         floors = np.maximum(pool.floor[fs] + 6.0, pool.vad_min[fs]).astype(np.float32)
-        rows = pool.count[fs][:, None] % history + history - 50 + np.arange(50)
         windows = pool.hist[fs[:, None, None], rows[:, :, None], _SPEECH_COLUMNS_A]
-        speech = dict(zip(full.tolist(), speech_scores(windows, floors, _SPEECH_INDEX).tolist()))
+        speech.update(zip(group.tolist(), speech_scores(windows, floors, _SPEECH_INDEX).tolist()))
     # An 8 s rhythm does not change in a few hundred ms: reuse a score younger than BREATH_REUSE.
     # Calls younger than the history (4–8 s of audio) are scored on what they have, by length.
     stale: dict[int, list[int]] = {}
@@ -937,7 +949,7 @@ def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due:
             breathing[i] = score
             if n == history:
                 calls[i]._breath_cache = (float(t[i]), score)
-    return speech, breathing
+    return speech, breathing, maybe_tone
 
 
 _MIN_BREATH_FRAMES = 200  # 4 s: breathing_score() is 0 on less
