@@ -331,7 +331,7 @@ class TapBank:
             first_frame = (scan0[todo] - BACKGROUND_BLOCKS) // BLOCKS_PER_FRAME
             base = first_frame * BLOCKS_PER_FRAME
             frames = int((end[todo] - base).max()) // BLOCKS_PER_FRAME
-            blocks, tonal_flags, crest = self._gather(hist, history, slots[todo], first_frame, frames, real_end[todo])
+            blocks = self._gather_blocks(hist, history, slots[todo], first_frame, frames, real_end[todo])
             length = blocks.shape[1]
             # Preselect with a cheap running mean of the 40 ms before each block.
             cums = np.zeros((len(todo), length + 1), dtype=np.float64)
@@ -351,13 +351,14 @@ class TapBank:
                     mine = onsets.setdefault(r, [])
                     if not mine or c - mine[-1] >= REFRACTORY_BLOCKS:
                         mine.append(c)
-                # The bed only of the calls with a candidate: about one in eight of those scanned.
+                # The bed, flags and crests only of the calls with a candidate: about one in eight
+                # of those scanned (_check sees those calls alone; `local` is a row among them).
                 having = np.unique(rows)
-                some = self._bed(hist, history, slots[todo[having]], first_frame[having], real_end[todo[having]])
-                bed = np.full(len(todo), PAD_DB, dtype=some.dtype)
-                bed[having] = some
+                bed = self._bed(hist, history, slots[todo[having]], first_frame[having], real_end[todo[having]])
+                _blocks, tonal_flags, crest = self._gather(hist, history, slots[todo[having]], first_frame[having], frames, real_end[todo[having]])
                 known = (real_end[todo] - base)[rows] - (cols + BACKGROUND_BLOCKS)
-                rows, cols, is_tap = _check(blocks, tonal_flags, crest, rows, cols + BACKGROUND_BLOCKS, bed, known)
+                local, cols, is_tap = _check(_blocks, tonal_flags, crest, np.searchsorted(having, rows), cols + BACKGROUND_BLOCKS, bed, known)
+                rows = having[local]
                 # In order, per call: onsets closer than REFRACTORY are one tap (a thump and its ring).
                 # A real hit builds up over a few ms: its first block may hold only its first
                 # samples, so any candidate within ONSET_SPREAD_BLOCKS of the onset may prove it.
@@ -399,7 +400,7 @@ class TapBank:
                     new_start[r] = max(base[r] + after, decided_until[todo[r]])
             start[todo] = new_start
         # The loudest block still waiting for its lookahead (within what the detector holds).
-        tail, _v, _c = self._gather(hist, history, slots, decided_until // BLOCKS_PER_FRAME, LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME, real_end)
+        tail = self._gather_blocks(hist, history, slots, decided_until // BLOCKS_PER_FRAME, LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME, real_end)
         held = decided_until[:, None] + np.arange(LOOKAHEAD_BLOCKS) >= ctx0[:, None]
         self.undecided[slots] = np.where(held, tail, -np.inf).max(axis=1)
         self.scan[slots] = start
