@@ -66,11 +66,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write everything digested here (to diff two runs)")
     args = parser.parse_args()
     data = {}
+    for root in args.dirs:  # with the second opinion `callflow run` and `callflow audio eval` use
+        data[str(root)] = offline(root)
     if args.replay:
         for mode in ("silero", "off"):
             data[f"replay {args.replay} calls, second opinion {mode}"] = replay(args.replay, args.seconds, mode)
-    for root in args.dirs:
-        data[str(root)] = offline(root)
     if not data:
         parser.error("give DIRs or --replay CALLS")
     for name, value in data.items():
