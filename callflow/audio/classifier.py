@@ -832,9 +832,11 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         starts = np.zeros(len(which), dtype=np.intp)
         np.cumsum(counts[:-1], out=starts[1:])
         cslots = slots[which]
-        # Spectral features only where a frame may be voiced: above its call's voicing floor (as _mark_voiced).
+        # Spectral features only where a frame may be voiced: above its call's voicing floor and,
+        # for harmonicity, under its flatness limit (the tests of _mark_voiced).
         voicing_floor = np.repeat(np.maximum(pool.floor[cslots] + 6.0, pool.vad_min[cslots]), counts)
-        feats = F.compute_features(frames, _whitening(pool, frames, cslots, starts, counts), voicing_floor)
+        feats = F.compute_features(frames, _whitening(pool, frames, cslots, starts, counts), voicing_floor,
+                                   np.repeat(pool.flatness[cslots], counts))
         loud = np.flatnonzero(feats[:, F.LEVEL] > TONE_MIN_DBFS)
         if loud.size:
             feats[loud, F.TONAL] = F.tonality(frames[loud])
