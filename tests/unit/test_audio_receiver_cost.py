@@ -1,6 +1,6 @@
 """The receiver's cheaper paths (issue 12, session 7) give exactly what the paths they replace gave:
 the tap detector's bed by partition over the block columns (was: a full sort of whole gathered
-rows), the first second's speech scores and the tone pre-test batched over the due calls (were:
+rows), the first second's speech scores and the tone check batched over the due calls (were:
 one call at a time in classify), and the fast path's plain-int counters (were: a Counter per packet)."""
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def test_the_bed_by_partition_is_the_bed_by_sort(seed, calls):
     np.testing.assert_array_equal(got, want)
 
 
-def test_first_second_speech_scores_and_tone_pretest_batched_are_those_of_each_call():
+def test_first_second_speech_scores_and_tone_check_batched_are_those_of_each_call():
     """Calls 10-49 frames old (their first second) and older ones: the batched speech score is
-    `speech_score()` of each call alone, and a call the pre-test rules out is never a tone."""
+    `speech_score()` of each call alone, and the batched tone check is `_is_tone` of each window."""
     clock = ManualClock()
     rng = np.random.default_rng(5)
     t = np.arange(8000 * 3) / 8000
@@ -90,16 +90,14 @@ def test_first_second_speech_scores_and_tone_pretest_batched_are_those_of_each_c
     analyse_calls(calls)
     pool = calls[0]._pool
     slots = np.array([c._slot for c in calls], dtype=np.intp)
-    speech, _breathing, maybe_tone = _batched_scores(pool, calls, slots, np.arange(len(calls)), np.full(len(calls), 2.0))
+    speech, _breathing, tone = _batched_scores(pool, calls, slots, np.arange(len(calls)), np.full(len(calls), 2.0))
     for i, call in enumerate(calls):
         filled = call._filled
         assert speech.get(i, 0.0) == call.speech_score(), (i, filled)
         if filled >= 10:
             assert i in speech
-        assert maybe_tone[i] is not None
-        if not maybe_tone[i]:
-            assert not _is_tone(call._window(50))
-    assert any(maybe_tone.values()) and not all(maybe_tone.values())
+        assert tone[i] == _is_tone(call._window(50)), (i, filled)
+    assert any(tone.values()) and not all(tone.values())
     assert any(score >= 0.5 for score in speech.values())
 
 
