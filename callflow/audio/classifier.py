@@ -884,6 +884,7 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         speech, breathing, tone = _batched_scores(pool, calls, slots, due[needs], t)
         if speech and SECOND_OPINION.active():
             SECOND_OPINION.review(pool, slots, speech, t)
+            _breathing_after_veto(pool, calls, slots, speech, breathing, t)
     taps = pool.taps
     # Media stopped right after a tap: the detector would wait for audio that never comes. Only
     # once it is not a stall (QUIET_CLOSE, as for closing a group): a tap's ring resumed after a
@@ -979,6 +980,24 @@ def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due:
 
 
 _MIN_BREATH_FRAMES = 200  # 4 s: breathing_score() is 0 on less
+
+
+def _breathing_after_veto(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, speech: dict, breathing: dict, t: np.ndarray) -> None:
+    """Calls whose clear voice (so no breathing score was taken) the second opinion vetoed:
+    classify() will ask for their breathing score; take it for all of them at once, fresh, as
+    `breathing_score()` would (the reuse cache is neither read nor written)."""
+    history = pool.history
+    groups: dict[int, list[int]] = {}
+    for i, score in speech.items():
+        if score < 0.5 and i not in breathing:
+            n = min(int(pool.count[slots[i]]), history)
+            if n >= _MIN_BREATH_FRAMES and not calls[i]._tap_recent(float(t[i])):
+                groups.setdefault(n, []).append(i)
+    for n, group in groups.items():
+        ss = slots[np.array(group, dtype=np.intp)]
+        rows = pool.count[ss][:, None] % history + history - n + np.arange(n)
+        windows = pool.hist[ss[:, None, None], rows[:, :, None], _BREATH_COLUMNS_A]
+        breathing.update(zip(group, breathing_scores(windows, _BREATH_INDEX).tolist()))
 
 
 def speech_scores_now(calls: list[CallAudio]) -> list[float]:

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callflow.audio.classifier import CallAudio, _batched_scores, _is_tone, analyse_calls
+from callflow.audio.classifier import CallAudio, _batched_scores, _breathing_after_veto, _is_tone, analyse_calls
 from callflow.audio.features import BLOCKS, BLOCKS_PER_FRAME, N_COLUMNS
 from callflow.audio.offline import ManualClock
 from callflow.audio.receiver import RtpReceiver
@@ -117,3 +117,29 @@ def test_fast_path_counts_every_packet_when_read():
     assert stats["rtp_packets_total"] == 12 and stats["rtp_accepted_total"] == 10
     assert stats["rtp_late_total"] == 1 and stats["rtp_unknown_source_total"] == 1
     assert receiver.streams["a"].accepted == 10
+
+
+def test_breathing_after_a_veto_is_each_calls_own_breathing_score():
+    """A clear voice vetoed by the second opinion had no breathing score taken; the batch taken after
+    the veto is `breathing_score()` of each call (fresh: the reuse cache untouched)."""
+    clock = ManualClock()
+    sources = [synth.to_pcm(synth.breathing(51, 9.0) + synth.hiss(51, 9.0)), synth.to_pcm(synth.noise(52, 9.0, "pink", -35.0)),
+               synth.to_pcm(synth.talk(53, 9.0, -20.0)), synth.to_pcm(synth.breathing(54, 9.0))]
+    calls = []
+    for seconds in (5.0, 8.0, 9.0):
+        for source in sources:
+            call = CallAudio(clock=clock, answered_at=0.0, queue_size=0)
+            call.push_pcm(source[: int(seconds * 8000)])
+            calls.append(call)
+    clock.now = 9.0
+    analyse_calls(calls)
+    pool = calls[0]._pool
+    slots = np.array([c._slot for c in calls], dtype=np.intp)
+    caches = [c._breath_cache for c in calls]
+    speech = {i: 0.45 for i in range(len(calls))}  # every one vetoed
+    breathing: dict[int, float] = {}
+    _breathing_after_veto(pool, calls, slots, speech, breathing, np.full(len(calls), 9.0))
+    assert sorted(breathing) == list(range(len(calls)))
+    assert [breathing[i] for i in range(len(calls))] == [c.breathing_score() for c in calls]
+    assert any(score >= 0.5 for score in breathing.values())
+    assert [c._breath_cache for c in calls] == caches
