@@ -143,3 +143,22 @@ def test_breathing_after_a_veto_is_each_calls_own_breathing_score():
     assert [breathing[i] for i in range(len(calls))] == [c.breathing_score() for c in calls]
     assert any(score >= 0.5 for score in breathing.values())
     assert [c._breath_cache for c in calls] == caches
+
+
+def test_the_columns_left_to_voicing_frames_are_read_by_voicing_alone():
+    """compute_features leaves ZCR, CENTROID, LOW_RATIO, FLATNESS and HARMONICITY at 0 on frames that
+    cannot be voiced (under their call's voicing floor; HARMONICITY also over its flatness limit).
+    That is exact only while nothing else reads them: the voicing test (_mark_voiced) and the
+    pitch movement of voiced frames (speech_scores). A module that starts reading them elsewhere
+    (the tap detector, say) must first compute them for its frames: this test says where."""
+    import re
+
+    audio = Path(__file__).resolve().parents[2] / "callflow" / "audio"
+    gated = re.compile(r"\b(ZCR|CENTROID|LOW_RATIO|FLATNESS|HARMONICITY)\b")
+    for module in sorted(audio.glob("*.py")):
+        if module.name in ("features.py", "classifier.py"):
+            continue
+        assert not gated.search(module.read_text()), f"{module.name} reads a column features.py gates (spectral_floor)"
+    uses = [line.strip() for line in (audio / "classifier.py").read_text().splitlines() if gated.search(line)]
+    assert all("F.HARMONICITY" in u or "F.CENTROID" in u for u in uses), uses
+    assert len(uses) == 3, uses  # _mark_voiced's test, the speech columns, the voiced frames' movement
