@@ -356,6 +356,7 @@ class Controller:
         call = self._call_by_channel(channel_id) or await self._call_from_channel_vars(channel_id)
         if call is None or not call.emergency or call.call_id in self.calls:
             return
+        await self._emergency_since_from_channel(call, channel_id)
         if call.legs.get("emergency") in members:
             return  # the line is there
         call.set_leg("emergency", None)
@@ -401,6 +402,7 @@ class Controller:
         if call is None:
             call = self.registry.adopt(Call(call_id=channel_id, channel_id=channel_id,
                                             number=(chan.get("caller") or {}).get("number") or None))
+        await self._emergency_since_from_channel(call, channel_id)
         call.set_bridge(None)  # alone in the app: whatever bridge it had is not a conversation any more
         call.set_media("")  # in the app: no longer on the AudioSocket path, if it was
         if call.state in IN_IVR and not call.emergency:
@@ -417,7 +419,8 @@ class Controller:
     async def _call_from_channel_vars(self, channel_id: str) -> Call | None:
         """The copy of the call's state kept on the caller's channel (when the store has none)."""
         values: dict[str, str] = {}
-        for name in ("CALLFLOW_CALL", "CALLFLOW_STATE", "CALLFLOW_EMERGENCY", "CALLFLOW_URGENT", "CALLFLOW_ALIVE"):
+        for name in ("CALLFLOW_CALL", "CALLFLOW_STATE", "CALLFLOW_EMERGENCY", "CALLFLOW_URGENT", "CALLFLOW_ALIVE",
+                     "CALLFLOW_EMERGENCY_SINCE"):
             try:
                 values[name] = (await self.client.get(f"channels/{channel_id}/variable", variable=name) or {}).get("value", "")
             except AriError:
@@ -430,8 +433,19 @@ class Controller:
             state = CallState.IVR
         call = Call(call_id=values["CALLFLOW_CALL"], channel_id=channel_id, state=state,
                     emergency=values.get("CALLFLOW_EMERGENCY") == "1", urgent=values.get("CALLFLOW_URGENT") == "1",
-                    first_sign_of_life=0.0 if values.get("CALLFLOW_ALIVE") == "1" else None)
+                    first_sign_of_life=0.0 if values.get("CALLFLOW_ALIVE") == "1" else None,
+                    emergency_since=_epoch(values.get("CALLFLOW_EMERGENCY_SINCE")))
         return self.registry.adopt(call)
+
+    async def _emergency_since_from_channel(self, call: Call, channel_id: str) -> None:
+        """An emergency rebuilt from the store: when it latched is on the caller's channel only."""
+        if not call.emergency or call.emergency_since is not None:
+            return
+        try:
+            value = (await self.client.get(f"channels/{channel_id}/variable", variable="CALLFLOW_EMERGENCY_SINCE") or {})
+        except AriError:
+            return
+        call.emergency_since = _epoch(value.get("value"))
 
     async def _stray_leg(self, leg_id: str, *, caller_channel: str | None) -> None:
         """A leg we placed whose call this process does not run (answered during a restart).
@@ -905,3 +919,11 @@ def _leg_caller(chan: dict) -> str | None:
     data = (chan.get("dialplan") or {}).get("app_data", "")
     parts = data.split(",")
     return parts[2] if len(parts) > 2 and parts[1] == "leg" else None
+
+
+def _epoch(value: str | None) -> float | None:
+    """A channel variable holding epoch seconds ("" or garbage: unknown)."""
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

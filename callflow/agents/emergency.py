@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -189,7 +190,8 @@ class EmergencyBridge:
                 address = await self.address_for(caller_number)
             except Exception:
                 log.exception("address lookup failed", extra={"call": call_id})
-        watchdog = asyncio.ensure_future(self._no_operator_after(call_id, state, notes, on_no_operator))
+        watchdog = asyncio.ensure_future(self._no_operator_after(call_id, state, notes, on_no_operator,
+                                                                 wait=self._left_before_a_person(call)))
         spacing = self.config.retry_spacing
         attempt = 0
         leg: Channel | None = None
@@ -272,10 +274,17 @@ class EmergencyBridge:
             watchdog.cancel()
             self.active.pop(call_id, None)
 
+    def _left_before_a_person(self, call) -> float:
+        """person_after counts from the latch, also for an emergency taken back after a restart (the caller
+        has been waiting all along); not knowing since when, a person comes at once."""
+        if call.emergency_since is None:
+            return 0.0
+        return min(self.config.person_after, max(0.0, self.config.person_after - (time.time() - call.emergency_since)))
+
     async def _no_operator_after(self, call_id: str, state: dict, notes: CallNotes,
-                                 on_no_operator: Callable[[], Awaitable[None]] | None) -> None:
+                                 on_no_operator: Callable[[], Awaitable[None]] | None, *, wait: float) -> None:
         """No operator within person_after (busy, no answer, unreachable): people are alerted, a person comes."""
-        await asyncio.sleep(self.config.person_after)
+        await asyncio.sleep(wait)
         if state.get("state") != "calling":
             return
         state["person"] = True

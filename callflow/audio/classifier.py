@@ -423,12 +423,14 @@ class CallAudio:
         breathing: float | None = None,
         power: float | None = None,
         quantiles: tuple[float, float] | None = None,
+        tone: bool | None = None,
     ) -> AudioReading:
         """The state of the line right now (call-relative seconds).
 
         `speech` / `breathing` / `power` (mean power of the last 25 frames, float32) /
         `quantiles` (p50, p90 of the last second's levels) may come precomputed for
         many calls at once (analyse_calls); otherwise they are computed here when needed.
+        `tone`: `_is_tone` of the window, batched (`_are_tones`).
         """
         cfg = self.config
         if self._caller_rtp is False:
@@ -447,7 +449,7 @@ class CallAudio:
         if self._last_cn is not None and (self._last_audio is None or self._last_cn >= self._last_audio):
             # The far end switched to comfort noise: silence, not a present caller, not a cut line.
             return AudioReading(AudioState.SILENCE, 0.8, now, level)
-        if _is_tone(window):
+        if _is_tone(window) if tone is None else tone:
             # Before the voice: a tone stepping in frequency (SIT) has voiced frames that move like a
             # voice's; most of a second of tonal or constant-envelope frames is never a voice.
             return AudioReading(AudioState.LINE_TONE, 0.8, now, level)
@@ -593,6 +595,24 @@ def _is_tone(window: np.ndarray) -> bool:
     tonal = sounding & (tonal | (beside & repeats & (gain >= TONE_BEAT_GAIN_DB)))
     n = int(tonal.sum())
     return n >= TONE_MIN_FRAMES and n >= TONE_SHARE * int(sounding.sum())
+
+
+def _are_tones(windows: np.ndarray, col: dict) -> np.ndarray:
+    """`_is_tone` of many windows (m, n, columns) of the same length at once, test for test."""
+    gain = windows[:, :, col[F.TONAL]]
+    level = windows[:, :, col[F.LEVEL]]
+    sounding = (level > TONE_MIN_DBFS) & (level > level.max(axis=1, keepdims=True) - TONE_ON_RANGE_DB)
+    steady = np.abs(np.diff(level, axis=1, prepend=level[:, :1])) < TONE_STEADY_DB
+    constant = (windows[:, :, col[F.PEAK]] - level <= F.CONSTANT_CREST_DB) & steady
+    tonal = (gain >= TONE_GAIN_DB) & ((gain != F.CONSTANT_TONALITY_DB) | constant)
+    beside = np.zeros_like(tonal)
+    beside[:, 1:] |= tonal[:, :-1]
+    beside[:, :-1] |= tonal[:, 1:]
+    repeats = np.zeros_like(steady)
+    repeats[:, 2:] = np.abs(level[:, 2:] - level[:, :-2]) < TONE_STEADY_DB
+    tonal = sounding & (tonal | (beside & repeats & (gain >= TONE_BEAT_GAIN_DB)))
+    n = tonal.sum(axis=1)
+    return (np.count_nonzero(gain >= TONE_BEAT_GAIN_DB, axis=1) >= TONE_MIN_FRAMES) & (n >= TONE_MIN_FRAMES) & (n >= TONE_SHARE * sounding.sum(axis=1))
 
 
 def _dbfs(power: np.float32) -> float:
@@ -852,7 +872,11 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
         starts = np.zeros(len(which), dtype=np.intp)
         np.cumsum(counts[:-1], out=starts[1:])
         cslots = slots[which]
-        feats = F.compute_features(frames, _whitening(pool, frames, cslots, starts, counts))
+        # Spectral features only where a frame may be voiced: above its call's voicing floor and,
+        # for harmonicity, under its flatness limit (the tests of _mark_voiced).
+        voicing_floor = np.repeat(np.maximum(pool.floor[cslots] + 6.0, pool.vad_min[cslots]), counts)
+        feats = F.compute_features(frames, _whitening(pool, frames, cslots, starts, counts), voicing_floor,
+                                   np.repeat(pool.flatness[cslots], counts))
         loud = np.flatnonzero(feats[:, F.LEVEL] > TONE_MIN_DBFS)
         if loud.size:
             feats[loud, F.TONAL] = F.tonality(frames[loud])
@@ -875,13 +899,15 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
     results: dict[CallAudio, list[AudioReading]] = {}
     speech: dict[int, float] = {}
     breathing: dict[int, float] = {}
+    tone: dict[int, bool] = {}
     if due.size:
         # classify() looks at the audio only when not settled by hint, absence or digital silence
         needs = ~pool.rtp_off[slots[due]] & (since[due] <= pool.no_packets_after[slots[due]])
         needs &= pool.digital_run[slots[due]] * FRAME_S < 0.5
-        speech, breathing = _batched_scores(pool, calls, slots, due[needs], t)
+        speech, breathing, tone = _batched_scores(pool, calls, slots, due[needs], t)
         if speech and SECOND_OPINION.active():
             SECOND_OPINION.review(pool, slots, speech, t)
+            _breathing_after_veto(pool, calls, slots, speech, breathing, t)
     taps = pool.taps
     # Media stopped right after a tap: the detector would wait for audio that never comes. Only
     # once it is not a stall (QUIET_CLOSE, as for closing a group): a tap's ring resumed after a
@@ -905,7 +931,7 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
     for i in due.tolist():
         call = calls[i]
         at = float(t[i])
-        reading = call.classify(at, speech.get(i), breathing.get(i), power.get(i), quantiles.get(i))
+        reading = call.classify(at, speech.get(i), breathing.get(i), power.get(i), quantiles.get(i), tone.get(i))
         pool.next_reading[slots[i]] = at + call.config.reading_interval
         call._record(reading)
         results[call] = [reading]
@@ -920,25 +946,38 @@ def _analyse(pool: _Pool, calls: list[CallAudio], now: float | None, max_reading
     return results
 
 
-def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due: np.ndarray, t: np.ndarray) -> tuple[dict, dict]:
-    """Speech and breathing scores of the due calls (positions `due`) with a full window, in two numpy passes.
+def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due: np.ndarray, t: np.ndarray) -> tuple[dict, dict, dict]:
+    """Speech and breathing scores of the due calls (positions `due`), and whether their last
+    second is a line tone (_is_tone), in a few numpy passes.
 
     Only the columns a score reads are gathered, and breathing only where
-    classify() can use it (speech not already clear, no tap just heard).
+    classify() can use it (speech not already clear, no tap just heard). Calls in their
+    first second (10–49 frames) are scored by length, as `speech_score` would one by one.
     """
     speech: dict[int, float] = {}
     breathing: dict[int, float] = {}
+    tone: dict[int, bool] = {}
     if not due.size:
-        return speech, breathing
+        return speech, breathing, tone
     history = pool.history
     filled = np.minimum(pool.count[slots[due]], history)
-    full = due[filled >= 50]
-    if full.size:
-        fs = slots[full]
+    window = np.minimum(filled, 50)  # classify's window: the last second, or what the call has
+    for n in np.unique(window[window > 0]).tolist():
+        group = due[window == n]
+        fs = slots[group]
+        rows = pool.count[fs][:, None] % history + history - n + np.arange(n)
+        gain = pool.hist[fs[:, None], rows, F.TONAL]
+        # _is_tone's first test for all; the whole check only where it passes (a few calls).
+        maybe = np.count_nonzero(gain >= TONE_BEAT_GAIN_DB, axis=1) >= TONE_MIN_FRAMES
+        tones = np.zeros(len(group), dtype=bool)
+        if maybe.any():
+            tones[maybe] = _are_tones(pool.hist[fs[maybe][:, None, None], rows[maybe][:, :, None], _TONE_COLUMNS_A], _TONE_INDEX)
+        tone.update(zip(group.tolist(), tones.tolist()))
+        if n < 10:
+            continue  # speech_score() is 0 on less
         floors = np.maximum(pool.floor[fs] + 6.0, pool.vad_min[fs]).astype(np.float32)
-        rows = pool.count[fs][:, None] % history + history - 50 + np.arange(50)
         windows = pool.hist[fs[:, None, None], rows[:, :, None], _SPEECH_COLUMNS_A]
-        speech = dict(zip(full.tolist(), speech_scores(windows, floors, _SPEECH_INDEX).tolist()))
+        speech.update(zip(group.tolist(), speech_scores(windows, floors, _SPEECH_INDEX).tolist()))
     # An 8 s rhythm does not change in a few hundred ms: reuse a score younger than BREATH_REUSE.
     # Calls younger than the history (4–8 s of audio) are scored on what they have, by length.
     stale: dict[int, list[int]] = {}
@@ -960,10 +999,28 @@ def _batched_scores(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, due:
             breathing[i] = score
             if n == history:
                 calls[i]._breath_cache = (float(t[i]), score)
-    return speech, breathing
+    return speech, breathing, tone
 
 
 _MIN_BREATH_FRAMES = 200  # 4 s: breathing_score() is 0 on less
+
+
+def _breathing_after_veto(pool: _Pool, calls: list[CallAudio], slots: np.ndarray, speech: dict, breathing: dict, t: np.ndarray) -> None:
+    """Calls whose clear voice (so no breathing score was taken) the second opinion vetoed:
+    classify() will ask for their breathing score; take it for all of them at once, fresh, as
+    `breathing_score()` would (the reuse cache is neither read nor written)."""
+    history = pool.history
+    groups: dict[int, list[int]] = {}
+    for i, score in speech.items():
+        if score < 0.5 and i not in breathing:
+            n = min(int(pool.count[slots[i]]), history)
+            if n >= _MIN_BREATH_FRAMES and not calls[i]._tap_recent(float(t[i])):
+                groups.setdefault(n, []).append(i)
+    for n, group in groups.items():
+        ss = slots[np.array(group, dtype=np.intp)]
+        rows = pool.count[ss][:, None] % history + history - n + np.arange(n)
+        windows = pool.hist[ss[:, None, None], rows[:, :, None], _BREATH_COLUMNS_A]
+        breathing.update(zip(group, breathing_scores(windows, _BREATH_INDEX).tolist()))
 
 
 def speech_scores_now(calls: list[CallAudio]) -> list[float]:
@@ -1120,6 +1177,9 @@ _SPEECH_INDEX = {c: i for i, c in enumerate(_SPEECH_COLUMNS)}
 _BREATH_COLUMNS = [F.LEVEL, F.VOICED]
 _BREATH_INDEX = {c: i for i, c in enumerate(_BREATH_COLUMNS)}
 _SPEECH_COLUMNS_A = np.array(_SPEECH_COLUMNS)[None, None, :]
+_TONE_COLUMNS = [F.TONAL, F.LEVEL, F.PEAK]
+_TONE_INDEX = {c: i for i, c in enumerate(_TONE_COLUMNS)}
+_TONE_COLUMNS_A = np.array(_TONE_COLUMNS)[None, None, :]
 _BREATH_COLUMNS_A = np.array(_BREATH_COLUMNS)[None, None, :]
 _ALL_COLUMNS = {c: c for c in range(F.N_COLUMNS)}
 

@@ -1,4 +1,4 @@
-"""`callflow audio classify|eval` and `callflow bench audio`.
+"""`callflow audio classify|eval|digest` and `callflow bench audio`.
 
 The main CLI (callflow/cli.py) calls `register_cli(sub)` and
 `register_bench(bench_sub)`; handlers return the process exit code.
@@ -32,6 +32,14 @@ def register_cli(subparsers) -> None:
         help="classifier (default: webrtcvad + features, all states) or silero (Silero VAD via onnxruntime: speech vs non-speech only)",
     )
     evaluate.set_defaults(func=_eval)
+
+    digest = sub.add_parser("digest", help="one SHA-1 of every reading and tap group (before/after a speed-up: equal = identical)")
+    digest.add_argument("dirs", nargs="*", type=Path, help="labelled clip folders, read as `audio eval` reads them")
+    digest.add_argument("--replay", type=int, metavar="CALLS", help="also digest the receiver's replay of CALLS calls")
+    digest.add_argument("--seconds", type=float, default=8.0)
+    digest.add_argument("--clips", type=Path, help="with --replay: the clips the calls play (default: synthetic)")
+    digest.add_argument("--json", type=Path, help="also write everything digested here (to diff two runs)")
+    digest.set_defaults(func=_digest)
 
 
 def register_bench(subparsers) -> None:
@@ -122,6 +130,22 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"no labelled clips under {args.dir} (expected folders such as speech/, taps_2/)", file=sys.stderr)
         return 2
     print(evaluation.report())
+    return 0
+
+
+def _digest(args: argparse.Namespace) -> int:
+    import json
+
+    from callflow.audio.digest import digests, sha1
+
+    if not args.dirs and not args.replay:
+        print("callflow audio digest: give DIRs or --replay CALLS", file=sys.stderr)
+        return 2
+    data = digests(args.dirs, args.replay, args.seconds, args.clips)
+    for name, value in data.items():
+        print(sha1(value), name)
+    if args.json:
+        args.json.write_text(json.dumps(data, sort_keys=True))
     return 0
 
 

@@ -160,26 +160,44 @@ def tonality(frames: np.ndarray) -> np.ndarray:
     return np.where(constant, np.maximum(gain, CONSTANT_TONALITY_DB), gain)
 
 
-def compute_features(frames: np.ndarray, whiten: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def compute_features(
+    frames: np.ndarray,
+    whiten: tuple[np.ndarray, np.ndarray] | None = None,
+    spectral_floor: np.ndarray | None = None,
+    voiced_flatness: np.ndarray | None = None,
+) -> np.ndarray:
     """int16 frames (n, 160) → float32 feature matrix (n, N_COLUMNS). VAD/VOICED left 0.
 
     `whiten` = (filters (n, LPC_ORDER+1), previous samples (n, LPC_ORDER)): the tap
     blocks are then taken on the prediction error of each frame (the call's own bed
     whitened: a band-limited breath flattens out, a broadband tap stands out).
     Without it they are taken on a high-passed copy.
+
+    `spectral_floor` (n,): the spectral columns (ZCR, CENTROID, LOW_RATIO, FLATNESS,
+    HARMONICITY: two FFTs, most of the cost) are computed only for frames whose LEVEL is
+    above it, and left 0 on the others, as on quiet frames. The classifier gives each
+    call's voicing floor: those columns serve only to find voiced frames (and the pitch
+    movement of voiced frames), and a frame at or under that floor is never voiced.
+    `voiced_flatness` (n,): likewise HARMONICITY (the second FFT) only where FLATNESS is
+    under it (a flatter frame is never voiced).
     """
     frames = np.asarray(frames)
     if frames.shape[0] <= CHUNK_FRAMES:
-        return _compute(frames, whiten)
+        return _compute(frames, whiten, spectral_floor, voiced_flatness)
     return np.concatenate(
         [
-            _compute(frames[i : i + CHUNK_FRAMES], None if whiten is None else (whiten[0][i : i + CHUNK_FRAMES], whiten[1][i : i + CHUNK_FRAMES]))
+            _compute(
+                frames[i : i + CHUNK_FRAMES],
+                None if whiten is None else (whiten[0][i : i + CHUNK_FRAMES], whiten[1][i : i + CHUNK_FRAMES]),
+                None if spectral_floor is None else spectral_floor[i : i + CHUNK_FRAMES],
+                None if voiced_flatness is None else voiced_flatness[i : i + CHUNK_FRAMES],
+            )
             for i in range(0, frames.shape[0], CHUNK_FRAMES)
         ]
     )
 
 
-def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
+def _compute(frames: np.ndarray, whiten=None, spectral_floor: np.ndarray | None = None, voiced_flatness: np.ndarray | None = None) -> np.ndarray:
     n = frames.shape[0]
     out = np.zeros((n, N_COLUMNS), dtype=np.float32)
     if n == 0:
@@ -224,7 +242,10 @@ def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
         crests = _db(np.max(pair**2, axis=2)) - _db(np.einsum("ijk,ijk->ij", pair, pair) / BLOCK_SAMPLES)
         out[:, CREST] = crests.max(axis=1)
 
-    active = np.flatnonzero((out[:, LEVEL] > ACTIVE_FLOOR_DBFS) & (out[:, DIGITAL_SILENCE] == 0))
+    active = (out[:, LEVEL] > ACTIVE_FLOOR_DBFS) & (out[:, DIGITAL_SILENCE] == 0)
+    if spectral_floor is not None:
+        active &= out[:, LEVEL] > spectral_floor
+    active = np.flatnonzero(active)
     if active.size == 0:
         return out
     xa = x[active]
@@ -244,6 +265,12 @@ def _compute(frames: np.ndarray, whiten=None) -> np.ndarray:
 
     # Voicing: autocorrelation of the band-limited, magnitude-compressed spectrum
     # (compression keeps brown/rumble noise from looking periodic).
+    if voiced_flatness is not None:
+        flat_enough = out[active, FLATNESS] < voiced_flatness[active]
+        if not flat_enough.all():
+            active, mag = active[flat_enough], mag[flat_enough]
+            if active.size == 0:
+                return out
     mag[:, ~_BAND] = 0.0
     ac = np.fft.irfft(mag, n=_NFFT, axis=1)
     lagged = ac[:, _LAG_MIN:_LAG_MAX] * _LAG_NORM

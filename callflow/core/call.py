@@ -74,6 +74,8 @@ class Call:
     number: str | None = None
     state: CallState = CallState.IVR
     emergency: bool = False  # latched for ever: « Ne JAMAIS raccrocher tant que les secours ne sont pas arrivés »
+    #: when it latched (epoch s): the 30 s before a person takes the caller count from here, across a restart
+    emergency_since: float | None = None
     urgent: bool = False
     summary: str = ""  # the diagnosis so far, shown to whoever takes the caller
     first_sign_of_life: float | None = None  # seconds since answer; never forgotten
@@ -147,6 +149,7 @@ class Call:
     def latch_emergency(self, why: str = "") -> None:
         if not self.emergency:
             self.emergency = True
+            self.emergency_since = time.time()
             self.urgent = True
             if self.state is not CallState.ENDED and self.state is not CallState.EMERGENCY:
                 self.move(CallState.EMERGENCY, why or "emergency")
@@ -191,7 +194,7 @@ class Call:
             "state": self.state.value, "emergency": self.emergency, "urgent": self.urgent,
             "summary": self.summary, "first_sign_of_life": self.first_sign_of_life,
             "bridge_id": self.bridge_id, "legs": dict(self.legs), "updated_at": self.updated_at,
-            "media": self.media,
+            "media": self.media, "emergency_since": self.emergency_since,
         }
 
     @classmethod
@@ -202,6 +205,7 @@ class Call:
             urgent=bool(data.get("urgent")), summary=data.get("summary") or "",
             first_sign_of_life=data.get("first_sign_of_life"), bridge_id=data.get("bridge_id"),
             legs=dict(data.get("legs") or {}), media=data.get("media") or "",
+            emergency_since=data.get("emergency_since"),
         )
 
     def channel_vars(self) -> dict[str, str]:
@@ -210,6 +214,8 @@ class Call:
             "CALLFLOW_CALL": self.call_id,
             "CALLFLOW_STATE": self.state.value,
             "CALLFLOW_EMERGENCY": "1" if self.emergency else "0",
+            # the store keeps no copy of it: this one lives exactly as long as the caller's channel
+            "CALLFLOW_EMERGENCY_SINCE": f"{self.emergency_since:.0f}" if self.emergency_since else "",
             "CALLFLOW_URGENT": "1" if self.urgent else "0",
             "CALLFLOW_ALIVE": "1" if self.showed_life else "0",
             "CALLFLOW_BRIDGE": self.bridge_id or "",

@@ -84,6 +84,17 @@ def pbx() -> Iterator[Sandbox]:
     lock.close()
 
 
+def called_back_phone(pbx: Sandbox) -> tuple[int, str]:
+    """A SIP port of this test's own for the SIPp phone that plays a called-back person, and the dial string
+    (routing.callback_dial) that rings it there through the callbacks-test line.
+
+    Not the line's fixed contact (@ADDR@:5091): Asterisk retransmits a BYE for 32 s to a phone that is gone,
+    and a BYE meant for the previous test's killed phone on 5091 reached the next test's phone there, which
+    aborted its call and never answered (seen in CI)."""
+    port, _ = next_ports()
+    return port, f"PJSIP/callbacks-test/sip:{{number}}@{pbx.instance.address}:{port}"
+
+
 @pytest.fixture(autouse=True)
 def clean_slate(pbx: Sandbox) -> Iterator[None]:
     """Every test starts and ends with no call on the PBX."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import caller_audio as audio
 import pytest
-from conftest import unregister_desk_phones
+from conftest import called_back_phone, unregister_desk_phones
 from cues import PromptWatch, cue_caller
 from polling import never, poll
 from aiohttp import web
@@ -433,9 +433,10 @@ async def test_a_caregiver_callback_rings_the_agent_with_the_original_calls_card
     password = pbx.credentials()["sip_password"]
     await unregister_desk_phones(pbx, "2001", "2002", "2003")  # nobody takes the original call: it runs cas B
     # a timer the seed does not fix (« dans quelques minutes », no figure): shortened to keep the test short
-    ctl = console_controller(CALLFLOW_SILENT_CALL_CAREGIVER_CALLBACK_DELAY="5")
+    port, dial = called_back_phone(pbx)
+    ctl = console_controller(CALLFLOW_SILENT_CALL_CAREGIVER_CALLBACK_DELAY="5", CALLFLOW_ROUTING_CALLBACK_DIAL=dial)
     agent = await browser("ag1", base(ctl))
-    relative = await start_sipp(answering_phone_xml(), name="console-relative", sip_port=5091, uas=True, timeout_s=300,
+    relative = await start_sipp(answering_phone_xml(), name="console-relative", sip_port=port, uas=True, timeout_s=300,
                                 extra=["-trace_msg"])
     phone = None
     try:

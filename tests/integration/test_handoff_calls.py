@@ -11,6 +11,7 @@ import caller_audio as audio
 import pytest
 from polling import poll
 from caller_audio import keypad_caller, prompt_seconds
+from conftest import called_back_phone
 from cues import PromptWatch, cue_caller
 from callflow.pbx.sipp import Caller, message_receiver_xml, start_sipp
 
@@ -103,8 +104,9 @@ async def test_a_caregivers_number_keyed_and_confirmed_is_called_back_through_as
 
     # a timer the seed does not fix (« dans quelques minutes », no figure): shortened to keep the test short
     controller_process.env["CALLFLOW_SILENT_CALL_CAREGIVER_CALLBACK_DELAY"] = "5"
+    port, controller_process.env["CALLFLOW_ROUTING_CALLBACK_DIAL"] = called_back_phone(pbx)
     controller_process.start()
-    caregiver = await start_sipp(answering_phone_xml(), name="caregiver", sip_port=5091, uas=True, timeout_s=240,
+    caregiver = await start_sipp(answering_phone_xml(), name="caregiver", sip_port=port, uas=True, timeout_s=240,
                                  extra=["-trace_msg"])
     # each answer once its question is heard (a cue, see cues.py): m'entendez-vous 1, technique 2,
     # difficulté 1, préférence 3 (aidant), confirmer 1, then the caregiver's number (« tapez le numéro… # »)

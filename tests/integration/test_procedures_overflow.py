@@ -13,6 +13,7 @@ import numpy as np
 import caller_audio as audio
 from caller_audio import prompt_seconds
 from callflow.pbx.sipp import Caller, answering_phone_xml, start_sipp
+from conftest import called_back_phone
 from polling import poll
 
 NUMBER = "0612345678"
@@ -43,12 +44,13 @@ def talks_then_quiet(d, total: float):
     return audio.write_ulaw(d / "overflow-caller.ulaw", x)
 
 
-async def test_overflow_caller_picks_dans_l_heure_and_is_called_back(controller_process, tmp_path, asterisk_log):
+async def test_overflow_caller_picks_dans_l_heure_and_is_called_back(controller_process, tmp_path, asterisk_log, pbx):
     # agents.hold_max_wait = 30 s (the smallest allowed); « dans l'heure » due after 15 s: a timer the seed does
     # not fix (any delay within the hour keeps the promise), shortened so the test sees the callback
     controller_process.env.update({"CALLFLOW_AGENTS_HOLD_MAX_WAIT": "30", "CALLFLOW_AGENTS_SLOT_HOUR_DELAY": "15"})
+    port, controller_process.env["CALLFLOW_ROUTING_CALLBACK_DIAL"] = called_back_phone(pbx)
     controller_process.start()
-    phone = await start_sipp(answering_phone_xml(), name="called-back", sip_port=5091, uas=True, timeout_s=200,
+    phone = await start_sipp(answering_phone_xml(), name="called-back", sip_port=port, uas=True, timeout_s=200,
                              extra=["-trace_msg"])
     try:
         await _overflow_slot_2(controller_process, phone, tmp_path, asterisk_log)

@@ -91,6 +91,7 @@ class FakeAsterisk:
         self.frames_to_caller: list[tuple[float, int, bytes]] = []
         self._reading: asyncio.Task | None = None
         self.connect = True
+        self.connect_delay = 0.0  # AudioSocket() connecting this long after the caller left Stasis
 
     async def request(self, method: str, path: str, params: dict | None = None) -> object:
         self.requests.append((method, path, dict(params or {})))
@@ -115,6 +116,7 @@ class FakeAsterisk:
     async def _audiosocket(self) -> None:
         """AudioSocket(${CALLFLOW_AUDIOSOCKET}): connect, send the uuid, then read what we get."""
         await self.channel.handle(AriEvent.from_dict({"type": "StasisEnd", "channel": {"id": CHANNEL}}))
+        await asyncio.sleep(self.connect_delay)
         call_uuid, service = self.variables["CALLFLOW_AUDIOSOCKET"].split(",")
         host, port = service.rsplit(":", 1)
         self.back.clear()
@@ -310,6 +312,22 @@ async def test_an_unknown_uuid_is_refused_and_a_connect_that_never_comes_fails_c
     with pytest.raises(RuntimeError, match="AudioSocket"):
         await channel.start_listening()
     assert not channel.media.active
+
+
+async def test_a_flow_stopped_while_the_caller_goes_to_audiosocket_gets_them_back_to_stasis(rig):
+    """SIGTERM's drain cancels a flow just after it sent the caller to [callflow-listen]: the socket that
+    opens then is refused and the caller is back in Stasis before the rescue runs (seen in a full run: a drain
+    0.1 s into the call ended the flow with the caller out of Stasis, so no rescue could reach them)."""
+    ari, channel, server, _ = rig
+    ari.connect_delay = 0.3
+    starting = asyncio.create_task(channel.start_listening())
+    await asyncio.sleep(0.1)
+    assert not channel.in_stasis  # on the way to AudioSocket(), the socket not open yet
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    assert channel.in_stasis and ari.back.is_set()  # the rescue can now hand the caller to a person
+    assert server.unknown == 1 and not channel.media.active  # the late socket was refused
 
 
 @pytest.mark.parametrize("state", ["emergency", "bridged", "leg_ringing", "with_agent"])

@@ -225,3 +225,14 @@ def test_listening_out_of_stasis_is_allowed_only_while_the_ivr_has_the_caller_al
     call.set_bridge(None)
     call.latch_emergency("cas F")
     assert "emergency" in listen_refusal(call)
+
+
+def test_the_emergency_latch_keeps_when_it_latched_on_the_channel_and_in_the_snapshot():
+    call = Call(call_id="c-since")
+    assert call.channel_vars()["CALLFLOW_EMERGENCY_SINCE"] == ""
+    call.latch_emergency("cas F")
+    since = call.emergency_since
+    assert since is not None and call.channel_vars()["CALLFLOW_EMERGENCY_SINCE"] == f"{since:.0f}"
+    call.latch_emergency("again")  # latched once: the first time stays
+    assert call.emergency_since == since
+    assert Call.from_snapshot(call.snapshot()).emergency_since == since

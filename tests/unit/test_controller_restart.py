@@ -430,3 +430,33 @@ async def test_a_caller_with_no_state_whose_stasisstart_never_comes_is_taken_bac
     await asyncio.sleep(0.5)
     (call,) = resumed
     assert call.channel_id == "c-old" and call.urgent
+
+
+async def test_restart_an_emergency_keeps_when_it_latched_from_the_channel_not_the_restart():
+    """The 30 s before a person takes an unanswered emergency count from the latch: the copy on the caller's
+    channel (CALLFLOW_EMERGENCY_SINCE) gives it back to a restarted controller, from the channel variables
+    alone or beside the store's state (which does not keep it)."""
+    latched = 1795990000.0
+    ari = ScriptedAri(channels=[stasis("c-s", "inbound")],
+                      variables={"c-s": {"CALLFLOW_CALL": "call-s", "CALLFLOW_STATE": "emergency",
+                                         "CALLFLOW_EMERGENCY": "1", "CALLFLOW_EMERGENCY_SINCE": f"{latched:.0f}"}})
+    resumed: list[Call] = []
+
+    async def resume(call):
+        resumed.append(call)
+
+    REGISTRY.forget("call-s")
+    c = controller(ari, resume=resume)
+    await c.reconcile()
+    await asyncio.sleep(0.05)
+    assert resumed and resumed[0].emergency_since == latched
+    REGISTRY.forget("call-s")
+    # the store's copy (no time in it) is completed from the channel
+    REGISTRY.adopt(Call(call_id="call-t", channel_id="c-s", state=CallState.EMERGENCY, emergency=True))
+    ari.variables["c-s"]["CALLFLOW_CALL"] = "call-t"
+    resumed.clear()
+    c = controller(ari, resume=resume)
+    await c.reconcile()
+    await asyncio.sleep(0.05)
+    assert resumed and resumed[0].call_id == "call-t" and resumed[0].emergency_since == latched
+    REGISTRY.forget("call-t")

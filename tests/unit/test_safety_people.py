@@ -79,3 +79,40 @@ async def test_e_the_desk_stopped_with_an_agent_leaves_them_together():
     await asyncio.gather(task, return_exceptions=True)
     assert d.bridges.bridges["callflow-call-1"] == [caller.id, agent.id]
     assert caller.up and agent.up
+
+
+async def test_c_after_a_restart_the_thirty_seconds_count_from_the_latch_not_from_the_restart():
+    """An unanswered emergency taken back by a restarted controller 29.5 s after it latched: a person comes
+    within the half second left, not 30 s later (the caller has been waiting all along)."""
+    import time
+
+    d = Desk()
+    assert d.emergency.config.person_after == 30  # the seed's figure, unchanged here
+    caller, agent = d.caller(), d.leg("agent")
+    caller.plan = {"PJSIP/emergency-test": ["no_answer"] * 40, "PJSIP/2001": [agent]}
+    d.calls["call-r"] = caller
+    call = REGISTRY.open("call-r")
+    call.latch_emergency("cas F, before the restart")
+    call.emergency_since = time.time() - 29.5
+    await d.recorder.start("call-r", number="+33612345678", started_at=0, flow="test", language="fr")
+    task = asyncio.ensure_future(d.emergency.start("call-r", caller_number="+33612345678", situation="reprise",
+                                                   answers={}))
+    await until(lambda: d.desk.live.get("call-r") is not None and d.desk.live["call-r"].state == "with_agent", timeout=5)
+    caller.leaves()
+    await asyncio.wait_for(task, 5)
+    REGISTRY.forget("call-r")
+
+
+async def test_c_a_fresh_emergency_still_waits_for_the_operator_first():
+    d = Desk()
+    caller = d.caller()
+    caller.plan = {"PJSIP/emergency-test": ["no_answer"] * 40}
+    d.calls["call-f"] = caller
+    await d.recorder.start("call-f", number=None, started_at=0, flow="test", language="fr")
+    task = asyncio.ensure_future(d.emergency.start("call-f", caller_number=None, situation="x", answers={}))
+    await until(lambda: sum(1 for e in d.events if e[0] == "originate") >= 2, timeout=5)
+    assert d.desk.live.get("call-f") is None  # nobody else yet: the operator is being called
+    assert REGISTRY.open("call-f").emergency_since is not None
+    caller.leaves()
+    await asyncio.wait_for(task, 5)
+    REGISTRY.forget("call-f")
