@@ -98,16 +98,17 @@ CallerInput = DigitInput | TapInput
 #: presses one key twice within 150 ms: the same key again within this time of its last report is the
 #: same press. Chained, so a burst of any length is one press.
 SAME_KEY_WINDOW = 0.15
-#: A phone's keys click in its microphone, and RFC 2833 senders cut the caller's audio around each
-#: press: the tap detector hears both as taps (seen: a caller keying a number « confirmed » it by a tap
-#: group made of its own key clicks). A tap group arriving within this time of a key is the keypad's
-#: sound, not an answer: a caller who keys answers with keys. A group closes 1.3 s after its last tap.
+#: A phone's keys click in its microphone, and the tap detector heard a tap group in the seconds a
+#: caller keyed a number (seen: a caregiver's number « confirmed » by that group on a loaded PBX). A tap
+#: group arriving within this time of a key is the keypad's sound, not an answer: a caller who keys
+#: answers with keys. A group closes 1.3 s after its last tap.
 TAPS_AFTER_KEY = 3.0
 
 
 class InputFilter:
-    """Each thing the caller did, once. Every adapter passes its keys and tap groups through one of these
-    per call before a flow sees them; the adapter gives the times (seconds on one clock)."""
+    """Each thing the caller did, once. The ARI and FastAGI channels pass their keys and tap groups through
+    one of these per call before a flow sees them, and give the times (seconds on one clock). The fake
+    channel delivers what its script says: flows keep their own burst guard (FlowCall.swallow_burst)."""
 
     def __init__(self) -> None:
         self._last_key: tuple[str, float] | None = None  # the last key reported, and when it was pressed

@@ -15,10 +15,10 @@ from callflow.core.channel import (
     CallerHungUp,
     CallerInput,
     DigitInput,
+    InputFilter,
     OriginateResult,
     PlayResult,
     Recording,
-    InputFilter,
     SpeechStreak,
     TapInput,
 )
