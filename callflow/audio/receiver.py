@@ -323,7 +323,8 @@ class RtpReceiver(asyncio.DatagramProtocol):
                 if self._oldest_pending is None:
                     self._oldest_pending = self.clock()
                 return
-        # Then any other in-order packet of the call's codec (A-law, other lengths).
+        # Then any other in-order packet of the call's codec (A-law, other lengths). The bookkeeping is
+        # the fast path's, written out again on purpose: a helper call per packet costs more than it does.
         if RTP_HEADER_LEN < len(data) <= MAX_DATAGRAM and data[0] == 0x80 and _CODECS.get(data[1] & 0x7F) == audio.codec:
             sequence, _ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
             if ssrc == tracker.ssrc and sequence == (tracker.highest + 1) & 0xFFFF:
