@@ -17,6 +17,7 @@ import os
 import resource
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -291,12 +292,14 @@ def clip_payloads(root, speaking: float, calls: int) -> tuple[list[list[bytes]],
     return loops, n_speaking
 
 
-def replay(calls: int, seconds: float = 10.0, speaking: float = 1 / 3, clips=None, tick: float = 0.025) -> ReplayResult:
+def replay(calls: int, seconds: float = 10.0, speaking: float = 1 / 3, clips=None, tick: float = 0.025,
+           observe: Callable[[str], dict] | None = None) -> ReplayResult:
     """The live receiver's CPU cost per call, measured without sockets or a wall clock: N calls'
     datagrams (pre-built) go through `RtpReceiver.datagram_received` in arrival order, and the
     receiver's analysis runs every `tick` of a simulated clock, as in `callflow run`. The process
     time of that work over calls × seconds is the cost of a call-second; it does not depend on
-    whether this machine is busy (the live bench's loss and lag do)."""
+    whether this machine is busy (the live bench's loss and lag do). `observe(call_id)` may give a
+    call's extra CallAudio options (on_reading, on_taps: `callflow audio digest` records with them)."""
     from callflow.audio.classifier import SECOND_OPINION
 
     now = [0.0]
@@ -309,7 +312,9 @@ def replay(calls: int, seconds: float = 10.0, speaking: float = 1 / 3, clips=Non
         loops, n_speaking = [synthetic[i % len(synthetic)] for i in range(calls)], 0
     sources = [("127.0.0.1", 20000 + i) for i in range(calls)]
     for i in range(calls):
-        receiver.register(f"replay-{i}", source=sources[i], clock=clock, answered_at=0.0, queue_size=4)
+        call_id = f"replay-{i}"
+        receiver.register(call_id, source=sources[i], clock=clock, answered_at=0.0, queue_size=4,
+                          **(observe(call_id) if observe is not None else {}))
     packets_per_call = int(seconds * PACKETS_PER_SECOND)
     datagrams = [
         [build_rtp(loops[i][k % len(loops[i])], sequence=k, timestamp=k * 160, ssrc=i + 1) for k in range(packets_per_call)]

@@ -36,19 +36,13 @@ def offline(root: Path) -> list:
 def replay(calls: int, seconds: float, mode: str, clips: Path) -> dict:
     classifier.SECOND_OPINION.configure(mode)
     got: dict[str, list] = {}
-    register = bench.RtpReceiver.register
 
-    def recording(self, call_id, *args, **kwargs):
+    def recording(call_id: str) -> dict:
         out = got.setdefault(call_id, [])
-        kwargs["on_reading"] = lambda r: out.append(_reading(r))
-        kwargs["on_taps"] = lambda t: out.append(["taps", t.count, float(t.at)])
-        return register(self, call_id, *args, **kwargs)
+        return {"on_reading": lambda r: out.append(_reading(r)),
+                "on_taps": lambda t: out.append(["taps", t.count, float(t.at)])}
 
-    bench.RtpReceiver.register = recording
-    try:
-        print(bench.replay(calls, seconds, clips=clips).line(), file=sys.stderr)
-    finally:
-        bench.RtpReceiver.register = register
+    print(bench.replay(calls, seconds, clips=clips, observe=recording).line(), file=sys.stderr)
     return got
 
 
