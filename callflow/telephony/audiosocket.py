@@ -427,19 +427,16 @@ class AudioSocketMedia(ListeningWindows):
             except ListenRefused:
                 self.server.forget(call_uuid)
                 raise
-            except (AriError, asyncio.TimeoutError) as exc:
+            except (AriError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
+                # no socket, or the flow stopped (SIGTERM's drain, a handler error) with the caller on the
+                # way to AudioSocket(): the socket it opens is refused (no longer expected), the dialplan
+                # brings the caller back to Stasis, and only then can anyone (the rescue) reach them
                 self.server.forget(call_uuid)
                 if not self.channel.in_stasis:
                     await self._back_in_stasis()
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
                 raise RuntimeError(f"could not open the caller's AudioSocket: {exc!r}") from exc
-            except asyncio.CancelledError:
-                # the flow stopped (SIGTERM's drain, a handler error) with the caller on its way to
-                # AudioSocket(): the socket it opens is refused (no longer expected), the dialplan brings
-                # the caller back to Stasis, and only then can the rescue hand them to a person
-                self.server.forget(call_uuid)
-                if not self.channel.in_stasis:
-                    await self._back_in_stasis()
-                raise
             audio = CallAudio(clock=loop.time, answered_at=self._answered_at, on_taps=self._on_taps,
                               on_reading=self._on_reading)
             self.receiver.register(self.channel.id, audio)  # the same analysis ticks as the RTP path
