@@ -36,6 +36,27 @@ def listening_flow(seen: list, taps: list, seconds: float):
     return flow
 
 
+class LoopStalls:
+    """The longest this process's event loop (which runs the in-process controller) was late, seen by a
+    50 ms heartbeat: a loaded test machine may stop the whole process for a while, which delays the
+    readings as much and is no fault of the classifier's."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.05
+            await asyncio.sleep(0.05)
+            self.worst = max(self.worst, loop.time() - due)
+
+    def stop(self) -> float:
+        self._task.cancel()
+        return self.worst
+
+
 def runs(readings) -> list[AudioState]:
     """The states in order, each run of a state kept once (short flickers dropped)."""
     out: list[AudioState] = []
@@ -53,14 +74,19 @@ async def test_speech_then_silence_then_taps_is_heard_in_that_order(in_process_c
     f = audio.write_ulaw(tmp_path / "speech-silence-taps.ulaw", track + hiss)
     seen, taps = [], []
     await in_process_controller(listening_flow(seen, taps, 20))
+    stalls = LoopStalls()
     run = await start_sipp(Caller().audio(f).pause(19).xml(), name="speech-silence-taps")
     assert await run.wait(40) == 0, run.errors()
+    stalled = stalls.stop()
     order = runs(seen)
     assert AudioState.SPEECH in order and AudioState.TAPS in order, [r.state.value for r in seen]
     speech, taps_at = order.index(AudioState.SPEECH), order.index(AudioState.TAPS)
     assert AudioState.SILENCE in order[speech:taps_at], order
     assert taps == [2]
-    assert max(b.at - a.at for a, b in zip(seen, seen[1:])) <= 0.6  # a state at least every 500 ms (+ jitter)
+    # A state at least every 500 ms (+ jitter), on top of any time the process itself was stopped (CI
+    # saw 0.93 s once with 7 workers on 2 cores; the cadence alone is the unit tests' with a fake clock).
+    gap = max(b.at - a.at for a, b in zip(seen, seen[1:]))
+    assert gap <= 0.6 + stalled, (gap, stalled)
 
 
 async def test_a_caller_sending_no_rtp_at_all_is_a_dead_line(in_process_controller):
