@@ -1094,6 +1094,9 @@ class SecondOpinion:
     #: REUSE: a caller who starts speaking over a crowd must be heard within a second.
     CONFIRMED = 0.8
     REUSE_CONFIRMED = 3.0
+    #: A young call's speech Silero did not hear a voice in: over the classifier's 0.5 speech line,
+    #: under SpeechStreak.CONFIDENCE (0.6).
+    UNCONFIRMED = 0.55
 
     def __init__(self, mode: str = "silero") -> None:
         self.mode = mode
@@ -1134,17 +1137,30 @@ class SecondOpinion:
         return self._ready
 
     def review(self, pool: _Pool, slots: np.ndarray, speech: dict[int, float], t: np.ndarray) -> None:
-        """Cap the speech score of due calls (positions → score) whose last second Silero finds no voice in."""
+        """Cap the speech score of due calls (positions → score) whose last second Silero finds no voice in.
+
+        A young call (a media fork started less than PCM_FRAMES frames ago) is judged on the audio it has,
+        and a no is not kept (the next reading is judged again, on more). On so little, a no only keeps the reading UNCONFIRMED: still speech, but not yet « the caller talks » (SpeechStreak)
+        nor a sign of life by itself. Before, the classifier alone decided a fork's first second, and a
+        sobbing caller's first sobs read as the caller talking (seen under load: two speech readings
+        before 1.04 s, the caller sent to the agents instead of the emergency line)."""
         from callflow.audio import silero
 
-        asked = [i for i, score in speech.items() if score >= 0.5 and pool.count[slots[i]] >= PCM_FRAMES]
+        # (the classifier scores speech from 10 frames on: a window holds Silero chunks)
+        asked = [i for i, score in speech.items() if score >= 0.5 and pool.count[slots[i]] >= 10]
         if not asked or pool.pcm is None:
             return
+        frames = np.minimum(pool.count[slots], PCM_FRAMES)
         reuse = np.where(pool.opinion[slots] >= self.CONFIRMED, self.REUSE_CONFIRMED, self.REUSE)  # NaN: REUSE
         fresh = [i for i in asked if not (t[i] - pool.opinion_at[slots[i]] < reuse[i])]  # NaN: never judged
-        if fresh:
-            ss = slots[np.array(fresh, dtype=np.intp)]
-            order = (pool.count[ss][:, None] + np.arange(PCM_FRAMES)) % PCM_FRAMES  # oldest frame first
+        by_length: dict[int, list[int]] = {}
+        for i in fresh:
+            by_length.setdefault(int(frames[i]), []).append(i)
+        for n, group in by_length.items():
+            at = np.array(group, dtype=np.intp)
+            ss = slots[at]
+            # oldest frame first; a young call's last n are all it has (its ring's rest is another call's)
+            order = (pool.count[ss][:, None] + np.arange(PCM_FRAMES - n, PCM_FRAMES)) % PCM_FRAMES
             windows = pool.pcm[ss[:, None], order].reshape(len(ss), -1).astype(np.float32) * (1.0 / 32768.0)
             try:
                 scores = silero.window_scores(windows)
@@ -1154,12 +1170,13 @@ class SecondOpinion:
                 self.state = "failed at run time: speech readings are the classifier's alone"
                 return
             pool.opinion[ss] = scores
-            pool.opinion_at[ss] = t[np.array(fresh, dtype=np.intp)]
+            # a young call's verdict is kept only when sure of a voice: more audio may tell otherwise
+            pool.opinion_at[ss] = np.where((n == PCM_FRAMES) | (scores >= self.CONFIRMED), t[at], np.nan)
             self.runs += 1
-            self.windows += len(fresh)
+            self.windows += len(group)
         for i in asked:
             if pool.opinion[slots[i]] < self.VETO_BELOW:
-                speech[i] = min(speech[i], self.CAPPED)
+                speech[i] = min(speech[i], self.CAPPED if frames[i] == PCM_FRAMES else self.UNCONFIRMED)
                 self.vetoes += 1
 
 

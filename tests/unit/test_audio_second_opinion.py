@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from callflow.audio import classifier, silero
-from callflow.audio.classifier import SecondOpinion
+from callflow.audio.classifier import CallAudio, SecondOpinion
 from callflow.audio.offline import load_audio, run_offline
 from callflow.audio.receiver import RtpReceiver
 from callflow.config import ConfigError, load
-from callflow.core.channel import AudioState
+from callflow.core.channel import AudioState, SpeechStreak
 
 CLIPS = Path(__file__).resolve().parents[1] / "audio"
 JUNE = CLIPS / "clips" / "speech_fr_june.ulaw"
@@ -75,3 +75,32 @@ def test_config_key_and_its_expected_form():
     assert load(env={"CALLFLOW_MEDIA_SPEECH_SECOND_OPINION": "off"}).media.speech_second_opinion == "off"
     with pytest.raises(ConfigError, match="media.speech_second_opinion"):
         load(env={"CALLFLOW_MEDIA_SPEECH_SECOND_OPINION": "maybe"})
+
+
+def first_second_streak(monkeypatch, opinion: SecondOpinion, path: Path, start: float) -> float | None:
+    """Feed a media fork's first 1.04 s as the live receiver does (20 ms at a time): when SpeechStreak
+    (the flows' « the caller talks ») is confirmed, or None."""
+    monkeypatch.setattr(classifier, "SECOND_OPINION", opinion)
+    x = load_audio(path)[int(start * 8000):]
+    now = [0.0]
+    call = CallAudio(clock=lambda: now[0], queue_size=0)
+    streak = SpeechStreak()
+    for i in range(0, classifier.PCM_FRAMES * 160, 160):
+        call.push_pcm(x[i : i + 160])
+        now[0] += 0.02
+        for reading in call.process():
+            if streak.add(reading, reading.at):
+                return reading.at
+    return None
+
+
+def test_a_forks_first_second_is_not_the_caller_talking_until_silero_hears_a_voice(monkeypatch):
+    """A fork's first second used to be the classifier's alone (Silero judged only full 1.04 s windows):
+    a sobbing caller's first sobs then read as the caller talking. A young call is judged on what it has."""
+    noise = CLIPS / "real" / "dev" / "background_noise" / "background_noise_dev_000.ulaw"
+    assert first_second_streak(monkeypatch, SecondOpinion("off"), noise, 2.0) is not None  # the failure
+    assert first_second_streak(monkeypatch, SecondOpinion("silero"), noise, 2.0) is None
+    # a voice is not made to wait for a full window
+    alone = first_second_streak(monkeypatch, SecondOpinion("off"), JUNE, 0.0)
+    assert alone is not None
+    assert first_second_streak(monkeypatch, SecondOpinion("silero"), JUNE, 0.0) == alone
