@@ -41,10 +41,12 @@ async def test_closing_code_plays_the_three_closing_steps_then_bye_to_the_caller
 async def test_aggressive_flag_the_agent_is_skipped_for_the_pause(desk_env, desk_phones, audio_dir):
     desk_env.flow = to_agent
     first = await desk_phones("2001", DeskPhoneScript().pause(2).press("*7"))
-    caller = Caller().audio(audio_dir / "silence.ulaw").pause(12)
-    run = await start_sipp(caller.xml(answer_within=10), name="aggressive-1", timeout_s=60)
-    await desk_env.wait_note("flag", "agressif", timeout=30)
-    assert await run.wait(40) == 0, run.errors()
+    # the caller stays long enough for the agent's *7 even when the holding words end late (a loaded PBX
+    # once noted « hold » 10 s after the queue for a 5 s prompt, and the caller left before the *7)
+    caller = Caller().audio(audio_dir / "silence.ulaw").pause(25)
+    run = await start_sipp(caller.xml(answer_within=10), name="aggressive-1", timeout_s=80)
+    await desk_env.wait_note("flag", "agressif", timeout=40)
+    assert await run.wait(50) == 0, run.errors()
     assert await first.run.wait(15) == 0, first.run.errors()
     status, body = await desk_env.api("/api/agents")
     state = {a["extension"]: a for a in body["agents"]}["2001"]
