@@ -211,6 +211,10 @@ def build_scenario(name: str, workdir: Path) -> Scenario:
 
 # -- what the caller heard: the PBX's RTP to our media ports ----------------------------------------
 
+SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)  # Linux; its control message (SCM_TIMESTAMP) has the same number
+_TIMEVAL = struct.Struct("@ll")  # struct timeval: seconds, microseconds
+
+
 class RtpListener:
     """RTP arriving on this machine, read from a packet socket (needs root; sees every interface)."""
 
@@ -226,6 +230,9 @@ class RtpListener:
         try:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(self.ETH_P_IP))
             self._sock.settimeout(0.2)
+            # the kernel's arrival time of each packet: this thread may be held up on a loaded machine,
+            # and packets read late in a bunch would show gaps in the audio that were never on the line
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
         except (PermissionError, OSError, AttributeError) as exc:
             self.error = f"no packet socket ({exc}): run as root to see the PBX's audio"
             return
@@ -241,11 +248,16 @@ class RtpListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data, addr = self._sock.recvfrom(65535)
+                data, ancillary, _flags, addr = self._sock.recvmsg(65535, socket.CMSG_SPACE(_TIMEVAL.size))
             except socket.timeout:
                 continue
             except OSError:
                 return
+            arrived = time.time()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMP and len(value) >= _TIMEVAL.size:
+                    seconds, microseconds = _TIMEVAL.unpack_from(value)
+                    arrived = seconds + microseconds / 1e6
             if addr[2] == socket.PACKET_OUTGOING:
                 continue  # on loopback every packet is seen twice
             parsed = _udp_rtp(data)
@@ -253,7 +265,7 @@ class RtpListener:
                 source, payload = parsed
                 pcm = g711.ulaw_decode(payload).astype(np.float64) / 32768
                 level = 20 * np.log10(np.sqrt(np.mean(pcm**2)) + 1e-9)
-                self.packets.append((time.time(), source, float(level)))
+                self.packets.append((arrived, source, float(level)))
 
 
 def _udp_rtp(packet: bytes) -> tuple[tuple[str, int], bytes] | None:

@@ -95,6 +95,15 @@ def called_back_phone(pbx: Sandbox) -> tuple[int, str]:
     return port, f"PJSIP/callbacks-test/sip:{{number}}@{pbx.instance.address}:{port}"
 
 
+def emergency_test_line(pbx: Sandbox) -> tuple[int, str]:
+    """A SIP port of this test's own for the SIPp line that stands in for 15/17/18/112, and the dial string
+    (emergency.destination) that rings it there through the emergency-test endpoint. Not the endpoint's
+    fixed contact (@ADDR@:5090), for the reason of `called_back_phone`: a BYE retransmitted to the previous
+    test's killed line would reach this test's line."""
+    port, _ = next_ports()
+    return port, f"PJSIP/emergency-test/sip:operator@{pbx.instance.address}:{port}"
+
+
 @pytest.fixture(autouse=True)
 def clean_slate(pbx: Sandbox) -> Iterator[None]:
     """Every test starts and ends with no call on the PBX."""
@@ -185,6 +194,7 @@ class ControllerProcess:
     env: dict[str, str]
     log_path: Path
     http_port: int
+    emergency_port: int  # where this controller's emergency.destination rings (emergency_test_line)
     proc: subprocess.Popen | None = None
     starts: int = 0
     _logs: list[Path] = field(default_factory=list)
@@ -294,15 +304,17 @@ def records_db(tmp_path: Path) -> Path:
 @pytest.fixture
 def controller_process(pbx: Sandbox, tmp_path: Path, records_db: Path) -> Iterator[ControllerProcess]:
     port = free_port()
+    emergency_port, emergency_dial = emergency_test_line(pbx)
     env = dict(os.environ)
     env.update({
         "CALLFLOW_LOG_FORMAT": "json",
         "CALLFLOW_HTTP_PORT": str(port),
+        "CALLFLOW_EMERGENCY_DESTINATION": emergency_dial,
         "CALLFLOW_STORE_DATABASE": str(records_db),
         "CALLFLOW_SMS_LOG_PATH": str(tmp_path / "sms.log"),
         "CALLFLOW_ARI_PING_INTERVAL": "1.0",
     })
-    ctl = ControllerProcess(env=env, log_path=tmp_path / "controller", http_port=port)
+    ctl = ControllerProcess(env=env, log_path=tmp_path / "controller", http_port=port, emergency_port=emergency_port)
     yield ctl
     ctl.stop()
 

@@ -28,7 +28,6 @@ from callflow.pbx.sipp import OK_TO_LAST_REQUEST, Caller, SippRun, emergency_lin
 from callflow.store.audit import audit_call
 from callflow.store.records import Records
 
-EMERGENCY_PORT = 5090  # pjsip.conf: [emergency-test] contact on the instance's address, port 5090
 
 FAULTS = ("kill9", "sigterm", "handler_error", "ari_cut", "asterisk_restart", "agent_leg_dropped")
 
@@ -103,10 +102,11 @@ async def tell_caller_to_leave(ari, pbx) -> bool:
     return bool(callers)
 
 
-async def start_emergency_line(behaviour: str, talk_audio: str | None = None) -> SippRun:
+async def start_emergency_line(port: int, behaviour: str, talk_audio: str | None = None) -> SippRun:
+    """The emergency test line on `port`, where the test's controller dials it (ControllerProcess.emergency_port)."""
     _, media_port = next_ports()
     return await start_sipp(emergency_line_xml(behaviour, talk_audio=talk_audio), name=f"emergency-{behaviour}",
-                            sip_port=EMERGENCY_PORT, media_port=media_port, uas=True, timeout_s=300)
+                            sip_port=port, media_port=media_port, uas=True, timeout_s=300)
 
 
 # -- the call record, read from the controller's database -----------------------------------------

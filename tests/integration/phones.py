@@ -31,6 +31,8 @@ from callflow.pbx.sipp import (  # noqa: E402
     start_sipp,
 )
 
+from conftest import emergency_test_line  # noqa: E402
+
 from callflow import config as callflow_config  # noqa: E402
 from callflow.agents.bridges import AriBridges  # noqa: E402
 from callflow.agents.config import AgentsConfig, EmergencyConfig, EscalationConfig, FeatureCodes  # noqa: E402
@@ -43,9 +45,6 @@ from callflow.core.recorder import MemoryRecorder  # noqa: E402
 from callflow.agents.emergency import EmergencyBridge  # noqa: E402
 from callflow.telephony.fake import FakeHandoffs  # noqa: E402
 from callflow.web.agents_api import add_routes  # noqa: E402
-
-EMERGENCY_PORT = 5090  # pjsip.conf: [emergency-test] contact sip:112@127.0.0.1:5090
-
 
 
 def tone(path: Path, seconds: int = 60, freq: int = 440) -> Path:
@@ -113,14 +112,15 @@ async def desk_phones(pbx) -> AsyncIterator:
         await run.wait(15)
 
 
-async def emergency_line(*, reject_with: int | None = None, talk_audio: str | None = None,
+async def emergency_line(port: int, *, reject_with: int | None = None, talk_audio: str | None = None,
                          ring_seconds: float = 0.5, calls: int = 1) -> SippRun:
-    """The SIPp UAS standing in for 15/17/18/112 (`calls` calls, then it exits). A line started while an
-    attempt is already ringing on its port may get that attempt's CANCEL as its first call (SIPp aborts
-    it): with calls > 1 it still answers the next attempt, as a real line would."""
+    """The SIPp UAS standing in for 15/17/18/112 on `port` (the test's controller dials it there:
+    conftest.emergency_test_line), `calls` calls, then it exits. A line started while an attempt is already
+    ringing on its port may get that attempt's CANCEL as its first call (SIPp aborts it): with calls > 1 it
+    still answers the next attempt, as a real line would."""
     _, media_port = next_ports()
     xml = answering_phone_xml(ring_seconds=ring_seconds, reject_with=reject_with, talk_audio=talk_audio)
-    return await start_sipp(xml, name=f"emergency-{reject_with or 'answer'}", sip_port=EMERGENCY_PORT,
+    return await start_sipp(xml, name=f"emergency-{reject_with or 'answer'}", sip_port=port,
                             media_port=media_port, uas=True, calls=calls)
 
 
@@ -142,6 +142,7 @@ class DeskEnv:
     recorder: MemoryRecorder
     handoffs: FakeHandoffs
     http_port: int
+    emergency_port: int  # where its emergency line rings (conftest.emergency_test_line)
     flow: object = None  # async (ctx, env) -> None, chosen by each test
     calls: list[str] = field(default_factory=list)
 
@@ -221,7 +222,9 @@ async def desk_env(pbx, tmp_path) -> AsyncIterator[DeskEnv]:
 
     # the card's own words and the address are rendered at call time into the sandbox's sounds
     speech = RuntimeSpeech(pbx.root / "usr/share/asterisk/sounds" / cfg.prompts.sounds_prefix)
-    emergency = EmergencyBridge(EmergencyConfig(retry_spacing=3, retry_spacing_max=6).validate(), recorder=recorder,
+    emergency_port, emergency_dial = emergency_test_line(pbx)
+    emergency = EmergencyBridge(EmergencyConfig(destination=emergency_dial, retry_spacing=3, retry_spacing_max=6).validate(),
+                                recorder=recorder,
                                 bridges=bridges, channels=channel_of, speech=speech)
     desk = AgentDesk(pool=pool, recorder=recorder, handoffs=handoffs, bridges=bridges,
                      escalation=EscalationConfig().validate(), codes=FeatureCodes().validate(), emergency=emergency,
@@ -229,7 +232,7 @@ async def desk_env(pbx, tmp_path) -> AsyncIterator[DeskEnv]:
     emergency.agents = desk
     add_routes(controller.web_app, desk)
     add_procedures_routes(controller.web_app, desk, None)  # issue 16: incident card, escalation outcome
-    denv = DeskEnv(controller, desk, emergency, recorder, handoffs, port)
+    denv = DeskEnv(controller, desk, emergency, recorder, handoffs, port, emergency_port)
     holder["env"] = denv
     task = asyncio.get_running_loop().create_task(controller.run())
     deadline = time.monotonic() + 20

@@ -124,7 +124,7 @@ async def test_controller_killed_mid_fastagi_call_the_caller_reaches_an_agent(co
 
 
 async def test_distress_through_fastagi_places_the_emergency_line_and_never_hangs_up(controller, files, asterisk_log):
-    operator = await emergency_line(talk_audio=str(files["tone"]))
+    operator = await emergency_line(controller.emergency_port, talk_audio=str(files["tone"]))
     caller = emergency_caller(files, stay=10)  # leaves ~45 s in: during the operator's briefing, whichever path
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-distress", service=AGI, timeout_s=120)
     assert await run.wait(110) == 0, run.errors()  # no BYE from us, for the whole call
@@ -170,7 +170,7 @@ async def test_emergency_through_fastagi_unanswered_a_person_takes_the_caller_an
     and joins the caller and the person; nothing hangs the caller up."""
     controller_process.env["CALLFLOW_EMERGENCY_RING_TIMEOUT"] = "10"  # attempts every ~13 s (the seed gives no figure)
     controller_process.start()  # waits up to a minute for /health (conftest)
-    busy = await emergency_line(reject_with=486)  # the first attempt is busy, then nobody answers on 5090
+    busy = await emergency_line(controller_process.emergency_port, reject_with=486)  # busy once, then nobody answers
     agent = await phones("2001")
     caller = emergency_caller(files, stay=90)
     run = await start_sipp(caller.xml(caller_number=NUMBER), name="agi-unanswered", service=AGI, timeout_s=200)
@@ -183,7 +183,7 @@ async def test_emergency_through_fastagi_unanswered_a_person_takes_the_caller_an
     assert with_agent, "no agent took the emergency caller after 30 s"
     # the line answers at last; it starts while an attempt rings on its port, whose CANCEL may come first
     # (SIPp then aborts that call: the final3 run's failure), so it takes up to three calls like a real line
-    operator = await emergency_line(talk_audio=str(files["tone"]), calls=3)
+    operator = await emergency_line(controller_process.emergency_port, talk_audio=str(files["tone"]), calls=3)
     assert await _wait_until(lambda: any({"PJSIP/trunk", "PJSIP/2001", "PJSIP/emergency-test"} <= chans
                                          for chans in bridges_joined(asterisk_log.text()).values()), 60), \
         "the operator did not join the caller and the agent"

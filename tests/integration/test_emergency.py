@@ -1,4 +1,4 @@
-"""Seed 000 cas F on the real PBX: the second line to the emergency test line (SIPp UAS on 127.0.0.1:5090)."""
+"""Seed 000 cas F on the real PBX: the second line to the emergency test line (a SIPp UAS on a port of the test's own)."""
 
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ async def bridge_with(ari, prefix: str, timeout: float) -> list[str]:
 async def test_busy_once_then_announced_and_bridged_and_the_caller_never_gets_a_bye(desk_env, ari, asterisk_log,
                                                                                      audio_dir):
     desk_env.flow = cas_f
-    busy = await emergency_line(reject_with=486)
+    busy = await emergency_line(desk_env.emergency_port, reject_with=486)
     # the caller stays silent, then hangs up on their own: any BYE from us fails the scenario
     caller = Caller().audio(audio_dir / "silence.ulaw", loops=3).pause(70)
     run = await start_sipp(caller.xml(answer_within=10), name="cas-f", timeout_s=100)
 
     assert await busy.wait(20) == 0, busy.errors()  # it was dialled and said 486
     call = await desk_env.call_with("emergency_result", "attempt 1: busy", timeout=10)
-    operator = await emergency_line(talk_audio=str(tone(audio_dir / "tone.ulaw")))
+    operator = await emergency_line(desk_env.emergency_port, talk_audio=str(tone(audio_dir / "tone.ulaw")))
     await desk_env.call_with("emergency_result", "attempt 2: answered", timeout=40)
     assert latch.is_latched(call)
 
@@ -72,7 +72,7 @@ async def test_agent_emergency_code_bridges_the_line_with_caller_and_agent(desk_
         await env.desk.hand_to_agent(ctx, Diagnosis(summary="parole: malaise"), "fr")
 
     desk_env.flow = to_agent
-    operator = await emergency_line()
+    operator = await emergency_line(desk_env.emergency_port)
     agent = await desk_phones("2001", DeskPhoneScript().pause(2).press("*9").pause(3).press("*0"))
     caller = Caller().audio(audio_dir / "silence.ulaw", loops=3).pause(60)
     run = await start_sipp(caller.xml(answer_within=10), name="agent-star9", timeout_s=100)

@@ -232,7 +232,7 @@ async def test_fault(fault, phase_name, pbx, ari, controller_process, desk_phone
             await desk_phones("2001", desk_script(phase.agent, phase.agent_ring, talk))
         if phase.supervisor:
             await desk_phones("2100", DeskPhoneScript(ring_seconds=1.0, talk_audio=talk))
-        line = await start_emergency_line(phase.emergency, talk_audio=talk) if phase.emergency else None
+        line = await start_emergency_line(ctl.emergency_port, phase.emergency, talk_audio=talk) if phase.emergency else None
         caller = await start_sipp(caller_xml(phase, files), name=f"{fault}-{phase_name}",
                                   timeout_s=int(phase.stay + CALLER_FALLBACK) + 90)
 
