@@ -223,6 +223,8 @@ class Controller:
         The watch sees the event even when a call's task owns one of the bridge's channels (a resumed
         emergency claims the caller): whoever owns the events, the bridge is never left unwatched.
         """
+        if event.type == "StasisStart" and event.channel is not None and event.args and event.args[0] in ("inbound", "back"):
+            asyncio.get_running_loop().create_task(self._taken(event.channel.id), name=f"taken:{event.channel.id}")
         if event.bridge_id in self._adopted_bridges and event.type in _BRIDGE_CHANGES:
             self._recheck_adopted(event.bridge_id)
         elif event.type == "ChannelDestroyed" and event.channel_id and self._adopted_bridges:
@@ -236,6 +238,18 @@ class Controller:
                 if call is not None and call.channel_id == event.channel_id:
                     self._recheck_adopted(bridge_id)
         await self.router.dispatch(event)
+
+    async def _taken(self, channel_id: str) -> None:
+        """The dialplan gave Stasis() a deadline (TIMEOUT(absolute), dialplans/hotline.conf: « an app nobody
+        runs »): a caller who reached a running controller is ours, the deadline goes. Not cleared (ARI
+        failed), the dialplan sends the caller to the agents when it falls: a person, never a dead end."""
+        try:
+            await self.client.post(f"channels/{channel_id}/variable", variable="TIMEOUT(absolute)", value="0")
+        except AriNotFound:
+            pass  # gone already
+        except (AriError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("could not clear the dialplan's deadline: the agents take the caller when it falls",
+                        extra={"channel": channel_id, "error": str(exc)})
 
     def _recheck_adopted(self, bridge_id: str) -> None:
         asyncio.get_running_loop().create_task(self._after_adopted_bridge_change(bridge_id), name=f"adopted:{bridge_id}")

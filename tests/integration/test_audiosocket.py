@@ -65,8 +65,18 @@ async def test_killed_while_the_caller_is_in_audiosocket_the_dialplan_sends_them
     await _in_listen_context(ari, call["call"])
     await asyncio.sleep(prompt_seconds("greeting") / 2)
     controller.kill()
-    # the socket closed with the process: AudioSocket() returns, Stasis(callflow,back) fails, the fail-safe
-    await asyncio.wait_for(asterisk_log.wait_for("callflow controller unavailable after listening"), 20)
+    # the socket closed with the process: AudioSocket() returns, Stasis(callflow,back) fails, the fail-safe. Or,
+    # when Asterisk keeps the app of a process killed in the middle of a write (an app nobody runs), Stasis()'s
+    # deadline sends the caller on (dialplans/hotline.conf): the dialplan's fail-safe either way
+    async def fail_safe() -> str:
+        while True:
+            for line in asterisk_log.text().splitlines():
+                if ("callflow controller unavailable after listening" in line
+                        or "callflow controller did not take the call back within" in line):
+                    return line
+            await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(fail_safe(), 25)
     assert await agent.run.wait(120) == 0, agent.run.errors()  # an agent's phone rang and took the caller
     assert await run.wait(120) == 0, run.errors()  # no BYE from us
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from callflow.pbx.sipp import Caller, start_sipp
+from conftest import without_our_app
 
 
 async def test_caller_is_answered_greeted_and_their_key_is_seen(controller, asterisk_log, audio_dir):
@@ -32,7 +33,8 @@ async def test_a_key_stops_the_greeting_at_once(controller, asterisk_log, audio_
     assert digit["digit"] == "7"
 
 
-async def test_controller_down_the_call_reaches_an_agent_within_5_s(pbx, phones, audio_dir, asterisk_log):
+async def test_controller_down_the_call_reaches_an_agent_within_5_s(pbx, phones, audio_dir, asterisk_log, ari):
+    await without_our_app(pbx, ari)  # down: not registered (an app nobody runs is the next test's)
     agent = await phones("2001")
     # the caller gives up (and the test fails) if nobody answers within 5 s
     caller = Caller().audio(audio_dir / "silence.ulaw").pause(2)
@@ -40,6 +42,35 @@ async def test_controller_down_the_call_reaches_an_agent_within_5_s(pbx, phones,
     assert await run.wait(30) == 0, run.errors()
     assert await agent.run.wait(15) == 0, agent.run.errors()  # the agent's phone rang, answered, got the BYE
     await asterisk_log.wait_for("callflow controller unavailable (STASISSTATUS=FAILED)")
+
+
+async def test_an_app_nobody_runs_the_call_still_reaches_an_agent(pbx, phones, audio_dir, asterisk_log, ari):
+    """The app is registered but nobody takes the call: a hung controller, or Asterisk 22 keeping the app after
+    the controller's websocket died in the middle of a write (seen in a full run: the next test's caller sat in
+    Stasis with nobody). Stasis() then succeeds; its deadline (TIMEOUT(absolute), which a running controller
+    clears) sends the caller to the agents."""
+    import aiohttp
+
+    from base64 import b64encode
+
+    creds = pbx.credentials()
+    headers = {"Authorization": "Basic " + b64encode(f"{creds['ari_user']}:{creds['ari_password']}".encode()).decode()}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        # registers the app and never reads: Asterisk's events pile up unread, as for a hung controller
+        hung = await session.ws_connect(pbx.ari_url.replace("http", "ws", 1) + "/events",
+                                        params={"app": "callflow", "subscribeAll": "false"}, autoping=False)
+        try:
+            agent = await phones("2001")
+            caller = Caller().audio(audio_dir / "silence.ulaw").pause(2)
+            # the deadline (10 s), then the ring group: answered within 20 s or the caller gives up
+            run = await start_sipp(caller.xml(answer_within=20.0), name="app-nobody-runs")
+            await asyncio.sleep(3)
+            assert ari.app_channels(), "the caller should be in the app nobody runs (Stasis() succeeded)"
+            assert await run.wait(40) == 0, run.errors()
+            assert await agent.run.wait(15) == 0, agent.run.errors()  # the agent's phone rang, answered, got the BYE
+            await asterisk_log.wait_for("callflow controller did not take the call within 10 s")
+        finally:
+            await hung.close()
 
 
 async def test_controller_killed_mid_call_then_restarted_takes_the_call_back(controller, phones, ari, audio_dir, asterisk_log):

@@ -239,6 +239,35 @@ async def test_restart_a_conversation_is_left_alone():
     assert "callflow-call-t" in c._adopted_bridges
 
 
+# -- an app nobody runs: Stasis()'s deadline --------------------------------------------------------------
+def deadline_cleared(ari: ScriptedAri, channel_id: str) -> bool:
+    return any(params == {"variable": "TIMEOUT(absolute)", "value": "0"}
+               for _m, _p, params in ari.did("POST", f"channels/{channel_id}/variable"))
+
+
+async def test_a_call_taken_clears_the_dialplans_deadline_and_only_callers_of_the_dialplan_do():
+    """dialplans/hotline.conf gives Stasis() a deadline (TIMEOUT(absolute)) so that an app nobody runs sends
+    the caller to the agents: a running controller clears it as the caller arrives (route inbound, and back
+    from the AudioSocket listen context); legs and media forks we place ourselves have none."""
+    ari = ScriptedAri(channels=[stasis("c-in", "inbound"), stasis("c-back", "back"), stasis("leg-1", "leg", "c-in")])
+    c = controller(ari)
+    for cid, args in (("c-in", ["inbound"]), ("c-back", ["back"]), ("leg-1", ["leg", "c-in"])):
+        await c.dispatch(AriEvent.from_dict({"type": "StasisStart", "args": args, "channel": stasis(cid, *args)}))
+    await asyncio.sleep(0.01)
+    assert deadline_cleared(ari, "c-in") and deadline_cleared(ari, "c-back")
+    assert not deadline_cleared(ari, "leg-1")
+
+
+async def test_a_deadline_that_cannot_be_cleared_leaves_the_call_running():
+    """ARI refusing the clear is logged; the flow still runs (the dialplan then sends the caller to a person)."""
+    ari = ScriptedAri(channels=[stasis("c-x", "inbound")])
+    ari.fail_paths["channels/c-x/variable"] = 500
+    c = controller(ari)
+    await c.dispatch(AriEvent.from_dict({"type": "StasisStart", "args": ["inbound"], "channel": stasis("c-x", "inbound")}))
+    await asyncio.sleep(0.01)
+    assert "c-x" in c.calls and not c.calls["c-x"].task.done()
+
+
 # -- SIGTERM drains -----------------------------------------------------------------------------------
 async def test_drain_takes_no_new_call_and_sends_it_to_the_agents():
     ari = ScriptedAri(channels=[stasis("c-n", "inbound")])
