@@ -219,7 +219,7 @@ class ControllerProcess:
     env: dict[str, str]
     log_path: Path
     http_port: int
-    emergency_port: int  # where this controller's emergency.destination rings (emergency_test_line)
+    emergency_port: int = 0  # where its emergency.destination rings (emergency_test_line); 0: not set, the line's own contact
     proc: subprocess.Popen | None = None
     starts: int = 0
     _logs: list[Path] = field(default_factory=list)
