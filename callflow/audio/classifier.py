@@ -1139,14 +1139,15 @@ class SecondOpinion:
     def review(self, pool: _Pool, slots: np.ndarray, speech: dict[int, float], t: np.ndarray) -> None:
         """Cap the speech score of due calls (positions → score) whose last second Silero finds no voice in.
 
-        A young call (a media fork started less than PCM_FRAMES frames ago) is judged on the audio it has,
-        and a no is not kept (the next reading is judged again, on more). On so little, a no only keeps the reading UNCONFIRMED: still speech, but not yet « the caller talks » (SpeechStreak)
-        nor a sign of life by itself. Before, the classifier alone decided a fork's first second, and a
+        A young call (a media fork started less than PCM_FRAMES frames ago) is judged on the audio it
+        has, and a no is not kept (the next reading is judged again, on more). On so little, a no only
+        keeps the reading UNCONFIRMED: still speech, but not yet « the caller talks » (SpeechStreak) nor
+        a sign of life by itself. Before, the classifier alone decided a fork's first second, and a
         sobbing caller's first sobs read as the caller talking (seen under load: two speech readings
         before 1.04 s, the caller sent to the agents instead of the emergency line)."""
         from callflow.audio import silero
 
-        # (the classifier scores speech from 10 frames on: a window holds Silero chunks)
+        # the classifier scores speech from 10 frames on (0.2 s: six of Silero's 32 ms chunks)
         asked = [i for i, score in speech.items() if score >= 0.5 and pool.count[slots[i]] >= 10]
         if not asked or pool.pcm is None:
             return
