@@ -168,6 +168,13 @@ class Ari:
         return self.get("bridges")
 
 
+async def open_app_socket(session, pbx: Sandbox, ari: Ari):
+    """A websocket of ours that registers the `callflow` app on `pbx` (ARI's /events, as the controller does)."""
+    return await session.ws_connect(pbx.ari_url.replace("http", "ws", 1) + "/events",
+                                    params={"app": "callflow", "subscribeAll": "false"},
+                                    headers={"Authorization": "Basic " + ari.token}, autoping=False)
+
+
 async def without_our_app(pbx: Sandbox, ari: Ari) -> None:
     """No `callflow` app left registered by an earlier test. Asterisk 22 keeps the app of a controller killed
     while it was being written an event (« forcefully closed due to fatal write error », never « Deactivating »):
@@ -181,12 +188,8 @@ async def without_our_app(pbx: Sandbox, ari: Ari) -> None:
 
     if not registered():
         return
-    creds = pbx.credentials()
-    headers = {"Authorization": "Basic " + b64encode(f"{creds['ari_user']}:{creds['ari_password']}".encode()).decode()}
-    async with aiohttp.ClientSession(headers=headers) as session:
-        ws = await session.ws_connect(pbx.ari_url.replace("http", "ws", 1) + "/events",
-                                      params={"app": "callflow", "subscribeAll": "false"})
-        await ws.close()
+    async with aiohttp.ClientSession() as session:
+        await (await open_app_socket(session, pbx, ari)).close()
     deadline = time.monotonic() + 10
     while registered():
         assert time.monotonic() < deadline, "the callflow app stayed registered after our socket closed"

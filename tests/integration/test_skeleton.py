@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from callflow.pbx.sipp import Caller, start_sipp
-from conftest import without_our_app
+from conftest import open_app_socket, without_our_app
 
 
 async def test_caller_is_answered_greeted_and_their_key_is_seen(controller, asterisk_log, audio_dir):
@@ -51,14 +51,9 @@ async def test_an_app_nobody_runs_the_call_still_reaches_an_agent(pbx, phones, a
     clears) sends the caller to the agents."""
     import aiohttp
 
-    from base64 import b64encode
-
-    creds = pbx.credentials()
-    headers = {"Authorization": "Basic " + b64encode(f"{creds['ari_user']}:{creds['ari_password']}".encode()).decode()}
-    async with aiohttp.ClientSession(headers=headers) as session:
+    async with aiohttp.ClientSession() as session:
         # registers the app and never reads: Asterisk's events pile up unread, as for a hung controller
-        hung = await session.ws_connect(pbx.ari_url.replace("http", "ws", 1) + "/events",
-                                        params={"app": "callflow", "subscribeAll": "false"}, autoping=False)
+        hung = await open_app_socket(session, pbx, ari)
         try:
             agent = await phones("2001")
             caller = Caller().audio(audio_dir / "silence.ulaw").pause(2)
