@@ -35,7 +35,8 @@ CREST = 9  # peak²/mean² of the frame's loudest block, dB: ~10 for a one-sampl
 BLOCK_MEAN = 10  # mean of the frame's block energies (dB): the tap detector's quick reference
 VOICED = 11  # 1.0 when voiced (set by the classifier: it needs the call's noise floor)
 TONAL = 12  # per-frame linear-prediction gain (dB, order LPC_ORDER): ≥ ~30 only for one or two steady tones (set by the classifier)
-BLOCKS = 13  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a whitened (or high-passed) copy, dB
+BLOCK_MAX = 13  # the loudest of the frame's blocks (dB): what the tap detector still waits to decide, per frame
+BLOCKS = 14  # first of BLOCKS_PER_FRAME columns: 2.5 ms block energies of a whitened (or high-passed) copy, dB
 N_COLUMNS = BLOCKS + BLOCKS_PER_FRAME
 
 _NFFT = 256  # ≥ 160 + the longest pitch lag, so the autocorrelation does not wrap
@@ -225,6 +226,7 @@ def _compute(frames: np.ndarray, whiten=None, spectral_floor: np.ndarray | None 
     block_power = np.einsum("ijk,ijk->ij", blocks, blocks) / BLOCK_SAMPLES
     out[:, BLOCKS:] = _db(block_power)
     out[:, BLOCK_MEAN] = out[:, BLOCKS:].mean(axis=1)
+    out[:, BLOCK_MAX] = out[:, BLOCKS:].max(axis=1)
     # Crest of the loudest block, always on the high-passed copy: whitening would smear
     # a one-sample click over the filter's length and make it look less peaky.
     loudest = np.argmax(block_power, axis=1)

@@ -86,12 +86,12 @@ def _as_codes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
 
 def ulaw_decode(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """μ-law bytes (or a uint8 array of any shape) → int16 PCM of the same shape."""
-    return ULAW_DECODE[_as_codes(data)]
+    return np.take(ULAW_DECODE, _as_codes(data))  # take: half the time of a fancy index
 
 
 def alaw_decode(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     """A-law bytes (or a uint8 array of any shape) → int16 PCM of the same shape."""
-    return ALAW_DECODE[_as_codes(data)]
+    return np.take(ALAW_DECODE, _as_codes(data))
 
 
 def _as_index(pcm: np.ndarray) -> np.ndarray:

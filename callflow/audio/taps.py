@@ -67,7 +67,8 @@ import math
 
 import numpy as np
 
-from callflow.audio.features import BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, DIGITAL_SILENCE, FRAME_SECONDS, LEVEL, SAMPLE_RATE, TONAL, VOICED
+from callflow.audio import ring
+from callflow.audio.features import BLOCK_MAX, BLOCK_SAMPLES, BLOCKS, BLOCKS_PER_FRAME, CREST, DIGITAL_SILENCE, FRAME_SECONDS, LEVEL, SAMPLE_RATE, TONAL, VOICED
 
 BLOCK_SECONDS = BLOCK_SAMPLES / SAMPLE_RATE
 
@@ -330,12 +331,23 @@ class TapBank:
         times = self.group_times[slot]
         return max([self._impulses(slot, now, level)] + [self._impulses(slot, t, level) for t in times[~np.isnan(times)].tolist()])
 
+    @staticmethod
+    def _rows(hist, history: int, slots, first_frame, frames: int, pad) -> np.ndarray:
+        """Whole feature rows of `frames` frames from `first_frame` on, per call (m, frames, columns);
+        rows under `pad` are to be replaced by the caller. One block per call from the mirrored ring
+        (callflow/audio/ring.py); a span longer than the ring allows (a very late burst) row by row."""
+        first_row = first_frame % history
+        if first_row.size and int(first_row.max()) + frames <= 2 * history:
+            return ring.windows(hist, slots, first_row, frames)
+        frame = first_frame[:, None] + np.arange(frames)
+        return hist[slots[:, None], np.where(pad, 0, frame % history)]
+
     def _gather(self, hist, history: int, slots, first_frame, frames: int, real_end):
         """Blocks, tonal flags and crests of `frames` whole frames from `first_frame` on, per call
         (m, frames × BLOCKS_PER_FRAME); frames before the origin or at/after `real_end` (blocks) are silence."""
         frame = first_frame[:, None] + np.arange(frames)
         pad = (frame < self.origin[slots][:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
-        rows = hist[slots[:, None], np.where(pad, 0, frame % history)]  # (m, frames, columns): whole rows, cache-friendly
+        rows = self._rows(hist, history, slots, first_frame, frames, pad)  # (m, frames, columns)
         shape = (len(slots), frames * BLOCKS_PER_FRAME)
         blocks = np.where(pad[:, :, None], np.float32(PAD_DB), rows[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]).reshape(shape)
         flags = ((rows[:, :, TONAL] >= TONAL_GAIN_DB) * TONAL_FLAG + (rows[:, :, VOICED] > 0) * VOICED_FLAG) * ~pad
@@ -348,7 +360,7 @@ class TapBank:
         columns are read from the history."""
         frame = first_frame[:, None] + np.arange(frames)
         pad = (frame < self.origin[slots][:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
-        blocks = hist[slots[:, None], np.where(pad, 0, frame % history), BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
+        blocks = self._rows(hist, history, slots, first_frame, frames, pad)[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
         return np.where(pad[:, :, None], np.float32(PAD_DB), blocks).reshape(len(slots), frames * BLOCKS_PER_FRAME)
 
     def _bed(self, hist, history: int, slots, first_frame, real_end) -> np.ndarray:
@@ -411,7 +423,11 @@ class TapBank:
             first_frame = (scan0[todo] - BACKGROUND_BLOCKS) // BLOCKS_PER_FRAME
             base = first_frame * BLOCKS_PER_FRAME
             frames = int((end[todo] - base).max()) // BLOCKS_PER_FRAME
-            blocks = self._gather_blocks(hist, history, slots[todo], first_frame, frames, real_end[todo])
+            # Candidates are looked for only before `decided_until` (each needs its lookahead after
+            # it): that much is gathered for every call scanned; the whole width, lookahead and all,
+            # only for the calls with a candidate (`_gather` below), about one in eight.
+            seen = -(-int((decided_until[todo] - base).max()) // BLOCKS_PER_FRAME)
+            blocks = self._gather_blocks(hist, history, slots[todo], first_frame, seen, real_end[todo])
             length = blocks.shape[1]
             # Preselect with a cheap running mean of the 40 ms before each block.
             cums = np.zeros((len(todo), length + 1), dtype=np.float64)
@@ -435,10 +451,13 @@ class TapBank:
                 # of those scanned (_check sees those calls alone; `local` is a row among them).
                 having = np.unique(rows)
                 bed = self._bed(hist, history, slots[todo[having]], first_frame[having], real_end[todo[having]])
-                _blocks, tonal_flags, crest = self._gather(hist, history, slots[todo[having]], first_frame[having], frames, real_end[todo[having]])
+                wide, tonal_flags, crest = self._gather(hist, history, slots[todo[having]], first_frame[having], frames, real_end[todo[having]])
                 known = (real_end[todo] - base)[rows] - (cols + BACKGROUND_BLOCKS)
-                local, cols, is_tap = _check(_blocks, tonal_flags, crest, np.searchsorted(having, rows), cols + BACKGROUND_BLOCKS, bed, known)
+                local, cols, is_tap = _check(wide, tonal_flags, crest, np.searchsorted(having, rows), cols + BACKGROUND_BLOCKS, bed, known)
                 rows = having[local]
+                # A row of `wide` per call of `todo` with a candidate (the others are never read).
+                row_of = np.zeros(len(todo), dtype=np.intp)
+                row_of[having] = np.arange(having.size)
                 # In order, per call: onsets closer than REFRACTORY are one tap (a thump and its ring).
                 # A real hit builds up over a few ms: its first block may hold only its first
                 # samples, so any candidate within ONSET_SPREAD_BLOCKS of the onset may prove it.
@@ -457,10 +476,10 @@ class TapBank:
                         if not tap:
                             continue
                     slot = slots[todo[r]]
-                    if self._resumed_ring(hist, history, int(slot), int(base[r] + c), blocks[r], c):
+                    if self._resumed_ring(hist, history, int(slot), int(base[r] + c), wide[row_of[r]], c):
                         taps_at.setdefault(r, []).append(c)  # the last tap's own ring: no tap, no impulse
                         continue
-                    level = float(blocks[r, c : c + 3].max())
+                    level = float(wide[row_of[r], c : c + 3].max())
                     self.tap_level[slot] = level if self.group[slot] == 0 else min(level, float(self.tap_level[slot]))
                     self.last_tap[slot] = end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS
                     self.group_taps[slot, min(int(self.group[slot]), MAX_GROUP_TAPS)] = base[r] + c
@@ -479,23 +498,39 @@ class TapBank:
                     for c in mine:
                         # Not the caller's bed resuming after digital silence (a snoop fills a stalled
                         # caller with zeros, in bursts under load: each resumption is a sharp rise).
-                        resumed = (float(blocks[r, c - BACKGROUND_BLOCKS : c].min()) <= PAD_DB + 0.5
+                        resumed = (float(wide[h, c - BACKGROUND_BLOCKS : c].min()) <= PAD_DB + 0.5
                                    and base[r] + c - BACKGROUND_BLOCKS >= self.origin[slot] * BLOCKS_PER_FRAME
-                                   and float(blocks[r, c : c + 3].max()) < bed[h] + BED_MARGIN_DB)
+                                   and float(wide[h, c : c + 3].max()) < bed[h] + BED_MARGIN_DB)
                         if not resumed and not any(abs(c - t) < REFRACTORY_BLOCKS for t in tapped):
                             at = float(end_time[todo[r]] - (end[todo[r]] - base[r] - c) * BLOCK_SECONDS)
                             # A syllable's onset rivals taps further down (VOICED_RIVAL_DB): speech, not a room's far clicks.
                             voiced = (tonal_flags[h, c : c + TONAL_BLOCKS] & VOICED_FLAG).mean() > 0.5
-                            self._add_impulse(slot, at, float(blocks[r, c : c + 3].max()) + (VOICED_RIVAL_DB if voiced else 0.0))
+                            self._add_impulse(slot, at, float(wide[h, c : c + 3].max()) + (VOICED_RIVAL_DB if voiced else 0.0))
                 for r, after in refractory.items():
                     new_start[r] = max(base[r] + after, decided_until[todo[r]])
             start[todo] = new_start
-        # The loudest block still waiting for its lookahead (within what the detector holds).
-        tail = self._gather_blocks(hist, history, slots, decided_until // BLOCKS_PER_FRAME, LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME, real_end)
-        held = decided_until[:, None] + np.arange(LOOKAHEAD_BLOCKS) >= ctx0[:, None]
-        self.undecided[slots] = np.where(held, tail, -np.inf).max(axis=1)
+        self.undecided[slots] = self._undecided(hist, history, slots, decided_until, ctx0, real_end)
         self.scan[slots] = start
         self.ctx_start[slots] = np.maximum(np.minimum(start, decided_until) - _CONTEXT, ctx0)
+
+    def _undecided(self, hist, history: int, slots, decided_until, held_from, real_end) -> np.ndarray:
+        """The loudest block still waiting for its lookahead: of the LOOKAHEAD_BLOCKS from
+        `decided_until` (a frame boundary), those from `held_from` on (blocks the fast path let
+        through are not held); -inf when none. Whole frames by their BLOCK_MAX column (one value
+        a frame, not eight: every scanned call, every tick); the frame `held_from` cuts, block by block."""
+        frame = decided_until[:, None] // BLOCKS_PER_FRAME + np.arange(LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME)
+        pad = (frame < self.origin[slots][:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
+        loudest = np.where(pad, np.float32(PAD_DB), self._rows(hist, history, slots, frame[:, 0], frame.shape[1], pad)[:, :, BLOCK_MAX])
+        whole = frame * BLOCKS_PER_FRAME >= held_from[:, None]
+        out = np.where(whole, loudest, -np.inf).max(axis=1)
+        cut = np.flatnonzero((held_from % BLOCKS_PER_FRAME != 0) & (held_from > frame[:, 0] * BLOCKS_PER_FRAME)
+                             & (held_from < (frame[:, -1] + 1) * BLOCKS_PER_FRAME))
+        if cut.size:
+            first = held_from[cut] // BLOCKS_PER_FRAME
+            blocks = self._gather_blocks(hist, history, slots[cut], first, 1, real_end[cut])
+            held = np.arange(BLOCKS_PER_FRAME) >= (held_from[cut] % BLOCKS_PER_FRAME)[:, None]
+            out[cut] = np.maximum(out[cut], np.where(held, blocks, -np.inf).max(axis=1))
+        return out
 
     def _resumed_ring(self, hist, history: int, slot: int, at: int, row, c: int) -> bool:
         """Is the attack at block `at` (column `c` of `row`) the last tap's ring coming back after

@@ -12,12 +12,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callflow.audio.classifier import CallAudio, _batched_scores, _breathing_after_veto, _is_tone, analyse_calls
-from callflow.audio.features import BLOCKS, BLOCKS_PER_FRAME, N_COLUMNS
+from callflow.audio import ring
+from callflow.audio.classifier import RECENT, CallAudio, _batched_scores, _breathing_after_veto, _is_tone, analyse_calls
+from callflow.audio.features import BLOCK_MAX, BLOCKS, BLOCKS_PER_FRAME, N_COLUMNS
 from callflow.audio.offline import ManualClock
 from callflow.audio.receiver import RtpReceiver
 from callflow.audio.rtp import build_rtp
-from callflow.audio.taps import BED_FRAMES, BED_MIN_BLOCKS, BED_QUANTILE, MAX_GROUP_TAPS, NO_TAP, RING_MAX_BLOCKS, TapBank
+from callflow.audio.taps import BED_FRAMES, BED_MIN_BLOCKS, BED_QUANTILE, LOOKAHEAD_BLOCKS, MAX_GROUP_TAPS, NO_TAP, RING_MAX_BLOCKS, TapBank
 
 
 _spec = importlib.util.spec_from_file_location("audio_synth", Path(__file__).resolve().parents[1] / "audio" / "synth.py")
@@ -52,6 +53,7 @@ def test_the_bed_by_partition_is_the_bed_by_sort(seed, calls):
     capacity = calls + 3
     hist = np.round(rng.uniform(-99.0, -5.0, (capacity, 2 * history, N_COLUMNS)), int(rng.integers(0, 3))).astype(np.float32)
     hist[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME][rng.random((capacity, 2 * history, BLOCKS_PER_FRAME)) < 0.1] = -99.0
+    hist[:, history:] = hist[:, :history]  # the pool's mirrored ring: frame f at rows f % H and f % H + H
     bank = TapBank(capacity)
     slots = rng.permutation(capacity)[:calls]
     first_frame = rng.integers(0, 3000, calls)
@@ -68,6 +70,60 @@ def test_the_bed_by_partition_is_the_bed_by_sort(seed, calls):
     want = reference_bed(bank, hist, history, slots, first_frame, real_end)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), calls=st.integers(1, 40))
+def test_what_is_still_undecided_by_frame_maxima_is_the_loudest_held_block(seed, calls):
+    """The detector's `undecided` (session 9: whole frames by their BLOCK_MAX column, the frame the
+    held part starts in block by block) is what gathering all the LOOKAHEAD_BLOCKS gave: held from
+    anywhere (before the window, in a frame, on a frame's edge, after the window: -inf), young calls
+    (origin inside the window), a stream that ended inside it (a flush), ties and digital silence."""
+    rng = np.random.default_rng(seed)
+    history = 400
+    capacity = calls + 3
+    hist = np.round(rng.uniform(-99.0, -5.0, (capacity, 2 * history, N_COLUMNS)), int(rng.integers(0, 3))).astype(np.float32)
+    hist[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME][rng.random((capacity, 2 * history, BLOCKS_PER_FRAME)) < 0.1] = -99.0
+    hist[:, history:] = hist[:, :history]  # the pool's mirrored ring: frame f at rows f % H and f % H + H
+    hist[:, :, BLOCK_MAX] = hist[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME].max(axis=2)  # as features.py writes it
+    bank = TapBank(capacity)
+    slots = rng.permutation(capacity)[:calls]
+    decided_until = rng.integers(20, 3000, calls) * BLOCKS_PER_FRAME
+    bank.origin[slots] = np.maximum(decided_until // BLOCKS_PER_FRAME - rng.integers(-20, 40, calls), 0)
+    held_from = decided_until + rng.integers(-60, LOOKAHEAD_BLOCKS + 20, calls)
+    real_end = decided_until + LOOKAHEAD_BLOCKS - np.where(rng.random(calls) < 0.2, rng.integers(0, 17, calls) * BLOCKS_PER_FRAME, 0)
+    tail = bank._gather_blocks(hist, history, slots, decided_until // BLOCKS_PER_FRAME, LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME, real_end)
+    held = decided_until[:, None] + np.arange(LOOKAHEAD_BLOCKS) >= held_from[:, None]
+    want = np.where(held, tail, -np.inf).max(axis=1)  # the code it replaces
+    np.testing.assert_array_equal(bank._undecided(hist, history, slots, decided_until, held_from, real_end), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), calls=st.integers(1, 30), n=st.integers(1, 60))
+def test_ring_windows_are_the_rows_a_fancy_index_gathered(seed, calls, n):
+    """callflow/audio/ring.py (session 9) reads the mirrored rings by blocks: the same values as
+    the fancy indexes it replaced, for the feature ring (last n rows, any window) and the small
+    ring of the last second; and the tap detector's row reader, also for a span longer than the
+    ring allows (a very late burst: read row by row, as before)."""
+    rng = np.random.default_rng(seed)
+    history, capacity = 64, calls + 2
+    hist = rng.standard_normal((capacity, 2 * history, N_COLUMNS)).astype(np.float32)
+    hist[:, history:] = hist[:, :history]
+    slots = rng.permutation(capacity)[:calls]
+    counts = rng.integers(0, 10_000, calls)
+    rows = counts[:, None] % history + history - n + np.arange(n)
+    np.testing.assert_array_equal(ring.last(hist, history, slots, counts, n), hist[slots[:, None], rows])
+    small = rng.standard_normal((capacity, 2, 2 * RECENT)).astype(np.float32)
+    small[:, :, RECENT:] = small[:, :, :RECENT]
+    cols = counts[:, None] % RECENT + np.arange(RECENT)
+    got = ring.recent(small, slots, counts)
+    np.testing.assert_array_equal(got[:, 0], small[slots[:, None], 0, cols])
+    np.testing.assert_array_equal(got[:, 1], small[slots[:, None], 1, cols])
+    for frames in (n, 2 * history + 1):  # within the ring; longer than it allows
+        first = counts - rng.integers(0, 3 * history, calls)
+        pad = np.zeros((calls, frames), dtype=bool)
+        want = hist[slots[:, None], (first[:, None] + np.arange(frames)) % history]
+        np.testing.assert_array_equal(TapBank._rows(hist, history, slots, first, frames, pad), want)
 
 
 def test_first_second_speech_scores_and_tone_check_batched_are_those_of_each_call():
