@@ -288,6 +288,9 @@ def clip_payloads(root, speaking: float, calls: int) -> tuple[list[list[bytes]],
         loop = [data[i : i + 160] for i in range(0, len(data) - 159, 160)]
         (speech if label == "speech" else other).append(loop)
     n_speaking = int(round(speaking * calls))
+    if (n_speaking and not speech) or (calls - n_speaking and not other):
+        raise ValueError(f"--clips {root}: needs .ulaw clips under speech/ and under other labels (noise, taps_1, …); "
+                         f"found {len(speech)} speech and {len(other)} other")
     loops = [speech[i % len(speech)] for i in range(n_speaking)] + [other[i % len(other)] for i in range(calls - n_speaking)]
     return loops, n_speaking
 

@@ -141,7 +141,11 @@ def _digest(args: argparse.Namespace) -> int:
     if not args.dirs and not args.replay:
         print("callflow audio digest: give DIRs or --replay CALLS", file=sys.stderr)
         return 2
-    data = digests(args.dirs, args.replay, args.seconds, args.clips)
+    try:
+        data = digests(args.dirs, args.replay, args.seconds, args.clips)
+    except ValueError as exc:
+        print(f"callflow audio digest: {exc}", file=sys.stderr)
+        return 2
     for name, value in data.items():
         print(sha1(value), name)
     if args.json:
@@ -160,7 +164,11 @@ def _bench(args: argparse.Namespace) -> int:
         # Not counted: the first replay of a process pays once for growing the pool to N calls and
         # touching its pages (+20-40 % on whichever arm ran first, seen in session 9).
         SECOND_OPINION.configure("silero")
-        replay(args.calls, 1.0, args.speaking, args.clips)
+        try:
+            replay(args.calls, 1.0, args.speaking, args.clips)
+        except ValueError as exc:
+            print(f"callflow bench audio: {exc}", file=sys.stderr)
+            return 2
         for mode in ("silero", "off"):
             SECOND_OPINION.configure(mode)
             print(replay(args.calls, args.seconds, args.speaking, args.clips).line())

@@ -28,6 +28,8 @@ def _reading(r) -> list:
 
 def offline(root: Path) -> list:
     items = collect(root)
+    if not items:  # a digest of nothing would look like a result
+        raise ValueError(f"{root}: no labelled clips (expected folders such as speech/, taps_2/)")
     results = run_offline_many([load_audio(p) for p, _ in items])
     return [[str(p.relative_to(root)), [_reading(x) for x in r.readings], [[t.count, float(t.at)] for t in r.taps], float(r.speech_score)]
             for (p, _label), r in zip(items, results)]

@@ -103,3 +103,15 @@ def test_bench_replay_measures_the_receiver_with_silero_on_and_off(tmp_path, cap
     assert len(lines) == 2
     assert "(2 speaking)" in lines[0] and "second opinion silero" in lines[0] and "second opinion off" in lines[1]
     assert "Silero judged 0 windows" not in lines[0] and "Silero judged 0 windows" in lines[1]
+
+
+def test_digest_and_replay_of_a_folder_without_clips_say_so(tmp_path, capsys):
+    """A digest of no clips would look like a result (two empty folders gave the same SHA-1), and a
+    replay divided by zero: both name the folder and what they expected, and exit 2."""
+    (tmp_path / "speech").mkdir()
+    args = parser().parse_args(["audio", "digest", str(tmp_path / "missing")])
+    assert args.func(args) == 2
+    assert "no labelled clips" in capsys.readouterr().err
+    args = parser().parse_args(["bench", "audio", "--replay", "--calls", "2", "--seconds", "1", "--clips", str(tmp_path)])
+    assert args.func(args) == 2
+    assert "found 0 speech and 0 other" in capsys.readouterr().err
