@@ -198,7 +198,7 @@ class Console:
         if self.handoffs is not None and getattr(self.handoffs, "conn", None) is not None:
             if call.get("number"):
                 try:
-                    from callflow.handoff.phone import parse_number
+                    from callflow.core.phone import parse_number
 
                     e164, _ = parse_number(call["number"], self.handoffs.config.sms.region)
                     contact = await self.handoffs.contacts.get(e164) if e164 else None

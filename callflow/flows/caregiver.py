@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from callflow.core.channel import Channel, DigitInput, TapInput
 from callflow.core.handoff import HandoffResult, Handoffs
-from callflow.handoff.phone import check_for_call
+from callflow.core.phone import check_for_call
 
 MAX_DIGITS = 16  # E.164 is 15 digits at most; more is a stuck key
 

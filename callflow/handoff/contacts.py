@@ -14,7 +14,7 @@ from email.utils import parseaddr
 
 
 from callflow.store.db import Database
-from callflow.handoff.phone import parse_number
+from callflow.core.phone import parse_number
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 from callflow.store.db import Database
 from callflow.handoff.contacts import Contacts
 from callflow.handoff.db import new_id
-from callflow.handoff.phone import MAX_RAW_LENGTH, number_variants, parse_number
+from callflow.core.phone import MAX_RAW_LENGTH, number_variants, parse_number
 
 log = logging.getLogger(__name__)
 

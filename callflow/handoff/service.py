@@ -34,7 +34,7 @@ from callflow.handoff.email import SmtpSender, build_followup, build_plain
 from callflow.handoff.errors import PermanentDeliveryError
 from callflow.handoff.inbound import CallLinks, FindRecentCall, InboundSms
 from callflow.handoff.outbox import Outbox, OutboxMessage, OutboxWorker, idempotency_key
-from callflow.handoff.phone import NumberCheck, check_for_call, check_for_sms
+from callflow.core.phone import NumberCheck, check_for_call, check_for_sms
 from callflow.handoff.sms import SmsBackend, SmsMessage, build_backend
 from callflow.handoff.sms.encoding import encode
 from callflow.handoff.sms.sip import AriPost

@@ -129,3 +129,31 @@ def test_the_state_and_the_guard_are_pure_core():
         source = (PACKAGE / rel).read_text()
         assert "callflow.agents" not in source and "callflow.flows" not in source
         assert "aiohttp" not in source and "sqlite" not in source
+
+
+def _imports(path) -> list[tuple[int, str]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+    return out
+
+
+#: What the pure core may not reach for: the adapters' libraries and rooms, sockets, SQL.
+NOT_IN_CORE = ("aiohttp", "panoramisk", "sqlite3", "psycopg", "socket", "ssl", "subprocess",
+               "callflow.telephony", "callflow.store", "callflow.handoff", "callflow.console", "callflow.audio")
+
+
+def test_flows_talk_to_core_only_and_core_is_pure():
+    """Flows import nothing of callflow but core/ and flows/ (a helper they need moves to core/, as
+    the phone-number checks did in session 9); core/ imports no adapter, socket or SQL."""
+    for path in sorted((PACKAGE / "flows").glob("*.py")):
+        for line, module in _imports(path):
+            if module.startswith("callflow.") and not module.startswith(("callflow.core", "callflow.flows")):
+                raise AssertionError(f"flows/{path.name}:{line} imports {module}")
+    for path in sorted((PACKAGE / "core").glob("*.py")):
+        for line, module in _imports(path):
+            if module.split(".")[0] in NOT_IN_CORE or module.startswith(NOT_IN_CORE):
+                raise AssertionError(f"core/{path.name}:{line} imports {module}")

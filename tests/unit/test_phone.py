@@ -2,7 +2,7 @@
 
 import pytest
 
-from callflow.handoff.phone import check_for_call, check_for_sms
+from callflow.core.phone import check_for_call, check_for_sms
 
 
 @pytest.mark.parametrize(
