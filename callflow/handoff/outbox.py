@@ -169,6 +169,15 @@ class Outbox:
         await self._finish(message, QUEUED, "retry", error=error, next_attempt_at=self.clock() + delay)
         return delay
 
+    async def release(self, message: OutboxMessage) -> None:
+        """A claimed row this worker will not try after all (it is stopping): queued again at once,
+        its claim's attempt given back. Only the claim that took it may (same attempt count)."""
+        await self.conn.execute(
+            "UPDATE outbox SET status = ?, claim_token = NULL, attempts = attempts - 1, updated_at = ?"
+            " WHERE id = ? AND status = ? AND attempts = ?",
+            (QUEUED, self.clock(), message.id, SENDING, message.attempts),
+        )
+
     def backoff(self, attempts: int) -> float:
         return float(self._backoff(SimpleNamespace(attempt_number=max(1, attempts))))
 
@@ -229,12 +238,16 @@ class Outbox:
 class OutboxWorker:
     """Delivers due rows with the sender registered for their kind."""
 
+    #: How long `stop` lets the delivery in flight finish: longer than a gateway request's timeout.
+    STOP_GRACE_SECONDS = 10.0
+
     def __init__(self, outbox: Outbox, senders: dict[str, Sender], config: OutboxConfig | None = None):
         self.outbox = outbox
         self.senders = senders
         self.config = config or outbox.config
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
 
     def notify(self) -> None:
         """New work was queued: do not wait for the next poll."""
@@ -244,24 +257,41 @@ class OutboxWorker:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="outbox-worker")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop after the delivery in flight (up to `grace`, STOP_GRACE_SECONDS by default); the rest
+        of its batch is queued again. Cancelled mid-delivery, a row stays 'sending' until its lease
+        runs out (outbox.sending_lease_seconds, 2 min by default) before the next worker may send it:
+        a deploy would hold back the messages it happened to be sending (seen in session 9's full
+        run). A crash still leaves them to the lease: whether the gateway got one is not known."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.STOP_GRACE_SECONDS if grace is None else grace)
+        except asyncio.TimeoutError:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
-            self._task = None
+        finally:
+            self._stopping = False
 
     async def run_once(self) -> int:
         """Deliver what is due now; returns how many rows were attempted."""
         batch = await self.outbox.claim_due(self.config.batch_size)
-        for message in batch:
+        for i, message in enumerate(batch):
+            if self._stopping:
+                for rest in batch[i:]:
+                    await self.outbox.release(rest)
+                return i
             await self._deliver(message)
         return len(batch)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 attempted = await self.run_once()
             except asyncio.CancelledError:
@@ -269,7 +299,7 @@ class OutboxWorker:
             except Exception:  # the DB was busy or gone: keep the worker alive
                 log.exception("outbox worker pass failed")
                 attempted = 0
-            if attempted:
+            if attempted or self._stopping:
                 continue
             self._wake.clear()
             try:

@@ -186,3 +186,53 @@ async def test_worker_task_delivers_as_soon_as_notified(conn):
         await asyncio.wait_for(sent.wait(), 5)
     finally:
         await worker.stop()
+
+
+async def test_a_stopping_worker_finishes_the_delivery_in_flight_and_hands_the_rest_back(conn):
+    """Session 9's full run: a worker stopped (a deploy) while sending left its row 'sending', and the
+    next worker could not send it before the lease ran out (2 min). Now the delivery in flight ends
+    (sent), the rest of the batch is queued again with its attempt given back, and a new worker sends it
+    at once; a delivery that outlasts the grace is cancelled and left to the lease, as after a crash."""
+    outbox = Outbox(conn, OutboxConfig(poll_seconds=30, batch_size=5, sending_lease_seconds=120))
+    ids = [(await enqueue(outbox, call_id=f"call-{i}"))[0].id for i in range(3)]
+    started, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_sender(m):
+        started.set()
+        await go_on.wait()
+        return "ref"
+
+    worker = OutboxWorker(outbox, {"sms": slow_sender})
+    await worker.start()
+    worker.notify()
+    await asyncio.wait_for(started.wait(), 5)
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # it waits for the delivery in flight
+    go_on.set()
+    await asyncio.wait_for(stopping, 5)
+    rows = [await outbox.get(i) for i in ids]
+    assert sorted(r.status for r in rows) == [QUEUED, QUEUED, SENT]
+    assert [r.attempts for r in rows if r.status == QUEUED] == [0, 0]
+    sent = []
+
+    async def sender(m):
+        sent.append(m.id)
+        return "ok"
+
+    assert await OutboxWorker(outbox, {"sms": sender}).run_once() == 2  # no lease to wait out
+    assert sorted(sent) == sorted(r.id for r in rows if r.status == QUEUED)
+
+    stuck_id = (await enqueue(outbox, call_id="call-stuck"))[0].id
+    started.clear()
+
+    async def hung_sender(m):
+        started.set()
+        await asyncio.Event().wait()
+
+    hung = OutboxWorker(outbox, {"sms": hung_sender})
+    await hung.start()
+    hung.notify()
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(hung.stop(grace=0.1), 5)
+    assert (await outbox.get(stuck_id)).status == SENDING  # unknown whether it went: the lease decides
