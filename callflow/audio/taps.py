@@ -7,7 +7,8 @@ A tap is a short broadband impulse with a fast attack, as real ones are recorded
   before it), with the 10 ms before still near that background or TAP_MARGIN_DB under
   the attack; and ≥ BED_MARGIN_DB over the bed's loud moments (the 80th percentile of
   the last 2 s), so a fire's crackle or a crowd's claps, no louder than their own bed,
-  do not count. How loud the attack is, is judged on its first 7.5 ms (a knock builds up
+  do not count (a stall's filler, a snoop's digital silence, is no part of that bed: see
+  TapBank._bed). How loud the attack is, is judged on its first 7.5 ms (a knock builds up
   over a few blocks); the sharp rise on its first block;
 - that decays: its mean power 40–80 ms after the attack is EARLY_DROP_DB under the
   attack and LATE_DROP_DB under it 80–160 ms after, or back near the background. Real
@@ -90,6 +91,8 @@ TONAL_FLAG, VOICED_FLAG = 1, 2  # per-block flags of the frame (see TapBank._gat
 BED_FRAMES = 100  # 2 s of bed before a candidate
 BED_QUANTILE = 0.8  # taps of a 3-tap group fill < 10 % of 2 s: the 80th percentile is the bed's
 BED_MIN_BLOCKS = 40  # 100 ms of sound make a bed
+BED_LOOKBACK_FRAMES = 300  # 6 s: how far back the bed looks for the caller's audio past a stall's filler
+FILLER_CUT_DB = 10.0  # a sound cut by a stall's filler ends within this of its frame's median block (see _stall_filler)
 BED_MARGIN_DB = 10.0  # a tap's attack stands this far over the bed's loud moments (see docs/audio-eval.md for 16-18)
 TONAL_GAIN_DB = 25.0  # a frame this predictable is a steady tone (see features.tonality)
 TONAL_BLOCKS = 32  # the 80 ms after the attack
@@ -351,19 +354,55 @@ class TapBank:
         blocks = hist[slots[:, None], np.where(pad, 0, frame % history), BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
         return np.where(pad[:, :, None], np.float32(PAD_DB), blocks).reshape(len(slots), frames * BLOCKS_PER_FRAME)
 
+    @staticmethod
+    def _stall_filler(hist, history: int, slots, start, window: int, heard, blocks) -> np.ndarray:
+        """Which of these frames (`window` from `start` on, per call, `heard` ones) are a stall's
+        filler: digital silence in a run that cut the caller's sound. A snoop fills a stalled caller
+        with whole frames of zeros (res_stasis_snoop.c): the frame before the run still sounds in its
+        last block, at its level (within FILLER_CUT_DB of the frame's median block: breathing's
+        blocks jump ±6 dB). The line's own digital silence (a gateway's, between taps) follows a
+        sound that died away: its last block is silent or far under the rest of its frame."""
+        frame = start[:, None] + np.arange(window)
+        digital = heard & (hist[slots[:, None], frame % history, DIGITAL_SILENCE] > 0)
+        per_frame = blocks.reshape(len(slots), window, BLOCKS_PER_FRAME)
+        last = per_frame[:, :, -1]
+        cut = heard & ~digital & (last > PAD_DB + 0.5) & (last >= np.median(per_frame, axis=2) - FILLER_CUT_DB)
+        # The last sounding frame at or before each frame (-1: none in the window).
+        sounding = np.where(heard & ~digital, np.arange(window), -1)
+        before = np.maximum.accumulate(sounding, axis=1)
+        return digital & (before >= 0) & np.take_along_axis(cut, np.maximum(before, 0), axis=1)
+
     def _bed(self, hist, history: int, slots, first_frame, real_end) -> np.ndarray:
         """The loud moments of each call's bed: BED_QUANTILE of the block energies over the
         BED_FRAMES before `first_frame`, of the audio the call has (a call younger than
-        BED_MIN_BLOCKS of sound has no bed yet: PAD_DB)."""
-        blocks = self._gather_blocks(hist, history, slots, first_frame - BED_FRAMES, BED_FRAMES, real_end)
-        # Heard: frames since the call's origin (digital silence is heard, -99 dB, and counts).
-        frames = np.clip(first_frame - np.maximum(first_frame - BED_FRAMES, self.origin[slots]), 0, BED_FRAMES)
-        heard = np.arange(blocks.shape[1]) >= (BED_FRAMES - frames)[:, None] * BLOCKS_PER_FRAME
+        BED_MIN_BLOCKS of sound has no bed yet: PAD_DB).
+
+        A stall's filler (`_stall_filler`) is not the caller's bed: the bed is then the caller's
+        last BED_FRAMES of audio, up to BED_LOOKBACK_FRAMES back. Counted as the bed, a snoop's
+        zeros of 1.5 s or more made it digital silence, and the caller's breathing resuming after
+        them stood over it: a sharp onset (its refractory swallowed a tap 40 ms later: the seed
+        example's fifth tap, session 9) or, cut again or fading, a « tap »."""
+        # Heard: frames since the call's origin (digital silence is heard, -99 dB, and counts),
+        # except a stall's filler.
+        window = BED_FRAMES
+        if BED_LOOKBACK_FRAMES > BED_FRAMES:
+            recent = first_frame[:, None] - BED_FRAMES + np.arange(BED_FRAMES)
+            if (hist[slots[:, None], recent % history, DIGITAL_SILENCE] > 0).any():
+                window = BED_LOOKBACK_FRAMES
+        start = first_frame - window
+        blocks = self._gather_blocks(hist, history, slots, start, window, real_end)
+        frame = start[:, None] + np.arange(window)
+        heard_frames = (frame >= self.origin[slots][:, None]) & (frame >= (real_end // BLOCKS_PER_FRAME)[:, None] - history)
+        if window > BED_FRAMES:
+            heard_frames &= ~self._stall_filler(hist, history, slots, start, window, heard_frames, blocks)
+            # The caller's last BED_FRAMES of audio (with no filler in the window, the BED_FRAMES before).
+            heard_frames &= np.cumsum(heard_frames[:, ::-1], axis=1)[:, ::-1] <= BED_FRAMES
+        heard = np.repeat(heard_frames, BLOCKS_PER_FRAME, axis=1)
         # The open group's own taps are no bed: three rings of 250 ms fill 40 % of 2 s, and
         # their 80th percentile would refuse the third tap (over a quiet line above all).
         tapping = np.flatnonzero(self.group[slots] > 0)
         if tapping.size:
-            at = (first_frame[tapping] - BED_FRAMES)[:, None, None] * BLOCKS_PER_FRAME + np.arange(blocks.shape[1])[None, None, :]
+            at = start[tapping][:, None, None] * BLOCKS_PER_FRAME + np.arange(blocks.shape[1])[None, None, :]
             starts = self.group_taps[slots[tapping]][:, :, None]
             ringing = ((at >= starts) & (at < starts + RING_MAX_BLOCKS)).any(axis=1)
             heard[tapping] &= ~ringing
