@@ -59,7 +59,8 @@ reads the block energies from the calls' pooled feature history: a tick costs
 a few numpy operations for all calls, and per-call Python only where a block
 rose PRESELECT_DB over the 40 ms before it (a candidate attack to check).
 Positions are absolute block numbers since the call's history (re)started;
-blocks before `origin` (start, `reset`, end of media) read as silence (-99 dB).
+blocks before `origin` (start, `reset`, end of media) read as silence (-99 dB); the bed's
+before `bed_from` (the same, but a late burst after the end of media: see `push`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ DECAY_LATE = slice(32, 64)  # 80-160 ms after the attack
 EARLY_DROP_DB = 5.0  # a tap's mean power 40-80 ms after its attack is this far under the attack
 LATE_DROP_DB = 10.0  # and this far 80-160 ms after
 REFRACTORY_BLOCKS = 40  # 100 ms
+LATE_BURST_FRAMES = 5  # more frames of a call at once are a late burst (a tick carries 1-2; classifier.WHITEN_BURST_FRAMES)
 BUILD_UP_DB = 3.0  # an attack's first block may be this far short of its next two (see _check)
 ONSET_SPREAD_BLOCKS = 8  # 20 ms: the blocks of one attack (a knock or a rim shot builds up over several ms)
 GROUP_GAP = 1.3  # seconds of the caller's audio without a tap that close a group
@@ -241,6 +243,10 @@ class TapBank:
     FIELDS = (
         ("scan", np.int64, 0),
         ("origin", np.int64, 0),
+        # First frame the bed may read: where listening (re)started, or where the packets came back
+        # after a stop (`flush`, `stopped_at`: the frame count then, -1: none), unless in a late burst.
+        ("bed_from", np.int64, 0),
+        ("stopped_at", np.int64, -1),
         # First block a tap may start at: the 40 ms after listening (re)started have no context
         # before them, and the line's own sound starting there is not a tap (a rise from nothing).
         ("listen_from", np.int64, BACKGROUND_BLOCKS),
@@ -289,7 +295,8 @@ class TapBank:
 
     def reset(self, slot: int, frames: int) -> None:
         """Forget taps and context: audio before frame `frames` reads as silence."""
-        self.origin[slot] = frames
+        self.origin[slot] = self.bed_from[slot] = frames
+        self.stopped_at[slot] = -1
         self.listen_from[slot] = frames * BLOCKS_PER_FRAME + BACKGROUND_BLOCKS
         self.scan[slot] = frames * BLOCKS_PER_FRAME
         self.ctx_start[slot] = frames * BLOCKS_PER_FRAME - _CONTEXT
@@ -346,11 +353,12 @@ class TapBank:
         crest = np.repeat(np.where(pad, np.float32(0.0), rows[:, :, CREST]), BLOCKS_PER_FRAME, axis=1)
         return blocks, tonal_flags, crest
 
-    def _gather_blocks(self, hist, history: int, slots, first_frame, frames: int, real_end) -> np.ndarray:
+    def _gather_blocks(self, hist, history: int, slots, first_frame, frames: int, real_end, origin=None) -> np.ndarray:
         """The blocks of `_gather` alone (the bed needs no flags nor crests): only the block
-        columns are read from the history."""
+        columns are read from the history (before `origin`, by default the calls' origin: silence)."""
         frame = first_frame[:, None] + np.arange(frames)
-        pad = (frame < self.origin[slots][:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
+        origin = self.origin[slots] if origin is None else origin
+        pad = (frame < origin[:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
         blocks = hist[slots[:, None], np.where(pad, 0, frame % history), BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
         return np.where(pad[:, :, None], np.float32(PAD_DB), blocks).reshape(len(slots), frames * BLOCKS_PER_FRAME)
 
@@ -390,9 +398,10 @@ class TapBank:
             if (hist[slots[:, None], recent % history, DIGITAL_SILENCE] > 0).any():
                 window = BED_LOOKBACK_FRAMES
         start = first_frame - window
-        blocks = self._gather_blocks(hist, history, slots, start, window, real_end)
+        bed_from = self.bed_from[slots]
+        blocks = self._gather_blocks(hist, history, slots, start, window, real_end, bed_from)
         frame = start[:, None] + np.arange(window)
-        heard_frames = (frame >= self.origin[slots][:, None]) & (frame >= (real_end // BLOCKS_PER_FRAME)[:, None] - history)
+        heard_frames = (frame >= bed_from[:, None]) & (frame >= (real_end // BLOCKS_PER_FRAME)[:, None] - history)
         if window > BED_FRAMES:
             heard_frames &= ~self._stall_filler(hist, history, slots, start, window, heard_frames, blocks)
             # The caller's last BED_FRAMES of audio (with no filler in the window, the BED_FRAMES before).
@@ -428,6 +437,15 @@ class TapBank:
         energies (mean over 40 ms). Calls where nothing new rises PRESELECT_DB above it
         only move their scan position (the fast path, ~all calls ~all the time).
         """
+        stopped = self.stopped_at[slots]
+        if (stopped >= 0).any():
+            # The first frames after the packets stopped (`flush`). Held by a stall, they come back late,
+            # in one burst, and the caller's audio before the stop is still their bed; coming back at
+            # their pace (silence suppression: a stop, not a stall), they are heard over nothing.
+            back = np.flatnonzero(stopped >= 0)
+            paced = slots[back[count[back] - stopped[back] <= LATE_BURST_FRAMES]]
+            self.bed_from[paced] = self.origin[paced]
+            self.stopped_at[slots[back]] = -1
         end = count * BLOCKS_PER_FRAME
         threshold = np.maximum(quiet + PRESELECT_DB, TAP_MIN_DBFS)
         fast = np.maximum(peak, self.undecided[slots]) < threshold
@@ -599,8 +617,12 @@ class TapBank:
             after = int(self.scan[slot]) - end  # refractory reaching past the silence
         else:
             after = 0
-        # What follows is heard after silence: the context before it reads as silence.
+        # What follows is heard after silence: the context before it reads as silence. The bed too,
+        # unless it comes back in a late burst (see `push`): the held audio of a stall, over a bed of
+        # nothing the caller's sound resuming is a sharp onset whose refractory swallows a tap
+        # right after it (or a « tap »).
         self.origin[slot] = frames
+        self.stopped_at[slot] = frames
         self.scan[slot] = real_end + max(after, 0)
         self.ctx_start[slot] = real_end - _CONTEXT
         self.undecided[slot] = PAD_DB

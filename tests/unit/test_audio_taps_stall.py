@@ -291,3 +291,26 @@ def test_the_seed_examples_taps_amid_a_snoops_pieces_after_a_long_first_gap(grou
     snoop = _with_filler(pcm, runs)
     got = deliver(snoop, frames(snoop), 23.0 + first_gap + pieces * gap)
     assert [c for c, _ in got] == [1]
+
+
+@pytest.mark.parametrize("group, before", [(3, 0.04), (4, 0.06), (5, 0.02)])
+def test_a_single_tap_right_after_packets_stopped_for_more_than_quiet_close_counts(group, before):
+    """The caller's packets held 2.5 s (longer than QUIET_CLOSE: the detector decided what was
+    pending as if silence followed, `flush`) from `before` the tap, then read in one burst. Heard
+    after that silence, with no bed (the frames before it read as silence), the breathing's first
+    blocks were a sharp onset and its refractory swallowed the tap 20-60 ms later: nothing heard.
+    The bed is still the caller's audio before the packets stopped."""
+    pcm = _group_region(group)
+    on_time = deliver(pcm, frames(pcm), 23.0)
+    got = deliver(pcm, stalled(pcm, round(9.9 - before, 2), 2.5), 26.0)
+    assert [c for c, _ in got] == [c for c, _ in on_time] == [1]
+
+
+def test_taps_after_a_stop_at_their_pace_are_heard_over_nothing():
+    """A phone with silence suppression sends only the frames around each tap: after 3 s without
+    packets the next frames come at their pace, not in a late burst. They are heard after silence
+    as before (the bed of the audio before the stop is kept only for a late burst)."""
+    x = synth.to_pcm(synth.taps(91, 2, seconds=6.0, start=1.0, spacing=(3.5, 3.5001)) + 0.3 * synth.hiss(91, 6.0))
+    first, second = x[int(0.9 * 8000): int(1.4 * 8000)], x[int(4.44 * 8000): int(5.0 * 8000)]
+    got = deliver(x, frames(first, 0.9) + frames(second, 4.44), 10.0)
+    assert [c for c, _ in got] == [1, 1]
