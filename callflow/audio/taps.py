@@ -130,16 +130,18 @@ NO_TAP = -(1 << 40)  # an empty place in TapBank.group_taps
 PAD_DB = -99.0  # what blocks before a call's origin (or after the end of its media) read as
 
 
-def _check(blocks, tonal_flags, crest, rows, cols, bed=None, known=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check(blocks, tonal_flags, crest, rows, cols, bed=None, known=None, context=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check candidate attacks at blocks[rows, cols] (padded per-call rows), all calls at once.
 
     Each candidate needs BACKGROUND_BLOCKS before it and LOOKAHEAD_BLOCKS from it within
-    its row. Returns the qualified candidates (rows, cols) and whether each is a tap;
-    the refractory period is applied by the caller, in order.
+    its row (`context`: those before it, when given). Returns the qualified candidates
+    (rows, cols) and whether each is a tap; the refractory period is applied by the caller, in order.
     """
-    background = np.partition(blocks[rows[:, None], cols[:, None] + _BEFORE], _MEDIAN, axis=1)[:, _MEDIAN]
+    if context is None:
+        context = blocks[rows[:, None], cols[:, None] + _BEFORE]
+    background = np.partition(context, _MEDIAN, axis=1)[:, _MEDIAN]
     attack = blocks[rows, cols]
-    before = np.maximum(np.maximum(blocks[rows, cols - 4], blocks[rows, cols - 3]), blocks[rows, cols - 2])
+    before = context[:, -4:-1].max(axis=1)
     # Loud enough over the local background, and a sharp rise: the blocks just before are
     # near the background or far below the attack (not inside a louder event). Band-limited
     # beds (breathing) make single blocks jump ±6 dB around their median.
@@ -482,6 +484,13 @@ class TapBank:
             new_start = np.maximum(scan0[todo], decided_until[todo])
             rows, cols = np.nonzero(candidate)
             if rows.size:
+                # Right after a stall's filler a rise from nothing: a candidate only if it rises over the
+                # caller's audio before the filler too (see _context).
+                context, skipped = self._context(hist, history, slots[todo], base, real_end[todo] // BLOCKS_PER_FRAME, blocks, rows, cols + BACKGROUND_BLOCKS)
+                if skipped.any():
+                    rises = ~skipped | (blocks[rows, cols + BACKGROUND_BLOCKS] - context.mean(axis=1) >= PRESELECT_DB)
+                    rows, cols, context = rows[rises], cols[rises], context[rises]
+            if rows.size:
                 # Every sharp onset (candidates closer than REFRACTORY are one), tap or not.
                 onsets: dict[int, list[int]] = {}
                 for r, c in zip(rows.tolist(), (cols + BACKGROUND_BLOCKS).tolist()):
@@ -494,7 +503,7 @@ class TapBank:
                 bed = self._bed(hist, history, slots[todo[having]], first_frame[having], real_end[todo[having]])
                 _blocks, tonal_flags, crest = self._gather(hist, history, slots[todo[having]], first_frame[having], frames, real_end[todo[having]])
                 known = (real_end[todo] - base)[rows] - (cols + BACKGROUND_BLOCKS)
-                local, cols, is_tap = _check(_blocks, tonal_flags, crest, np.searchsorted(having, rows), cols + BACKGROUND_BLOCKS, bed, known)
+                local, cols, is_tap = _check(_blocks, tonal_flags, crest, np.searchsorted(having, rows), cols + BACKGROUND_BLOCKS, bed, known, context)
                 rows = having[local]
                 # In order, per call: onsets closer than REFRACTORY are one tap (a thump and its ring).
                 # A real hit builds up over a few ms: its first block may hold only its first
@@ -553,6 +562,36 @@ class TapBank:
         self.undecided[slots] = np.where(held, tail, -np.inf).max(axis=1)
         self.scan[slots] = start
         self.ctx_start[slots] = np.maximum(np.minimum(start, decided_until) - _CONTEXT, ctx0)
+
+    def _context(self, hist, history: int, slots, base, counts, blocks, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        """The BACKGROUND_BLOCKS before each candidate (blocks[rows, cols], `base`: the rows' first
+        block), of the caller's audio: a stall's filler (see _stall_filler) just before an attack is
+        skipped. Over those zeros the caller's sound resuming is a sharp rise from nothing; over the
+        caller's audio before them it rises only as much as it did (a breath resumed mid-breath, in
+        pieces between a snoop's runs of zeros, is no attack; a tap after them is). Returns the
+        contexts and which of them skipped a filler."""
+        context = blocks[rows[:, None], cols[:, None] + _BEFORE]
+        skipped = np.zeros(len(rows), dtype=bool)
+        for i in np.flatnonzero((context <= PAD_DB + 0.5).any(axis=1)).tolist():
+            slot, at = int(slots[rows[i]]), int(base[rows[i]] + cols[i])
+            frame = at // BLOCKS_PER_FRAME  # the attack's frame; the zeros are whole frames before it
+            oldest = max(int(self.origin[slot]), int(counts[rows[i]]) - history)  # (older frames are overwritten)
+            end = frame  # the run's end: within the context, the attack's frame at the latest
+            while end - 1 >= max(oldest, frame - BACKGROUND_BLOCKS // BLOCKS_PER_FRAME) and hist[slot, (end - 1) % history, DIGITAL_SILENCE] <= 0:
+                end -= 1
+            start = end
+            while start - 1 >= oldest and hist[slot, (start - 1) % history, DIGITAL_SILENCE] > 0:
+                start -= 1
+            if start == end or start - 2 < oldest or at - end * BLOCKS_PER_FRAME >= BACKGROUND_BLOCKS:
+                continue  # no run of zeros within the context, or no audio of the caller before it
+            cut = hist[slot, (start - 1) % history, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
+            if not (cut[-1] > PAD_DB + 0.5 and cut[-1] >= np.median(cut) - FILLER_CUT_DB):
+                continue  # the line's own silence after a sound that died away
+            earlier = hist[slot, np.arange(start - 2, start) % history, BLOCKS : BLOCKS + BLOCKS_PER_FRAME].reshape(-1)
+            after = blocks[rows[i], cols[i] - (at - end * BLOCKS_PER_FRAME) : cols[i]]
+            context[i] = np.concatenate([earlier, after])[-BACKGROUND_BLOCKS:]
+            skipped[i] = True
+        return context, skipped
 
     def _resumed_ring(self, hist, history: int, slot: int, at: int, row, c: int) -> bool:
         """Is the attack at block `at` (column `c` of `row`) the last tap's ring coming back after

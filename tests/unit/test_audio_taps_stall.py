@@ -314,3 +314,20 @@ def test_taps_after_a_stop_at_their_pace_are_heard_over_nothing():
     first, second = x[int(0.9 * 8000): int(1.4 * 8000)], x[int(4.44 * 8000): int(5.0 * 8000)]
     got = deliver(x, frames(first, 0.9) + frames(second, 4.44), 10.0)
     assert [c for c, _ in got] == [1, 1]
+
+
+@pytest.mark.parametrize("group, start, first_gap, audio, gap, pieces", [
+    (1, 7.48, 0.1, 0.04, 0.02, 11),  # 11 pieces' onsets 2 s before the tap: « impulsive noise », no group
+    (4, 8.70, 0.1, 0.06, 0.24, 7),  # a piece of a loud breath phase, cut again: a 2nd « tap »
+    (5, 8.80, 0.2, 0.06, 0.1, 9),
+])
+def test_short_pieces_of_a_loud_breath_between_a_snoops_zeros_are_no_taps(group, start, first_gap, audio, gap, pieces):
+    """Pieces of 40-60 ms of the caller's audio between a snoop's runs of zeros, in a loud phase of a
+    breath (10 dB over the bed's loud moments): each piece rose from the zeros (an attack) and fell
+    back into them (a decay), a « tap », or a rival onset. Judged over the caller's audio before the
+    zeros (the previous piece, the same breath), it rises no more than the breath does."""
+    pcm = _group_region(group)
+    runs = [(start, first_gap)] + [(start + (k + 1) * audio, gap) for k in range(pieces)]
+    snoop = _with_filler(pcm, runs)
+    got = deliver(snoop, frames(snoop), 23.0 + first_gap + pieces * gap)
+    assert [c for c, _ in got] == [1]
