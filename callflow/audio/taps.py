@@ -390,8 +390,8 @@ class TapBank:
         A stall's filler (`_stall_filler`) is not the caller's bed: the bed is then the caller's
         last BED_FRAMES of audio, up to BED_LOOKBACK_FRAMES back. Counted as the bed, a snoop's
         zeros of 1.5 s or more made it digital silence, and the caller's breathing resuming after
-        them stood over it: a sharp onset (its refractory swallowed a tap 40 ms later: the seed
-        example's fifth tap, session 9) or, cut again or fading, a « tap »."""
+        them stood over it: a sharp onset (its refractory swallowed a tap 20-80 ms later: offline
+        replays of the seed example, session 9) or, cut again or fading, a « tap »."""
         # Heard: frames since the call's origin (digital silence is heard, -99 dB, and counts),
         # except a stall's filler.
         window = BED_FRAMES
