@@ -7,7 +7,8 @@ A tap is a short broadband impulse with a fast attack, as real ones are recorded
   before it), with the 10 ms before still near that background or TAP_MARGIN_DB under
   the attack; and ≥ BED_MARGIN_DB over the bed's loud moments (the 80th percentile of
   the last 2 s), so a fire's crackle or a crowd's claps, no louder than their own bed,
-  do not count. How loud the attack is, is judged on its first 7.5 ms (a knock builds up
+  do not count (a stall's filler, a snoop's digital silence, is no part of that bed: see
+  TapBank._bed). How loud the attack is, is judged on its first 7.5 ms (a knock builds up
   over a few blocks); the sharp rise on its first block;
 - that decays: its mean power 40–80 ms after the attack is EARLY_DROP_DB under the
   attack and LATE_DROP_DB under it 80–160 ms after, or back near the background. Real
@@ -58,7 +59,8 @@ reads the block energies from the calls' pooled feature history: a tick costs
 a few numpy operations for all calls, and per-call Python only where a block
 rose PRESELECT_DB over the 40 ms before it (a candidate attack to check).
 Positions are absolute block numbers since the call's history (re)started;
-blocks before `origin` (start, `reset`, end of media) read as silence (-99 dB).
+blocks before `origin` (start, `reset`, end of media) read as silence (-99 dB); the bed's
+before `bed_from` (the same, but a late burst after the end of media: see `push`).
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ TONAL_FLAG, VOICED_FLAG = 1, 2  # per-block flags of the frame (see TapBank._gat
 BED_FRAMES = 100  # 2 s of bed before a candidate
 BED_QUANTILE = 0.8  # taps of a 3-tap group fill < 10 % of 2 s: the 80th percentile is the bed's
 BED_MIN_BLOCKS = 40  # 100 ms of sound make a bed
+BED_LOOKBACK_FRAMES = 300  # 6 s: how far back the bed looks for the caller's audio past a stall's filler
+FILLER_CUT_DB = 10.0  # a sound cut by a stall's filler ends within this of its frame's median block (see _stall_filler)
 BED_MARGIN_DB = 10.0  # a tap's attack stands this far over the bed's loud moments (see docs/audio-eval.md for 16-18)
 TONAL_GAIN_DB = 25.0  # a frame this predictable is a steady tone (see features.tonality)
 TONAL_BLOCKS = 32  # the 80 ms after the attack
@@ -101,6 +105,7 @@ DECAY_LATE = slice(32, 64)  # 80-160 ms after the attack
 EARLY_DROP_DB = 5.0  # a tap's mean power 40-80 ms after its attack is this far under the attack
 LATE_DROP_DB = 10.0  # and this far 80-160 ms after
 REFRACTORY_BLOCKS = 40  # 100 ms
+LATE_BURST_FRAMES = 5  # more frames of a call at once are a late burst (a tick carries 1-2; classifier.WHITEN_BURST_FRAMES)
 BUILD_UP_DB = 3.0  # an attack's first block may be this far short of its next two (see _check)
 ONSET_SPREAD_BLOCKS = 8  # 20 ms: the blocks of one attack (a knock or a rim shot builds up over several ms)
 GROUP_GAP = 1.3  # seconds of the caller's audio without a tap that close a group
@@ -126,16 +131,18 @@ NO_TAP = -(1 << 40)  # an empty place in TapBank.group_taps
 PAD_DB = -99.0  # what blocks before a call's origin (or after the end of its media) read as
 
 
-def _check(blocks, tonal_flags, crest, rows, cols, bed=None, known=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _check(blocks, tonal_flags, crest, rows, cols, bed=None, known=None, context=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check candidate attacks at blocks[rows, cols] (padded per-call rows), all calls at once.
 
     Each candidate needs BACKGROUND_BLOCKS before it and LOOKAHEAD_BLOCKS from it within
-    its row. Returns the qualified candidates (rows, cols) and whether each is a tap;
-    the refractory period is applied by the caller, in order.
+    its row (`context`: those before it, when given). Returns the qualified candidates
+    (rows, cols) and whether each is a tap; the refractory period is applied by the caller, in order.
     """
-    background = np.partition(blocks[rows[:, None], cols[:, None] + _BEFORE], _MEDIAN, axis=1)[:, _MEDIAN]
+    if context is None:
+        context = blocks[rows[:, None], cols[:, None] + _BEFORE]
+    background = np.partition(context, _MEDIAN, axis=1)[:, _MEDIAN]
     attack = blocks[rows, cols]
-    before = np.maximum(np.maximum(blocks[rows, cols - 4], blocks[rows, cols - 3]), blocks[rows, cols - 2])
+    before = context[:, -4:-1].max(axis=1)
     # Loud enough over the local background, and a sharp rise: the blocks just before are
     # near the background or far below the attack (not inside a louder event). Band-limited
     # beds (breathing) make single blocks jump ±6 dB around their median.
@@ -239,6 +246,10 @@ class TapBank:
     FIELDS = (
         ("scan", np.int64, 0),
         ("origin", np.int64, 0),
+        # First frame the bed may read: where listening (re)started, or where the packets came back
+        # after a stop (`flush`, `stopped_at`: the frame count then, -1: none), unless in a late burst.
+        ("bed_from", np.int64, 0),
+        ("stopped_at", np.int64, -1),
         # First block a tap may start at: the 40 ms after listening (re)started have no context
         # before them, and the line's own sound starting there is not a tap (a rise from nothing).
         ("listen_from", np.int64, BACKGROUND_BLOCKS),
@@ -287,7 +298,8 @@ class TapBank:
 
     def reset(self, slot: int, frames: int) -> None:
         """Forget taps and context: audio before frame `frames` reads as silence."""
-        self.origin[slot] = frames
+        self.origin[slot] = self.bed_from[slot] = frames
+        self.stopped_at[slot] = -1
         self.listen_from[slot] = frames * BLOCKS_PER_FRAME + BACKGROUND_BLOCKS
         self.scan[slot] = frames * BLOCKS_PER_FRAME
         self.ctx_start[slot] = frames * BLOCKS_PER_FRAME - _CONTEXT
@@ -355,27 +367,65 @@ class TapBank:
         crest = np.repeat(np.where(pad, np.float32(0.0), rows[:, :, CREST]), BLOCKS_PER_FRAME, axis=1)
         return blocks, tonal_flags, crest
 
-    def _gather_blocks(self, hist, history: int, slots, first_frame, frames: int, real_end) -> np.ndarray:
+    def _gather_blocks(self, hist, history: int, slots, first_frame, frames: int, real_end, origin=None) -> np.ndarray:
         """The blocks of `_gather` alone (the bed needs no flags nor crests): only the block
-        columns are read from the history."""
+        columns are read from the history (before `origin`, by default the calls' origin: silence)."""
         frame = first_frame[:, None] + np.arange(frames)
-        pad = (frame < self.origin[slots][:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
+        origin = self.origin[slots] if origin is None else origin
+        pad = (frame < origin[:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
         blocks = self._rows(hist, history, slots, first_frame, frames, pad)[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
         return np.where(pad[:, :, None], np.float32(PAD_DB), blocks).reshape(len(slots), frames * BLOCKS_PER_FRAME)
+
+    @staticmethod
+    def _stall_filler(hist, history: int, slots, start, window: int, heard, blocks) -> np.ndarray:
+        """Which of these frames (`window` from `start` on, per call, `heard` ones) are a stall's
+        filler: digital silence in a run that cut the caller's sound. A snoop fills a stalled caller
+        with whole frames of zeros (res_stasis_snoop.c): the frame before the run still sounds in its
+        last block, at its level (within FILLER_CUT_DB of the frame's median block: breathing's
+        blocks jump ±6 dB). The line's own digital silence (a gateway's, between taps) follows a
+        sound that died away: its last block is silent or far under the rest of its frame."""
+        frame = start[:, None] + np.arange(window)
+        digital = heard & (hist[slots[:, None], frame % history, DIGITAL_SILENCE] > 0)
+        per_frame = blocks.reshape(len(slots), window, BLOCKS_PER_FRAME)
+        last = per_frame[:, :, -1]
+        cut = heard & ~digital & (last > PAD_DB + 0.5) & (last >= np.median(per_frame, axis=2) - FILLER_CUT_DB)
+        # The last sounding frame at or before each frame (-1: none in the window).
+        sounding = np.where(heard & ~digital, np.arange(window), -1)
+        before = np.maximum.accumulate(sounding, axis=1)
+        return digital & (before >= 0) & np.take_along_axis(cut, np.maximum(before, 0), axis=1)
 
     def _bed(self, hist, history: int, slots, first_frame, real_end) -> np.ndarray:
         """The loud moments of each call's bed: BED_QUANTILE of the block energies over the
         BED_FRAMES before `first_frame`, of the audio the call has (a call younger than
-        BED_MIN_BLOCKS of sound has no bed yet: PAD_DB)."""
-        blocks = self._gather_blocks(hist, history, slots, first_frame - BED_FRAMES, BED_FRAMES, real_end)
-        # Heard: frames since the call's origin (digital silence is heard, -99 dB, and counts).
-        frames = np.clip(first_frame - np.maximum(first_frame - BED_FRAMES, self.origin[slots]), 0, BED_FRAMES)
-        heard = np.arange(blocks.shape[1]) >= (BED_FRAMES - frames)[:, None] * BLOCKS_PER_FRAME
+        BED_MIN_BLOCKS of sound has no bed yet: PAD_DB).
+
+        A stall's filler (`_stall_filler`) is not the caller's bed: the bed is then the caller's
+        last BED_FRAMES of audio, up to BED_LOOKBACK_FRAMES back. Counted as the bed, a snoop's
+        zeros of 1.5 s or more made it digital silence, and the caller's breathing resuming after
+        them stood over it: a sharp onset (its refractory swallowed a tap 20-80 ms later: offline
+        replays of the seed example, session 9) or, cut again or fading, a « tap »."""
+        # Heard: frames since the call's origin (digital silence is heard, -99 dB, and counts),
+        # except a stall's filler.
+        window = BED_FRAMES
+        if BED_LOOKBACK_FRAMES > BED_FRAMES:
+            recent = first_frame[:, None] - BED_FRAMES + np.arange(BED_FRAMES)
+            if (hist[slots[:, None], recent % history, DIGITAL_SILENCE] > 0).any():
+                window = BED_LOOKBACK_FRAMES
+        start = first_frame - window
+        bed_from = self.bed_from[slots]
+        blocks = self._gather_blocks(hist, history, slots, start, window, real_end, bed_from)
+        frame = start[:, None] + np.arange(window)
+        heard_frames = (frame >= bed_from[:, None]) & (frame >= (real_end // BLOCKS_PER_FRAME)[:, None] - history)
+        if window > BED_FRAMES:
+            heard_frames &= ~self._stall_filler(hist, history, slots, start, window, heard_frames, blocks)
+            # The caller's last BED_FRAMES of audio (with no filler in the window, the BED_FRAMES before).
+            heard_frames &= np.cumsum(heard_frames[:, ::-1], axis=1)[:, ::-1] <= BED_FRAMES
+        heard = np.repeat(heard_frames, BLOCKS_PER_FRAME, axis=1)
         # The open group's own taps are no bed: three rings of 250 ms fill 40 % of 2 s, and
         # their 80th percentile would refuse the third tap (over a quiet line above all).
         tapping = np.flatnonzero(self.group[slots] > 0)
         if tapping.size:
-            at = (first_frame[tapping] - BED_FRAMES)[:, None, None] * BLOCKS_PER_FRAME + np.arange(blocks.shape[1])[None, None, :]
+            at = start[tapping][:, None, None] * BLOCKS_PER_FRAME + np.arange(blocks.shape[1])[None, None, :]
             starts = self.group_taps[slots[tapping]][:, :, None]
             ringing = ((at >= starts) & (at < starts + RING_MAX_BLOCKS)).any(axis=1)
             heard[tapping] &= ~ringing
@@ -401,6 +451,15 @@ class TapBank:
         energies (mean over 40 ms). Calls where nothing new rises PRESELECT_DB above it
         only move their scan position (the fast path, ~all calls ~all the time).
         """
+        stopped = self.stopped_at[slots]
+        if (stopped >= 0).any():
+            # The first frames after the packets stopped (`flush`). Held by a stall, they come back late,
+            # in one burst, and the caller's audio before the stop is still their bed; coming back at
+            # their pace (silence suppression: a stop, not a stall), they are heard over nothing.
+            back = np.flatnonzero(stopped >= 0)
+            paced = slots[back[count[back] - stopped[back] <= LATE_BURST_FRAMES]]
+            self.bed_from[paced] = self.origin[paced]
+            self.stopped_at[slots[back]] = -1
         end = count * BLOCKS_PER_FRAME
         threshold = np.maximum(quiet + PRESELECT_DB, TAP_MIN_DBFS)
         fast = np.maximum(peak, self.undecided[slots]) < threshold
@@ -441,6 +500,13 @@ class TapBank:
             new_start = np.maximum(scan0[todo], decided_until[todo])
             rows, cols = np.nonzero(candidate)
             if rows.size:
+                # Right after a stall's filler a rise from nothing: a candidate only if it rises over the
+                # caller's audio before the filler too (see _context).
+                context, skipped = self._context(hist, history, slots[todo], base, real_end[todo] // BLOCKS_PER_FRAME, blocks, rows, cols + BACKGROUND_BLOCKS)
+                if skipped.any():
+                    rises = ~skipped | (blocks[rows, cols + BACKGROUND_BLOCKS] - context.mean(axis=1) >= PRESELECT_DB)
+                    rows, cols, context = rows[rises], cols[rises], context[rises]
+            if rows.size:
                 # Every sharp onset (candidates closer than REFRACTORY are one), tap or not.
                 onsets: dict[int, list[int]] = {}
                 for r, c in zip(rows.tolist(), (cols + BACKGROUND_BLOCKS).tolist()):
@@ -453,7 +519,7 @@ class TapBank:
                 bed = self._bed(hist, history, slots[todo[having]], first_frame[having], real_end[todo[having]])
                 wide, tonal_flags, crest = self._gather(hist, history, slots[todo[having]], first_frame[having], frames, real_end[todo[having]])
                 known = (real_end[todo] - base)[rows] - (cols + BACKGROUND_BLOCKS)
-                local, cols, is_tap = _check(wide, tonal_flags, crest, np.searchsorted(having, rows), cols + BACKGROUND_BLOCKS, bed, known)
+                local, cols, is_tap = _check(wide, tonal_flags, crest, np.searchsorted(having, rows), cols + BACKGROUND_BLOCKS, bed, known, context)
                 rows = having[local]
                 # A row of `wide` per call of `todo` with a candidate (the others are never read).
                 row_of = np.zeros(len(todo), dtype=np.intp)
@@ -532,6 +598,36 @@ class TapBank:
             out[cut] = np.maximum(out[cut], np.where(held, blocks, -np.inf).max(axis=1))
         return out
 
+    def _context(self, hist, history: int, slots, base, counts, blocks, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        """The BACKGROUND_BLOCKS before each candidate (blocks[rows, cols], `base`: the rows' first
+        block), of the caller's audio: a stall's filler (see _stall_filler) just before an attack is
+        skipped. Over those zeros the caller's sound resuming is a sharp rise from nothing; over the
+        caller's audio before them it rises only as much as it did (a breath resumed mid-breath, in
+        pieces between a snoop's runs of zeros, is no attack; a tap after them is). Returns the
+        contexts and which of them skipped a filler."""
+        context = blocks[rows[:, None], cols[:, None] + _BEFORE]
+        skipped = np.zeros(len(rows), dtype=bool)
+        for i in np.flatnonzero((context <= PAD_DB + 0.5).any(axis=1)).tolist():
+            slot, at = int(slots[rows[i]]), int(base[rows[i]] + cols[i])
+            frame = at // BLOCKS_PER_FRAME  # the attack's frame; the zeros are whole frames before it
+            oldest = max(int(self.origin[slot]), int(counts[rows[i]]) - history)  # (older frames are overwritten)
+            end = frame  # the run's end: within the context, the attack's frame at the latest
+            while end - 1 >= max(oldest, frame - BACKGROUND_BLOCKS // BLOCKS_PER_FRAME) and hist[slot, (end - 1) % history, DIGITAL_SILENCE] <= 0:
+                end -= 1
+            start = end
+            while start - 1 >= oldest and hist[slot, (start - 1) % history, DIGITAL_SILENCE] > 0:
+                start -= 1
+            if start == end or start - 2 < oldest or at - end * BLOCKS_PER_FRAME >= BACKGROUND_BLOCKS:
+                continue  # no run of zeros within the context, or no audio of the caller before it
+            cut = hist[slot, (start - 1) % history, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
+            if not (cut[-1] > PAD_DB + 0.5 and cut[-1] >= np.median(cut) - FILLER_CUT_DB):
+                continue  # the line's own silence after a sound that died away
+            earlier = hist[slot, np.arange(start - 2, start) % history, BLOCKS : BLOCKS + BLOCKS_PER_FRAME].reshape(-1)
+            after = blocks[rows[i], cols[i] - (at - end * BLOCKS_PER_FRAME) : cols[i]]
+            context[i] = np.concatenate([earlier, after])[-BACKGROUND_BLOCKS:]
+            skipped[i] = True
+        return context, skipped
+
     def _resumed_ring(self, hist, history: int, slot: int, at: int, row, c: int) -> bool:
         """Is the attack at block `at` (column `c` of `row`) the last tap's ring coming back after
         a run of digital silence that cut it? A snoop fills the caller's stalled RTP with exact
@@ -595,8 +691,12 @@ class TapBank:
             after = int(self.scan[slot]) - end  # refractory reaching past the silence
         else:
             after = 0
-        # What follows is heard after silence: the context before it reads as silence.
+        # What follows is heard after silence: the context before it reads as silence. The bed too,
+        # unless it comes back in a late burst (see `push`): the held audio of a stall, over a bed of
+        # nothing the caller's sound resuming is a sharp onset whose refractory swallows a tap
+        # right after it (or a « tap »).
         self.origin[slot] = frames
+        self.stopped_at[slot] = frames
         self.scan[slot] = real_end + max(after, 0)
         self.ctx_start[slot] = real_end - _CONTEXT
         self.undecided[slot] = PAD_DB

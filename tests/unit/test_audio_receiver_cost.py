@@ -58,6 +58,7 @@ def test_the_bed_by_partition_is_the_bed_by_sort(seed, calls):
     slots = rng.permutation(capacity)[:calls]
     first_frame = rng.integers(0, 3000, calls)
     bank.origin[slots] = np.maximum(first_frame - rng.integers(0, 2 * BED_FRAMES, calls), 0)
+    bank.bed_from[slots] = bank.origin[slots]  # listening (re)started there (`reset` sets both)
     for i, slot in enumerate(slots):
         if rng.random() < 0.3:  # an open group: 1-3 taps within the bed's 2 s
             taps = int(rng.integers(1, 4))

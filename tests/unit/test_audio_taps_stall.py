@@ -233,3 +233,101 @@ def test_the_seed_examples_tap_amid_a_snoops_pieces_counts_as_on_time(audio, gap
     on_time = deliver(pcm, frames(pcm), 23.0)
     got = deliver(_pieces(pcm, 8.7, 1.6, 10, audio, gap), frames(_pieces(pcm, 8.7, 1.6, 10, audio, gap)), 30.0)
     assert [c for c, _ in got] == [c for c, _ in on_time] == [1]
+
+
+def _with_filler(pcm: np.ndarray, runs: list[tuple[float, float]]) -> np.ndarray:
+    """The caller's stream as a snoop hands it over: before each (`at`, `seconds`) of the caller's
+    audio, `seconds` of digital silence (whole frames) inserted; nothing of the caller is lost."""
+    parts, done = [], 0
+    for at, seconds in sorted(runs):
+        cut = int(round(at * 50)) * FRAME
+        parts += [pcm[done:cut], np.zeros(int(round(seconds * 50)) * FRAME, dtype=np.int16)]
+        done = cut
+    parts.append(pcm[done:])
+    return np.concatenate(parts)
+
+
+def _group_region(group: int) -> np.ndarray:
+    """20 s of the seed example's caller around its `group`-th tap group (1-5), which starts at 9.9 s."""
+    start = int(round((23.0 + 13 * (group - 1)) * 8000))
+    return _seed_example_caller()[start: start + 20 * 8000]
+
+
+@pytest.mark.parametrize("seconds", [1.5, 2.5])
+@pytest.mark.parametrize("group", [3, 4, 5])
+def test_a_single_tap_right_after_a_snoops_long_filler_counts_as_on_time(group, seconds):
+    """Session 9 (issue 12, the seed example's fifth tap not heard through a snoop): the caller's
+    packets stalled 1.5 s or more and the snoop filled the gap with digital silence; the breathing
+    resumed 40 ms before the tap. Those zeros were the bed (80th percentile of 2 s: digital
+    silence), so the breathing resuming stood over it as a sharp onset, not a tap, and its 100 ms
+    refractory swallowed the tap: no group at all. A stall's filler is no part of the bed now."""
+    pcm = _group_region(group)
+    on_time = deliver(pcm, frames(pcm), 23.0)
+    snoop = _with_filler(pcm, [(9.86, seconds)])
+    got = deliver(snoop, frames(snoop), 23.0 + seconds)
+    assert [c for c, _ in got] == [c for c, _ in on_time] == [1]
+
+
+@pytest.mark.parametrize("group, before", [(3, 0.84), (5, 0.62)])
+def test_breathing_resumed_after_a_snoops_filler_is_no_tap(group, before):
+    """The same long filler (2 s) ending `before` the tap, as a breath fades: the breathing resuming
+    over the zeros rose sharply and decayed, a « tap » (« oui » heard as « non »)."""
+    pcm = _group_region(group)
+    snoop = _with_filler(pcm, [(9.9 - before, 2.0)])
+    got = deliver(snoop, frames(snoop), 25.0)
+    assert [c for c, _ in got] == [1]
+
+
+@pytest.mark.parametrize("group, start, first_gap, audio, gap, pieces", [
+    (3, 9.06, 0.2, 0.26, 0.5, 5),
+    (4, 9.84, 1.6, 0.5, 0.5, 13),
+    (5, 9.86, 1.6, 0.4, 0.06, 7),
+])
+def test_the_seed_examples_taps_amid_a_snoops_pieces_after_a_long_first_gap(group, start, first_gap, audio, gap, pieces):
+    """Pieces of the caller's audio between runs of zeros (as `_pieces`) around a single tap, from
+    offline replays of the seed example's groups 3-5 where the tap was not heard (or heard twice)."""
+    pcm = _group_region(group)
+    runs = [(start, first_gap)] + [(start + (k + 1) * audio, gap) for k in range(pieces)]
+    snoop = _with_filler(pcm, runs)
+    got = deliver(snoop, frames(snoop), 23.0 + first_gap + pieces * gap)
+    assert [c for c, _ in got] == [1]
+
+
+@pytest.mark.parametrize("group, before", [(3, 0.04), (4, 0.06), (5, 0.02)])
+def test_a_single_tap_right_after_packets_stopped_for_more_than_quiet_close_counts(group, before):
+    """The caller's packets held 2.5 s (longer than QUIET_CLOSE: the detector decided what was
+    pending as if silence followed, `flush`) from `before` the tap, then read in one burst. Heard
+    after that silence, with no bed (the frames before it read as silence), the breathing's first
+    blocks were a sharp onset and its refractory swallowed the tap 20-60 ms later: nothing heard.
+    The bed is still the caller's audio before the packets stopped."""
+    pcm = _group_region(group)
+    on_time = deliver(pcm, frames(pcm), 23.0)
+    got = deliver(pcm, stalled(pcm, round(9.9 - before, 2), 2.5), 26.0)
+    assert [c for c, _ in got] == [c for c, _ in on_time] == [1]
+
+
+def test_taps_after_a_stop_at_their_pace_are_heard_over_nothing():
+    """A phone with silence suppression sends only the frames around each tap: after 3 s without
+    packets the next frames come at their pace, not in a late burst. They are heard after silence
+    as before (the bed of the audio before the stop is kept only for a late burst)."""
+    x = synth.to_pcm(synth.taps(91, 2, seconds=6.0, start=1.0, spacing=(3.5, 3.5001)) + 0.3 * synth.hiss(91, 6.0))
+    first, second = x[int(0.9 * 8000): int(1.4 * 8000)], x[int(4.44 * 8000): int(5.0 * 8000)]
+    got = deliver(x, frames(first, 0.9) + frames(second, 4.44), 10.0)
+    assert [c for c, _ in got] == [1, 1]
+
+
+@pytest.mark.parametrize("group, start, first_gap, audio, gap, pieces", [
+    (1, 7.48, 0.1, 0.04, 0.02, 11),  # 11 pieces' onsets 2 s before the tap: « impulsive noise », no group
+    (4, 8.70, 0.1, 0.06, 0.24, 7),  # a piece of a loud breath phase, cut again: a 2nd « tap »
+    (5, 8.80, 0.2, 0.06, 0.1, 9),
+])
+def test_short_pieces_of_a_loud_breath_between_a_snoops_zeros_are_no_taps(group, start, first_gap, audio, gap, pieces):
+    """Pieces of 40-60 ms of the caller's audio between a snoop's runs of zeros, in a loud phase of a
+    breath (10 dB over the bed's loud moments): each piece rose from the zeros (an attack) and fell
+    back into them (a decay), a « tap », or a rival onset. Judged over the caller's audio before the
+    zeros (the previous piece, the same breath), it rises no more than the breath does."""
+    pcm = _group_region(group)
+    runs = [(start, first_gap)] + [(start + (k + 1) * audio, gap) for k in range(pieces)]
+    snoop = _with_filler(pcm, runs)
+    got = deliver(snoop, frames(snoop), 23.0 + first_gap + pieces * gap)
+    assert [c for c, _ in got] == [1]
