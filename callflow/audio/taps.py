@@ -404,13 +404,23 @@ class TapBank:
         zeros of 1.5 s or more made it digital silence, and the caller's breathing resuming after
         them stood over it: a sharp onset (its refractory swallowed a tap 20-80 ms later: offline
         replays of the seed example, session 9) or, cut again or fading, a « tap »."""
+        # Only a call with digital silence in its last BED_FRAMES may have a filler there: the others'
+        # bed is the same over BED_FRAMES (their last BED_FRAMES of audio), at a third of the cost.
+        if BED_LOOKBACK_FRAMES > BED_FRAMES:
+            recent = self._rows(hist, history, slots, first_frame - BED_FRAMES, BED_FRAMES, np.zeros((len(slots), BED_FRAMES), dtype=bool))
+            back = (recent[:, :, DIGITAL_SILENCE] > 0).any(axis=1)
+            if back.all():
+                return self._bed_over(hist, history, slots, first_frame, real_end, BED_LOOKBACK_FRAMES)
+            if back.any():
+                bed = self._bed_over(hist, history, slots, first_frame, real_end, BED_FRAMES)
+                bed[back] = self._bed_over(hist, history, slots[back], first_frame[back], real_end[back], BED_LOOKBACK_FRAMES)
+                return bed
+        return self._bed_over(hist, history, slots, first_frame, real_end, BED_FRAMES)
+
+    def _bed_over(self, hist, history: int, slots, first_frame, real_end, window: int) -> np.ndarray:
+        """`_bed` over `window` frames before `first_frame`."""
         # Heard: frames since the call's origin (digital silence is heard, -99 dB, and counts),
         # except a stall's filler.
-        window = BED_FRAMES
-        if BED_LOOKBACK_FRAMES > BED_FRAMES:
-            recent = first_frame[:, None] - BED_FRAMES + np.arange(BED_FRAMES)
-            if (hist[slots[:, None], recent % history, DIGITAL_SILENCE] > 0).any():
-                window = BED_LOOKBACK_FRAMES
         start = first_frame - window
         bed_from = self.bed_from[slots]
         blocks = self._gather_blocks(hist, history, slots, start, window, real_end, bed_from)

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from callflow.audio import ring
 from callflow.audio.classifier import RECENT, CallAudio, _batched_scores, _breathing_after_veto, _is_tone, analyse_calls
-from callflow.audio.features import BLOCK_MAX, BLOCKS, BLOCKS_PER_FRAME, N_COLUMNS
+from callflow.audio.features import BLOCK_MAX, BLOCKS, BLOCKS_PER_FRAME, DIGITAL_SILENCE, N_COLUMNS
 from callflow.audio.offline import ManualClock
 from callflow.audio.receiver import RtpReceiver
 from callflow.audio.rtp import build_rtp
-from callflow.audio.taps import BED_FRAMES, BED_MIN_BLOCKS, BED_QUANTILE, LOOKAHEAD_BLOCKS, MAX_GROUP_TAPS, NO_TAP, RING_MAX_BLOCKS, TapBank
+from callflow.audio.taps import BED_FRAMES, BED_LOOKBACK_FRAMES, BED_MIN_BLOCKS, BED_QUANTILE, LOOKAHEAD_BLOCKS, MAX_GROUP_TAPS, NO_TAP, RING_MAX_BLOCKS, TapBank
 
 
 _spec = importlib.util.spec_from_file_location("audio_synth", Path(__file__).resolve().parents[1] / "audio" / "synth.py")
@@ -71,6 +71,39 @@ def test_the_bed_by_partition_is_the_bed_by_sort(seed, calls):
     want = reference_bed(bank, hist, history, slots, first_frame, real_end)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), calls=st.integers(1, 40))
+def test_the_bed_looks_back_only_for_calls_with_digital_silence_and_it_changes_nothing_for_the_others(seed, calls):
+    """`_bed` looks back BED_LOOKBACK_FRAMES (past a stall's filler) only for the calls with digital
+    silence in their last BED_FRAMES (session 9: every call of a batch did when one had): the others'
+    bed is what the look-back gives them too. Runs of zeros after sounds cut or faded, young calls,
+    open groups."""
+    rng = np.random.default_rng(seed)
+    history = 400
+    capacity = calls + 3
+    hist = np.round(rng.uniform(-80.0, -5.0, (capacity, 2 * history, N_COLUMNS)), 1).astype(np.float32)
+    hist[:, :, DIGITAL_SILENCE] = 0.0
+    for slot in range(capacity):  # runs of digital silence here and there
+        for _ in range(int(rng.integers(0, 4))):
+            at, n = int(rng.integers(0, history)), int(rng.integers(1, 120))
+            rows = (at + np.arange(n)) % history
+            hist[slot, rows, DIGITAL_SILENCE] = 1.0
+            hist[slot, rows, BLOCKS : BLOCKS + BLOCKS_PER_FRAME] = -99.0
+    hist[:, history:] = hist[:, :history]
+    bank = TapBank(capacity)
+    slots = rng.permutation(capacity)[:calls]
+    first_frame = rng.integers(BED_LOOKBACK_FRAMES, 3000, calls)
+    bank.origin[slots] = bank.bed_from[slots] = np.maximum(first_frame - rng.integers(0, 2 * BED_LOOKBACK_FRAMES, calls), 0)
+    for i, slot in enumerate(slots):
+        if rng.random() < 0.3:
+            bank.group[slot] = 1
+            bank.group_taps[slot] = NO_TAP
+            bank.group_taps[slot, 0] = (first_frame[i] - int(rng.integers(1, BED_FRAMES))) * BLOCKS_PER_FRAME
+    real_end = (first_frame + rng.integers(1, 30, calls)) * BLOCKS_PER_FRAME
+    got = bank._bed(hist, history, slots, first_frame, real_end)
+    np.testing.assert_array_equal(got, bank._bed_over(hist, history, slots, first_frame, real_end, BED_LOOKBACK_FRAMES))
 
 
 @settings(max_examples=60, deadline=None)
