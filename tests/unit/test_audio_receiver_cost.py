@@ -43,17 +43,23 @@ def reference_bed(bank: TapBank, hist, history, slots, first_frame, real_end) ->
     return np.where(n >= BED_MIN_BLOCKS, bed, -99.0)
 
 
+def random_history(rng, history: int, capacity: int) -> np.ndarray:
+    """A pool's feature ring of random levels, with ties (rounded) and digital silence (-99 dB) in the
+    blocks, mirrored as the pool writes it (frame f at rows f % H and f % H + H)."""
+    hist = np.round(rng.uniform(-99.0, -5.0, (capacity, 2 * history, N_COLUMNS)), int(rng.integers(0, 3))).astype(np.float32)
+    hist[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME][rng.random((capacity, 2 * history, BLOCKS_PER_FRAME)) < 0.1] = -99.0
+    hist[:, history:] = hist[:, :history]
+    return hist
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), calls=st.integers(1, 40))
 def test_the_bed_by_partition_is_the_bed_by_sort(seed, calls):
     """Young calls (origin inside the 2 s), calls with an open group (their rings left out), calls
     heard whole; levels with ties (rounded) and digital silence (-99 dB)."""
     rng = np.random.default_rng(seed)
-    history = 400
-    capacity = calls + 3
-    hist = np.round(rng.uniform(-99.0, -5.0, (capacity, 2 * history, N_COLUMNS)), int(rng.integers(0, 3))).astype(np.float32)
-    hist[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME][rng.random((capacity, 2 * history, BLOCKS_PER_FRAME)) < 0.1] = -99.0
-    hist[:, history:] = hist[:, :history]  # the pool's mirrored ring: frame f at rows f % H and f % H + H
+    history, capacity = 400, calls + 3
+    hist = random_history(rng, history, capacity)
     bank = TapBank(capacity)
     slots = rng.permutation(capacity)[:calls]
     first_frame = rng.integers(0, 3000, calls)
@@ -114,11 +120,8 @@ def test_what_is_still_undecided_by_frame_maxima_is_the_loudest_held_block(seed,
     anywhere (before the window, in a frame, on a frame's edge, after the window: -inf), young calls
     (origin inside the window), a stream that ended inside it (a flush), ties and digital silence."""
     rng = np.random.default_rng(seed)
-    history = 400
-    capacity = calls + 3
-    hist = np.round(rng.uniform(-99.0, -5.0, (capacity, 2 * history, N_COLUMNS)), int(rng.integers(0, 3))).astype(np.float32)
-    hist[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME][rng.random((capacity, 2 * history, BLOCKS_PER_FRAME)) < 0.1] = -99.0
-    hist[:, history:] = hist[:, :history]  # the pool's mirrored ring: frame f at rows f % H and f % H + H
+    history, capacity = 400, calls + 3
+    hist = random_history(rng, history, capacity)
     hist[:, :, BLOCK_MAX] = hist[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME].max(axis=2)  # as features.py writes it
     bank = TapBank(capacity)
     slots = rng.permutation(capacity)[:calls]
