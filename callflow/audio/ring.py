@@ -38,3 +38,13 @@ def recent(small: np.ndarray, slots: np.ndarray, counts: np.ndarray) -> np.ndarr
     s0, s1, s2 = small.strides
     view = as_strided(small, shape=(calls, columns, n + 1, n), strides=(s0, s1, s2, s2), writeable=False)
     return view[slots, :, counts % n]
+
+
+def frames(hist: np.ndarray, history: int, slots: np.ndarray, first_frames: np.ndarray, n: int) -> np.ndarray:
+    """The rows of frames first_frames[i] … first_frames[i] + n - 1 of call slots[i] (frame f at row
+    f % H): (m, n, columns). One block per call when the span fits in the 2H rows; a longer one (a
+    very late burst) row by row, as any span of frames wraps the ring."""
+    first_rows = first_frames % history
+    if first_rows.size and int(first_rows.max()) + n <= 2 * history:
+        return windows(hist, slots, first_rows, n)
+    return hist[slots[:, None], (first_frames[:, None] + np.arange(n)) % history]

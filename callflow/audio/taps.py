@@ -343,23 +343,12 @@ class TapBank:
         times = self.group_times[slot]
         return max([self._impulses(slot, now, level)] + [self._impulses(slot, t, level) for t in times[~np.isnan(times)].tolist()])
 
-    @staticmethod
-    def _rows(hist, history: int, slots, first_frame, frames: int, pad) -> np.ndarray:
-        """Whole feature rows of `frames` frames from `first_frame` on, per call (m, frames, columns);
-        rows under `pad` are to be replaced by the caller. One block per call from the mirrored ring
-        (callflow/audio/ring.py); a span longer than the ring allows (a very late burst) row by row."""
-        first_row = first_frame % history
-        if first_row.size and int(first_row.max()) + frames <= 2 * history:
-            return ring.windows(hist, slots, first_row, frames)
-        frame = first_frame[:, None] + np.arange(frames)
-        return hist[slots[:, None], np.where(pad, 0, frame % history)]
-
     def _gather(self, hist, history: int, slots, first_frame, frames: int, real_end):
         """Blocks, tonal flags and crests of `frames` whole frames from `first_frame` on, per call
         (m, frames × BLOCKS_PER_FRAME); frames before the origin or at/after `real_end` (blocks) are silence."""
         frame = first_frame[:, None] + np.arange(frames)
         pad = (frame < self.origin[slots][:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
-        rows = self._rows(hist, history, slots, first_frame, frames, pad)  # (m, frames, columns)
+        rows = ring.frames(hist, history, slots, first_frame, frames)  # (m, frames, columns)
         shape = (len(slots), frames * BLOCKS_PER_FRAME)
         blocks = np.where(pad[:, :, None], np.float32(PAD_DB), rows[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]).reshape(shape)
         flags = ((rows[:, :, TONAL] >= TONAL_GAIN_DB) * TONAL_FLAG + (rows[:, :, VOICED] > 0) * VOICED_FLAG) * ~pad
@@ -373,7 +362,7 @@ class TapBank:
         frame = first_frame[:, None] + np.arange(frames)
         origin = self.origin[slots] if origin is None else origin
         pad = (frame < origin[:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
-        blocks = self._rows(hist, history, slots, first_frame, frames, pad)[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
+        blocks = ring.frames(hist, history, slots, first_frame, frames)[:, :, BLOCKS : BLOCKS + BLOCKS_PER_FRAME]
         return np.where(pad[:, :, None], np.float32(PAD_DB), blocks).reshape(len(slots), frames * BLOCKS_PER_FRAME)
 
     @staticmethod
@@ -407,7 +396,7 @@ class TapBank:
         # Only a call with digital silence in its last BED_FRAMES may have a filler there: the others'
         # bed is the same over BED_FRAMES (their last BED_FRAMES of audio), at a third of the cost.
         if BED_LOOKBACK_FRAMES > BED_FRAMES:
-            recent = self._rows(hist, history, slots, first_frame - BED_FRAMES, BED_FRAMES, np.zeros((len(slots), BED_FRAMES), dtype=bool))
+            recent = ring.frames(hist, history, slots, first_frame - BED_FRAMES, BED_FRAMES)
             back = (recent[:, :, DIGITAL_SILENCE] > 0).any(axis=1)
             if back.all():
                 return self._bed_over(hist, history, slots, first_frame, real_end, BED_LOOKBACK_FRAMES)
@@ -596,7 +585,7 @@ class TapBank:
         a frame, not eight: every scanned call, every tick); the frame `held_from` cuts, block by block."""
         frame = decided_until[:, None] // BLOCKS_PER_FRAME + np.arange(LOOKAHEAD_BLOCKS // BLOCKS_PER_FRAME)
         pad = (frame < self.origin[slots][:, None]) | (frame * BLOCKS_PER_FRAME >= real_end[:, None])
-        loudest = np.where(pad, np.float32(PAD_DB), self._rows(hist, history, slots, frame[:, 0], frame.shape[1], pad)[:, :, BLOCK_MAX])
+        loudest = np.where(pad, np.float32(PAD_DB), ring.frames(hist, history, slots, frame[:, 0], frame.shape[1])[:, :, BLOCK_MAX])
         whole = frame * BLOCKS_PER_FRAME >= held_from[:, None]
         out = np.where(whole, loudest, -np.inf).max(axis=1)
         cut = np.flatnonzero((held_from % BLOCKS_PER_FRAME != 0) & (held_from > frame[:, 0] * BLOCKS_PER_FRAME)

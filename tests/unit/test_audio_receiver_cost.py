@@ -140,7 +140,7 @@ def test_what_is_still_undecided_by_frame_maxima_is_the_loudest_held_block(seed,
 def test_ring_windows_are_the_rows_a_fancy_index_gathered(seed, calls, n):
     """callflow/audio/ring.py (session 9) reads the mirrored rings by blocks: the same values as
     the fancy indexes it replaced, for the feature ring (last n rows, any window) and the small
-    ring of the last second; and the tap detector's row reader, also for a span longer than the
+    ring of the last second; and the frames reader the tap detector uses (ring.frames), also for a span longer than the
     ring allows (a very late burst: read row by row, as before)."""
     rng = np.random.default_rng(seed)
     history, capacity = 64, calls + 2
@@ -158,9 +158,8 @@ def test_ring_windows_are_the_rows_a_fancy_index_gathered(seed, calls, n):
     np.testing.assert_array_equal(got[:, 1], small[slots[:, None], 1, cols])
     for frames in (n, 2 * history + 1):  # within the ring; longer than it allows
         first = counts - rng.integers(0, 3 * history, calls)
-        pad = np.zeros((calls, frames), dtype=bool)
         want = hist[slots[:, None], (first[:, None] + np.arange(frames)) % history]
-        np.testing.assert_array_equal(TapBank._rows(hist, history, slots, first, frames, pad), want)
+        np.testing.assert_array_equal(ring.frames(hist, history, slots, first, frames), want)
 
 
 def test_first_second_speech_scores_and_tone_check_batched_are_those_of_each_call():
